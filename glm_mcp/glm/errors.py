@@ -1,0 +1,95 @@
+"""What can go wrong talking to the GLM API, as one small hierarchy the MCP face can map to advice."""
+
+from __future__ import annotations
+
+RETRYABLE_CODES = frozenset({"1302", "1303", "1305", "500", "1200", "1230", "1234"})
+"""Concurrency and frequency limits, overload, and the platform's internal errors."""
+
+FINAL_CODES = frozenset(
+    {
+        "1000",
+        "1001",
+        "1002",
+        "1003",
+        "1004",
+        "1112",
+        "1113",
+        "1121",
+        "1210",
+        "1211",
+        "1212",
+        "1213",
+        "1214",
+        "1215",
+        "1220",
+        "1261",
+        "1301",
+        "1304",
+        "1308",
+        "1309",
+        "1310",
+    }
+)
+"""Authentication, billing, quota, bad requests and content blocks: the same request fails again."""
+
+
+class GLMError(Exception):
+    """Anything that stopped a GLM call from producing an answer."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class GLMAPIError(GLMError):
+    """The platform answered with an error: an HTTP error status, or an error frame inside a stream.
+
+    `code` is the platform's business code as a string ("1211", "1113", …): the same HTTP status
+    covers very different causes (429 is both "top up your balance" and "slow down"), so the code
+    is what decides advice and retries.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int, code: str | None = None, request_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        code = f" code {self.code}" if self.code else ""
+        return f"GLM API error (HTTP {self.status_code}{code}): {self.message}"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed later: rate limits, overload and server faults.
+
+        Decided by the business code first: HTTP 429 also means "insufficient balance" (1113),
+        which no retry can fix.
+        """
+        if self.code in RETRYABLE_CODES:
+            return True
+        if self.code in FINAL_CODES:
+            return False
+        return self.status_code >= 500 or self.status_code == 408
+
+
+class GLMTransportError(GLMError):
+    """The request did not get an answer: connection refused or cut, a timeout, a malformed reply.
+
+    `maybe_delivered` says whether the upstream may have received (and billed) the request,
+    which decides whether re-sending it could create a duplicate job.
+    """
+
+    def __init__(self, message: str, *, maybe_delivered: bool) -> None:
+        super().__init__(message)
+        self.maybe_delivered = maybe_delivered
+
+
+class GLMStreamError(GLMError):
+    """A streamed answer broke off: it ended without `[DONE]`, or the connection was cut mid-stream."""
+
+
+class MissingAPIKeyError(GLMError):
+    """No API key is configured, so no call can be authenticated."""

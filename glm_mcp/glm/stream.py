@@ -1,0 +1,116 @@
+"""Assembling a streamed chat into the completion a non-streamed call would have returned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from glm_mcp.glm.types import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    FunctionCall,
+    ToolCall,
+    Usage,
+    WebSearchItem,
+)
+
+
+@dataclass(slots=True)
+class _ToolCallParts:
+    id: str = ""
+    type: str = "function"
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class StreamAccumulator:
+    """Folds chunks into one completion: text and reasoning concatenated, tool calls joined by
+    index, and the finish reason, usage and sources taken from the last chunk that carries them.
+    """
+
+    id: str = ""
+    request_id: str | None = None
+    created: int | None = None
+    model: str = ""
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    tool_calls: dict[int, _ToolCallParts] = field(default_factory=dict)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    web_search: list[WebSearchItem] | None = None
+    content_chars: int = 0
+    reasoning_chars: int = 0
+    chunks: int = 0
+
+    def add(self, chunk: ChatCompletionChunk) -> None:
+        self.chunks += 1
+        self.id = chunk.id or self.id
+        self.request_id = chunk.request_id or self.request_id
+        self.created = chunk.created or self.created
+        self.model = chunk.model or self.model
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.web_search is not None:
+            self.web_search = chunk.web_search
+        for choice in chunk.choices:
+            delta = choice.delta
+            if delta.content:
+                self.content.append(delta.content)
+                self.content_chars += len(delta.content)
+            if delta.reasoning_content:
+                self.reasoning.append(delta.reasoning_content)
+                self.reasoning_chars += len(delta.reasoning_content)
+            for call in delta.tool_calls or ():
+                parts = self.tool_calls.setdefault(call.index, _ToolCallParts())
+                parts.id = call.id or parts.id
+                parts.type = call.type or parts.type
+                if call.function is not None:
+                    parts.name = call.function.name or parts.name
+                    if call.function.arguments:
+                        parts.arguments.append(call.function.arguments)
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+
+    @property
+    def text(self) -> str:
+        return "".join(self.content)
+
+    def tail(self, chars: int) -> str:
+        """The last `chars` characters of the answer so far (or of the reasoning, before any answer)."""
+        source = self.content if self.content else self.reasoning
+        out: list[str] = []
+        size = 0
+        for piece in reversed(source):
+            out.append(piece)
+            size += len(piece)
+            if size >= chars:
+                break
+        return "".join(reversed(out))[-chars:]
+
+    def completion(self) -> ChatCompletion:
+        """The completion assembled so far (complete once the stream has ended)."""
+        message = AssistantMessage(
+            content=self.text,
+            reasoning_content="".join(self.reasoning) or None,
+            tool_calls=[
+                ToolCall(
+                    id=parts.id,
+                    type=parts.type,
+                    index=index,
+                    function=FunctionCall(name=parts.name, arguments="".join(parts.arguments)),
+                )
+                for index, parts in sorted(self.tool_calls.items())
+            ]
+            or None,
+        )
+        return ChatCompletion(
+            id=self.id,
+            request_id=self.request_id or self.id or None,
+            created=self.created,
+            model=self.model,
+            choices=[Choice(index=0, finish_reason=self.finish_reason, message=message)],
+            usage=self.usage,
+            web_search=self.web_search,
+        )

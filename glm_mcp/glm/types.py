@@ -1,0 +1,309 @@
+"""Wire types of the GLM HTTP API v4 (see docs/architecture.md and the contract in glm-api.md).
+
+Request models are strict (we build them, so a typo is our bug); response models tolerate
+unknown fields, because the platform adds fields without notice.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = str  # stop, length, tool_calls, sensitive, network_error, model_context_window_exceeded, …
+TaskStatus = Literal["PROCESSING", "SUCCESS", "FAIL"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --- message content ----------------------------------------------------------------------
+
+
+class MediaURL(_Request):
+    url: Annotated[str, Field(min_length=1, description="An https URL, or base64 data (a data: URL is accepted).")]
+
+
+class TextPart(_Request):
+    type: Literal["text"]
+    text: Annotated[str, Field(description="The text of this part.")]
+
+
+class ImagePart(_Request):
+    type: Literal["image_url"]
+    image_url: Annotated[MediaURL, Field(description="The image, for vision models (glm-4.5v, glm-4.6v, …).")]
+
+
+class VideoPart(_Request):
+    type: Literal["video_url"]
+    video_url: Annotated[MediaURL, Field(description="The video, for vision models that take video.")]
+
+
+class FilePart(_Request):
+    type: Literal["file_url"]
+    file_url: Annotated[MediaURL, Field(description="A document, for models that read files.")]
+
+
+ContentPart = Annotated[TextPart | ImagePart | VideoPart | FilePart, Field(discriminator="type")]
+
+
+class FunctionCall(_Response):
+    name: str = ""
+    arguments: str = ""
+
+
+class ToolCall(_Response):
+    """A call the model asks the caller to make; `function.arguments` is JSON text the model wrote."""
+
+    id: str = ""
+    type: str = "function"
+    index: int | None = None
+    function: FunctionCall = Field(default_factory=FunctionCall)
+
+
+class Message(_Request):
+    """One message of a conversation, as the API takes it."""
+
+    role: Annotated[Role, Field(description="Who wrote it: system, user, assistant or tool.")]
+    content: Annotated[
+        str | list[ContentPart] | None,
+        Field(description="Text, or a list of parts (text, image_url, …) for vision models."),
+    ] = None
+    tool_call_id: Annotated[str | None, Field(description="For role 'tool': the id of the tool call this answers.")] = (
+        None
+    )
+    tool_calls: Annotated[
+        list[ToolCall] | None, Field(description="For role 'assistant': the tool calls it made earlier.")
+    ] = None
+
+
+# --- tools the model may use ----------------------------------------------------------------
+
+SearchEngine = Literal[
+    "search_std", "search_pro", "search_pro_sogou", "search_pro_quark", "search_pro_jina", "search_pro_bing"
+]
+RecencyFilter = Literal["oneDay", "oneWeek", "oneMonth", "oneYear", "noLimit"]
+ContentSize = Literal["medium", "high"]
+
+
+class WebSearchOptions(_Request):
+    enable: bool = True
+    search_engine: SearchEngine | None = None
+    search_query: str | None = None
+    count: int | None = None
+    search_domain_filter: str | None = None
+    search_recency_filter: RecencyFilter | None = None
+    content_size: ContentSize | None = None
+    result_sequence: Literal["before", "after"] | None = None
+    search_result: bool | None = None
+    require_search: bool | None = None
+    search_prompt: str | None = None
+
+
+class WebSearchTool(_Request):
+    type: Literal["web_search"] = "web_search"
+    web_search: WebSearchOptions
+
+
+class FunctionDefinition(_Request):
+    name: str
+    description: str | None = None
+    parameters: dict[str, object] | None = None
+
+
+class FunctionTool(_Request):
+    type: Literal["function"] = "function"
+    function: FunctionDefinition
+
+
+class Thinking(_Request):
+    type: Literal["enabled", "disabled"]
+
+
+class ResponseFormat(_Request):
+    type: Literal["text", "json_object"]
+
+
+class ChatRequest(_Request):
+    """The body of POST /chat/completions and POST /async/chat/completions."""
+
+    model: str
+    messages: list[Message]
+    stream: bool | None = None
+    do_sample: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    tools: list[WebSearchTool | FunctionTool] | None = None
+    tool_choice: Literal["auto"] | None = None
+    thinking: Thinking | None = None
+    response_format: ResponseFormat | None = None
+    request_id: str | None = None
+    user_id: str | None = None
+
+    def to_json(self) -> bytes:
+        """The wire body: unset fields are left out rather than sent as null."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+class PromptTokensDetails(_Response):
+    cached_tokens: int = 0
+
+
+class CompletionTokensDetails(_Response):
+    reasoning_tokens: int = 0
+
+
+class Usage(_Response):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails | None = None
+    completion_tokens_details: CompletionTokensDetails | None = None
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.prompt_tokens_details.cached_tokens if self.prompt_tokens_details else 0
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return self.completion_tokens_details.reasoning_tokens if self.completion_tokens_details else 0
+
+
+class WebSearchItem(_Response):
+    """One source the web_search tool found; the answer cites it as `[<refer>]`."""
+
+    refer: str | None = None
+    title: str | None = None
+    link: str | None = None
+    media: str | None = None
+    icon: str | None = None
+    content: str | None = None
+    publish_date: str | None = None
+
+
+class AssistantMessage(_Response):
+    role: str = "assistant"
+    content: str | None = None
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+
+
+class Choice(_Response):
+    index: int = 0
+    finish_reason: FinishReason | None = None
+    message: AssistantMessage = Field(default_factory=AssistantMessage)
+
+
+class ChatCompletion(_Response):
+    id: str = ""
+    request_id: str | None = None
+    created: int | None = None
+    model: str = ""
+    choices: list[Choice] = Field(default_factory=list)
+    usage: Usage | None = None
+    web_search: list[WebSearchItem] | None = None
+
+    @property
+    def message(self) -> AssistantMessage:
+        return self.choices[0].message if self.choices else AssistantMessage()
+
+    @property
+    def finish_reason(self) -> FinishReason | None:
+        return self.choices[0].finish_reason if self.choices else None
+
+
+class FunctionCallDelta(_Response):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(_Response):
+    index: int = 0
+    id: str | None = None
+    type: str | None = None
+    function: FunctionCallDelta | None = None
+
+
+class Delta(_Response):
+    role: str | None = None
+    content: str | None = None
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+
+
+class ChunkChoice(_Response):
+    index: int = 0
+    delta: Delta = Field(default_factory=Delta)
+    finish_reason: FinishReason | None = None
+
+
+class ChatCompletionChunk(_Response):
+    """One `data:` frame of a streamed chat; the last one carries finish_reason, usage and web_search."""
+
+    id: str = ""
+    request_id: str | None = None
+    created: int | None = None
+    model: str = ""
+    choices: list[ChunkChoice] = Field(default_factory=list)
+    usage: Usage | None = None
+    web_search: list[WebSearchItem] | None = None
+
+
+class AsyncTask(_Response):
+    """The answer to an async submit, and the PROCESSING / FAIL form of a poll."""
+
+    id: str
+    request_id: str | None = None
+    model: str = ""
+    task_status: TaskStatus = "PROCESSING"
+
+
+class AsyncTaskResult(ChatCompletion):
+    """A poll of /async-result/{id}: the task status, plus the full completion on SUCCESS."""
+
+    task_status: TaskStatus = "PROCESSING"
+
+
+class ModelInfo(_Response):
+    id: str
+    object: str = "model"
+    created: int | None = None
+    owned_by: str | None = None
+
+
+class ModelList(_Response):
+    data: list[ModelInfo] = Field(default_factory=list)
+
+
+# --- model quirks ---------------------------------------------------------------------------
+
+_THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.DOTALL)
+_BOX_TOKENS = ("<|begin_of_box|>", "<|end_of_box|>")
+
+
+def split_answer(content: str | None, reasoning: str | None) -> tuple[str, str | None]:
+    """The answer text and the reasoning, with the models' markup quirks undone.
+
+    glm-z1-* models put their reasoning inside the content as `<think>…</think>`; vision models
+    wrap answers in `<|begin_of_box|>…<|end_of_box|>`. Callers want neither in the answer.
+    """
+    text = content or ""
+    if match := _THINK.match(text):
+        reasoning = ((reasoning or "") + match.group(1)).strip() or None
+        text = text[match.end() :]
+    for token in _BOX_TOKENS:
+        if token in text:
+            text = text.replace(token, "")
+    return text, reasoning or None
