@@ -1,0 +1,120 @@
+"""The `glm-mcp` command: serve MCP (stdio or Streamable HTTP), run the demo, or run the emulator.
+
+Over stdio, stdout belongs to JSON-RPC: everything this program says goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from glm_mcp import __version__
+
+DEFAULT_HTTP_PORT = 8000
+DEFAULT_EMULATOR_PORT = 8765
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "emulator":
+            return _run_emulator(args.host, args.port)
+        return _serve(args, demo=args.command == "demo")
+    except KeyboardInterrupt:
+        return 130
+
+
+def _serve(args: argparse.Namespace, *, demo: bool) -> int:
+    from glm_mcp.config import ConfigError, Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"glm-mcp: configuration error: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_level)
+
+    if demo:
+        from glm_mcp.demo import demo_settings, start_demo_emulator
+
+        emulator = start_demo_emulator()
+        settings = demo_settings(settings, emulator)
+        print(f"glm-mcp demo: answering from the GLM emulator at {emulator.base_url} (no key needed)", file=sys.stderr)
+
+    from glm_mcp.server import create_server
+
+    server = create_server(settings)
+    if args.transport == "stdio":
+        server.run("stdio")
+        return 0
+    from glm_mcp.server.http import run_http
+
+    print(f"glm-mcp: serving Streamable HTTP at http://{_host_port(args.host, args.port)}/mcp", file=sys.stderr)
+    run_http(server, host=args.host, port=args.port, log_level=settings.log_level)
+    return 0
+
+
+def _run_emulator(host: str, port: int) -> int:
+    import anyio
+
+    from glm_mcp.emulator import EmulatorConfig, serve
+
+    config = EmulatorConfig()
+    print(
+        f"glm-mcp emulator: GLM API at http://{_host_port(host, port)}/api/paas/v4 "
+        f"(key {config.api_keys[0]}); coding plan at /api/coding/paas/v4 (key {config.coding_keys[0]})",
+        file=sys.stderr,
+    )
+    anyio.run(serve, config, host, port)
+    return 0
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Request lines of the HTTP stacks say nothing a user needs at INFO.
+    for noisy in ("httpx2", "httpcore2", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="glm-mcp",
+        description="MCP server for the GLM models of the Zhipu / Z.ai open platform. "
+        "Configuration comes from environment variables (see the README).",
+    )
+    parser.add_argument("--version", action="version", version=f"glm-mcp {__version__}")
+    _add_transport_options(parser)
+    parser.set_defaults(command=None)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_transport_options(commands.add_parser("serve", help="serve MCP (the default command)"))
+    _add_transport_options(
+        commands.add_parser("demo", help="serve MCP answered by a built-in GLM emulator: no key, no network")
+    )
+    emulator = commands.add_parser("emulator", help="run the local GLM API emulator on its own")
+    emulator.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    emulator.add_argument(
+        "--port", type=int, default=DEFAULT_EMULATOR_PORT, help=f"port (default {DEFAULT_EMULATOR_PORT})"
+    )
+    return parser
+
+
+def _add_transport_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default=argparse.SUPPRESS,
+        help="stdio (default) for desktop and IDE clients, http for Streamable HTTP at /mcp",
+    )
+    parser.add_argument("--host", default=argparse.SUPPRESS, help="HTTP address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=argparse.SUPPRESS, help=f"HTTP port (default {DEFAULT_HTTP_PORT})")
+    parser.set_defaults(transport="stdio", host="127.0.0.1", port=DEFAULT_HTTP_PORT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

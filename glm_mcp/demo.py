@@ -1,0 +1,24 @@
+"""`glm-mcp demo`: the real server, answered by the bundled emulator instead of the platform."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from glm_mcp.config import Settings
+from glm_mcp.emulator import Emulator
+from glm_mcp.glm import Credentials
+
+
+def start_demo_emulator() -> Emulator:
+    """An emulator on a free loopback port, in a background thread that ends with the process."""
+    return Emulator().start()
+
+
+def demo_settings(settings: Settings, emulator: Emulator) -> Settings:
+    """`settings` pointed at `emulator`, with one of its keys: everything else stays as configured."""
+    return dataclasses.replace(
+        settings,
+        credentials=Credentials(emulator.config.api_keys[0], source="the demo emulator"),
+        base_url=emulator.base_url,
+        base_url_from_env=False,
+    )

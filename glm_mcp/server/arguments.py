@@ -1,0 +1,236 @@
+"""What each tool accepts, defined once as pydantic models, and how it becomes a GLM request.
+
+The models are groups of fields (a conversation, generation options, web search options) that
+tools combine; `glm_mcp.server.tooling` publishes each model's fields as the tool's flat
+parameters. Field-level rules (types, ranges) are checked by the SDK against these fields
+before a handler runs; rules across fields are checked here, before anything is sent upstream.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from glm_mcp.glm.types import (
+    ChatRequest,
+    ContentSize,
+    Message,
+    RecencyFilter,
+    ResponseFormat,
+    SearchEngine,
+    Thinking,
+    WebSearchOptions,
+    WebSearchTool,
+)
+
+
+class ArgumentError(ValueError):
+    """A tool argument the server refuses before calling the API; names the field and the fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"Invalid argument `{field}`: {message}")
+        self.field = field
+
+
+class _Arguments(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Conversation(_Arguments):
+    """The input of a chat: one prompt, or a whole message list."""
+
+    prompt: Annotated[
+        str,
+        Field(description="The message to send to the model. Give either `prompt` or `messages`, not both."),
+    ] = ""
+    messages: Annotated[
+        list[Message] | None,
+        Field(
+            description=(
+                "A whole conversation instead of `prompt`: a list of {role, content} objects, roles "
+                "system/user/assistant/tool, oldest first. `content` is text, or for vision models a "
+                'list of parts such as {"type":"text","text":"…"} and '
+                '{"type":"image_url","image_url":{"url":"https://…"}}.'
+            ),
+            min_length=1,
+        ),
+    ] = None
+
+    def conversation(self, system: str) -> list[Message]:
+        """The messages to send, with `system` in front; raises `ArgumentError` on a bad combination."""
+        prompt = self.prompt.strip()
+        if prompt and self.messages:
+            raise ArgumentError("messages", "give either `prompt` or `messages`, not both.")
+        if self.messages is None:
+            if not prompt:
+                raise ArgumentError("prompt", "it is empty; give the text to send (or a `messages` list).")
+            messages = [Message(role="user", content=self.prompt)]
+        else:
+            messages = list(self.messages)
+            _check_messages(messages)
+        if system.strip():
+            if messages[0].role == "system":
+                raise ArgumentError("system", "`messages` already starts with a system message; give it once.")
+            messages.insert(0, Message(role="system", content=system))
+        return messages
+
+
+def _check_messages(messages: list[Message]) -> None:
+    """The platform's own rules for a message list (it answers 1214 otherwise)."""
+    for index, message in enumerate(messages):
+        if message.role == "tool" and not message.tool_call_id:
+            raise ArgumentError(
+                f"messages[{index}].tool_call_id", "a tool message needs the id of the call it answers."
+            )
+    if not any(message.role == "user" for message in messages):
+        raise ArgumentError("messages", "it needs at least one message with role 'user'.")
+
+
+class Generation(_Arguments):
+    """How the model generates: which model, sampling, length and format."""
+
+    system: Annotated[str, Field(description="A system prompt placed before the conversation.")] = ""
+    model: Annotated[
+        str,
+        Field(
+            description=(
+                "GLM model code, e.g. glm-4.6, glm-4.5-air, glm-4.5-flash, glm-4.5v (vision). "
+                "Empty: the server's default (set by GLM_MODEL)."
+            ),
+            max_length=100,
+        ),
+    ] = ""
+    temperature: Annotated[
+        float | None,
+        Field(description="Sampling temperature, 0 to 1. 0 gives the most deterministic answer.", ge=0, le=1),
+    ] = None
+    top_p: Annotated[float | None, Field(description="Nucleus sampling probability mass, 0 to 1.", ge=0, le=1)] = None
+    max_tokens: Annotated[
+        int | None, Field(description="Upper bound on the answer's length in tokens.", ge=1, le=131_072)
+    ] = None
+    stop: Annotated[
+        list[str] | None,
+        Field(description="Stop generating when this text appears (the API honours one stop word).", max_length=4),
+    ] = None
+    thinking: Annotated[
+        Literal["enabled", "disabled"] | None,
+        Field(description="Deep thinking on GLM-4.5 and later: 'enabled' (the model's default) or 'disabled'."),
+    ] = None
+    do_sample: Annotated[
+        bool | None, Field(description="false makes decoding greedy; temperature and top_p are then ignored.")
+    ] = None
+
+    def to_request(self, messages: list[Message], default_model: str) -> ChatRequest:
+        """The GLM request for `messages`, with these options applied."""
+        temperature, do_sample = self.temperature, self.do_sample
+        # The official SDKs send neither bound as is: 0 becomes greedy decoding, 1 becomes 0.99.
+        if temperature is not None and temperature <= 0:
+            temperature, do_sample = 0.01, False if do_sample is None else do_sample
+        elif temperature is not None and temperature >= 1:
+            temperature = 0.99
+        top_p = None if self.top_p is None else min(max(self.top_p, 0.01), 0.99)
+        model = self.model.strip() or default_model
+        return ChatRequest(
+            model=model,
+            messages=messages,
+            temperature=temperature,
+            top_p=top_p,
+            do_sample=do_sample,
+            max_tokens=self.max_tokens,
+            stop=self.stop or None,
+            thinking=Thinking(type=self.thinking) if self.thinking else None,
+            request_id=new_request_id(),
+        )
+
+
+class ChatArguments(Generation, Conversation):
+    """`chat` and `submit_async`: a conversation and how to answer it."""
+
+    json_output: Annotated[
+        bool, Field(description="Ask for the answer as a JSON object (the API's response_format json_object).")
+    ] = False
+
+    def chat_request(self, default_model: str) -> ChatRequest:
+        request = self.to_request(self.conversation(self.system), default_model)
+        if self.json_output:
+            request.response_format = ResponseFormat(type="json_object")
+        return request
+
+
+class WebSearchQuery(_Arguments):
+    """A question and how to search the web for it."""
+
+    question: Annotated[str, Field(description="What to find out; the model searches the web and cites sources.")]
+    search_engine: Annotated[
+        SearchEngine | None,
+        Field(
+            description="Search engine: search_std (default), search_pro, search_pro_sogou, search_pro_quark, "
+            "search_pro_jina or search_pro_bing."
+        ),
+    ] = None
+    count: Annotated[
+        int | None, Field(description="How many results to search (1 to 50, default 10).", ge=1, le=50)
+    ] = None
+    domain_filter: Annotated[
+        str | None, Field(description="Only use results from this domain, e.g. 'www.example.com'.", max_length=253)
+    ] = None
+    recency: Annotated[
+        RecencyFilter | None,
+        Field(description="Only use results from this period: oneDay, oneWeek, oneMonth, oneYear or noLimit."),
+    ] = None
+    content_size: Annotated[
+        ContentSize | None,
+        Field(description="How much text per result the model reads: medium (400-600 characters) or high (~2500)."),
+    ] = None
+    require_search: Annotated[
+        bool | None, Field(description="true: always search, even when the model thinks it knows the answer.")
+    ] = None
+    search_query: Annotated[
+        str | None, Field(description="Search for exactly this query instead of letting the model choose one.")
+    ] = None
+    search_prompt: Annotated[
+        str | None,
+        Field(description="Instructions on how to use the results; {{current_date}} is replaced by today's date."),
+    ] = None
+
+
+class WebSearchArguments(Generation, WebSearchQuery):
+    """`web_search_chat`: a question answered with the platform's web_search tool."""
+
+    def chat_request(self, default_model: str) -> ChatRequest:
+        question = self.question.strip()
+        if not question:
+            raise ArgumentError("question", "it is empty; give the question to research.")
+        request = self.to_request(Conversation(prompt=question).conversation(self.system), default_model)
+        options = WebSearchOptions(
+            enable=True,
+            search_result=True,  # the sources are the point of this tool: always ask for them
+            search_engine=self.search_engine,
+            count=self.count,
+            search_domain_filter=self.domain_filter or None,
+            search_recency_filter=self.recency,
+            content_size=self.content_size,
+            require_search=self.require_search,
+            search_query=self.search_query or None,
+            search_prompt=self.search_prompt or None,
+        )
+        request.tools = [WebSearchTool(web_search=options)]
+        return request
+
+
+class ResultArguments(_Arguments):
+    """`get_result`: which job to look at."""
+
+    task_id: Annotated[
+        str,
+        Field(
+            description="The task_id that submit_async returned.", min_length=1, max_length=200, pattern=r"^[\w.:-]+$"
+        ),
+    ]
+
+
+def new_request_id() -> str:
+    """Our own id for each upstream request, so a call can be traced even when no answer came back."""
+    return f"glm-mcp-{uuid.uuid4().hex}"

@@ -1,0 +1,115 @@
+"""Turning whatever stopped a tool call into advice a person (or an agent) can act on."""
+
+from __future__ import annotations
+
+import logging
+
+from glm_mcp.config import API_KEY_VARS, Settings
+from glm_mcp.glm.errors import GLMAPIError, GLMError, GLMStreamError, GLMTransportError, MissingAPIKeyError
+from glm_mcp.server.arguments import ArgumentError
+from glm_mcp.server.results import ToolFailure
+
+logger = logging.getLogger("glm_mcp")
+
+_MISSING_KEY_HINT = (
+    f"Set {API_KEY_VARS[0]} (or {' / '.join(API_KEY_VARS[1:])}) in the environment your MCP client starts "
+    'this server with (the "env" block of its config), then restart the server. To try the tools without '
+    "a key, run `glm-mcp demo`, which answers from the bundled GLM emulator."
+)
+
+
+def describe_failure(exc: BaseException, settings: Settings, *, models: list[str] | None = None) -> ToolFailure:
+    """The `ToolFailure` for `exc`. `models` lists the key's models, for an unknown-model error."""
+    match exc:
+        case ArgumentError():
+            return ToolFailure(
+                error="invalid_argument",
+                message=str(exc),
+                field=exc.field,
+                retryable=False,
+                hint="Fix the argument and call again; nothing was sent to the GLM API.",
+            )
+        case MissingAPIKeyError():
+            return ToolFailure(
+                error="missing_api_key",
+                message="No GLM API key is configured.",
+                hint=_MISSING_KEY_HINT,
+                retryable=False,
+            )
+        case GLMAPIError():
+            return ToolFailure(
+                error="upstream_error",
+                message=exc.message,
+                hint=_api_hint(exc, settings, models),
+                http_status=exc.status_code,
+                glm_code=exc.code,
+                request_id=exc.request_id,
+                retryable=exc.retryable,
+            )
+        case GLMTransportError():
+            return ToolFailure(
+                error="upstream_unreachable",
+                message=exc.message,
+                retryable=True,
+                hint="Check the network, a proxy (HTTPS_PROXY) or GLM_BASE_URL "
+                f"(now {settings.base_url}), then try again.",
+            )
+        case GLMStreamError():
+            return ToolFailure(
+                error="stream_broken",
+                message=exc.message,
+                retryable=True,
+                hint="The answer was cut off by the connection; try again.",
+            )
+        case GLMError():
+            return ToolFailure(error="upstream_error", message=exc.message, retryable=False)
+        case _:
+            logger.error("unexpected error in a tool call", exc_info=exc)
+            return ToolFailure(
+                error="internal_error",
+                message=f"Unexpected server error ({type(exc).__name__}).",
+                hint="This is a bug in glm-mcp; the server log on stderr has the details.",
+            )
+
+
+def _api_hint(exc: GLMAPIError, settings: Settings, models: list[str] | None) -> str | None:
+    code = exc.code or ""
+    key_var = settings.credentials.source if settings.credentials else API_KEY_VARS[0]
+    if code in {"1000", "1001", "1002", "1003", "1004"}:
+        return (
+            f"The API key from {key_var} was refused: it may be mistyped, revoked or expired, or belong to "
+            f"the other platform (GLM_REGION is {settings.region}). Put a valid key in {key_var} and restart."
+        )
+    if code == "1113":
+        other = "coding" if settings.plan == "general" else "general"
+        return (
+            "The account has no balance for this call, or the key belongs to the other plan's endpoint. "
+            f"Top up on the platform; or, if your key is for the {other} plan, set GLM_PLAN={other} "
+            f"(now {settings.plan}) and restart."
+        )
+    if code == "1211":
+        listing = f" Models this key can use: {', '.join(models)}." if models else ""
+        return f"The model name is unknown. Pass a valid `model`, or change GLM_MODEL.{listing}"
+    if code == "1212":
+        return "This model does not support this kind of call (for example images on a text model); pick another model."
+    if code in {"1210", "1213", "1214", "1215"}:
+        return "The platform rejected the request's parameters; the message says which."
+    if code == "1220":
+        return "This key has no permission for this API or model; check the key's permissions on the platform."
+    if code == "1261":
+        return (
+            "The prompt is longer than the model's context window; shorten it or use a long-context model (glm-4-long)."
+        )
+    if code == "1301":
+        return "The platform's content filter blocked the input or the answer; rephrase the request."
+    if code in {"1302", "1303"}:
+        return "Rate limit: too many requests at once or too fast. Wait a little and try again."
+    if code == "1305":
+        return "The model is overloaded right now; try again shortly or use another model."
+    if code in {"1304", "1308", "1309", "1310"}:
+        return "A usage quota is used up; the message says when it resets."
+    if code in {"1112", "1121"}:
+        return "The account is locked; contact the platform's support."
+    if exc.retryable:
+        return "The platform had a temporary problem; try again."
+    return None

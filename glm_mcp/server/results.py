@@ -1,0 +1,213 @@
+"""What the tools return: result models (their schemas become each tool's `outputSchema`) and
+the short text copy that clients which ignore `structuredContent` show to the model.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ChatCompletion, TaskStatus, WebSearchItem, split_answer
+
+
+class TokenUsage(BaseModel):
+    prompt_tokens: int = Field(description="Tokens read, including cached ones.")
+    completion_tokens: int = Field(description="Tokens written, including reasoning.")
+    total_tokens: int
+    cached_tokens: int = Field(0, description="Prompt tokens served from the platform's cache (cheaper).")
+    reasoning_tokens: int = Field(0, description="Completion tokens spent on reasoning.")
+
+
+class ToolCallRequest(BaseModel):
+    """A function call the model wants made (only when a conversation declared function tools)."""
+
+    id: str
+    name: str
+    arguments: str = Field(description="JSON text as the model wrote it; it may be invalid JSON.")
+
+
+class ChatResult(BaseModel):
+    """A finished answer from a GLM model."""
+
+    text: str = Field(description="The answer.")
+    reasoning: str | None = Field(None, description="The model's reasoning, when thinking was on.")
+    model: str = Field(description="The model that answered.")
+    finish_reason: str | None = Field(
+        None,
+        description="Why generation stopped: stop, length (max_tokens reached), tool_calls, sensitive "
+        "(content filter), network_error, model_context_window_exceeded.",
+    )
+    usage: TokenUsage | None = None
+    request_id: str | None = Field(None, description="The platform's request id, for support and tracing.")
+    tool_calls: list[ToolCallRequest] | None = Field(None, description="Function calls the model asked for.")
+
+    @classmethod
+    def from_completion(cls, completion: ChatCompletion) -> ChatResult:
+        return cls(**_answer_fields(completion))
+
+    def to_text(self) -> str:
+        return _join(self.text, _tool_calls_text(self.tool_calls), self._footer())
+
+    def _footer(self) -> str:
+        parts = [f"model {self.model}"]
+        if self.finish_reason and self.finish_reason != "stop":
+            parts.append(f"finish_reason {self.finish_reason}")
+        if self.usage:
+            cached = f", {self.usage.cached_tokens} cached" if self.usage.cached_tokens else ""
+            parts.append(f"tokens {self.usage.prompt_tokens} in{cached} / {self.usage.completion_tokens} out")
+        if self.reasoning:
+            parts.append(f"reasoning {len(self.reasoning)} chars in structured output")
+        return "[" + " · ".join(parts) + "]"
+
+
+class Source(BaseModel):
+    """One web page the answer drew on; the answer cites it as `[ref]`."""
+
+    ref: str | None = Field(None, description="The citation mark used in the answer, e.g. ref_1.")
+    title: str | None = None
+    url: str | None = None
+    media: str | None = Field(None, description="The site or publication.")
+    publish_date: str | None = None
+    snippet: str | None = Field(None, description="The text of the page the model read.")
+
+    @classmethod
+    def from_item(cls, item: WebSearchItem) -> Source:
+        return cls(
+            ref=item.refer,
+            title=item.title,
+            url=item.link,
+            media=item.media,
+            publish_date=item.publish_date,
+            snippet=item.content,
+        )
+
+
+NO_SOURCES = "The web search found no sources; the answer comes from the model alone."
+
+
+class WebSearchResult(ChatResult):
+    """An answer researched on the web, with the sources it cites."""
+
+    sources: list[Source] = Field(description="The search results the model was given, in rank order.")
+    note: str | None = Field(None, description="Said when the search found nothing.")
+
+    @classmethod
+    def from_completion(cls, completion: ChatCompletion) -> WebSearchResult:
+        sources = [Source.from_item(item) for item in completion.web_search or ()]
+        return cls(**_answer_fields(completion), sources=sources, note=None if sources else NO_SOURCES)
+
+    def to_text(self) -> str:
+        listing = "\n".join(
+            f"[{s.ref or i}] {s.title or '(untitled)'} — {s.url or 'no link'}"
+            + (f" ({s.media}, {s.publish_date})" if s.media and s.publish_date else "")
+            for i, s in enumerate(self.sources, 1)
+        )
+        return _join(self.text, "Sources:\n" + listing if listing else self.note or "", self._footer())
+
+
+class SubmittedTask(BaseModel):
+    """An async chat job the platform accepted."""
+
+    task_id: str = Field(description="Pass this to get_result.")
+    status: TaskStatus = Field(description="PROCESSING, SUCCESS or FAIL.")
+    model: str
+    request_id: str | None = None
+
+    @classmethod
+    def from_task(cls, task: AsyncTask) -> SubmittedTask:
+        return cls(task_id=task.id, status=task.task_status, model=task.model, request_id=task.request_id)
+
+    def to_text(self) -> str:
+        return (
+            f"Task {self.task_id} submitted ({self.status}, model {self.model}). "
+            f"Call get_result with task_id={self.task_id!r} to fetch the answer."
+        )
+
+
+class TaskResult(BaseModel):
+    """The state of an async job, and its answer once it has one."""
+
+    task_id: str
+    status: TaskStatus = Field(description="PROCESSING (ask again later), SUCCESS or FAIL.")
+    model: str
+    request_id: str | None = None
+    result: ChatResult | None = Field(None, description="The answer, on SUCCESS: the same shape `chat` returns.")
+
+    @classmethod
+    def from_poll(cls, task_id: str, poll: AsyncTaskResult) -> TaskResult:
+        result = ChatResult.from_completion(poll) if poll.task_status == "SUCCESS" else None
+        return cls(
+            task_id=task_id, status=poll.task_status, model=poll.model, request_id=poll.request_id, result=result
+        )
+
+    def to_text(self) -> str:
+        if self.result is not None:
+            return self.result.to_text()
+        if self.status == "FAIL":
+            return f"Task {self.task_id} failed on the platform (model {self.model}); submit it again if needed."
+        return f"Task {self.task_id} is still {self.status}; call get_result again in a few seconds."
+
+
+ErrorKind = Literal[
+    "invalid_argument", "missing_api_key", "upstream_error", "upstream_unreachable", "stream_broken", "internal_error"
+]
+
+
+class ToolFailure(BaseModel):
+    """Why a call failed and what to do; sent as `structuredContent` of an `isError` result."""
+
+    error: ErrorKind
+    message: Annotated[str, Field(description="What went wrong.")]
+    hint: str | None = Field(None, description="What to do about it.")
+    field: str | None = Field(None, description="The argument at fault, for invalid_argument.")
+    http_status: int | None = None
+    glm_code: str | None = Field(None, description="The platform's error code, e.g. 1113 or 1211.")
+    request_id: str | None = None
+    retryable: bool | None = Field(None, description="Whether the same call may succeed if tried again later.")
+
+    def to_text(self) -> str:
+        details = ", ".join(
+            f"{name} {value}"
+            for name, value in (("HTTP", self.http_status), ("code", self.glm_code), ("request", self.request_id))
+            if value
+        )
+        return _join(f"Error: {self.message}" + (f" ({details})" if details else ""), self.hint or "")
+
+
+def _answer_fields(completion: ChatCompletion) -> dict[str, object]:
+    message = completion.message
+    text, reasoning = split_answer(message.content, message.reasoning_content)
+    usage = completion.usage
+    return {
+        "text": text,
+        "reasoning": reasoning,
+        "model": completion.model,
+        "finish_reason": completion.finish_reason,
+        "usage": None
+        if usage is None
+        else TokenUsage(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+        ),
+        "request_id": completion.request_id or completion.id or None,
+        "tool_calls": [
+            ToolCallRequest(id=call.id, name=call.function.name, arguments=call.function.arguments)
+            for call in message.tool_calls
+        ]
+        if message.tool_calls
+        else None,
+    }
+
+
+def _tool_calls_text(calls: list[ToolCallRequest] | None) -> str:
+    if not calls:
+        return ""
+    return "The model asks to call:\n" + "\n".join(f"- {c.name}({c.arguments}) [id {c.id}]" for c in calls)
+
+
+def _join(*parts: str) -> str:
+    return "\n\n".join(part for part in parts if part)

@@ -1,0 +1,112 @@
+"""Registering tools whose inputs are pydantic models, published as flat parameters.
+
+Each tool is written as `async def handler(app, ctx, args) -> ResultModel`. `add_model_tool`
+gives it a signature made of the model's fields (so the SDK publishes a flat input schema and
+checks each field), turns its result into `structuredContent` plus a text copy, and turns any
+failure into an `isError` result that says what to do: one success path and one error path for
+every tool.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Protocol, TypeVar, cast
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, TypeAdapter, WithJsonSchema
+from pydantic.fields import FieldInfo
+
+from glm_mcp.server.results import ToolFailure
+
+
+class Renderable(Protocol):
+    def to_text(self) -> str: ...
+    def model_dump(self, *, mode: str, exclude_none: bool = ...) -> dict[str, Any]: ...
+
+
+ArgsT = TypeVar("ArgsT", bound=BaseModel)
+StateT = TypeVar("StateT")
+Handler = Callable[[StateT, Context, ArgsT], Awaitable[Any]]
+FailureHook = Callable[[StateT, BaseException], Awaitable[ToolFailure]]
+
+
+def add_model_tool(
+    server: MCPServer[Any],
+    handler: Handler[StateT, ArgsT],
+    *,
+    arguments: type[ArgsT],
+    result: type[BaseModel],
+    on_failure: FailureHook[StateT],
+    name: str,
+    title: str,
+    description: str,
+    annotations: ToolAnnotations,
+) -> None:
+    """Register `handler` as the tool `name`, taking the fields of `arguments` as its parameters."""
+
+    async def tool(ctx: Context, **kwargs: Any) -> CallToolResult:
+        state = cast(StateT, ctx.request_context.lifespan_context)
+        try:
+            outcome = await handler(state, ctx, arguments.model_construct(**kwargs))
+        except Exception as exc:
+            failure = await on_failure(state, exc)
+            return _result(failure, is_error=True)
+        return _result(outcome, is_error=False)
+
+    parameters = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
+    parameters += [
+        inspect.Parameter(
+            field_name,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=_published(field),
+            default=inspect.Parameter.empty if field.is_required() else field.default,
+        )
+        for field_name, field in arguments.model_fields.items()
+    ]
+    tool.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        parameters, return_annotation=Annotated[CallToolResult, result]
+    )
+    tool.__name__ = name
+    server.add_tool(tool, name=name, title=title, description=description, annotations=annotations)
+
+
+def _result(model: Renderable, *, is_error: bool) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=model.to_text())],
+        structured_content=model.model_dump(mode="json", exclude_none=is_error),
+        is_error=is_error,
+    )
+
+
+def _published(field: FieldInfo) -> Any:
+    """The parameter annotation for a model field: its type, constraints and description.
+
+    Nested models are inlined into the parameter's schema: several MCP clients do not follow
+    `$ref`, and a self-contained schema is easier for a model to read.
+    """
+    annotation: Any = Annotated[(field.annotation, *field.metadata, Field(description=field.description))]
+    schema = TypeAdapter(annotation).json_schema()
+    if "$defs" in schema:
+        annotation = Annotated[(annotation, WithJsonSchema(_inline_refs(schema)))]
+    return annotation
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                target = resolve(definitions[ref.removeprefix("#/$defs/")])
+                return {**target, **{k: resolve(v) for k, v in node.items() if k != "$ref"}}
+            # A discriminator mapping names $defs entries; the inlined oneOf says the same by itself.
+            return {key: resolve(value) for key, value in node.items() if key != "discriminator"}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = resolve(schema)
+    return inlined

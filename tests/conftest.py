@@ -1,0 +1,58 @@
+"""Shared fixtures: one emulator on a real loopback socket, and MCP clients wired to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from glm_mcp.config import Settings
+from glm_mcp.emulator import Emulator, EmulatorConfig
+from glm_mcp.server import create_server
+
+GENERAL_KEY = EmulatorConfig().api_keys[0]
+CODING_KEY = EmulatorConfig().coding_keys[0]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def emulator_session() -> Iterator[Emulator]:
+    with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emulator(emulator_session: Emulator) -> Iterator[Emulator]:
+    """The session's emulator, with its records cleared and its timing reset for each test."""
+    defaults = EmulatorConfig()
+    emulator_session.state.clear()
+    for name in ("latency", "chunk_delay", "async_delay"):
+        setattr(emulator_session.config, name, getattr(defaults, name))
+    yield emulator_session
+
+
+def settings_for(emulator: Emulator, **env: str) -> Settings:
+    """Settings as the server would read them from an environment pointing at `emulator`."""
+    return Settings.from_env({"GLM_API_KEY": GENERAL_KEY, "GLM_BASE_URL": emulator.base_url, **env})
+
+
+@pytest.fixture
+def settings(emulator: Emulator) -> Settings:
+    return settings_for(emulator)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[Client]:
+    async with Client(create_server(settings)) as client:
+        yield client
+
+
+def upstream_calls(emulator: Emulator, path_suffix: str = "") -> list[Any]:
+    """The requests the emulator received whose path ends with `path_suffix`."""
+    return [e for e in emulator.state.exchanges if e.path.endswith(path_suffix)]

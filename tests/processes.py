@@ -1,0 +1,61 @@
+"""Starting the real `glm-mcp` command as a subprocess, as an MCP client would."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx2
+
+COMMAND = [sys.executable, "-m", "glm_mcp"]
+
+
+def server_env(**variables: str) -> dict[str, str]:
+    """A clean environment: none of the developer's GLM settings leak into a test."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("GLM_", "ZAI_", "ZHIPUAI_"))}
+    return {**keep, "PYTHONUNBUFFERED": "1", **variables}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def http_server(*args: str, env: dict[str, str]) -> Iterator[str]:
+    """`glm-mcp … --transport http` on a free port; yields its origin once /healthz answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*COMMAND, *args, "--transport", "http", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {process.stderr.read().decode()}")  # type: ignore[union-attr]
+            try:
+                if httpx2.get(origin + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx2.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("the HTTP server did not come up")
+            time.sleep(0.05)
+        yield origin
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,174 @@
+"""The upstream client on its own: SSE parsing, stream assembly, error mapping, key hygiene."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx2
+import pytest
+
+from glm_mcp.emulator import Emulator
+from glm_mcp.glm import (
+    Credentials,
+    GLMAPIError,
+    GLMClient,
+    GLMStreamError,
+    GLMTransportError,
+    MissingAPIKeyError,
+    StreamAccumulator,
+    open_http_client,
+)
+from glm_mcp.glm.sse import iter_sse_data
+from glm_mcp.glm.types import ChatRequest, Message, WebSearchOptions, WebSearchTool, split_answer
+from tests.conftest import GENERAL_KEY
+
+pytestmark = pytest.mark.anyio
+
+
+async def _lines(*lines: str) -> AsyncIterator[str]:
+    for line in lines:
+        yield line
+
+
+async def _collect(*lines: str) -> list[str]:
+    return [data async for data in iter_sse_data(_lines(*lines))]
+
+
+async def test_sse_parser_follows_the_sdk_rules() -> None:
+    assert await _collect(": keep-alive", "", 'data: {"a":1}', "", 'data:{"b":2}', "", "data: [DONE]", "") == [
+        '{"a":1}',
+        '{"b":2}',
+        "[DONE]",
+    ]
+    assert await _collect("data: line one", "data: line two", "", "id: 7", "event: x", "") == ["line one\nline two"]
+    assert await _collect("data: cut before its blank line") == ["cut before its blank line"]
+
+
+def _client(emulator: Emulator, key: str | None = GENERAL_KEY) -> GLMClient:
+    http = open_http_client(emulator.base_url, timeout=10, connect_timeout=5)
+    return GLMClient(http, Credentials(key) if key else None)
+
+
+REQUEST = ChatRequest(
+    model="glm-4.6",
+    messages=[Message(role="user", content="Compare two sorting algorithms.")],
+    tools=[WebSearchTool(web_search=WebSearchOptions(search_result=True, count=3))],
+)
+
+
+async def test_streamed_and_plain_calls_assemble_the_same_completion(emulator: Emulator) -> None:
+    glm = _client(emulator)
+    async with glm._http:
+        plain = await glm.chat(REQUEST)
+        accumulator = StreamAccumulator()
+        async with glm.stream_chat(REQUEST) as chunks:
+            async for chunk in chunks:
+                accumulator.add(chunk)
+    streamed = accumulator.completion()
+    assert accumulator.chunks > 3
+    assert streamed.message.content == plain.message.content
+    assert streamed.message.reasoning_content == plain.message.reasoning_content
+    assert streamed.finish_reason == plain.finish_reason == "stop"
+    assert streamed.usage is not None and plain.usage is not None
+    # The second identical prompt is partly served from the (emulated) prompt cache.
+    assert streamed.usage.model_copy(update={"prompt_tokens_details": None}) == plain.usage.model_copy(
+        update={"prompt_tokens_details": None}
+    )
+    assert streamed.usage.cached_tokens > plain.usage.cached_tokens == 0
+    assert streamed.web_search == plain.web_search and len(plain.web_search or []) == 3
+    assert upstream_stream_flags(emulator) == [False, True]
+
+
+def upstream_stream_flags(emulator: Emulator) -> list[bool]:
+    return [bool(e.body.get("stream")) for e in emulator.state.exchanges]
+
+
+async def test_api_errors_carry_status_code_message_and_request_id(emulator: Emulator) -> None:
+    glm = _client(emulator)
+    bad = REQUEST.model_copy(update={"model": "glm-nope", "request_id": "req-123"})
+    async with glm._http:
+        with pytest.raises(GLMAPIError) as caught:
+            await glm.chat(bad)
+        with pytest.raises(GLMAPIError) as streamed:
+            async with glm.stream_chat(bad):
+                pass
+    for error in (caught.value, streamed.value):
+        assert error.status_code == 400 and error.code == "1211" and not error.retryable
+        assert "glm-nope" in error.message
+    assert caught.value.request_id == "req-123"
+
+
+async def test_missing_key_fails_before_sending(emulator: Emulator) -> None:
+    glm = _client(emulator, key=None)
+    async with glm._http:
+        with pytest.raises(MissingAPIKeyError):
+            await glm.chat(REQUEST)
+    assert emulator.state.exchanges == []
+
+
+async def test_a_refused_connection_was_not_delivered() -> None:
+    glm = GLMClient(open_http_client("http://127.0.0.1:9/api", timeout=5, connect_timeout=2), Credentials("a.b"))
+    async with glm._http:
+        with pytest.raises(GLMTransportError) as caught:
+            await glm.submit_async(REQUEST)
+    assert caught.value.maybe_delivered is False
+
+
+def _mock_stream(body: bytes, status: int = 200) -> GLMClient:
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(status, content=body, headers={"content-type": "text/event-stream"})
+
+    http = httpx2.AsyncClient(base_url="http://glm.test/api/paas/v4/", transport=httpx2.MockTransport(answer))
+    return GLMClient(http, Credentials("someid.topsecretvalue123"))
+
+
+async def _drain(glm: GLMClient) -> StreamAccumulator:
+    accumulator = StreamAccumulator()
+    async with glm._http, glm.stream_chat(REQUEST) as chunks:
+        async for chunk in chunks:
+            accumulator.add(chunk)
+    return accumulator
+
+
+async def test_an_error_frame_mid_stream_raises_with_its_code() -> None:
+    body = (
+        b'data: {"id":"1","choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
+        b'data: {"error":{"code":"1234","message":"network error, token someid.topsecretvalue123"}}\n\n'
+    )
+    with pytest.raises(GLMAPIError) as caught:
+        await _drain(_mock_stream(body))
+    assert caught.value.code == "1234" and caught.value.retryable
+    assert "topsecretvalue123" not in caught.value.message
+
+
+async def test_a_stream_without_done_is_a_stream_error() -> None:
+    body = b'data: {"id":"1","choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
+    with pytest.raises(GLMStreamError, match=r"\[DONE\]"):
+        await _drain(_mock_stream(body))
+
+
+async def test_error_bodies_that_echo_the_key_are_scrubbed() -> None:
+    body = b'{"error":{"code":"1002","message":"bad header: Bearer someid.topsecretvalue123"}}'
+    with pytest.raises(GLMAPIError) as caught:
+        await _drain(_mock_stream(body, status=401))
+    assert "topsecretvalue123" not in str(caught.value) and "<redacted>" in caught.value.message
+
+
+def test_split_answer_undoes_model_markup() -> None:
+    assert split_answer("<think>because</think>\nAnswer.", None) == ("Answer.", "because")
+    assert split_answer("<|begin_of_box|>42<|end_of_box|>", "r") == ("42", "r")
+    assert split_answer(None, "") == ("", None)
+
+
+def test_jwt_tokens_use_milliseconds_and_are_cached() -> None:
+    import jwt
+
+    credentials = Credentials("myid.mysecretvalue", mode="jwt")
+    header = credentials.authorization()
+    token = header.removeprefix("Bearer ")
+    payload = jwt.decode(token, "mysecretvalue", algorithms=["HS256"], options={"verify_exp": False})
+    assert payload["api_key"] == "myid" and payload["exp"] - payload["timestamp"] == 210_000
+    assert payload["timestamp"] > 10**12  # milliseconds, not seconds
+    assert jwt.get_unverified_header(token)["sign_type"] == "SIGN"
+    assert credentials.authorization() == header
+    assert token in credentials.secret_strings()

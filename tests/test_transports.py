@@ -1,0 +1,98 @@
+"""The real command over its real transports: a stdio subprocess and a Streamable HTTP server."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client, StdioServerParameters
+
+from glm_mcp.emulator import Emulator
+from tests.conftest import GENERAL_KEY, upstream_calls
+from tests.processes import COMMAND, http_server, server_env
+
+pytestmark = pytest.mark.anyio
+
+TOOLS = {"chat", "web_search_chat", "submit_async", "get_result"}
+
+
+def stdio(*args: str, **env: str) -> StdioServerParameters:
+    return StdioServerParameters(command=COMMAND[0], args=[*COMMAND[1:], *args], env=server_env(**env))
+
+
+async def test_stdio_subprocess_lists_tools_and_answers(emulator: Emulator) -> None:
+    params = stdio(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url)
+    async with Client(params, mode="legacy") as client:
+        assert {t.name for t in (await client.list_tools()).tools} == TOOLS
+        result = await client.call_tool("chat", {"prompt": "Hello over stdio"})
+    assert not result.is_error
+    response = upstream_calls(emulator, "/chat/completions")[-1].response
+    assert result.structured_content["text"] == response["choices"][0]["message"]["content"]
+
+
+async def test_stdout_carries_nothing_but_json_rpc(emulator: Emulator) -> None:
+    """Raw lines in, raw lines out: every line the server writes is a JSON-RPC message."""
+    requests = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "chat", "arguments": {"prompt": "hi"}}},
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "chat", "arguments": {"prompt": ""}}},
+    ]
+    payload = "".join(json.dumps(r) + "\n" for r in requests).encode()
+    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_LOG_LEVEL="DEBUG")
+    async with await anyio.open_process(COMMAND, env=env) as process:
+        assert process.stdin and process.stdout
+        await process.stdin.send(payload)
+        answers: dict[int, dict] = {}
+        buffer = b""
+        with anyio.fail_after(20):
+            while len(answers) < 4:
+                buffer += await process.stdout.receive()
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    message = json.loads(line)  # anything but JSON-RPC on stdout fails here
+                    assert message["jsonrpc"] == "2.0"
+                    if "id" in message:
+                        answers[message["id"]] = message
+        await process.stdin.aclose()
+        with anyio.fail_after(10):
+            await process.wait()
+    assert answers[3]["result"]["isError"] is False
+    assert answers[4]["result"]["isError"] is True
+    assert {t["name"] for t in answers[2]["result"]["tools"]} == TOOLS
+
+
+async def test_demo_needs_no_key_and_answers_from_the_emulator() -> None:
+    async with Client(stdio("demo")) as client:
+        chat = await client.call_tool("chat", {"prompt": "Hello demo"})
+        search = await client.call_tool("web_search_chat", {"question": "What is MCP?"})
+    assert not chat.is_error and chat.structured_content["text"]
+    assert not search.is_error and search.structured_content["sources"]
+
+
+async def test_streamable_http_server_serves_the_tools(emulator: Emulator) -> None:
+    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url)
+    with http_server(env=env) as origin:
+        health = httpx2.get(origin + "/healthz")
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        for mode in ("auto", "legacy"):
+            async with Client(origin + "/mcp", mode=mode) as client:
+                assert {t.name for t in (await client.list_tools()).tools} == TOOLS
+                result = await client.call_tool("web_search_chat", {"question": "Rust vs Go", "count": 2})
+            assert not result.is_error
+            response = upstream_calls(emulator, "/chat/completions")[-1].response
+            assert [s["url"] for s in result.structured_content["sources"]] == [
+                item["link"] for item in response["web_search"]
+            ]
