@@ -66,6 +66,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Full API base URL, e.g. `https://api.z.ai/api/paas/v4`; when set, region and plan are not used.",
     ),
     EnvVar("GLM_MODEL", "glm-4.6", "Model used when a tool call names none."),
+    EnvVar(
+        "GLM_WAIT_SECONDS",
+        "45",
+        "How long `chat` and `web_search_chat` wait for an answer before handing back a `job_id` (the "
+        "generation goes on; `get_result` fetches it). Below the 60 s after which many clients give up. "
+        "A call's own `wait_seconds` overrides it.",
+    ),
     EnvVar("GLM_TIMEOUT", "300", "Seconds to wait for the next bytes from the API before giving up."),
     EnvVar("GLM_CONNECT_TIMEOUT", "10", "Seconds to wait for a connection to the API."),
     EnvVar("GLM_LOG_LEVEL", "WARNING", "Log level of the server's log on stderr (DEBUG, INFO, WARNING, ERROR)."),
@@ -88,6 +95,7 @@ class Settings:
     base_url: str = field(default_factory=lambda: _HOSTS["international"] + _PATHS["general"])
     base_url_from_env: bool = False
     default_model: str = DEFAULT_MODEL
+    wait_seconds: float = 45.0
     timeout: float = 300.0
     connect_timeout: float = 10.0
     log_level: str = "WARNING"
@@ -109,6 +117,7 @@ class Settings:
             base_url=(base_url or _HOSTS[region] + _PATHS[plan]).rstrip("/"),
             base_url_from_env=bool(base_url),
             default_model=reader.text("GLM_MODEL") or DEFAULT_MODEL,
+            wait_seconds=reader.seconds("GLM_WAIT_SECONDS", 45.0, allow_zero=True),
             timeout=reader.seconds("GLM_TIMEOUT", 300.0),
             connect_timeout=reader.seconds("GLM_CONNECT_TIMEOUT", 10.0),
             log_level=reader.choice("GLM_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "WARNING", upper=True),
@@ -149,7 +158,7 @@ class _Reader:
                 return option
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {raw!r}")
 
-    def seconds(self, name: str, default: float) -> float:
+    def seconds(self, name: str, default: float, *, allow_zero: bool = False) -> float:
         raw = self.text(name)
         if not raw:
             return default
@@ -157,6 +166,6 @@ class _Reader:
             value = float(raw)
         except ValueError:
             raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-        if not value > 0:
-            raise ConfigError(f"{name} must be more than 0 seconds, got {raw!r}")
+        if not (value >= 0 if allow_zero else value > 0) or value == float("inf"):
+            raise ConfigError(f"{name} must be a number of seconds {'from' if allow_zero else 'above'} 0, got {raw!r}")
         return value
