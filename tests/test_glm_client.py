@@ -143,7 +143,7 @@ async def test_an_error_frame_mid_stream_raises_with_its_code() -> None:
 
 async def test_a_stream_without_done_is_a_stream_error() -> None:
     body = b'data: {"id":"1","choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
-    with pytest.raises(GLMStreamError, match=r"\[DONE\]"):
+    with pytest.raises(GLMStreamError, match=r"no final chunk"):
         await _drain(_mock_stream(body))
 
 

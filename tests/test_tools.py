@@ -108,7 +108,7 @@ async def test_chat_sends_a_typed_request_with_the_raw_bearer_key(client: Client
     assert exchange.body["max_tokens"] == 300 and exchange.body["stop"] == ["END"]
     assert exchange.body["thinking"] == {"type": "disabled"}
     assert exchange.body["response_format"] == {"type": "json_object"}
-    assert "stream" not in exchange.body and "tools" not in exchange.body
+    assert exchange.body["stream"] is True and "tools" not in exchange.body
 
 
 async def test_chat_json_output_gives_a_json_object(client: Client) -> None:
@@ -221,11 +221,13 @@ async def test_submit_async_then_get_result(client: Client, emulator: Emulator) 
     assert submitted["task_id"] == submit.response["id"]
     assert "stream" not in submit.body
 
-    pending = ok(await client.call_tool("get_result", {"task_id": submitted["task_id"]}))
-    assert pending["status"] == "PROCESSING" and pending["result"] is None
+    pending = ok(await client.call_tool("get_result", {"task_id": submitted["task_id"], "wait_seconds": 0}))
+    assert pending["status"] == "PROCESSING" and pending["result"] is None and pending["kind"] == "async_task"
 
-    await anyio.sleep(0.5)
-    done = ok(await client.call_tool("get_result", {"task_id": submitted["task_id"]}))
+    # With a wait, get_result long-polls until the task ends, at a growing interval.
+    done = ok(await client.call_tool("get_result", {"task_id": submitted["task_id"], "wait_seconds": 10}))
+    polls = upstream_calls(emulator, "/async-result/" + submitted["task_id"])
+    assert 2 <= len(polls) <= 4
     poll = upstream_calls(emulator, "/async-result/" + submitted["task_id"])[-1].response
     assert done["status"] == "SUCCESS"
     assert done["result"]["text"] == poll["choices"][0]["message"]["content"]
@@ -347,9 +349,15 @@ async def test_a_refused_key_names_its_variable_never_its_value(emulator: Emulat
     assert "not-a-real-secret-value" not in json.dumps(out) + result.content[0].text  # type: ignore[union-attr]
 
 
-async def test_content_filter_error(client: Client) -> None:
+async def test_content_filter_error(client: Client, emulator: Emulator) -> None:
+    """Mid-stream, the filter shows as finish_reason sensitive: an error, with what came before it."""
     out = failed(await client.call_tool("chat", {"prompt": "something [emulator:sensitive]"}))
-    assert out["glm_code"] == "1301" and "content filter" in out["hint"]
+    assert out["error"] == "content_blocked" and "content filter" in out["hint"] and out["retryable"] is False
+    streamed = upstream_calls(emulator, "/chat/completions")[-1].response["choices"][0]["message"]["content"]
+    assert out["partial_text"] == streamed and streamed
+    # Submitted as a job, the platform refuses it outright with code 1301.
+    refused = failed(await client.call_tool("submit_async", {"prompt": "something [emulator:sensitive]"}))
+    assert refused["glm_code"] == "1301" and "content filter" in refused["hint"]
 
 
 async def test_unreachable_upstream_is_a_clear_error() -> None:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
+import anyio
 import httpx2
 from pydantic import BaseModel, ValidationError
 
@@ -92,17 +93,25 @@ class GLMClient:
                 raise self._api_error(response)
             yield self._chunks(response)
         finally:
-            await response.aclose()
+            # Shielded: when the caller is cancelled, the connection must still be closed (not
+            # returned half-read to the pool), or the upstream would go on generating.
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
 
     async def _chunks(self, response: httpx2.Response) -> AsyncIterator[ChatCompletionChunk]:
+        finished = False
         try:
             async for data in iter_sse_data(response.aiter_lines()):
                 if data == DONE:
                     return
-                yield self._parse_chunk(data, response)
+                chunk = self._parse_chunk(data, response)
+                finished = finished or any(choice.finish_reason for choice in chunk.choices)
+                yield chunk
         except httpx2.HTTPError as exc:
             raise GLMStreamError(f"the stream from the GLM API broke off: {_describe(exc)}") from None
-        raise GLMStreamError("the stream from the GLM API ended without its final [DONE] frame")
+        if not finished:
+            raise GLMStreamError("the stream from the GLM API ended before the answer was complete (no final chunk)")
+        # The final chunk (finish reason and usage) arrived and only [DONE] is missing: the answer is whole.
 
     def _parse_chunk(self, data: str, response: httpx2.Response) -> ChatCompletionChunk:
         try:

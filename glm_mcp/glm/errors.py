@@ -91,5 +91,23 @@ class GLMStreamError(GLMError):
     """A streamed answer broke off: it ended without `[DONE]`, or the connection was cut mid-stream."""
 
 
+class GLMAnswerCutError(GLMError):
+    """The stream ended normally but the platform stopped the answer: `finish_reason` network_error
+    (it failed mid-generation) or sensitive (its content filter cut the answer).
+    """
+
+    def __init__(self, message: str, *, finish_reason: str) -> None:
+        super().__init__(message)
+        self.finish_reason = finish_reason
+
+    @property
+    def retryable(self) -> bool:
+        return self.finish_reason == "network_error"
+
+
+UNUSABLE_FINISH_REASONS = frozenset({"network_error", "sensitive"})
+"""Finish reasons after which the answer is not usable as it is."""
+
+
 class MissingAPIKeyError(GLMError):
     """No API key is configured, so no call can be authenticated."""

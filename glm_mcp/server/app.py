@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 
 from glm_mcp import __version__
 from glm_mcp.config import Settings
 from glm_mcp.glm import GLMClient, open_http_client
+from glm_mcp.jobs import JobRegistry
 from glm_mcp.server.state import AppState
 from glm_mcp.server.tools import register_tools
 
@@ -26,13 +28,18 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[AppState]:
-        async with open_http_client(
-            settings.base_url,
-            timeout=settings.timeout,
-            connect_timeout=settings.connect_timeout,
-            headers=settings.request_headers,
-        ) as http:
-            yield AppState(settings=settings, glm=GLMClient(http, settings.credentials))
+        async with (
+            open_http_client(
+                settings.base_url,
+                timeout=settings.timeout,
+                connect_timeout=settings.connect_timeout,
+                headers=settings.request_headers,
+            ) as http,
+            anyio.create_task_group() as background,
+        ):
+            glm = GLMClient(http, settings.credentials)
+            yield AppState(settings=settings, glm=glm, jobs=JobRegistry(glm, background))
+            background.cancel_scope.cancel()  # jobs still running end with the server
 
     server: MCPServer[AppState] = MCPServer(
         "glm-mcp",

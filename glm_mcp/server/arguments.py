@@ -145,8 +145,29 @@ class Generation(_Arguments):
         )
 
 
-class ChatArguments(Generation, Conversation):
-    """`chat` and `submit_async`: a conversation and how to answer it."""
+class Waiting(_Arguments):
+    """How long a call waits before answering with what it has."""
+
+    wait_seconds: Annotated[
+        float | None,
+        Field(
+            description=(
+                "Seconds to wait for the answer before returning (default GLM_WAIT_SECONDS, 45: below the 60 s "
+                "after which many clients give up). If the answer is not complete by then, the call returns "
+                "status 'running' with a job_id and what has arrived; the work goes on and get_result "
+                "returns the rest."
+            ),
+            ge=0,
+            le=3600,
+        ),
+    ] = None
+
+    def wait(self, default: float) -> float:
+        return default if self.wait_seconds is None else self.wait_seconds
+
+
+class SubmitArguments(Generation, Conversation):
+    """`submit_async`: a conversation and how to answer it."""
 
     json_output: Annotated[
         bool, Field(description="Ask for the answer as a JSON object (the API's response_format json_object).")
@@ -196,7 +217,11 @@ class WebSearchQuery(_Arguments):
     ] = None
 
 
-class WebSearchArguments(Generation, WebSearchQuery):
+class ChatArguments(Waiting, SubmitArguments):
+    """`chat`: a conversation, how to answer it, and how long to wait."""
+
+
+class WebSearchArguments(Waiting, Generation, WebSearchQuery):
     """`web_search_chat`: a question answered with the platform's web_search tool."""
 
     def chat_request(self, default_model: str) -> ChatRequest:
@@ -220,15 +245,21 @@ class WebSearchArguments(Generation, WebSearchQuery):
         return request
 
 
-class ResultArguments(_Arguments):
-    """`get_result`: which job to look at."""
-
+class TaskReference(_Arguments):
     task_id: Annotated[
         str,
         Field(
-            description="The task_id that submit_async returned.", min_length=1, max_length=200, pattern=r"^[\w.:-]+$"
+            description="The task_id that submit_async returned, or the job_id of a chat or web_search_chat "
+            "call that was still running when it returned.",
+            min_length=1,
+            max_length=200,
+            pattern=r"^[\w.:-]+$",
         ),
     ]
+
+
+class ResultArguments(Waiting, TaskReference):
+    """`get_result`: which job to look at, and how long to wait for it to finish."""
 
 
 def new_request_id() -> str:

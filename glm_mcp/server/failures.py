@@ -5,7 +5,14 @@ from __future__ import annotations
 import logging
 
 from glm_mcp.config import API_KEY_VARS, Settings
-from glm_mcp.glm.errors import GLMAPIError, GLMError, GLMStreamError, GLMTransportError, MissingAPIKeyError
+from glm_mcp.glm.errors import (
+    GLMAnswerCutError,
+    GLMAPIError,
+    GLMError,
+    GLMStreamError,
+    GLMTransportError,
+    MissingAPIKeyError,
+)
 from glm_mcp.server.arguments import ArgumentError
 from glm_mcp.server.results import ToolFailure
 
@@ -18,8 +25,29 @@ _MISSING_KEY_HINT = (
 )
 
 
+class UnknownJobError(LookupError):
+    """get_result was given a job id this server does not know."""
+
+
+class JobCancelledError(Exception):
+    """The generation was stopped before it ended (the server is shutting down)."""
+
+
+class GenerationFailed(Exception):
+    """A generation that ended badly, with what the model had written by then (`__cause__` says why)."""
+
+    def __init__(self, cause: BaseException, partial_text: str) -> None:
+        super().__init__(str(cause))
+        self.__cause__ = cause
+        self.partial_text = partial_text
+
+
 def describe_failure(exc: BaseException, settings: Settings, *, models: list[str] | None = None) -> ToolFailure:
     """The `ToolFailure` for `exc`. `models` lists the key's models, for an unknown-model error."""
+    if isinstance(exc, GenerationFailed) and exc.__cause__ is not None:
+        failure = describe_failure(exc.__cause__, settings, models=models)
+        failure.partial_text = exc.partial_text or None
+        return failure
     match exc:
         case ArgumentError():
             return ToolFailure(
@@ -61,6 +89,29 @@ def describe_failure(exc: BaseException, settings: Settings, *, models: list[str
                 retryable=True,
                 hint="The answer was cut off by the connection; try again.",
             )
+        case GLMAnswerCutError(finish_reason="sensitive"):
+            return ToolFailure(
+                error="content_blocked",
+                message=exc.message,
+                retryable=False,
+                hint="The platform's content filter stopped the answer; rephrase the request.",
+            )
+        case GLMAnswerCutError():
+            return ToolFailure(
+                error="answer_cut",
+                message=exc.message,
+                retryable=True,
+                hint="The platform failed mid-answer; try again.",
+            )
+        case UnknownJobError():
+            return ToolFailure(
+                error="unknown_job",
+                message=str(exc),
+                retryable=False,
+                hint="Job ids from chat and web_search_chat live as long as the server process that made them.",
+            )
+        case JobCancelledError():
+            return ToolFailure(error="cancelled", message=str(exc), retryable=True, hint="Call again.")
         case GLMError():
             return ToolFailure(error="upstream_error", message=exc.message, retryable=False)
         case _:

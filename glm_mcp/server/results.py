@@ -4,11 +4,12 @@ the short text copy that clients which ignore `structuredContent` show to the mo
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, Field
 
 from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ChatCompletion, TaskStatus, WebSearchItem, split_answer
+from glm_mcp.jobs import Job
 
 
 class TokenUsage(BaseModel):
@@ -28,9 +29,15 @@ class ToolCallRequest(BaseModel):
 
 
 class ChatResult(BaseModel):
-    """A finished answer from a GLM model."""
+    """An answer from a GLM model, or the start of one that is still being generated."""
 
-    text: str = Field(description="The answer.")
+    status: Literal["completed", "running"] = Field(
+        "completed",
+        description="completed: the whole answer is here. running: the wait ran out first; `text` is the answer "
+        "so far and the generation goes on: call get_result with `job_id` for the rest.",
+    )
+    job_id: str | None = Field(None, description="With status running: pass it to get_result as task_id.")
+    text: str = Field(description="The answer (so far, when status is running).")
     reasoning: str | None = Field(None, description="The model's reasoning, when thinking was on.")
     model: str = Field(description="The model that answered.")
     finish_reason: str | None = Field(
@@ -43,10 +50,27 @@ class ChatResult(BaseModel):
     tool_calls: list[ToolCallRequest] | None = Field(None, description="Function calls the model asked for.")
 
     @classmethod
-    def from_completion(cls, completion: ChatCompletion) -> ChatResult:
+    def from_completion(cls, completion: ChatCompletion) -> Self:
         return cls(**_answer_fields(completion))
 
+    @classmethod
+    def running(cls, job: Job) -> Self:
+        """The partial answer of a job that outlived the call's wait."""
+        fields = _answer_fields(job.accumulator.completion())
+        fields.update(status="running", job_id=job.id, finish_reason=None, usage=None, **cls._running_extras())
+        return cls(**fields)
+
+    @classmethod
+    def _running_extras(cls) -> dict[str, object]:
+        return {}
+
     def to_text(self) -> str:
+        if self.status == "running":
+            return _join(
+                "Still generating when this call's wait ran out; the answer goes on in the background. "
+                f'Call get_result with task_id="{self.job_id}" to get the rest.',
+                "Answer so far:\n" + self.text if self.text else "",
+            )
         return _join(self.text, _tool_calls_text(self.tool_calls), self._footer())
 
     def _footer(self) -> str:
@@ -93,11 +117,17 @@ class WebSearchResult(ChatResult):
     note: str | None = Field(None, description="Said when the search found nothing.")
 
     @classmethod
-    def from_completion(cls, completion: ChatCompletion) -> WebSearchResult:
+    def from_completion(cls, completion: ChatCompletion) -> Self:
         sources = [Source.from_item(item) for item in completion.web_search or ()]
         return cls(**_answer_fields(completion), sources=sources, note=None if sources else NO_SOURCES)
 
+    @classmethod
+    def _running_extras(cls) -> dict[str, object]:
+        return {"sources": [], "note": "The sources arrive with the end of the answer."}
+
     def to_text(self) -> str:
+        if self.status == "running":
+            return super().to_text()
         listing = "\n".join(
             f"[{s.ref or i}] {s.title or '(untitled)'} — {s.url or 'no link'}"
             + (f" ({s.media}, {s.publish_date})" if s.media and s.publish_date else "")
@@ -125,32 +155,75 @@ class SubmittedTask(BaseModel):
         )
 
 
+TaskKind = Literal["async_task", "chat", "web_search_chat"]
+
+
 class TaskResult(BaseModel):
-    """The state of an async job, and its answer once it has one."""
+    """The state of a job, and its answer once it has one."""
 
     task_id: str
-    status: TaskStatus = Field(description="PROCESSING (ask again later), SUCCESS or FAIL.")
+    kind: TaskKind = Field(
+        description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait."
+    )
+    status: TaskStatus = Field(description="PROCESSING (still running: ask again), SUCCESS or FAIL.")
     model: str
     request_id: str | None = None
-    result: ChatResult | None = Field(None, description="The answer, on SUCCESS: the same shape `chat` returns.")
+    result: WebSearchResult | ChatResult | None = Field(
+        None, description="The answer, on SUCCESS: the same fields chat (or web_search_chat) returns."
+    )
+    partial_text: str | None = Field(None, description="The answer so far, while a chat job is still running.")
+    error: ToolFailure | None = Field(None, description="Why the job failed, on FAIL when known.")
 
     @classmethod
     def from_poll(cls, task_id: str, poll: AsyncTaskResult) -> TaskResult:
         result = ChatResult.from_completion(poll) if poll.task_status == "SUCCESS" else None
         return cls(
-            task_id=task_id, status=poll.task_status, model=poll.model, request_id=poll.request_id, result=result
+            task_id=task_id,
+            kind="async_task",
+            status=poll.task_status,
+            model=poll.model,
+            request_id=poll.request_id,
+            result=result,
+        )
+
+    @classmethod
+    def from_job(cls, job: Job, result_type: type[ChatResult], error: ToolFailure | None) -> TaskResult:
+        status: TaskStatus = {"running": "PROCESSING", "completed": "SUCCESS"}.get(job.status, "FAIL")  # type: ignore[assignment]
+        partial = split_answer(job.accumulator.text, None)[0] if job.accumulator.content else None
+        return cls(
+            task_id=job.id,
+            kind="web_search_chat" if result_type is WebSearchResult else "chat",
+            status=status,
+            model=job.model,
+            request_id=job.request.request_id,
+            result=result_type.from_completion(job.completion) if job.completion else None,
+            partial_text=partial if status != "SUCCESS" else None,
+            error=error,
         )
 
     def to_text(self) -> str:
         if self.result is not None:
             return self.result.to_text()
         if self.status == "FAIL":
-            return f"Task {self.task_id} failed on the platform (model {self.model}); submit it again if needed."
-        return f"Task {self.task_id} is still {self.status}; call get_result again in a few seconds."
+            reason = self.error.to_text() if self.error else "submit it again if needed."
+            return _join(f"Task {self.task_id} failed (model {self.model}).", reason, _partial(self.partial_text))
+        return _join(
+            f"Task {self.task_id} is still {self.status}; call get_result again to wait for it.",
+            _partial(self.partial_text),
+        )
 
 
 ErrorKind = Literal[
-    "invalid_argument", "missing_api_key", "upstream_error", "upstream_unreachable", "stream_broken", "internal_error"
+    "invalid_argument",
+    "missing_api_key",
+    "unknown_job",
+    "upstream_error",
+    "upstream_unreachable",
+    "stream_broken",
+    "answer_cut",
+    "content_blocked",
+    "cancelled",
+    "internal_error",
 ]
 
 
@@ -165,6 +238,7 @@ class ToolFailure(BaseModel):
     glm_code: str | None = Field(None, description="The platform's error code, e.g. 1113 or 1211.")
     request_id: str | None = None
     retryable: bool | None = Field(None, description="Whether the same call may succeed if tried again later.")
+    partial_text: str | None = Field(None, description="What the model had written before the failure.")
 
     def to_text(self) -> str:
         details = ", ".join(
@@ -172,7 +246,11 @@ class ToolFailure(BaseModel):
             for name, value in (("HTTP", self.http_status), ("code", self.glm_code), ("request", self.request_id))
             if value
         )
-        return _join(f"Error: {self.message}" + (f" ({details})" if details else ""), self.hint or "")
+        return _join(
+            f"Error: {self.message}" + (f" ({details})" if details else ""),
+            self.hint or "",
+            _partial(self.partial_text),
+        )
 
 
 def _answer_fields(completion: ChatCompletion) -> dict[str, object]:
@@ -207,6 +285,10 @@ def _tool_calls_text(calls: list[ToolCallRequest] | None) -> str:
     if not calls:
         return ""
     return "The model asks to call:\n" + "\n".join(f"- {c.name}({c.arguments}) [id {c.id}]" for c in calls)
+
+
+def _partial(text: str | None) -> str:
+    return "Partial answer:\n" + text if text else ""
 
 
 def _join(*parts: str) -> str:

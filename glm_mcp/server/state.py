@@ -8,7 +8,8 @@ import anyio
 
 from glm_mcp.config import Settings
 from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
-from glm_mcp.server.failures import describe_failure
+from glm_mcp.jobs import JobRegistry
+from glm_mcp.server.failures import GenerationFailed, describe_failure
 from glm_mcp.server.results import ToolFailure
 
 # An error report must not wait long on a second call to the platform.
@@ -19,11 +20,13 @@ _MODEL_LIST_TIMEOUT_S = 5.0
 class AppState:
     settings: Settings
     glm: GLMClient
+    jobs: JobRegistry
 
     async def describe_failure(self, exc: BaseException) -> ToolFailure:
         """The failure report for `exc`; for an unknown model it lists the models the key can use."""
         models: list[str] | None = None
-        if isinstance(exc, GLMAPIError) and exc.code == "1211":
+        cause = exc.__cause__ if isinstance(exc, GenerationFailed) else exc
+        if isinstance(cause, GLMAPIError) and cause.code == "1211":
             models = await self._model_names()
         return describe_failure(exc, self.settings, models=models)
 

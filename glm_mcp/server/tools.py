@@ -11,30 +11,72 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 
-from glm_mcp.server.arguments import ChatArguments, ResultArguments, WebSearchArguments
+from glm_mcp.glm.types import AsyncTaskResult, ChatRequest
+from glm_mcp.jobs import JOB_ID_PREFIX, Job, poll_task
+from glm_mcp.server.arguments import ChatArguments, ResultArguments, SubmitArguments, WebSearchArguments
+from glm_mcp.server.failures import GenerationFailed, JobCancelledError, UnknownJobError
+from glm_mcp.server.progress import ProgressReporter, follow_job
 from glm_mcp.server.results import ChatResult, SubmittedTask, TaskResult, WebSearchResult
 from glm_mcp.server.state import AppState
 from glm_mcp.server.tooling import add_model_tool
 
+RESULT_TYPES: dict[str, type[ChatResult]] = {"chat": ChatResult, "web_search_chat": WebSearchResult}
+
 
 async def chat(app: AppState, ctx: Context, args: ChatArguments) -> ChatResult:
-    completion = await app.glm.chat(args.chat_request(app.settings.default_model))
-    return ChatResult.from_completion(completion)
+    request = args.chat_request(app.settings.default_model)
+    return await _generate(app, ctx, "chat", request, args.wait(app.settings.wait_seconds))
 
 
-async def web_search_chat(app: AppState, ctx: Context, args: WebSearchArguments) -> WebSearchResult:
-    completion = await app.glm.chat(args.chat_request(app.settings.default_model))
-    return WebSearchResult.from_completion(completion)
+async def web_search_chat(app: AppState, ctx: Context, args: WebSearchArguments) -> ChatResult:
+    request = args.chat_request(app.settings.default_model)
+    return await _generate(app, ctx, "web_search_chat", request, args.wait(app.settings.wait_seconds))
 
 
-async def submit_async(app: AppState, ctx: Context, args: ChatArguments) -> SubmittedTask:
+async def _generate(app: AppState, ctx: Context, kind: str, request: ChatRequest, wait_seconds: float) -> ChatResult:
+    """Stream the answer with progress; past `wait_seconds`, hand back a job that carries on."""
+    job = app.jobs.start(kind, request)
+    try:
+        finished = await follow_job(job, ProgressReporter(ctx, total=wait_seconds), wait_seconds)
+    except BaseException:  # the caller cancelled: stop generating, close the upstream stream
+        job.cancel()
+        app.jobs.release(job)
+        raise
+    if not finished:
+        app.jobs.hand_off(job)
+        return RESULT_TYPES[kind].running(job)
+    app.jobs.release(job)
+    return _outcome(job)
+
+
+def _outcome(job: Job) -> ChatResult:
+    if job.completion is not None:
+        return RESULT_TYPES[job.kind].from_completion(job.completion)
+    cause = job.error or JobCancelledError("the generation was stopped before it ended")
+    raise GenerationFailed(cause, partial_text=job.accumulator.text)
+
+
+async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> SubmittedTask:
     task = await app.glm.submit_async(args.chat_request(app.settings.default_model))
     return SubmittedTask.from_task(task)
 
 
 async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> TaskResult:
-    poll = await app.glm.async_result(args.task_id)
-    return TaskResult.from_poll(args.task_id, poll)
+    wait_seconds = args.wait(app.settings.wait_seconds)
+    reporter = ProgressReporter(ctx, total=wait_seconds)
+    if args.task_id.startswith(JOB_ID_PREFIX):
+        job = app.jobs.get(args.task_id)
+        if job is None:
+            raise UnknownJobError(f"This server has no job {args.task_id}.")
+        await follow_job(job, reporter, wait_seconds)
+        error = await app.describe_failure(job.error) if job.error is not None else None
+        return TaskResult.from_job(job, RESULT_TYPES[job.kind], error)
+
+    async def report(polls: int, state: AsyncTaskResult) -> None:
+        await reporter.send(f"task {state.task_status.lower()} after {polls} poll(s) ({reporter.elapsed:.0f} s)")
+
+    state = await poll_task(app.glm, args.task_id, wait_seconds, report)
+    return TaskResult.from_poll(args.task_id, state)
 
 
 def register_tools(server: MCPServer[Any]) -> None:
@@ -77,7 +119,7 @@ def register_tools(server: MCPServer[Any]) -> None:
     add_model_tool(
         server,
         submit_async,
-        arguments=ChatArguments,
+        arguments=SubmitArguments,
         result=SubmittedTask,
         **common,
         name="submit_async",

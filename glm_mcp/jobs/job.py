@@ -1,0 +1,113 @@
+"""One streamed generation, followed by whoever is waiting for it.
+
+A call to `chat` starts a `Job` and waits for it; if the deadline passes first, the call returns
+the job's id and the job carries on in the server's task group, where `get_result` can find and
+wait on it again. The job knows the GLM client and its types, nothing of MCP.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+import anyio
+
+from glm_mcp.glm import GLMClient, GLMError, StreamAccumulator
+from glm_mcp.glm.errors import UNUSABLE_FINISH_REASONS, GLMAnswerCutError
+from glm_mcp.glm.types import ChatCompletion, ChatRequest
+
+logger = logging.getLogger(__name__)
+
+JobStatus = Literal["running", "completed", "failed", "cancelled"]
+Phase = Literal["waiting", "reasoning", "answering", "done"]
+JOB_ID_PREFIX = "job_"
+
+
+def new_job_id() -> str:
+    return f"{JOB_ID_PREFIX}{uuid.uuid4().hex}"
+
+
+@dataclass(eq=False)
+class Job:
+    """A chat generation in progress or finished, with what has arrived so far."""
+
+    kind: str
+    request: ChatRequest
+    id: str = field(default_factory=new_job_id)
+    created_at: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.monotonic)
+    status: JobStatus = "running"
+    accumulator: StreamAccumulator = field(default_factory=StreamAccumulator)
+    completion: ChatCompletion | None = None
+    error: Exception | None = None
+    handed_off: bool = False
+    """Set when the call that started the job returned before it finished: someone may come back for it."""
+    _done: anyio.Event = field(default_factory=anyio.Event)
+    _changed: anyio.Event = field(default_factory=anyio.Event)
+    _scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    def __post_init__(self) -> None:
+        self.accumulator.request_id = self.request.request_id
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def phase(self) -> Phase:
+        if self.done:
+            return "done"
+        if self.accumulator.content_chars or self.accumulator.tool_calls:
+            return "answering"
+        return "reasoning" if self.accumulator.reasoning_chars else "waiting"
+
+    @property
+    def model(self) -> str:
+        return self.accumulator.model or self.request.model
+
+    def changed(self) -> anyio.Event:
+        """An event set at the next change (a chunk arrived, or the job ended)."""
+        if self._changed.is_set():
+            self._changed = anyio.Event()
+        return self._changed
+
+    async def wait(self) -> None:
+        await self._done.wait()
+
+    def cancel(self) -> None:
+        """Stop generating: the upstream connection is closed at once."""
+        self._scope.cancel()
+
+    async def run(self, glm: GLMClient) -> None:
+        """Stream the answer into `accumulator`; ends as completed, failed or cancelled."""
+        try:
+            with self._scope:
+                async with glm.stream_chat(self.request) as chunks:
+                    async for chunk in chunks:
+                        self.accumulator.add(chunk)
+                        self._changed.set()
+                completion = self.accumulator.completion()
+                reason = completion.finish_reason
+                if reason in UNUSABLE_FINISH_REASONS:
+                    raise GLMAnswerCutError(_CUT_MESSAGES[reason or ""], finish_reason=reason or "")
+                self.completion, self.status = completion, "completed"
+        except GLMError as exc:
+            self.error, self.status = exc, "failed"
+        except Exception as exc:  # a bug of ours must end this job, not the server's task group
+            logger.exception("job %s failed unexpectedly", self.id)
+            self.error, self.status = exc, "failed"
+        finally:
+            if self.status == "running":
+                self.status = "cancelled"
+            self._done.set()
+            self._changed.set()
+
+
+_CUT_MESSAGES = {
+    "network_error": "The platform stopped generating because of a network error on its side; "
+    "the answer is incomplete.",
+    "sensitive": "The platform's content filter stopped the answer; it is incomplete.",
+}

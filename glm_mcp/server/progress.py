@@ -1,0 +1,86 @@
+"""Keeping a long call visible: `notifications/progress` while a job runs, until it ends or the deadline.
+
+Clients that reset their time limit on progress keep waiting as long as notifications come, so
+a silent upstream still gets a heartbeat. Notifications are rate-limited however fast tokens
+arrive, and `progress` counts seconds since the call started (strictly increasing, as the spec
+requires), with `total` the seconds the call will wait before handing back a job id.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import anyio
+from mcp.server.mcpserver import Context
+
+from glm_mcp.jobs import Job
+
+MIN_INTERVAL_S = 0.25
+"""At most four notifications a second."""
+HEARTBEAT_S = 5.0
+"""A notification at least this often while nothing arrives (clients commonly reset at 10 s or more)."""
+TAIL_CHARS = 60
+
+
+class ProgressReporter:
+    """Sends the progress notifications of one tool call."""
+
+    def __init__(self, ctx: Context, total: float | None) -> None:
+        self._ctx = ctx
+        self._total = total
+        self._start = time.monotonic()
+        self._value = 0.0
+        self.last_sent = -math.inf
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._start
+
+    async def send(self, message: str) -> None:
+        self._value = max(round(self.elapsed, 3), self._value + 0.001)
+        self.last_sent = time.monotonic()
+        await self._ctx.report_progress(self._value, self._total, message)
+
+
+async def follow_job(job: Job, reporter: ProgressReporter, wait_seconds: float) -> bool:
+    """Wait up to `wait_seconds` for `job`, reporting what arrives; True when it has ended."""
+    deadline = time.monotonic() + wait_seconds
+    reported_chunks = -1
+    while not job.done:
+        now = time.monotonic()
+        if now >= deadline:
+            return False
+        changed = job.changed()
+        with anyio.move_on_after(min(deadline, reporter.last_sent + HEARTBEAT_S) - now):
+            await changed.wait()
+        if job.done:
+            break
+        now = time.monotonic()
+        fresh = job.accumulator.chunks != reported_chunks
+        if not fresh and now - reporter.last_sent < HEARTBEAT_S:
+            continue
+        pause = reporter.last_sent + MIN_INTERVAL_S - now
+        if pause > 0:  # rate limit: let chunks gather, but return at once if the job ends meanwhile
+            with anyio.move_on_after(min(pause, deadline - now)):
+                await job.wait()
+            if job.done:
+                break
+        reported_chunks = job.accumulator.chunks
+        await reporter.send(describe_job(job, reporter.elapsed))
+    return True
+
+
+def describe_job(job: Job, elapsed: float) -> str:
+    """A one-line account of a running job: its phase, what has arrived, and the latest text."""
+    acc = job.accumulator
+    if job.phase == "waiting":
+        return f"waiting for the first token from {job.model} ({elapsed:.0f} s)"
+    if job.phase == "reasoning":
+        what = f"reasoning: {acc.reasoning_chars:,} chars"
+    else:
+        what = f"answering: {acc.content_chars:,} chars"
+        if acc.tool_calls:
+            what += f", {len(acc.tool_calls)} tool call(s)"
+    tail = " ".join(acc.tail(TAIL_CHARS).split())
+    return f"{what} ({elapsed:.0f} s) …{tail}" if tail else f"{what} ({elapsed:.0f} s)"
