@@ -61,6 +61,9 @@ class EmulatorConfig:
     """Seconds an async task reports PROCESSING before its result is available."""
     models: tuple[str, ...] = DEFAULT_MODELS
     """Model codes the emulator serves; any other model is answered with error 1211."""
+    max_in_flight: int | None = None
+    """API requests answered at once (a stream until its end); more are refused at once with
+    429 / 1302, as the platform refuses a key's excess concurrency. None: no limit."""
 
     def plan_of(self, key: str) -> Plan | None:
         """The plan of a raw API key, or None when the key is unknown."""

@@ -65,8 +65,13 @@ CacheLookup = Callable[[Sequence[tuple[str, int]]], int]
 """Given (prefix key, tokens up to that prefix) pairs, the cached tokens; remembers the prefixes."""
 
 
-def generate(request: ChatRequest, cache: CacheLookup, today: date | None = None) -> Reply:
-    """Answer a validated request; ``cache`` turns the prompt prefixes into cached tokens."""
+def generate(
+    request: ChatRequest, cache: CacheLookup, today: date | None = None, break_off: str | None = None
+) -> Reply:
+    """Answer a validated request; ``cache`` turns the prompt prefixes into cached tokens.
+
+    ``break_off`` (a finish reason, from a ``finish`` fault) stops the content halfway with that reason.
+    """
     traits = traits_of(request.model)
     seed = _digest({"model": request.model, "messages": request.messages})
     dice = Dice(seed, "reply")
@@ -102,11 +107,13 @@ def generate(request: ChatRequest, cache: CacheLookup, today: date | None = None
     finish = "tool_calls" if calls else "stop"
     content = _cut_at_stop(content, request.stop)
     if SENSITIVE_MARKER in user_text or FAIL_MARKER in user_text:
-        content = truncate_tokens(content, count_tokens(content) // 2)
+        content = _halved(content)
         finish = "sensitive" if SENSITIVE_MARKER in user_text else "network_error"
     if request.max_tokens is not None and not calls:
         reasoning, content, cut = _fit(reasoning, content, request.max_tokens)
         finish = "length" if cut else finish
+    if break_off is not None:
+        content, finish = _halved(content), break_off
 
     reasoning_tokens = count_tokens(reasoning or "")
     call_tokens = sum(count_tokens(c["function"]["name"] + c["function"]["arguments"]) for c in calls)
@@ -224,6 +231,11 @@ def _value(schema: dict[str, Any], dice: Dice) -> Any:
         "object": dict,
     }
     return values.get(kind, lambda: dice.pick(NOUNS))()
+
+
+def _halved(content: str) -> str:
+    """The first half of the content's tokens: an answer that broke off."""
+    return truncate_tokens(content, count_tokens(content) // 2)
 
 
 def _cut_at_stop(content: str, stops: Sequence[str]) -> str:

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from .app import create_app
 from .config import CODING_PREFIX, GENERAL_PREFIX, EmulatorConfig
+from .connection import ClosingH11Protocol
 from .state import EmulatorState
 
 GRACEFUL_SHUTDOWN_SECONDS = 1
@@ -32,10 +33,12 @@ _STDERR_LOGGING: dict[str, Any] = {
 
 
 def _server(app: Starlette, **options: Any) -> uvicorn.Server:
-    """A uvicorn server tuned for many concurrent connections and a quick stop."""
+    """A uvicorn server tuned for many concurrent connections and a quick stop, whose connections
+    the app can close without an answer (the ``drop`` and ``stream-cut`` faults)."""
     return uvicorn.Server(
         uvicorn.Config(
             app,
+            http=ClosingH11Protocol,
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
@@ -49,7 +52,7 @@ class Emulator:
 
     ``port=0`` picks a free port; the socket is bound before the thread starts, so the real port
     is known as soon as ``start()`` returns. ``config`` is live: changing a field affects the
-    next requests. ``state`` records every API exchange.
+    next requests. ``state`` records every API exchange; ``inject`` queues faults.
     """
 
     def __init__(self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -73,6 +76,15 @@ class Emulator:
     @property
     def coding_base_url(self) -> str:
         return self.origin + CODING_PREFIX
+
+    def inject(self, *faults: str, path: str | None = None) -> None:
+        """Make the next API requests fail, one fault each, in order (see docs/emulator.md).
+
+        ``path`` limits them to one route as seen from the base URL, e.g. ``/chat/completions``
+        or ``/async/chat/completions``; None: any API request. Raises ValueError and queues
+        nothing when a fault is malformed.
+        """
+        self.state.inject(faults, path)
 
     def start(self) -> Emulator:
         """Start serving; returns once the socket is listening."""

@@ -1,4 +1,5 @@
-"""What the emulator remembers: answered requests, streams, async tasks and the prompt cache.
+"""What the emulator remembers: answered requests, streams, requests in flight, queued faults,
+async tasks and the prompt cache.
 
 The server mutates it on its event loop thread while tests read it from theirs, so every change
 happens under one lock and readers see whole records.
@@ -7,10 +8,12 @@ happens under one lock and readers see whole records.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from .faults import Fault, check_route, parse_fault, route_matches
 
 
 @dataclass
@@ -25,9 +28,19 @@ class Exchange:
     body: dict[str, Any] | None
     """The parsed JSON request body; None when absent or not a JSON object."""
     status: int
+    """The HTTP status sent; 0 when the connection was closed (or left) before any answer."""
     response: dict[str, Any] | None
-    """The JSON answered; for a stream, the completion its chunks assemble into."""
+    """The JSON answered; for a stream, the completion its chunks assemble into; None when the
+    answer was not JSON or nothing was sent."""
     stream: bool = False
+
+
+@dataclass(frozen=True)
+class PendingFault:
+    """A queued fault and the route it waits for (None: any API request)."""
+
+    fault: str
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,18 +93,78 @@ class EmulatorState:
         self._max_exchanges = max_exchanges
         self._disconnects = 0
         self._open_streams = 0
+        self._in_flight = 0
+        self._peak_in_flight = 0
+        self._faults: deque[tuple[PendingFault, Fault]] = deque()
         self._tasks: dict[str, AsyncTask] = {}
         self._lock = threading.Lock()
 
     @property
     def disconnects(self) -> int:
-        """Streams whose client went away before the stream finished."""
+        """Streams and stalled requests whose client went away before the end."""
         return self._disconnects
 
     @property
     def open_streams(self) -> int:
         """Streams being sent right now."""
         return self._open_streams
+
+    @property
+    def in_flight(self) -> int:
+        """API requests admitted and not yet fully answered (a stream until its end)."""
+        return self._in_flight
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most requests in flight at once since the last ``clear()``: a client's real concurrency.
+
+        Requests refused by ``max_in_flight`` are not counted, so it never exceeds that limit.
+        """
+        return self._peak_in_flight
+
+    def admit(self, limit: int | None) -> bool:
+        """Count a request in flight, unless ``limit`` requests already are (then False)."""
+        with self._lock:
+            if limit is not None and self._in_flight >= limit:
+                return False
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+            return True
+
+    def done(self) -> None:
+        """An admitted request has been answered, or abandoned."""
+        with self._lock:
+            self._in_flight -= 1
+
+    def inject(self, faults: Iterable[str], path: str | None = None) -> None:
+        """Queue faults for the next API requests whose path ``path`` names, in order.
+
+        ``path`` is a route as seen from the base URL (``/chat/completions``) or a full path; None
+        means any API request. Raises FaultError (a ValueError) and queues nothing when a fault
+        string is malformed.
+        """
+        route = check_route(path)
+        parsed = [(PendingFault(text, route), parse_fault(text)) for text in faults]
+        with self._lock:
+            self._faults.extend(parsed)
+
+    def pending_faults(self) -> list[PendingFault]:
+        """The queued faults not yet consumed, next first."""
+        with self._lock:
+            return [pending for pending, _ in self._faults]
+
+    def take_fault(self, path: str) -> Fault | None:
+        """Remove and return the first queued fault meant for a request to ``path``."""
+        with self._lock:
+            for i, (pending, fault) in enumerate(self._faults):
+                if route_matches(pending.path, path):
+                    del self._faults[i]
+                    return fault
+        return None
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
 
     def record(self, exchange: Exchange) -> None:
         with self._lock:
@@ -108,6 +181,11 @@ class EmulatorState:
             self._open_streams -= 1
             self._disconnects += client_gone
 
+    def client_left(self) -> None:
+        """A client went away while its request was stalled."""
+        with self._lock:
+            self._disconnects += 1
+
     def add_task(self, task: AsyncTask) -> None:
         with self._lock:
             self._tasks[task.id] = task
@@ -117,11 +195,14 @@ class EmulatorState:
             return self._tasks.get(task_id)
 
     def clear(self) -> None:
-        """Forget exchanges, the disconnect count and the prompt cache.
+        """Forget exchanges, the disconnect count, queued faults, the peak of requests in flight
+        (it restarts from those in flight now) and the prompt cache.
 
         Open streams and async tasks are live and are kept, so in-flight work still completes.
         """
         with self._lock:
             self.exchanges.clear()
             self._disconnects = 0
+            self._faults.clear()
+            self._peak_in_flight = self._in_flight
         self.prompt_cache.clear()

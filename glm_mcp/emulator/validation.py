@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import EmulatorConfig, traits_of
-from .errors import ApiError, bad_request
+from .errors import ApiError, bad_request, platform_error
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 PART_TYPES = frozenset({"text", "image_url", "video_url", "file_url"})
@@ -82,7 +82,7 @@ def parse_chat(body: object, config: EmulatorConfig) -> ChatRequest:
     if not isinstance(model, str):
         raise bad_request("model must be a string.")
     if model not in config.models:
-        raise ApiError(400, "1211", f"Model not found: {model}")
+        raise platform_error("1211", model)
     messages = _messages(body.get("messages"), vision=traits_of(model).vision, model=model)
     tools = _optional(body, "tools", list) or []
     if len(tools) > MAX_TOOLS:
