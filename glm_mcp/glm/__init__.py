@@ -3,9 +3,11 @@
 from glm_mcp.glm.auth import AuthMode, Credentials
 from glm_mcp.glm.client import GLMClient, open_http_client
 from glm_mcp.glm.errors import GLMAPIError, GLMError, GLMStreamError, GLMTransportError, MissingAPIKeyError
+from glm_mcp.glm.retry import Attempts, RetryPolicy
 from glm_mcp.glm.stream import StreamAccumulator
 
 __all__ = [
+    "Attempts",
     "AuthMode",
     "Credentials",
     "GLMAPIError",
@@ -14,6 +16,7 @@ __all__ = [
     "GLMStreamError",
     "GLMTransportError",
     "MissingAPIKeyError",
+    "RetryPolicy",
     "StreamAccumulator",
     "open_http_client",
 ]

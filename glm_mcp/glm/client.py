@@ -6,7 +6,10 @@ built per call pays a fresh TLS handshake (about 25 ms) every time.
 
 from __future__ import annotations
 
+import email.utils
 import json
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -17,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from glm_mcp.glm.auth import Credentials
 from glm_mcp.glm.errors import GLMAPIError, GLMError, GLMStreamError, GLMTransportError, MissingAPIKeyError
+from glm_mcp.glm.retry import Attempts, RetryPolicy
 from glm_mcp.glm.sse import DONE, iter_sse_data
 from glm_mcp.glm.types import (
     AsyncTask,
@@ -29,8 +33,11 @@ from glm_mcp.glm.types import (
 )
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
+logger = logging.getLogger(__name__)
 
 # Failures that happen before a request is on the wire: re-sending can never duplicate work.
+DRAIN_SECONDS = 1.0
+"""How long the end of a stream is awaited after `[DONE]`."""
 _NOT_DELIVERED = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
 
 
@@ -59,50 +66,89 @@ def open_http_client(
 class GLMClient:
     """Calls of the GLM API. Knows HTTP and the GLM wire format, nothing of MCP."""
 
-    def __init__(self, http: httpx2.AsyncClient, credentials: Credentials | None) -> None:
+    def __init__(
+        self,
+        http: httpx2.AsyncClient,
+        credentials: Credentials | None,
+        *,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int = 32,
+    ) -> None:
         self._http = http
         self.credentials = credentials
+        self._retry = retry or RetryPolicy()
+        # Requests in flight at once (a stream counts until it closes): past it, calls queue here
+        # instead of tripping the platform's concurrency limit (1302).
+        self._limiter = anyio.CapacityLimiter(max_concurrency)
 
     @property
     def base_url(self) -> str:
         return str(self._http.base_url).rstrip("/")
 
-    async def chat(self, request: ChatRequest) -> ChatCompletion:
+    async def chat(self, request: ChatRequest, *, attempts: Attempts | None = None) -> ChatCompletion:
         """A whole completion in one JSON answer."""
-        response = await self._send("POST", "chat/completions", request.to_json())
+        response = await self._send("POST", "chat/completions", request.to_json(), attempts=attempts)
         return self._parse(ChatCompletion, response)
 
     @asynccontextmanager
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[AsyncIterator[ChatCompletionChunk]]:
+    async def stream_chat(
+        self, request: ChatRequest, *, attempts: Attempts | None = None
+    ) -> AsyncIterator[AsyncIterator[ChatCompletionChunk]]:
         """A completion as it is generated, chunk by chunk.
 
-        Used as `async with client.stream_chat(req) as chunks: async for chunk in chunks`. Leaving
-        the block, normally or by cancellation, closes the upstream connection at once, so an
-        abandoned answer stops costing tokens. Error frames raise `GLMAPIError`; a stream that
-        breaks off before `[DONE]` raises `GLMStreamError`.
+        Used as `async with client.stream_chat(req) as chunks: async for chunk in chunks`. Opening
+        the stream is retried like any request; once chunks flow it is not (the answer has begun).
+        Leaving the block, normally or by cancellation, closes the upstream connection at once, so
+        an abandoned answer stops costing tokens. Error frames raise `GLMAPIError`; a stream that
+        breaks off before its final chunk raises `GLMStreamError`.
         """
         body = request.model_copy(update={"stream": True}).to_json()
-        http_request = self._http.build_request("POST", "chat/completions", content=body, headers=self._auth_headers())
+        attempts = attempts or Attempts()
+        slot = object()  # the concurrency slot is held by this stream until it closes
+        while True:
+            attempts.count += 1
+            await self._limiter.acquire_on_behalf_of(slot)
+            try:
+                response = await self._open_stream(body)
+                break
+            except GLMError as exc:
+                self._limiter.release_on_behalf_of(slot)
+                await self._wait_before_retry(attempts, exc, resend_if_maybe_delivered=True)
+            except BaseException:
+                self._limiter.release_on_behalf_of(slot)
+                raise
         try:
-            response = await self._http.send(http_request, stream=True)
-        except httpx2.HTTPError as exc:
-            raise self._transport_error(exc) from None
-        try:
-            if response.status_code >= 400:
-                await response.aread()
-                raise self._api_error(response)
             yield self._chunks(response)
         finally:
             # Shielded: when the caller is cancelled, the connection must still be closed (not
             # returned half-read to the pool), or the upstream would go on generating.
             with anyio.CancelScope(shield=True):
                 await response.aclose()
+            self._limiter.release_on_behalf_of(slot)
+
+    async def _open_stream(self, body: bytes) -> httpx2.Response:
+        request = self._http.build_request("POST", "chat/completions", content=body, headers=self._auth_headers())
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx2.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if response.status_code >= 400:
+            try:
+                await response.aread()
+            except httpx2.HTTPError as exc:
+                raise self._transport_error(exc) from None
+            finally:
+                await response.aclose()
+            raise self._api_error(response)
+        return response
 
     async def _chunks(self, response: httpx2.Response) -> AsyncIterator[ChatCompletionChunk]:
         finished = False
+        lines = response.aiter_lines()
         try:
-            async for data in iter_sse_data(response.aiter_lines()):
+            async for data in iter_sse_data(lines):
                 if data == DONE:
+                    await _drain(lines)
                     return
                 chunk = self._parse_chunk(data, response)
                 finished = finished or any(choice.finish_reason for choice in chunk.choices)
@@ -129,10 +175,16 @@ class GLMClient:
             )
         return chunk
 
-    async def submit_async(self, request: ChatRequest) -> AsyncTask:
-        """Start a chat job; the answer is fetched later with `async_result`."""
+    async def submit_async(self, request: ChatRequest, *, attempts: Attempts | None = None) -> AsyncTask:
+        """Start a chat job; the answer is fetched later with `async_result`.
+
+        Not re-sent after a failure that may have reached the platform (a read timeout, a cut
+        connection): a second submit would be a second paid job.
+        """
         body = request.model_copy(update={"stream": None}).to_json()
-        response = await self._send("POST", "async/chat/completions", body)
+        response = await self._send(
+            "POST", "async/chat/completions", body, attempts=attempts, resend_if_maybe_delivered=False
+        )
         return self._parse(AsyncTask, response)
 
     async def async_result(self, task_id: str) -> AsyncTaskResult:
@@ -152,7 +204,25 @@ class GLMClient:
             raise MissingAPIKeyError("no GLM API key is configured")
         return {"Authorization": self.credentials.authorization()}
 
-    async def _send(self, method: str, path: str, body: bytes | None = None) -> httpx2.Response:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        attempts: Attempts | None = None,
+        resend_if_maybe_delivered: bool = True,
+    ) -> httpx2.Response:
+        attempts = attempts or Attempts()
+        while True:
+            attempts.count += 1
+            try:
+                async with self._limiter:
+                    return await self._send_once(method, path, body)
+            except GLMError as exc:
+                await self._wait_before_retry(attempts, exc, resend_if_maybe_delivered=resend_if_maybe_delivered)
+
+    async def _send_once(self, method: str, path: str, body: bytes | None) -> httpx2.Response:
         headers = self._auth_headers()
         try:
             response = await self._http.request(method, path, content=body, headers=headers)
@@ -161,6 +231,14 @@ class GLMClient:
         if response.status_code >= 400:
             raise self._api_error(response)
         return response
+
+    async def _wait_before_retry(self, attempts: Attempts, error: GLMError, *, resend_if_maybe_delivered: bool) -> None:
+        """Sleep before the next attempt, or re-raise `error` when it should not be retried."""
+        wait = attempts.next_wait(self._retry, error, resend_if_maybe_delivered=resend_if_maybe_delivered)
+        if wait is None:
+            raise error
+        logger.info("attempt %d failed (%s); retrying in %.2f s", attempts.count, error, wait)
+        await anyio.sleep(wait)
 
     def _parse(self, model: type[_ModelT], response: httpx2.Response) -> _ModelT:
         try:
@@ -187,7 +265,14 @@ class GLMClient:
                 request_id = body["request_id"]
         if not message:
             message = response.text[:300].strip() or response.reason_phrase or "no error message"
-        return GLMAPIError(self._redact(message), status_code=response.status_code, code=code, request_id=request_id)
+        return GLMAPIError(
+            self._redact(message),
+            status_code=response.status_code,
+            code=code,
+            request_id=request_id,
+            should_retry=_should_retry(response.headers.get("x-should-retry")),
+            retry_after=_retry_after(response.headers.get("retry-after")),
+        )
 
     def _transport_error(self, exc: httpx2.HTTPError) -> GLMTransportError:
         delivered = not isinstance(exc, _NOT_DELIVERED)
@@ -199,6 +284,17 @@ class GLMClient:
         return self.credentials.redact(text) if self.credentials else text
 
 
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read a finished stream to its end, so its connection goes back to the pool.
+
+    A response closed before its last bytes (the chunked terminator after `[DONE]`) takes its
+    connection with it: the next call would pay a new TCP connection, and a TLS handshake.
+    """
+    with anyio.move_on_after(DRAIN_SECONDS):  # an upstream that keeps the stream open loses the connection
+        async for _ in lines:
+            pass
+
+
 def _error_fields(error: object) -> tuple[str | None, str]:
     """(code, message) from the platform's `{"code": "1211", "message": "…"}` error object."""
     if not isinstance(error, dict):
@@ -206,6 +302,26 @@ def _error_fields(error: object) -> tuple[str | None, str]:
     code = error.get("code")
     message = error.get("message")
     return (str(code) if code is not None else None), (str(message) if message is not None else "")
+
+
+def _should_retry(header: str | None) -> bool | None:
+    value = (header or "").strip().lower()
+    return True if value == "true" else False if value == "false" else None
+
+
+def _retry_after(header: str | None) -> float | None:
+    """Seconds from a `Retry-After` header: a number of seconds or an HTTP date."""
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _describe(exc: Exception) -> str:

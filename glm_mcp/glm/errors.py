@@ -6,29 +6,8 @@ RETRYABLE_CODES = frozenset({"1302", "1303", "1305", "500", "1200", "1230", "123
 """Concurrency and frequency limits, overload, and the platform's internal errors."""
 
 FINAL_CODES = frozenset(
-    {
-        "1000",
-        "1001",
-        "1002",
-        "1003",
-        "1004",
-        "1112",
-        "1113",
-        "1121",
-        "1210",
-        "1211",
-        "1212",
-        "1213",
-        "1214",
-        "1215",
-        "1220",
-        "1261",
-        "1301",
-        "1304",
-        "1308",
-        "1309",
-        "1310",
-    }
+    {"1000", "1001", "1002", "1003", "1004", "1112", "1113", "1121", "1210", "1211", "1212", "1213", "1214"}
+    | {"1215", "1220", "1261", "1301", "1304", "1308", "1309", "1310"}
 )
 """Authentication, billing, quota, bad requests and content blocks: the same request fails again."""
 
@@ -39,6 +18,13 @@ class GLMError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.attempts = 1
+        """How many times the request was sent before giving up (set by the client's retry loop)."""
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed if sent again."""
+        return False
 
 
 class GLMAPIError(GLMError):
@@ -50,12 +36,23 @@ class GLMAPIError(GLMError):
     """
 
     def __init__(
-        self, message: str, *, status_code: int, code: str | None = None, request_id: str | None = None
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: str | None = None,
+        request_id: str | None = None,
+        should_retry: bool | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.request_id = request_id
+        self.should_retry = should_retry
+        """The platform's own `x-should-retry` verdict, when it sent one."""
+        self.retry_after = retry_after
+        """Seconds the platform asked us to wait (`Retry-After`), when it said."""
 
     def __str__(self) -> str:
         code = f" code {self.code}" if self.code else ""
@@ -66,12 +63,14 @@ class GLMAPIError(GLMError):
         """Whether the same request may succeed later: rate limits, overload and server faults.
 
         Decided by the business code first: HTTP 429 also means "insufficient balance" (1113),
-        which no retry can fix.
+        which no retry can fix, whatever the status or an `x-should-retry` header say.
         """
-        if self.code in RETRYABLE_CODES:
-            return True
         if self.code in FINAL_CODES:
             return False
+        if self.should_retry is not None:
+            return self.should_retry
+        if self.code in RETRYABLE_CODES:
+            return True
         return self.status_code >= 500 or self.status_code == 408
 
 
@@ -86,9 +85,17 @@ class GLMTransportError(GLMError):
         super().__init__(message)
         self.maybe_delivered = maybe_delivered
 
+    @property
+    def retryable(self) -> bool:
+        return True
+
 
 class GLMStreamError(GLMError):
     """A streamed answer broke off: it ended without `[DONE]`, or the connection was cut mid-stream."""
+
+    @property
+    def retryable(self) -> bool:
+        return True
 
 
 class GLMAnswerCutError(GLMError):
