@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 
+from glm_mcp import config
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator, EmulatorConfig
 from glm_mcp.server import create_server
@@ -19,6 +21,21 @@ CODING_KEY = EmulatorConfig().coding_keys[0]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_real_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Settings that name no GLM_DATA_DIR (`settings_for`, `Settings.from_env({})`, in module fixtures
+    too) get a new scratch directory each: no test writes a job registry in the developer's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(config, "user_data_dir", lambda: tmp_path_factory.mktemp("user-data"))
+        yield
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """Where the `settings` fixture keeps its job registry."""
+    return tmp_path / "data"
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +60,8 @@ def settings_for(emulator: Emulator, **env: str) -> Settings:
 
 
 @pytest.fixture
-def settings(emulator: Emulator) -> Settings:
-    return settings_for(emulator)
+def settings(emulator: Emulator, data_dir: Path) -> Settings:
+    return settings_for(emulator, GLM_DATA_DIR=str(data_dir))
 
 
 @pytest.fixture

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,9 +19,17 @@ COMMAND = [sys.executable, "-m", "glm_mcp"]
 
 
 def server_env(**variables: str) -> dict[str, str]:
-    """A clean environment: none of the developer's GLM settings leak into a test."""
+    """A clean environment: none of the developer's GLM settings leak into a test, and the job registry
+    is a fresh one unless GLM_DATA_DIR is given."""
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("GLM_", "ZAI_", "ZHIPUAI_"))}
-    return {**keep, "PYTHONUNBUFFERED": "1", **variables}
+    return {**keep, "PYTHONUNBUFFERED": "1", "GLM_DATA_DIR": scratch_dir(), **variables}
+
+
+def scratch_dir() -> str:
+    """A new directory, removed when the test run ends."""
+    path = tempfile.mkdtemp(prefix="glm-mcp-test-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def free_port() -> int:
@@ -30,6 +41,13 @@ def free_port() -> int:
 @contextmanager
 def http_server(*args: str, env: dict[str, str]) -> Iterator[str]:
     """`glm-mcp … --transport http` on a free port; yields its origin once /healthz answers."""
+    with http_server_process(*args, env=env) as (_, origin):
+        yield origin
+
+
+@contextmanager
+def http_server_process(*args: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`http_server`, yielding the process too (to kill it)."""
     port = free_port()
     process = subprocess.Popen(
         [*COMMAND, *args, "--transport", "http", "--port", str(port)],
@@ -51,7 +69,7 @@ def http_server(*args: str, env: dict[str, str]) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise TimeoutError("the HTTP server did not come up")
             time.sleep(0.05)
-        yield origin
+        yield process, origin
     finally:
         process.terminate()
         try:

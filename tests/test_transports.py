@@ -15,7 +15,7 @@ from tests.processes import COMMAND, http_server, server_env
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = {"chat", "web_search_chat", "submit_async", "get_result"}
+TOOLS = {"chat", "web_search_chat", "submit_async", "get_result", "list_jobs"}
 
 
 def stdio(*args: str, **env: str) -> StdioServerParameters:

@@ -1,7 +1,24 @@
-"""Job bookkeeping: generations that run in the background and can be waited on again."""
+"""Job bookkeeping: generations that run in the background and can be waited on again, and the
+registry that records them so they outlive the process."""
 
 from glm_mcp.jobs.job import JOB_ID_PREFIX, Job, JobStatus, Phase
 from glm_mcp.jobs.polling import poll_task
 from glm_mcp.jobs.registry import JobRegistry
+from glm_mcp.jobs.sqlite import SQLiteJobStore
+from glm_mcp.jobs.store import ChatKind, JobKind, JobRecord, JobState, JobStore, Position
 
-__all__ = ["JOB_ID_PREFIX", "Job", "JobRegistry", "JobStatus", "Phase", "poll_task"]
+__all__ = [
+    "JOB_ID_PREFIX",
+    "ChatKind",
+    "Job",
+    "JobKind",
+    "JobRecord",
+    "JobRegistry",
+    "JobState",
+    "JobStatus",
+    "JobStore",
+    "Phase",
+    "Position",
+    "SQLiteJobStore",
+    "poll_task",
+]

@@ -15,9 +15,10 @@ from typing import Literal
 
 import anyio
 
-from glm_mcp.glm import GLMClient, GLMError, StreamAccumulator
+from glm_mcp.glm import Attempts, GLMClient, GLMError, StreamAccumulator
 from glm_mcp.glm.errors import UNUSABLE_FINISH_REASONS, GLMAnswerCutError
-from glm_mcp.glm.types import ChatCompletion, ChatRequest
+from glm_mcp.glm.types import ChatCompletion, ChatRequest, split_answer
+from glm_mcp.jobs.store import ChatKind
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +35,14 @@ def new_job_id() -> str:
 class Job:
     """A chat generation in progress or finished, with what has arrived so far."""
 
-    kind: str
+    kind: ChatKind
     request: ChatRequest
     id: str = field(default_factory=new_job_id)
     created_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.monotonic)
     status: JobStatus = "running"
     accumulator: StreamAccumulator = field(default_factory=StreamAccumulator)
+    attempts: Attempts = field(default_factory=Attempts)
     completion: ChatCompletion | None = None
     error: Exception | None = None
     handed_off: bool = False
@@ -68,6 +70,10 @@ class Job:
     def model(self) -> str:
         return self.accumulator.model or self.request.model
 
+    @property
+    def answer_so_far(self) -> str:
+        return split_answer(self.accumulator.text, None)[0]
+
     def changed(self) -> anyio.Event:
         """An event set at the next change (a chunk arrived, or the job ended)."""
         if self._changed.is_set():
@@ -85,7 +91,7 @@ class Job:
         """Stream the answer into `accumulator`; ends as completed, failed or cancelled."""
         try:
             with self._scope:
-                async with glm.stream_chat(self.request) as chunks:
+                async with glm.stream_chat(self.request, attempts=self.attempts) as chunks:
                     async for chunk in chunks:
                         self.accumulator.add(chunk)
                         self._changed.set()

@@ -1,9 +1,9 @@
-"""Building the MCP server: its identity, its lifespan (the pooled GLM client) and its tools."""
+"""Building the MCP server: its identity, its lifespan (the pooled GLM client, the job registry) and its tools."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -11,16 +11,18 @@ from mcp.server.mcpserver import MCPServer
 
 from glm_mcp import __version__
 from glm_mcp.config import Settings
-from glm_mcp.glm import GLMClient, open_http_client
-from glm_mcp.jobs import JobRegistry
+from glm_mcp.jobs import JobRegistry, SQLiteJobStore
 from glm_mcp.server.state import AppState
 from glm_mcp.server.tools import register_tools
+from glm_mcp.upstream import open_glm_client
 
 INSTRUCTIONS = (
     "Tools for the GLM models of the Zhipu / Z.ai open platform. `chat` asks a model and returns its "
     "answer; `web_search_chat` answers from a live web search with cited sources; `submit_async` starts "
-    "a long chat as a background job and `get_result` fetches its outcome."
+    "a long chat as a background job and `get_result` fetches its outcome; `list_jobs` finds jobs again, "
+    "also after a restart."
 )
+JOBS_FILE = "jobs.sqlite3"
 
 
 def create_server(settings: Settings) -> MCPServer[AppState]:
@@ -28,18 +30,18 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[AppState]:
+        store = SQLiteJobStore(settings.data_dir / JOBS_FILE, retention_days=settings.job_retention_days)
         async with (
-            open_http_client(
-                settings.base_url,
-                timeout=settings.timeout,
-                connect_timeout=settings.connect_timeout,
-                headers=settings.request_headers,
-            ) as http,
+            aclosing(store),
+            open_glm_client(settings) as glm,
             anyio.create_task_group() as background,
         ):
-            glm = GLMClient(http, settings.credentials)
-            yield AppState(settings=settings, glm=glm, jobs=JobRegistry(glm, background))
-            background.cancel_scope.cancel()  # jobs still running end with the server
+            jobs = JobRegistry(glm, background, store)
+            try:
+                yield AppState(settings=settings, glm=glm, jobs=jobs, store=store)
+            finally:
+                await jobs.interrupt_running()  # recorded with their partial text, for after the restart
+                background.cancel_scope.cancel()  # jobs still running end with the server
 
     server: MCPServer[AppState] = MCPServer(
         "glm-mcp",

@@ -13,17 +13,24 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from glm_mcp.config import Settings
 from glm_mcp.glm.types import (
     ChatRequest,
     ContentSize,
+    FilePart,
+    ImagePart,
+    MediaURL,
     Message,
     RecencyFilter,
     ResponseFormat,
     SearchEngine,
+    TextPart,
     Thinking,
+    VideoPart,
     WebSearchOptions,
     WebSearchTool,
 )
+from glm_mcp.jobs import JobState, Position
 
 
 class ArgumentError(ValueError):
@@ -88,6 +95,29 @@ def _check_messages(messages: list[Message]) -> None:
         raise ArgumentError("messages", "it needs at least one message with role 'user'.")
 
 
+def _check_size(messages: list[Message], limit: int) -> None:
+    """Refuse an input larger than GLM_MAX_PROMPT_CHARS before it costs an upload and a refusal."""
+    size = 0
+    for message in messages:
+        if isinstance(message.content, str):
+            size += len(message.content)
+        elif message.content:
+            for part in message.content:
+                size += len(part.text) if isinstance(part, TextPart) else len(_media(part).url)
+    if size > limit:
+        raise ArgumentError(
+            "messages" if len(messages) > 1 else "prompt",
+            f"the input is {size:,} characters, over the limit of {limit:,} (GLM_MAX_PROMPT_CHARS). "
+            "Shorten it or send it in parts.",
+        )
+
+
+def _media(part: ImagePart | VideoPart | FilePart) -> MediaURL:
+    if isinstance(part, ImagePart):
+        return part.image_url
+    return part.video_url if isinstance(part, VideoPart) else part.file_url
+
+
 class Generation(_Arguments):
     """How the model generates: which model, sampling, length and format."""
 
@@ -122,8 +152,9 @@ class Generation(_Arguments):
         bool | None, Field(description="false makes decoding greedy; temperature and top_p are then ignored.")
     ] = None
 
-    def to_request(self, messages: list[Message], default_model: str) -> ChatRequest:
+    def to_request(self, messages: list[Message], settings: Settings) -> ChatRequest:
         """The GLM request for `messages`, with these options applied."""
+        _check_size(messages, settings.max_prompt_chars)
         temperature, do_sample = self.temperature, self.do_sample
         # The official SDKs send neither bound as is: 0 becomes greedy decoding, 1 becomes 0.99.
         if temperature is not None and temperature <= 0:
@@ -131,7 +162,7 @@ class Generation(_Arguments):
         elif temperature is not None and temperature >= 1:
             temperature = 0.99
         top_p = None if self.top_p is None else min(max(self.top_p, 0.01), 0.99)
-        model = self.model.strip() or default_model
+        model = self.model.strip() or settings.default_model
         return ChatRequest(
             model=model,
             messages=messages,
@@ -173,8 +204,8 @@ class SubmitArguments(Generation, Conversation):
         bool, Field(description="Ask for the answer as a JSON object (the API's response_format json_object).")
     ] = False
 
-    def chat_request(self, default_model: str) -> ChatRequest:
-        request = self.to_request(self.conversation(self.system), default_model)
+    def chat_request(self, settings: Settings) -> ChatRequest:
+        request = self.to_request(self.conversation(self.system), settings)
         if self.json_output:
             request.response_format = ResponseFormat(type="json_object")
         return request
@@ -224,11 +255,11 @@ class ChatArguments(Waiting, SubmitArguments):
 class WebSearchArguments(Waiting, Generation, WebSearchQuery):
     """`web_search_chat`: a question answered with the platform's web_search tool."""
 
-    def chat_request(self, default_model: str) -> ChatRequest:
+    def chat_request(self, settings: Settings) -> ChatRequest:
         question = self.question.strip()
         if not question:
             raise ArgumentError("question", "it is empty; give the question to research.")
-        request = self.to_request(Conversation(prompt=question).conversation(self.system), default_model)
+        request = self.to_request(Conversation(prompt=question).conversation(self.system), settings)
         options = WebSearchOptions(
             enable=True,
             search_result=True,  # the sources are the point of this tool: always ask for them
@@ -260,6 +291,29 @@ class TaskReference(_Arguments):
 
 class ResultArguments(Waiting, TaskReference):
     """`get_result`: which job to look at, and how long to wait for it to finish."""
+
+
+class ListJobsArguments(_Arguments):
+    """`list_jobs`: which jobs, and which page of them."""
+
+    status: Annotated[
+        JobState | None,
+        Field(description="Only jobs in this state: running, completed, failed or interrupted. Empty: all."),
+    ] = None
+    limit: Annotated[int, Field(description="Jobs per page, 1 to 100.", ge=1, le=100)] = 20
+    cursor: Annotated[
+        str,
+        Field(description="The next_cursor of the previous page, for older jobs. Empty: the newest.", max_length=200),
+    ] = ""
+
+    def after(self) -> Position | None:
+        """Where the page starts; raises `ArgumentError` for a cursor list_jobs did not give."""
+        if not self.cursor:
+            return None
+        try:
+            return Position.parse(self.cursor)
+        except ValueError:
+            raise ArgumentError("cursor", "it is not a next_cursor that list_jobs returned.") from None
 
 
 def new_request_id() -> str:

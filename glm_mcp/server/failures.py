@@ -33,6 +33,18 @@ class JobCancelledError(Exception):
     """The generation was stopped before it ended (the server is shutting down)."""
 
 
+class SubmitUncertainError(Exception):
+    """A submit that may have reached the platform but got no answer; it is not re-sent."""
+
+    def __init__(self, request_id: str, cause: GLMTransportError) -> None:
+        super().__init__(
+            f"The submit may have reached the platform, but no answer came back ({cause.message}). It was not "
+            "sent again, because a second submit would be a second paid job."
+        )
+        self.request_id = request_id
+        self.attempts = cause.attempts
+
+
 class GenerationFailed(Exception):
     """A generation that ended badly, with what the model had written by then (`__cause__` says why)."""
 
@@ -48,6 +60,13 @@ def describe_failure(exc: BaseException, settings: Settings, *, models: list[str
         failure = describe_failure(exc.__cause__, settings, models=models)
         failure.partial_text = exc.partial_text or None
         return failure
+    failure = _describe(exc, settings, models)
+    if isinstance(exc, GLMError):
+        failure.attempts = exc.attempts
+    return failure
+
+
+def _describe(exc: BaseException, settings: Settings, models: list[str] | None) -> ToolFailure:
     match exc:
         case ArgumentError():
             return ToolFailure(
@@ -108,7 +127,17 @@ def describe_failure(exc: BaseException, settings: Settings, *, models: list[str
                 error="unknown_job",
                 message=str(exc),
                 retryable=False,
-                hint="Job ids from chat and web_search_chat live as long as the server process that made them.",
+                hint="Find your jobs with list_jobs; finished jobs are kept GLM_JOB_RETENTION_DAYS days.",
+            )
+        case SubmitUncertainError():
+            return ToolFailure(
+                error="submit_uncertain",
+                message=str(exc),
+                request_id=exc.request_id,
+                attempts=exc.attempts,
+                retryable=False,
+                hint=f"Look for request id {exc.request_id} in the platform's console before submitting again; "
+                "if the task exists there, use its id with get_result.",
             )
         case JobCancelledError():
             return ToolFailure(error="cancelled", message=str(exc), retryable=True, hint="Call again.")

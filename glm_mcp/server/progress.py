@@ -20,6 +20,8 @@ MIN_INTERVAL_S = 0.25
 """At most four notifications a second."""
 HEARTBEAT_S = 5.0
 """A notification at least this often while nothing arrives (clients commonly reset at 10 s or more)."""
+FIRST_HEARTBEAT_S = MIN_INTERVAL_S
+"""The first "waiting" notification, when no chunk has come by then."""
 TAIL_CHARS = 60
 
 
@@ -44,24 +46,33 @@ class ProgressReporter:
 
 
 async def follow_job(job: Job, reporter: ProgressReporter, wait_seconds: float) -> bool:
-    """Wait up to `wait_seconds` for `job`, reporting what arrives; True when it has ended."""
-    deadline = time.monotonic() + wait_seconds
-    reported_chunks = -1
+    """Wait up to `wait_seconds` for `job`, reporting what arrives; True when it has ended.
+
+    The first words are reported the moment they arrive: the rate limit only spaces notifications
+    that carry text, and the first "waiting" heartbeat comes FIRST_HEARTBEAT_S in, so a notice
+    sent just before the first chunk cannot hold that chunk back.
+    """
+    start = time.monotonic()
+    deadline = start + wait_seconds
+    first_beat = start + FIRST_HEARTBEAT_S
+    reported_chunks = 0
     while not job.done:
         now = time.monotonic()
         if now >= deadline:
             return False
         changed = job.changed()
-        with anyio.move_on_after(min(deadline, reporter.last_sent + HEARTBEAT_S) - now):
+        beat_at = max(reporter.last_sent + HEARTBEAT_S, first_beat)
+        with anyio.move_on_after(min(deadline, beat_at) - now):
             await changed.wait()
         if job.done:
             break
         now = time.monotonic()
         fresh = job.accumulator.chunks != reported_chunks
-        if not fresh and now - reporter.last_sent < HEARTBEAT_S:
+        if not fresh and now < beat_at:
             continue
         pause = reporter.last_sent + MIN_INTERVAL_S - now
-        if pause > 0:  # rate limit: let chunks gather, but return at once if the job ends meanwhile
+        if fresh and reported_chunks and pause > 0:
+            # rate limit: let chunks gather, but return at once if the job ends meanwhile
             with anyio.move_on_after(min(pause, deadline - now)):
                 await job.wait()
             if job.done:

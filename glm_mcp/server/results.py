@@ -4,12 +4,13 @@ the short text copy that clients which ignore `structuredContent` show to the mo
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, Field
 
 from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ChatCompletion, TaskStatus, WebSearchItem, split_answer
-from glm_mcp.jobs import Job
+from glm_mcp.jobs import Job, JobKind, JobRecord, JobState
 
 
 class TokenUsage(BaseModel):
@@ -48,16 +49,18 @@ class ChatResult(BaseModel):
     usage: TokenUsage | None = None
     request_id: str | None = Field(None, description="The platform's request id, for support and tracing.")
     tool_calls: list[ToolCallRequest] | None = Field(None, description="Function calls the model asked for.")
+    attempts: int = Field(1, description="Requests sent to the platform for this answer (more than 1 after retries).")
 
     @classmethod
-    def from_completion(cls, completion: ChatCompletion) -> Self:
-        return cls(**_answer_fields(completion))
+    def from_completion(cls, completion: ChatCompletion, attempts: int = 1) -> Self:
+        return cls(**_answer_fields(completion), attempts=attempts)
 
     @classmethod
     def running(cls, job: Job) -> Self:
         """The partial answer of a job that outlived the call's wait."""
         fields = _answer_fields(job.accumulator.completion())
         fields.update(status="running", job_id=job.id, finish_reason=None, usage=None, **cls._running_extras())
+        fields.update(attempts=job.attempts.count)
         return cls(**fields)
 
     @classmethod
@@ -77,6 +80,8 @@ class ChatResult(BaseModel):
         parts = [f"model {self.model}"]
         if self.finish_reason and self.finish_reason != "stop":
             parts.append(f"finish_reason {self.finish_reason}")
+        if self.attempts > 1:
+            parts.append(f"{self.attempts} attempts")
         if self.usage:
             cached = f", {self.usage.cached_tokens} cached" if self.usage.cached_tokens else ""
             parts.append(f"tokens {self.usage.prompt_tokens} in{cached} / {self.usage.completion_tokens} out")
@@ -117,9 +122,11 @@ class WebSearchResult(ChatResult):
     note: str | None = Field(None, description="Said when the search found nothing.")
 
     @classmethod
-    def from_completion(cls, completion: ChatCompletion) -> Self:
+    def from_completion(cls, completion: ChatCompletion, attempts: int = 1) -> Self:
         sources = [Source.from_item(item) for item in completion.web_search or ()]
-        return cls(**_answer_fields(completion), sources=sources, note=None if sources else NO_SOURCES)
+        return cls(
+            **_answer_fields(completion), attempts=attempts, sources=sources, note=None if sources else NO_SOURCES
+        )
 
     @classmethod
     def _running_extras(cls) -> dict[str, object]:
@@ -143,10 +150,13 @@ class SubmittedTask(BaseModel):
     status: TaskStatus = Field(description="PROCESSING, SUCCESS or FAIL.")
     model: str
     request_id: str | None = None
+    attempts: int = Field(1, description="Requests sent to the platform to submit it (more than 1 after retries).")
 
     @classmethod
-    def from_task(cls, task: AsyncTask) -> SubmittedTask:
-        return cls(task_id=task.id, status=task.task_status, model=task.model, request_id=task.request_id)
+    def from_task(cls, task: AsyncTask, attempts: int = 1) -> SubmittedTask:
+        return cls(
+            task_id=task.id, status=task.task_status, model=task.model, request_id=task.request_id, attempts=attempts
+        )
 
     def to_text(self) -> str:
         return (
@@ -155,14 +165,11 @@ class SubmittedTask(BaseModel):
         )
 
 
-TaskKind = Literal["async_task", "chat", "web_search_chat"]
-
-
 class TaskResult(BaseModel):
     """The state of a job, and its answer once it has one."""
 
     task_id: str
-    kind: TaskKind = Field(
+    kind: JobKind = Field(
         description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait."
     )
     status: TaskStatus = Field(description="PROCESSING (still running: ask again), SUCCESS or FAIL.")
@@ -171,7 +178,9 @@ class TaskResult(BaseModel):
     result: WebSearchResult | ChatResult | None = Field(
         None, description="The answer, on SUCCESS: the same fields chat (or web_search_chat) returns."
     )
-    partial_text: str | None = Field(None, description="The answer so far, while a chat job is still running.")
+    partial_text: str | None = Field(
+        None, description="A chat job's answer so far: while it runs, or when it failed or was interrupted."
+    )
     error: ToolFailure | None = Field(None, description="Why the job failed, on FAIL when known.")
 
     @classmethod
@@ -189,16 +198,39 @@ class TaskResult(BaseModel):
     @classmethod
     def from_job(cls, job: Job, result_type: type[ChatResult], error: ToolFailure | None) -> TaskResult:
         status: TaskStatus = {"running": "PROCESSING", "completed": "SUCCESS"}.get(job.status, "FAIL")  # type: ignore[assignment]
-        partial = split_answer(job.accumulator.text, None)[0] if job.accumulator.content else None
+        partial = job.answer_so_far or None
         return cls(
             task_id=job.id,
             kind="web_search_chat" if result_type is WebSearchResult else "chat",
             status=status,
             model=job.model,
             request_id=job.request.request_id,
-            result=result_type.from_completion(job.completion) if job.completion else None,
+            result=result_type.from_completion(job.completion, job.attempts.count) if job.completion else None,
             partial_text=partial if status != "SUCCESS" else None,
             error=error,
+        )
+
+    @classmethod
+    def from_record(cls, record: JobRecord) -> TaskResult:
+        """A chat job known from the job registry: its stored result, or how far it got."""
+        if record.result is not None:
+            return cls.model_validate_json(record.result)
+        interrupted = record.status == "interrupted"
+        return cls(
+            task_id=record.id,
+            kind=record.kind,
+            status="FAIL" if interrupted else "PROCESSING",
+            model=record.model,
+            request_id=record.request_id,
+            partial_text=record.partial_text or None,
+            error=ToolFailure(
+                error="interrupted",
+                message="The server process generating this answer stopped (a restart or a crash) before it ended.",
+                hint="partial_text has what had arrived; call chat again for the whole answer.",
+                retryable=True,
+            )
+            if interrupted
+            else None,
         )
 
     def to_text(self) -> str:
@@ -221,8 +253,10 @@ ErrorKind = Literal[
     "upstream_unreachable",
     "stream_broken",
     "answer_cut",
+    "submit_uncertain",
     "content_blocked",
     "cancelled",
+    "interrupted",
     "internal_error",
 ]
 
@@ -239,6 +273,7 @@ class ToolFailure(BaseModel):
     request_id: str | None = None
     retryable: bool | None = Field(None, description="Whether the same call may succeed if tried again later.")
     partial_text: str | None = Field(None, description="What the model had written before the failure.")
+    attempts: int | None = Field(None, description="Requests sent to the platform before giving up.")
 
     def to_text(self) -> str:
         details = ", ".join(
@@ -251,6 +286,59 @@ class ToolFailure(BaseModel):
             self.hint or "",
             _partial(self.partial_text),
         )
+
+
+class JobSummary(BaseModel):
+    """One job of the registry."""
+
+    job_id: str = Field(description="Pass it to get_result as task_id.")
+    kind: JobKind = Field(
+        description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait."
+    )
+    status: JobState = Field(
+        description="running, completed, failed, or interrupted: the server generating it stopped first "
+        "(get_result gives the partial text)."
+    )
+    model: str
+    summary: str = Field(description="The start of the prompt or question.")
+    created_at: str = Field(description="When it started, ISO 8601 UTC.")
+
+    @classmethod
+    def from_record(cls, record: JobRecord) -> JobSummary:
+        return cls(
+            job_id=record.id,
+            kind=record.kind,
+            status=record.status,
+            model=record.model,
+            summary=record.summary,
+            created_at=datetime.fromtimestamp(record.created_at, UTC).isoformat(timespec="seconds"),
+        )
+
+
+class JobList(BaseModel):
+    """A page of the job registry, newest first."""
+
+    jobs: list[JobSummary]
+    next_cursor: str | None = Field(
+        None, description="There are older jobs: pass this as `cursor` to list them. Absent on the last page."
+    )
+
+    @classmethod
+    def from_records(cls, records: list[JobRecord], limit: int) -> JobList:
+        """The first `limit` of `records`; one more than `limit` means there is a next page."""
+        page = records[:limit]
+        more = len(records) > limit
+        return cls(jobs=[JobSummary.from_record(r) for r in page], next_cursor=str(page[-1].position) if more else None)
+
+    def to_text(self) -> str:
+        if not self.jobs:
+            return "No jobs."
+        lines = [
+            f"- {job.job_id} · {job.kind} · {job.status} · {job.model} · {job.created_at} · {job.summary}"
+            for job in self.jobs
+        ]
+        more = f'Older jobs: call list_jobs with cursor="{self.next_cursor}".' if self.next_cursor else ""
+        return _join("Jobs, newest first (pass an id to get_result as task_id):\n" + "\n".join(lines), more)
 
 
 def _answer_fields(completion: ChatCompletion) -> dict[str, object]:

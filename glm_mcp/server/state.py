@@ -1,4 +1,4 @@
-"""What lives for the whole server process: the settings and the one pooled GLM client."""
+"""What lives for the whole server process: the settings, the one pooled GLM client and the job registry."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import anyio
 
 from glm_mcp.config import Settings
 from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
-from glm_mcp.jobs import JobRegistry
+from glm_mcp.jobs import JobRegistry, JobStore
 from glm_mcp.server.failures import GenerationFailed, describe_failure
 from glm_mcp.server.results import ToolFailure
 
@@ -21,6 +21,7 @@ class AppState:
     settings: Settings
     glm: GLMClient
     jobs: JobRegistry
+    store: JobStore
 
     async def describe_failure(self, exc: BaseException) -> ToolFailure:
         """The failure report for `exc`; for an unknown model it lists the models the key can use."""

@@ -6,34 +6,47 @@ Everything around them (flat parameters, structured output, error results) is do
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 
+from glm_mcp.glm import Attempts, GLMTransportError
 from glm_mcp.glm.types import AsyncTaskResult, ChatRequest
-from glm_mcp.jobs import JOB_ID_PREFIX, Job, poll_task
-from glm_mcp.server.arguments import ChatArguments, ResultArguments, SubmitArguments, WebSearchArguments
-from glm_mcp.server.failures import GenerationFailed, JobCancelledError, UnknownJobError
+from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, JobRecord, JobState, poll_task
+from glm_mcp.server.arguments import (
+    ChatArguments,
+    ListJobsArguments,
+    ResultArguments,
+    SubmitArguments,
+    WebSearchArguments,
+)
+from glm_mcp.server.failures import GenerationFailed, JobCancelledError, SubmitUncertainError, UnknownJobError
 from glm_mcp.server.progress import ProgressReporter, follow_job
-from glm_mcp.server.results import ChatResult, SubmittedTask, TaskResult, WebSearchResult
+from glm_mcp.server.results import ChatResult, JobList, SubmittedTask, TaskResult, WebSearchResult
 from glm_mcp.server.state import AppState
 from glm_mcp.server.tooling import add_model_tool
 
-RESULT_TYPES: dict[str, type[ChatResult]] = {"chat": ChatResult, "web_search_chat": WebSearchResult}
+RESULT_TYPES: dict[ChatKind, type[ChatResult]] = {"chat": ChatResult, "web_search_chat": WebSearchResult}
+RECORD_POLL_S = 1.0
+"""How often the registry is read while another process generates the job asked for."""
 
 
 async def chat(app: AppState, ctx: Context, args: ChatArguments) -> ChatResult:
-    request = args.chat_request(app.settings.default_model)
+    request = args.chat_request(app.settings)
     return await _generate(app, ctx, "chat", request, args.wait(app.settings.wait_seconds))
 
 
 async def web_search_chat(app: AppState, ctx: Context, args: WebSearchArguments) -> ChatResult:
-    request = args.chat_request(app.settings.default_model)
+    request = args.chat_request(app.settings)
     return await _generate(app, ctx, "web_search_chat", request, args.wait(app.settings.wait_seconds))
 
 
-async def _generate(app: AppState, ctx: Context, kind: str, request: ChatRequest, wait_seconds: float) -> ChatResult:
+async def _generate(
+    app: AppState, ctx: Context, kind: ChatKind, request: ChatRequest, wait_seconds: float
+) -> ChatResult:
     """Stream the answer with progress; past `wait_seconds`, hand back a job that carries on."""
     job = app.jobs.start(kind, request)
     try:
@@ -43,7 +56,7 @@ async def _generate(app: AppState, ctx: Context, kind: str, request: ChatRequest
         app.jobs.release(job)
         raise
     if not finished:
-        app.jobs.hand_off(job)
+        await app.jobs.hand_off(job, lambda ended: _job_result(app, ended))
         return RESULT_TYPES[kind].running(job)
     app.jobs.release(job)
     return _outcome(job)
@@ -51,14 +64,23 @@ async def _generate(app: AppState, ctx: Context, kind: str, request: ChatRequest
 
 def _outcome(job: Job) -> ChatResult:
     if job.completion is not None:
-        return RESULT_TYPES[job.kind].from_completion(job.completion)
+        return RESULT_TYPES[job.kind].from_completion(job.completion, job.attempts.count)
     cause = job.error or JobCancelledError("the generation was stopped before it ended")
     raise GenerationFailed(cause, partial_text=job.accumulator.text)
 
 
 async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> SubmittedTask:
-    task = await app.glm.submit_async(args.chat_request(app.settings.default_model))
-    return SubmittedTask.from_task(task)
+    request = args.chat_request(app.settings)
+    attempts = Attempts()
+    try:
+        task = await app.glm.submit_async(request, attempts=attempts)
+    except GLMTransportError as exc:
+        if exc.maybe_delivered:
+            raise SubmitUncertainError(request.request_id or "", exc) from exc
+        raise
+    record = JobRecord.of_request(task.id, "async_task", request, model=task.model, created_at=time.time())
+    await app.store.add(record, runs_here=False)
+    return SubmittedTask.from_task(task, attempts.count)
 
 
 async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> TaskResult:
@@ -67,16 +89,45 @@ async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> Task
     if args.task_id.startswith(JOB_ID_PREFIX):
         job = app.jobs.get(args.task_id)
         if job is None:
-            raise UnknownJobError(f"This server has no job {args.task_id}.")
+            return await _recorded_job(app, args.task_id, wait_seconds, reporter)
         await follow_job(job, reporter, wait_seconds)
-        error = await app.describe_failure(job.error) if job.error is not None else None
-        return TaskResult.from_job(job, RESULT_TYPES[job.kind], error)
+        return await _job_result(app, job)
+
+    record = await app.store.get(args.task_id)
+    if record is not None and record.result is not None:  # fetched before: the platform is not asked again
+        return TaskResult.from_record(record)
 
     async def report(polls: int, state: AsyncTaskResult) -> None:
         await reporter.send(f"task {state.task_status.lower()} after {polls} poll(s) ({reporter.elapsed:.0f} s)")
 
     state = await poll_task(app.glm, args.task_id, wait_seconds, report)
-    return TaskResult.from_poll(args.task_id, state)
+    result = TaskResult.from_poll(args.task_id, state)
+    if record is not None and state.task_status != "PROCESSING":
+        status: JobState = "completed" if state.task_status == "SUCCESS" else "failed"
+        await app.store.finish(args.task_id, status, result=result.model_dump_json(), partial_text=None)
+    return result
+
+
+async def _job_result(app: AppState, job: Job) -> TaskResult:
+    error = await app.describe_failure(job.error) if job.error is not None else None
+    return TaskResult.from_job(job, RESULT_TYPES[job.kind], error)
+
+
+async def _recorded_job(app: AppState, job_id: str, wait_seconds: float, reporter: ProgressReporter) -> TaskResult:
+    """A chat job this process is not generating: as the registry has it, waiting while another process works on it."""
+    deadline = time.monotonic() + wait_seconds
+    while (record := await app.store.get(job_id)) is not None:
+        remaining = deadline - time.monotonic()
+        if record.status != "running" or remaining <= 0:
+            return TaskResult.from_record(record)
+        await reporter.send(f"generating in another glm-mcp process ({reporter.elapsed:.0f} s)")
+        await anyio.sleep(min(RECORD_POLL_S, remaining))
+    raise UnknownJobError(f"No job {job_id} runs here or is recorded in the job registry.")
+
+
+async def list_jobs(app: AppState, ctx: Context, args: ListJobsArguments) -> JobList:
+    records = await app.store.page(status=args.status, limit=args.limit + 1, after=args.after())
+    return JobList.from_records(records, args.limit)
 
 
 def register_tools(server: MCPServer[Any]) -> None:
@@ -147,5 +198,23 @@ def register_tools(server: MCPServer[Any]) -> None:
         ),
         annotations=ToolAnnotations(
             read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+        ),
+    )
+    add_model_tool(
+        server,
+        list_jobs,
+        arguments=ListJobsArguments,
+        result=JobList,
+        **common,
+        name="list_jobs",
+        title="List GLM jobs",
+        description=(
+            "The jobs started here, newest first: submit_async tasks, and chat / web_search_chat calls that "
+            "outlived their wait. Each with its id, status (running, completed, failed, interrupted), model and "
+            "the start of its prompt. Jobs survive a server restart: use this to find a job id again, then "
+            "get_result for its answer."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )
