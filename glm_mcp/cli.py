@@ -9,8 +9,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from glm_mcp import __version__
+
+if TYPE_CHECKING:
+    from glm_mcp.config import Settings
 
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_EMULATOR_PORT = 8765
@@ -21,6 +25,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "emulator":
             return _run_emulator(args.host, args.port)
+        if args.command == "doctor":
+            from glm_mcp.doctor import run_doctor
+
+            return run_doctor(chat=args.chat)
         return _serve(args, demo=args.command == "demo")
     except KeyboardInterrupt:
         return 130
@@ -31,6 +39,8 @@ def _serve(args: argparse.Namespace, *, demo: bool) -> int:
 
     try:
         settings = Settings.from_env()
+        if args.transport == "http":
+            settings = _http_settings(args, settings)
     except ConfigError as exc:
         print(f"glm-mcp: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -47,13 +57,36 @@ def _serve(args: argparse.Namespace, *, demo: bool) -> int:
 
     server = create_server(settings)
     if args.transport == "stdio":
-        server.run("stdio")
-        return 0
-    from glm_mcp.server.http import run_http
+        import anyio
 
-    print(f"glm-mcp: serving Streamable HTTP at http://{_host_port(args.host, args.port)}/mcp", file=sys.stderr)
-    run_http(server, host=args.host, port=args.port, log_level=settings.log_level)
+        from glm_mcp.server.stdio import serve_stdio
+
+        anyio.run(serve_stdio, server)
+        return 0
+    from glm_mcp.server.http import MCP_PATH, run_http
+
+    mode = "stateless" if settings.stateless else "sessionful"
+    print(
+        f"glm-mcp: serving Streamable HTTP at http://{_host_port(args.host, args.port)}{MCP_PATH} ({mode}, "
+        f"{'bearer token required' if settings.http_token else 'no token'})",
+        file=sys.stderr,
+    )
+    run_http(server, settings, host=args.host, port=args.port)
     return 0
+
+
+def _http_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """`settings` with the HTTP flags applied; refuses an exposed address without a token."""
+    import dataclasses
+
+    from glm_mcp.server.http import check_exposure
+
+    stateless = settings.stateless if args.stateless is None else args.stateless
+    settings = dataclasses.replace(
+        settings, stateless=stateless, allow_insecure=settings.allow_insecure or args.allow_insecure
+    )
+    check_exposure(args.host, settings)
+    return settings
 
 
 def _run_emulator(host: str, port: int) -> int:
@@ -96,6 +129,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_transport_options(
         commands.add_parser("demo", help="serve MCP answered by a built-in GLM emulator: no key, no network")
     )
+    doctor = commands.add_parser(
+        "doctor", help="check the configuration and the connection to the GLM API, and say what to fix"
+    )
+    doctor.add_argument(
+        "--no-chat",
+        dest="chat",
+        action="store_false",
+        help="skip the 1-token chat that checks the default model and the balance (it costs a few tokens)",
+    )
     emulator = commands.add_parser("emulator", help="run the local GLM API emulator on its own")
     emulator.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     emulator.add_argument(
@@ -113,7 +155,32 @@ def _add_transport_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", default=argparse.SUPPRESS, help="HTTP address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=argparse.SUPPRESS, help=f"HTTP port (default {DEFAULT_HTTP_PORT})")
-    parser.set_defaults(transport="stdio", host="127.0.0.1", port=DEFAULT_HTTP_PORT)
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument(
+        "--stateless",
+        dest="stateless",
+        action="store_const",
+        const=True,
+        default=argparse.SUPPRESS,
+        help="HTTP: every request stands alone, replicas need no sticky sessions (default; GLM_MCP_STATELESS)",
+    )
+    modes.add_argument(
+        "--sessionful",
+        dest="stateless",
+        action="store_const",
+        const=False,
+        default=argparse.SUPPRESS,
+        help="HTTP: keep an MCP session per client in this process",
+    )
+    parser.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="HTTP: allow a non-loopback --host without GLM_MCP_HTTP_TOKEN (GLM_MCP_ALLOW_INSECURE)",
+    )
+    parser.set_defaults(
+        transport="stdio", host="127.0.0.1", port=DEFAULT_HTTP_PORT, stateless=None, allow_insecure=False
+    )
 
 
 if __name__ == "__main__":

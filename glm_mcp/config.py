@@ -7,8 +7,10 @@ checked against it by the tests, so a variable cannot be added without being doc
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, TypeVar
 
 from glm_mcp.glm.auth import AuthMode, Credentials
@@ -75,10 +77,114 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("GLM_TIMEOUT", "300", "Seconds to wait for the next bytes from the API before giving up."),
     EnvVar("GLM_CONNECT_TIMEOUT", "10", "Seconds to wait for a connection to the API."),
+    EnvVar(
+        "GLM_MAX_RETRIES",
+        "3",
+        "Times a failed request is sent again, for failures a retry can fix (rate limits 1302/1303, overload "
+        "1305, server errors, timeouts); billing, key, quota and bad-request errors are never retried. 0 turns "
+        "retries off.",
+    ),
+    EnvVar(
+        "GLM_RETRY_BUDGET",
+        "60",
+        "Seconds all attempts of one call may take together, waits included; no retry starts past it.",
+    ),
+    EnvVar(
+        "GLM_MAX_CONCURRENCY",
+        "32",
+        "Upstream requests in flight at once (a streamed answer counts until it ends); more calls wait their "
+        "turn instead of tripping the platform's concurrency limit. Set it to your account's limit.",
+    ),
+    EnvVar(
+        "GLM_MAX_PROMPT_CHARS",
+        "1000000",
+        "Largest input a call may send, in characters of all its messages together (about 4 per token); larger "
+        "ones are refused before anything is sent.",
+    ),
+    EnvVar(
+        "GLM_DATA_DIR",
+        "(the user data directory)",
+        "Where the job registry (`jobs.sqlite3`) is kept, shared by every glm-mcp process of the user. By default "
+        "`$XDG_DATA_HOME/glm-mcp` (`~/.local/share/glm-mcp`) on Linux, `~/Library/Application Support/glm-mcp` on "
+        "macOS, `%LOCALAPPDATA%\\glm-mcp` on Windows. An absolute path.",
+    ),
+    EnvVar(
+        "GLM_JOB_RETENTION_DAYS",
+        "7",
+        "Days a finished job stays in the registry (and `list_jobs`, `get_result`) after it ended; older ones "
+        "are deleted.",
+    ),
     EnvVar("GLM_LOG_LEVEL", "WARNING", "Log level of the server's log on stderr (DEBUG, INFO, WARNING, ERROR)."),
+    EnvVar(
+        "GLM_MCP_HTTP_TOKEN",
+        "(none)",
+        "The token HTTP clients must send as `Authorization: Bearer <token>`, at least 16 characters "
+        "(`python -c 'import secrets; print(secrets.token_urlsafe(32))'` makes one). Without one the HTTP "
+        "server binds only a loopback address. Not used over stdio.",
+    ),
+    EnvVar(
+        "GLM_MCP_HTTP_TOKEN_FILE",
+        "(none)",
+        "A file holding the token (a mounted Kubernetes or Docker secret), instead of `GLM_MCP_HTTP_TOKEN`.",
+    ),
+    EnvVar(
+        "GLM_MCP_ALLOWED_HOSTS",
+        "(loopback names only)",
+        "Comma-separated `Host` header values the HTTP server answers besides `127.0.0.1`, `localhost` and "
+        "`[::1]`: the names clients reach it by (`mcp.example.com`, `glm-mcp.team.svc`). A name without a port "
+        "is allowed on any port. Any other host gets 421 (DNS-rebinding protection, always on).",
+    ),
+    EnvVar(
+        "GLM_MCP_ALLOWED_ORIGINS",
+        "(loopback origins only)",
+        "Comma-separated browser origins (`https://app.example.com`; `:*` for any port) allowed besides "
+        "`http://127.0.0.1`, `http://localhost` and `http://[::1]` on any port. A request from any other "
+        "`Origin` gets 403; requests without one (clients that are not browsers) are not affected.",
+    ),
+    EnvVar(
+        "GLM_MCP_STATELESS",
+        "true",
+        "`true`: every HTTP request stands alone, so replicas behind a load balancer need no sticky sessions. "
+        "`false` (or `--sessionful`): each client gets an MCP session (`Mcp-Session-Id`) kept by one process.",
+    ),
+    EnvVar(
+        "GLM_MCP_ALLOW_INSECURE",
+        "false",
+        "`true` (or `--allow-insecure`) lets the HTTP server bind a non-loopback address without a token: "
+        "anyone who can reach it then spends your GLM key.",
+    ),
+    EnvVar(
+        "GLM_MCP_ALLOW_CLIENT_KEYS",
+        "false",
+        "`true` lets HTTP callers send their own GLM key in an `X-GLM-API-Key` header, used for that request "
+        "instead of the server's key, never stored or logged. When `false` a request with that header gets 400.",
+    ),
+    EnvVar(
+        "GLM_MCP_MAX_BODY_BYTES",
+        "4194304",
+        "Largest HTTP request body accepted, in bytes (4 MiB); a larger one gets 413.",
+    ),
+    EnvVar(
+        "GLM_MCP_SHUTDOWN_GRACE",
+        "60",
+        "Seconds the HTTP server gives calls in flight to finish after SIGTERM (it stops accepting new "
+        "connections at once) before it cancels them and exits.",
+    ),
 )
 
 DEFAULT_MODEL = "glm-4.6"
+MIN_HTTP_TOKEN_CHARS = 16
+
+
+def user_data_dir() -> Path:
+    """The platform's place for this user's application data, with a `glm-mcp` directory in it."""
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "glm-mcp"
 
 
 class ConfigError(ValueError):
@@ -98,7 +204,22 @@ class Settings:
     wait_seconds: float = 45.0
     timeout: float = 300.0
     connect_timeout: float = 10.0
+    max_retries: int = 3
+    retry_budget: float = 60.0
+    max_concurrency: int = 32
+    max_prompt_chars: int = 1_000_000
+    data_dir: Path = field(default_factory=user_data_dir)
+    job_retention_days: int = 7
     log_level: str = "WARNING"
+    auth_mode: AuthMode = "bearer"
+    http_token: str | None = field(default=None, repr=False)
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    stateless: bool = True
+    allow_insecure: bool = False
+    allow_client_keys: bool = False
+    max_body_bytes: int = 4 * 1024 * 1024
+    shutdown_grace: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -120,7 +241,22 @@ class Settings:
             wait_seconds=reader.seconds("GLM_WAIT_SECONDS", 45.0, allow_zero=True),
             timeout=reader.seconds("GLM_TIMEOUT", 300.0),
             connect_timeout=reader.seconds("GLM_CONNECT_TIMEOUT", 10.0),
+            max_retries=reader.count("GLM_MAX_RETRIES", 3, minimum=0),
+            retry_budget=reader.seconds("GLM_RETRY_BUDGET", 60.0),
+            max_concurrency=reader.count("GLM_MAX_CONCURRENCY", 32, minimum=1),
+            max_prompt_chars=reader.count("GLM_MAX_PROMPT_CHARS", 1_000_000, minimum=1),
+            data_dir=_data_dir(reader.text("GLM_DATA_DIR")),
+            job_retention_days=reader.count("GLM_JOB_RETENTION_DAYS", 7, minimum=1),
             log_level=reader.choice("GLM_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "WARNING", upper=True),
+            auth_mode=auth_mode,
+            http_token=_http_token(reader),
+            allowed_hosts=reader.names("GLM_MCP_ALLOWED_HOSTS", _check_host),
+            allowed_origins=reader.names("GLM_MCP_ALLOWED_ORIGINS", _check_origin),
+            stateless=reader.flag("GLM_MCP_STATELESS", True),
+            allow_insecure=reader.flag("GLM_MCP_ALLOW_INSECURE", False),
+            allow_client_keys=reader.flag("GLM_MCP_ALLOW_CLIENT_KEYS", False),
+            max_body_bytes=reader.count("GLM_MCP_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024),
+            shutdown_grace=reader.seconds("GLM_MCP_SHUTDOWN_GRACE", 60.0, allow_zero=True),
         )
 
     @property
@@ -141,6 +277,46 @@ def _credentials(env: Mapping[str, str], mode: AuthMode) -> Credentials | None:
     return None
 
 
+def _data_dir(raw: str) -> Path:
+    if not raw:
+        return user_data_dir()
+    path = Path(raw).expanduser()
+    if not path.is_absolute():  # clients start servers in a directory of their choosing
+        raise ConfigError(f"GLM_DATA_DIR must be an absolute path, got {raw!r}")
+    return path
+
+
+def _http_token(reader: _Reader) -> str | None:
+    """The HTTP bearer token, from the variable or from the file it names (a mounted secret)."""
+    token, path = reader.text("GLM_MCP_HTTP_TOKEN"), reader.text("GLM_MCP_HTTP_TOKEN_FILE")
+    source = "GLM_MCP_HTTP_TOKEN_FILE" if path else "GLM_MCP_HTTP_TOKEN"
+    if token and path:
+        raise ConfigError("set GLM_MCP_HTTP_TOKEN or GLM_MCP_HTTP_TOKEN_FILE, not both")
+    if path:
+        try:
+            token = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"GLM_MCP_HTTP_TOKEN_FILE names a file that cannot be read: {path!r} ({exc})") from None
+        if not token:
+            raise ConfigError(f"GLM_MCP_HTTP_TOKEN_FILE names an empty file: {path!r}")
+    if not token:
+        return None
+    if len(token) < MIN_HTTP_TOKEN_CHARS or not (token.isascii() and token.isprintable()) or " " in token:
+        raise ConfigError(
+            f"the token in {source} must be at least {MIN_HTTP_TOKEN_CHARS} ASCII characters without spaces; "
+            "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return token
+
+
+def _check_host(entry: str) -> bool:
+    return "/" not in entry and not any(c.isspace() for c in entry)
+
+
+def _check_origin(entry: str) -> bool:
+    return entry.startswith(("http://", "https://")) and "/" not in entry.split("://", 1)[1]
+
+
 class _Reader:
     """Reads variables with messages that name the variable and what it accepts."""
 
@@ -157,6 +333,36 @@ class _Reader:
             if option == value:
                 return option
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {raw!r}")
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name).lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+    def names(self, name: str, valid: Callable[[str], bool]) -> tuple[str, ...]:
+        """A comma-separated list; each entry must pass `valid`."""
+        entries = tuple(entry.strip() for entry in self.text(name).split(",") if entry.strip())
+        for entry in entries:
+            if not valid(entry):
+                raise ConfigError(f"{name} has an entry that is not a host or origin: {entry!r}")
+        return entries
+
+    def count(self, name: str, default: int, *, minimum: int) -> int:
+        raw = self.text(name).replace("_", "")
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+        return value
 
     def seconds(self, name: str, default: float, *, allow_zero: bool = False) -> float:
         raw = self.text(name)

@@ -1,0 +1,67 @@
+"""Who may call the HTTP server (one shared bearer token) and whose GLM key a call spends."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+from mcp.server.auth.provider import AccessToken, TokenVerifier
+
+from glm_mcp.config import Settings
+from glm_mcp.glm.auth import Credentials
+
+CLIENT_KEY_HEADER = "X-GLM-API-Key"
+"""Where a caller may put its own GLM key when GLM_MCP_ALLOW_CLIENT_KEYS is on."""
+TOKEN_CLIENT_ID = "glm-mcp-token"
+"""The principal every holder of the shared token is: the token says "one of us", not who."""
+
+
+class SharedTokenVerifier(TokenVerifier):
+    """Accepts exactly the configured token (GLM_MCP_HTTP_TOKEN), for the SDK's bearer middleware.
+
+    Both sides are hashed before the constant-time comparison, so the time it takes gives away
+    neither the token's content nor its length.
+    """
+
+    def __init__(self, token: str) -> None:
+        self._digest = _digest(token)
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if not hmac.compare_digest(_digest(token), self._digest):
+            return None
+        return AccessToken(token=token, client_id=TOKEN_CLIENT_ID, scopes=[])
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+
+
+class ClientKeyError(ValueError):
+    """A caller's key header this server cannot use; the message says why and is safe to show."""
+
+
+def client_credentials(ctx_headers: Mapping[str, str] | None, settings: Settings) -> Credentials | None:
+    """The caller's own GLM key for this one request, or None to use the server's key.
+
+    The key is read from the request each time and lives only in the returned object, whose repr
+    hides it: it is never stored or logged. A header the server may not honour is refused rather
+    than ignored, so nobody spends the server's key believing they spend their own.
+    """
+    key = _header(ctx_headers, CLIENT_KEY_HEADER)
+    if not key:
+        return None
+    if not settings.allow_client_keys:
+        raise ClientKeyError(
+            f"This server does not take callers' GLM keys: remove the {CLIENT_KEY_HEADER} header "
+            "(or ask its operator to set GLM_MCP_ALLOW_CLIENT_KEYS=true)."
+        )
+    if settings.auth_mode == "jwt" and "." not in key:
+        raise ClientKeyError(f"The key in {CLIENT_KEY_HEADER} must have the form <id>.<secret>.")
+    return Credentials(key, mode=settings.auth_mode, source=f"the {CLIENT_KEY_HEADER} header")
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str:
+    """A header's value, stripped; "" when absent. Names are matched without regard to case."""
+    wanted = name.lower()
+    return next((value.strip() for key, value in (headers or {}).items() if key.lower() == wanted), "")

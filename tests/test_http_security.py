@@ -1,0 +1,395 @@
+"""The HTTP transport's defences and deployment behaviour, against real server processes: the token,
+Host and Origin checks, the body limit, callers' keys, exposure, probes, stateless replicas, SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from glm_mcp.config import ConfigError, Settings
+from glm_mcp.emulator import Emulator
+from glm_mcp.server import create_server
+from glm_mcp.server.auth import CLIENT_KEY_HEADER, ClientKeyError, SharedTokenVerifier, client_credentials
+from glm_mcp.server.http import MCP_PATH, READY_PATH, check_exposure, create_http_app
+from tests.conftest import GENERAL_KEY, settings_for
+from tests.live_tools import Outcomes, call_every_tool, calls_through, listed_tools, same_arguments
+from tests.processes import COMMAND, free_port, http_server, http_server_process, scratch_dir, server_env
+
+TOKEN = "security-tests-token-0123456789"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+MAX_BODY = 64 * 1024
+INITIALIZE = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+    }
+).encode()
+
+
+@pytest.fixture(scope="module")
+def secured(emulator_session: Emulator) -> Iterator[str]:
+    """A token-protected server with a small body limit; its origin."""
+    env = server_env(
+        GLM_API_KEY=GENERAL_KEY,
+        GLM_BASE_URL=emulator_session.base_url,
+        GLM_MCP_HTTP_TOKEN=TOKEN,
+        GLM_MCP_MAX_BODY_BYTES=str(MAX_BODY),
+    )
+    with http_server(env=env) as origin:
+        yield origin
+
+
+def post(origin: str, headers: dict[str, str], body: bytes = INITIALIZE) -> httpx2.Response:
+    accept = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    return httpx2.post(origin + MCP_PATH, content=body, headers={**accept, **headers}, timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        pytest.param({}, INITIALIZE, 401, id="no token"),
+        pytest.param({"Authorization": "Bearer not-the-token-but-as-long"}, INITIALIZE, 401, id="wrong token"),
+        pytest.param({"Authorization": TOKEN}, INITIALIZE, 401, id="token without Bearer"),
+        pytest.param({**BEARER, "Origin": "http://evil.example.com"}, INITIALIZE, 403, id="bad origin"),
+        pytest.param({**BEARER, "Host": "evil.example.com"}, INITIALIZE, 421, id="bad host"),
+        pytest.param(BEARER, b" " * (MAX_BODY + 1), 413, id="oversized body"),
+        pytest.param({**BEARER, CLIENT_KEY_HEADER: GENERAL_KEY}, INITIALIZE, 400, id="caller key not allowed"),
+        pytest.param({**BEARER, "Origin": "http://localhost:6274"}, INITIALIZE, 200, id="loopback origin"),
+        pytest.param(BEARER, INITIALIZE, 200, id="good token"),
+    ],
+)
+def test_each_refusal_has_its_own_status(secured: str, headers: dict[str, str], body: bytes, status: int) -> None:
+    response = post(secured, headers, body)
+    assert response.status_code == status, response.text
+    if status == 401:
+        assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+    if status == 400:
+        assert "GLM_MCP_ALLOW_CLIENT_KEYS" in response.text
+
+
+def test_the_probes_need_no_token(secured: str) -> None:
+    assert httpx2.get(secured + "/healthz").json()["status"] == "ok"
+    assert httpx2.get(secured + READY_PATH).json() == {"status": "ready"}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_with_the_token_every_tool_works(secured: str, emulator: Emulator, mode: str) -> None:
+    async with (
+        httpx2.AsyncClient(headers=BEARER, timeout=30) as http,
+        Client(streamable_http_client(secured + MCP_PATH, http_client=http), mode=mode) as client,
+    ):
+        tools = await listed_tools(client)
+        outcomes = await call_every_tool(tools, calls_through(client))
+    failures = {name: result for name, (_, result) in outcomes.items() if result.get("isError")}
+    assert tools and set(outcomes) == {tool["name"] for tool in tools} and not failures, failures
+
+
+@pytest.mark.anyio
+async def test_a_replica_without_a_key_is_alive_but_not_ready() -> None:
+    settings = Settings.from_env({})
+    app = create_http_app(create_server(settings), settings)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+        assert (await http.get("/healthz")).status_code == 200
+        ready = await http.get(READY_PATH)
+    assert ready.status_code == 503 and "GLM_API_KEY" in ready.json()["reason"]
+
+
+# --- exposure -------------------------------------------------------------------------------
+
+
+def test_the_server_refuses_an_exposed_address_without_a_token() -> None:
+    command = [*COMMAND, "--transport", "http", "--host", "0.0.0.0", "--port", str(free_port())]
+    run = subprocess.run(command, env=server_env(), capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2
+    assert "GLM_MCP_HTTP_TOKEN" in run.stderr and "--allow-insecure" in run.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_needs_no_token(host: str) -> None:
+    check_exposure(host, Settings())
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.7", "glm-mcp.internal"])
+def test_any_other_address_needs_a_token_or_an_explicit_insecure(host: str) -> None:
+    with pytest.raises(ConfigError, match="GLM_MCP_HTTP_TOKEN"):
+        check_exposure(host, Settings())
+    check_exposure(host, Settings(http_token=TOKEN))
+    check_exposure(host, Settings(allow_insecure=True))
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def test_the_token_comes_from_the_variable_or_a_file_and_never_shows(tmp_path: Path) -> None:
+    assert Settings.from_env({"GLM_MCP_HTTP_TOKEN": f" {TOKEN} "}).http_token == TOKEN
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")
+    settings = Settings.from_env({"GLM_MCP_HTTP_TOKEN_FILE": str(secret)})
+    assert settings.http_token == TOKEN and TOKEN not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"GLM_MCP_HTTP_TOKEN": "short"},
+        {"GLM_MCP_HTTP_TOKEN": "has spaces in the middle of it"},
+        {"GLM_MCP_HTTP_TOKEN": TOKEN, "GLM_MCP_HTTP_TOKEN_FILE": "/etc/hostname"},
+        {"GLM_MCP_HTTP_TOKEN_FILE": "/nonexistent/token"},
+        {"GLM_MCP_ALLOWED_HOSTS": "https://example.com"},
+        {"GLM_MCP_ALLOWED_ORIGINS": "example.com"},
+        {"GLM_MCP_STATELESS": "sometimes"},
+        {"GLM_MCP_MAX_BODY_BYTES": "10"},
+        {"GLM_MCP_SHUTDOWN_GRACE": "-1"},
+    ],
+)
+def test_bad_http_settings_are_refused_naming_the_variable(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="|".join(env)):
+        Settings.from_env(env)
+
+
+def test_http_settings_and_their_defaults() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.http_token, defaults.stateless, defaults.allow_insecure, defaults.allow_client_keys) == (
+        None,
+        True,
+        False,
+        False,
+    )
+    settings = Settings.from_env(
+        {
+            "GLM_MCP_ALLOWED_HOSTS": "mcp.example.com, glm-mcp:8000 ,",
+            "GLM_MCP_ALLOWED_ORIGINS": "https://app.example.com",
+            "GLM_MCP_STATELESS": "false",
+            "GLM_MCP_ALLOW_CLIENT_KEYS": "yes",
+        }
+    )
+    assert settings.allowed_hosts == ("mcp.example.com", "glm-mcp:8000")
+    assert settings.allowed_origins == ("https://app.example.com",)
+    assert not settings.stateless and settings.allow_client_keys
+
+
+# --- configured hosts and origins -----------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_configured_hosts_and_origins_are_answered_and_origins_get_cors() -> None:
+    settings = Settings.from_env(
+        {"GLM_MCP_ALLOWED_HOSTS": "mcp.example.com", "GLM_MCP_ALLOWED_ORIGINS": "https://app.example.com"}
+    )
+    server = create_server(settings)
+    app = create_http_app(server, settings)
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    async with (
+        server.session_manager.run(),
+        httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://mcp.example.com:8443") as http,
+    ):
+        ok = await http.post(MCP_PATH, content=INITIALIZE, headers={**headers, "Origin": "https://app.example.com"})
+        other_host = await http.post(MCP_PATH, content=INITIALIZE, headers={**headers, "Host": "evil.example.com"})
+        preflight = await http.options(
+            MCP_PATH,
+            headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization, content-type"},
+        )
+        refused = await http.options(
+            MCP_PATH, headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"}
+        )
+    assert ok.status_code == 200 and other_host.status_code == 421
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert refused.status_code == 400
+
+
+# --- callers' own keys ----------------------------------------------------------------------
+
+
+def test_a_callers_key_is_used_only_when_allowed() -> None:
+    allowed = Settings(allow_client_keys=True)
+    assert client_credentials(None, allowed) is None
+    assert client_credentials({"x-other": "1"}, allowed) is None
+    assert client_credentials({CLIENT_KEY_HEADER.lower(): "  "}, allowed) is None
+    credentials = client_credentials({CLIENT_KEY_HEADER.upper(): " caller.secret-of-the-caller "}, allowed)
+    assert credentials is not None and credentials.authorization() == "Bearer caller.secret-of-the-caller"
+    assert CLIENT_KEY_HEADER in credentials.source and "secret-of-the-caller" not in repr(credentials)
+    with pytest.raises(ClientKeyError, match="GLM_MCP_ALLOW_CLIENT_KEYS"):
+        client_credentials({CLIENT_KEY_HEADER: "caller.secret"}, Settings())
+
+
+def test_a_callers_key_follows_the_servers_auth_mode() -> None:
+    jwt = Settings(allow_client_keys=True, auth_mode="jwt")
+    with pytest.raises(ClientKeyError, match=re.escape("<id>.<secret>")):
+        client_credentials({CLIENT_KEY_HEADER: "nodot"}, jwt)
+    credentials = client_credentials({CLIENT_KEY_HEADER: "caller.secret-long-enough-for-hs256"}, jwt)
+    assert credentials is not None and credentials.mode == "jwt"
+
+
+@pytest.mark.anyio
+async def test_the_verifier_accepts_exactly_the_token() -> None:
+    verifier = SharedTokenVerifier(TOKEN)
+    assert (await verifier.verify_token(TOKEN)) is not None
+    for wrong in ("", TOKEN[:-1], TOKEN + "x", TOKEN.upper()):
+        assert (await verifier.verify_token(wrong)) is None
+
+
+@pytest.mark.anyio
+async def test_neither_the_token_nor_a_callers_key_reaches_the_log(emulator: Emulator) -> None:
+    caller_key = "callerid.caller-secret-that-must-not-leak"
+    env = server_env(
+        GLM_API_KEY=GENERAL_KEY,
+        GLM_BASE_URL=emulator.base_url,
+        GLM_MCP_HTTP_TOKEN=TOKEN,
+        GLM_MCP_ALLOW_CLIENT_KEYS="true",
+        GLM_LOG_LEVEL="DEBUG",
+    )
+    with http_server_process(env=env) as (process, origin):
+        assert post(origin, {**BEARER, CLIENT_KEY_HEADER: caller_key}).status_code == 200
+        assert post(origin, {"Authorization": "Bearer " + caller_key}).status_code == 401
+        async with (
+            httpx2.AsyncClient(headers={**BEARER, CLIENT_KEY_HEADER: caller_key}, timeout=30) as http,
+            Client(streamable_http_client(origin + MCP_PATH, http_client=http), mode="legacy") as client,
+        ):
+            tools = await listed_tools(client)
+            await call_every_tool(tools[:1], calls_through(client))
+    output = process.stdout.read() + process.stderr.read()  # type: ignore[union-attr]
+    assert output, "the server logged nothing at DEBUG: this test would prove nothing"
+    assert TOKEN.encode() not in output and b"caller-secret" not in output
+
+
+# --- stateless replicas ---------------------------------------------------------------------
+
+
+class TakingTurns(httpx2.AsyncBaseTransport):
+    """A load balancer inside the client: each request goes to the next server in turn."""
+
+    def __init__(self, origins: list[str]) -> None:
+        self._targets = [httpx2.URL(origin) for origin in origins]
+        self._transport = httpx2.AsyncHTTPTransport()
+        self.sent: Counter[int | None] = Counter()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        target = self._targets[sum(self.sent.values()) % len(self._targets)]
+        self.sent[target.port] += 1
+        request.url = request.url.copy_with(host=target.host, port=target.port)
+        request.headers["Host"] = request.url.netloc.decode()
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+
+@pytest.mark.anyio
+async def test_stateless_replicas_taking_turns_answer_as_one_server(emulator: Emulator) -> None:
+    """Initialize on one process, list on the other, a job started on one and fetched from the other."""
+    env = server_env(
+        GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MCP_HTTP_TOKEN=TOKEN, GLM_DATA_DIR=scratch_dir()
+    )
+    with http_server(env=env) as first, http_server(env=env) as second:
+        balancer = TakingTurns([first, second])
+        async with (
+            httpx2.AsyncClient(transport=balancer, headers=BEARER, timeout=30) as http,
+            Client(streamable_http_client(first + MCP_PATH, http_client=http), mode="legacy") as client,
+        ):
+            tools = await listed_tools(client)
+            replicas = await call_every_tool(tools, calls_through(client))
+    assert len(balancer.sent) == 2 and min(balancer.sent.values()) >= len(tools), balancer.sent
+
+    emulator.state.clear()  # the prompt cache too: both runs meet the same emulator
+    async with Client(create_server(settings_for(emulator))) as client:
+        assert await listed_tools(client) == tools
+        alone = await call_every_tool(tools, calls_through(client), same_arguments(replicas))
+    assert _comparable(replicas) == _comparable(alone)
+
+
+def _comparable(outcomes: Outcomes) -> dict[str, Any]:
+    """Each tool's outcome, its structured fields and its text, without ids, counts and times."""
+    return {
+        name: (
+            result.get("isError"),
+            sorted(result.get("structuredContent") or {}),
+            [re.sub(r"\S*\d\S*", "#", part.get("text", "")) for part in result["content"]],
+        )
+        for name, (_, result) in outcomes.items()
+    }
+
+
+# --- SIGTERM --------------------------------------------------------------------------------
+
+
+async def _a_call_that_reaches_the_api(emulator: Emulator) -> tuple[str, dict[str, Any]]:
+    """The first listed tool, with arguments that work, whose call goes out to the GLM API."""
+    async with Client(create_server(settings_for(emulator))) as client:
+        call = calls_through(client)
+        reaching: list[tuple[str, dict[str, Any]]] = []
+
+        async def watched(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+            before = len(emulator.state.exchanges)
+            result = await call(name, arguments)
+            if len(emulator.state.exchanges) > before and not result.get("isError"):
+                reaching.append((name, arguments))
+            return result
+
+        await call_every_tool(await listed_tools(client), watched)
+    return reaching[0]
+
+
+@pytest.mark.anyio
+async def test_sigterm_stops_accepting_and_lets_the_call_in_flight_finish(emulator: Emulator) -> None:
+    name, arguments = await _a_call_that_reaches_the_api(emulator)
+    emulator.config.latency = 2.0
+    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MCP_SHUTDOWN_GRACE="20")
+    with http_server_process(env=env) as (process, origin):
+        outcome: dict[str, Any] = {}
+        async with Client(origin + MCP_PATH, mode="legacy") as client, anyio.create_task_group() as group:
+            await client.list_tools()  # as clients do: the SDK's would list them after the call, too late
+
+            async def in_flight() -> None:
+                outcome["result"] = await client.call_tool(name, arguments)
+
+            group.start_soon(in_flight)
+            await anyio.sleep(0.7)
+            process.send_signal(signal.SIGTERM)
+            await anyio.sleep(0.5)
+            with pytest.raises(httpx2.ConnectError):  # no new connections from the signal on
+                httpx2.get(origin + "/healthz", timeout=2)
+        assert not outcome["result"].is_error, outcome["result"]
+        process.wait(timeout=10)
+
+
+@pytest.mark.anyio
+async def test_sigterm_gives_up_on_a_call_after_the_grace_period(emulator: Emulator) -> None:
+    name, arguments = await _a_call_that_reaches_the_api(emulator)
+    emulator.config.latency = 6.0
+    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MCP_SHUTDOWN_GRACE="1")
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-06-18"}
+    with http_server_process(env=env) as (process, origin):
+        async with httpx2.AsyncClient(timeout=30) as http, anyio.create_task_group() as group:
+
+            async def in_flight() -> None:
+                with contextlib.suppress(httpx2.HTTPError):
+                    await http.post(origin + MCP_PATH, json=call, headers=headers)
+
+            group.start_soon(in_flight)
+            await anyio.sleep(1.0)
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            await anyio.to_thread.run_sync(lambda: process.wait(timeout=10))
+            stopped_after = time.monotonic() - started
+    assert stopped_after < 4, f"{stopped_after:.1f} s for a grace period of 1 s"
