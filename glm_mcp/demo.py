@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
+from pathlib import Path
 
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
@@ -15,10 +17,12 @@ def start_demo_emulator() -> Emulator:
 
 
 def demo_settings(settings: Settings, emulator: Emulator) -> Settings:
-    """`settings` pointed at `emulator`, with one of its keys: everything else stays as configured."""
+    """`settings` pointed at `emulator`, with one of its keys and a throwaway job registry (demo jobs
+    do not belong among the user's real ones): everything else stays as configured."""
     return dataclasses.replace(
         settings,
         credentials=Credentials(emulator.config.api_keys[0], source="the demo emulator"),
         base_url=emulator.base_url,
         base_url_from_env=False,
+        data_dir=Path(tempfile.mkdtemp(prefix="glm-mcp-demo-")),
     )

@@ -1,0 +1,227 @@
+"""`glm-mcp doctor` against the emulator: the right verdict and fix for a good set-up and for each
+broken one the emulator can produce, and never the key in its output.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from glm_mcp.doctor import run_doctor
+from glm_mcp.emulator import Emulator
+from tests.conftest import CODING_KEY, GENERAL_KEY, upstream_calls
+from tests.processes import COMMAND, free_port, server_env
+
+
+def doctor(**env: str) -> tuple[int, str]:
+    """Run the doctor in process on exactly `env`: its exit status and report."""
+    return doctor_on(env)
+
+
+def doctor_on(env: dict[str, str], *, chat: bool = True) -> tuple[int, str]:
+    """The doctor's exit status and report on `env`, checked to show no key."""
+    out = io.StringIO()
+    status = run_doctor(env, out, chat=chat)
+    report = out.getvalue()
+    for key in {env.get(name, "") for name in ("GLM_API_KEY", "ZAI_API_KEY", "ZHIPUAI_API_KEY")} - {""}:
+        secret = key.partition(".")[2]
+        assert key not in report and not (secret and secret in report), "the report shows a key"
+    return status, report
+
+
+def line(report: str, start: str) -> str:
+    """The finding whose text starts with `start`, its fix included, as one line (the report wraps them)."""
+    findings: list[str] = []
+    for text in report.splitlines():
+        if re.match(r"  (ok|note|warn|FAIL) ", text):
+            findings.append(text.split(maxsplit=1)[1])
+        elif text.startswith(" " * 8) and findings:
+            findings[-1] += " " + text.strip()
+    found = next((finding for finding in findings if finding.startswith(start)), None)
+    assert found is not None, f"no finding starting {start!r} in:\n{report}"
+    return found
+
+
+@pytest.mark.parametrize(
+    ("env", "coding"),
+    [
+        ({"GLM_API_KEY": GENERAL_KEY}, False),
+        ({"ZHIPUAI_API_KEY": GENERAL_KEY, "GLM_AUTH_MODE": "jwt"}, False),
+        ({"GLM_API_KEY": CODING_KEY}, True),
+    ],
+    ids=["general", "jwt-from-sdk-variable", "coding-plan"],
+)
+def test_a_good_set_up_is_ready(emulator: Emulator, env: dict[str, str], coding: bool) -> None:
+    status, report = doctor(GLM_BASE_URL=emulator.coding_base_url if coding else emulator.base_url, **env)
+    assert status == 0, report
+    source = next(iter(env))
+    assert f"ok    API key from {source}: id emulator, shape <id>.<secret>" in report
+    assert "GET /models: the GLM API is reached and takes the key; 18 models" in report
+    assert "glm-4.6 (GLM_MODEL) answered a 1-token chat" in report
+    assert report.rstrip().endswith("Ready: the server can work with this set-up.")
+    (probe,) = upstream_calls(emulator, "/chat/completions")
+    assert probe.body["max_tokens"] == 1
+
+
+def test_no_key_fails_without_calling_the_platform(emulator: Emulator) -> None:
+    status, report = doctor(GLM_BASE_URL=emulator.base_url)
+    assert status == 1
+    assert "Set GLM_API_KEY (or ZAI_API_KEY / ZHIPUAI_API_KEY)" in line(report, "API key: none")
+    assert upstream_calls(emulator) == []
+    assert "Not ready: 1 problem above" in report
+
+
+def test_a_wrong_key_is_refused_with_the_region_in_the_fix(emulator: Emulator) -> None:
+    status, report = doctor(GLM_API_KEY="emulator.not-a-real-key", GLM_BASE_URL=emulator.base_url)
+    assert status == 1
+    finding = line(report, "GET /models")
+    assert "(HTTP 401, code 1000)" in finding
+    assert "The API key from GLM_API_KEY was refused" in finding and "GLM_REGION" in finding
+
+
+def test_a_coding_key_on_the_general_endpoint_is_told_which_endpoint_takes_it(emulator: Emulator) -> None:
+    status, report = doctor(GLM_API_KEY=CODING_KEY, GLM_BASE_URL=emulator.base_url)
+    assert status == 1
+    finding = line(report, "GET /models")
+    assert "code 1113" in finding
+    assert (
+        f"This key belongs to the coding plan: its endpoint accepts it. Set GLM_BASE_URL={emulator.coding_base_url}."
+        in finding
+    )
+
+
+def test_a_general_key_on_the_coding_endpoint_likewise(emulator: Emulator) -> None:
+    status, report = doctor(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.coding_base_url)
+    assert status == 1
+    assert f"general plan: its endpoint accepts it. Set GLM_BASE_URL={emulator.base_url}." in line(
+        report, "GET /models"
+    )
+
+
+def test_an_unreachable_endpoint_points_at_the_base_url_and_proxy() -> None:
+    base_url = f"http://127.0.0.1:{free_port()}/api/paas/v4"
+    status, report = doctor(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=base_url, GLM_MAX_RETRIES="0")
+    assert status == 1
+    finding = line(report, "GET /models")
+    assert "could not reach the GLM API" in finding
+    assert "HTTPS_PROXY" in finding and f"GLM_BASE_URL (now {base_url})" in finding
+
+
+def test_a_base_url_without_the_api_path_is_flagged_and_fails(emulator: Emulator) -> None:
+    status, report = doctor(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.origin)
+    assert status == 1
+    assert "Give the full base URL" in line(report, "GLM_BASE_URL does not end with a GLM API path")
+    assert "(HTTP 404)" in line(report, "GET /models")
+
+
+def test_an_unknown_default_model_fails_the_chat_and_lists_the_keys_models(emulator: Emulator) -> None:
+    status, report = doctor(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MODEL="glm-9000")
+    assert status == 1
+    finding = line(report, "a 1-token chat with glm-9000")
+    assert "code 1211" in finding and "change GLM_MODEL" in finding and "glm-4.5-air" in finding
+
+
+def test_no_chat_calls_only_the_free_endpoint(emulator: Emulator) -> None:
+    status, report = doctor_on({"GLM_API_KEY": GENERAL_KEY, "GLM_BASE_URL": emulator.base_url}, chat=False)
+    assert status == 0
+    assert "not tried (--no-chat)" in report
+    assert [call.path.rsplit("/", 1)[-1] for call in upstream_calls(emulator)] == ["models"]
+
+
+def test_a_bad_setting_stops_everything_as_it_stops_the_server() -> None:
+    status, report = doctor(GLM_API_KEY=GENERAL_KEY, GLM_REGION="europe")
+    assert status == 1
+    assert "GLM_REGION must be one of international, mainland; got 'europe'" in line(report, "configuration")
+
+
+def test_doubts_about_the_key_and_endpoint_are_warnings(emulator: Emulator) -> None:
+    status, report = doctor(
+        GLM_API_KEY=GENERAL_KEY, ZAI_API_KEY="other.key-entirely", GLM_BASE_URL=emulator.base_url, GLM_PLAN="coding"
+    )
+    assert status == 0, report
+    assert "which is not used: GLM_API_KEY comes first" in line(report, "ZAI_API_KEY also holds a key")
+    assert "Unset GLM_BASE_URL" in line(report, "GLM_PLAN is set but not used")
+    assert "(2 warnings above)" in report
+
+
+def test_a_key_of_the_wrong_shape_is_flagged_before_the_platform_refuses_it(emulator: Emulator) -> None:
+    status, report = doctor(GLM_API_KEY='"emulator.key-general"', GLM_BASE_URL=emulator.base_url)
+    assert status == 1
+    assert "without quotes or spaces" in line(report, "API key from GLM_API_KEY: not of the shape")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "proxy: none (HTTPS_PROXY and ALL_PROXY are not set); connects directly"),
+        ({"HTTPS_PROXY": "http://me:s3cr3t@proxy.corp:3128"}, "proxy: http://me:***@proxy.corp:3128 (HTTPS_PROXY)"),
+        ({"https_proxy": "http://lower:1", "HTTPS_PROXY": "http://upper:1"}, "proxy: http://lower:1 (HTTPS_PROXY)"),
+        ({"ALL_PROXY": "socks5://proxy.corp:1080"}, "proxy: socks5://proxy.corp:1080 (ALL_PROXY)"),
+        ({"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "localhost,.z.ai"}, "proxy: none for api.z.ai"),
+        ({"HTTP_PROXY": "http://proxy.corp:3128"}, "proxy: none (HTTPS_PROXY and ALL_PROXY are not set)"),
+    ],
+    ids=["none", "https-password-hidden", "lower-case-first", "all", "no-proxy", "http-only"],
+)
+def test_the_proxy_that_applies_is_named(env: dict[str, str], expected: str) -> None:
+    _, report = doctor(**env)  # no key: nothing is sent anywhere
+    assert expected in line(report, "proxy:")
+    assert "s3cr3t" not in report
+
+
+def test_uvx_is_shown_with_its_full_path(tmp_path: Path) -> None:
+    uvx = tmp_path / "uvx"
+    uvx.write_text("#!/bin/sh\n")
+    uvx.chmod(0o755)
+    assert line(doctor(PATH=str(tmp_path))[1], "uvx:").startswith(f"uvx: {uvx}; if a desktop client says it cannot")
+    assert line(doctor(PATH=str(tmp_path / "nothing"))[1], "uvx:").startswith("uvx: not on PATH")
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("error:1305", "(HTTP 429, code 1305) fix: The model is overloaded right now"),
+        ("http:503", "(HTTP 503) fix: The platform had a temporary problem; try again."),
+        ("drop", "could not reach the GLM API"),
+    ],
+)
+def test_platform_faults_the_server_would_not_survive_fail(emulator: Emulator, fault: str, expected: str) -> None:
+    emulator.inject(fault, path="/models")
+    status, report = doctor(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MAX_RETRIES="0")
+    assert status == 1
+    assert expected in line(report, "GET /models")
+
+
+def test_a_fault_a_retry_gets_past_does_not_fail_the_set_up(emulator: Emulator) -> None:
+    emulator.inject("error:1305", path="/models")
+    status, report = doctor(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url)
+    assert status == 0, report
+    assert len(upstream_calls(emulator, "/models")) == 2
+
+
+def test_the_command_reports_and_exits_by_the_verdict(emulator: Emulator) -> None:
+    """`glm-mcp doctor` as a user runs it: a subprocess reading its own environment."""
+    good = subprocess.run(
+        [*COMMAND, "doctor"],
+        env=server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "Ready: the server can work with this set-up." in good.stdout
+    bad = subprocess.run(
+        [*COMMAND, "doctor", "--no-chat"],
+        env=server_env(ZAI_API_KEY=CODING_KEY, GLM_BASE_URL=emulator.base_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1
+    assert line(bad.stdout, "API key from ZAI_API_KEY")
+    assert f"Set GLM_BASE_URL={emulator.coding_base_url}." in line(bad.stdout, "GET /models")
+    for output in (good.stdout + good.stderr, bad.stdout + bad.stderr):
+        assert "key-general" not in output and "key-coding" not in output
