@@ -1,0 +1,110 @@
+"""`python -m bench [--quick] [--only SECTION ...] [--markdown FILE]`: run the benchmarks, print every figure."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio
+
+from bench import measure
+from bench.figures import Figure, machine, markdown
+from bench.processes import BARE_SERVER, GLM_MCP, shown
+
+SECTIONS = ("cold-start", "per-call", "load", "streaming")
+
+
+@dataclass(frozen=True)
+class Size:
+    cold_starts: int
+    calls: int
+    warmup: int
+    load_levels: tuple[int, ...]
+    load_min_calls: int
+    progress_runs: int
+
+
+FULL = Size(cold_starts=7, calls=300, warmup=20, load_levels=(1, 16, 64, 256, 1000), load_min_calls=20, progress_runs=9)
+QUICK = Size(cold_starts=1, calls=10, warmup=2, load_levels=(1, 16), load_min_calls=2, progress_runs=2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="every measurement at a tiny size (CI: it still works)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these")
+    parser.add_argument("--markdown", metavar="FILE", help="also append the run as Markdown to FILE")
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "-m", "bench", *(argv if argv is not None else sys.argv[1:])])
+    size = QUICK if args.quick else FULL
+    described = machine()
+    print(f"$ {command}", *described, sep="\n", flush=True)
+    started = time.monotonic()
+    figures, notes = anyio.run(_run, set(args.only), size)
+    print(f"\n{len(figures)} figures in {time.monotonic() - started:.0f} s")
+    missed = [f.name for f in figures if f.met is False]
+    print("targets missed: " + (", ".join(missed) if missed else "none"))
+    if args.markdown:
+        with open(args.markdown, "a") as out:
+            out.write(markdown(figures, command, notes, described))
+    return 0
+
+
+async def _run(sections: set[str], size: Size) -> tuple[list[Figure], list[str]]:
+    figures: list[Figure] = []
+    memory: dict[str, float] = {}
+
+    def show(new: list[Figure]) -> None:
+        for figure in new:
+            print(figure.line(), flush=True)
+        figures.extend(new)
+
+    if "cold-start" in sections:
+        new, memory = measure.cold_starts(size.cold_starts)
+        show(new)
+    if "per-call" in sections:
+        show(await measure.per_call(size.calls, size.warmup))
+    if "streaming" in sections:
+        show(await measure.first_progress(size.progress_runs))
+    notes: list[str] = []
+    if "load" in sections:
+        new, load_memory = await measure.load(size.load_levels, size.load_min_calls)
+        show(new)
+        bare = memory.get("bare_rss_mib")
+        if bare:
+            server = shown([*GLM_MCP, "--transport", "http"])
+            show(
+                [
+                    Figure(
+                        "idle rss (http, before the load)",
+                        load_memory["http_idle_mib"],
+                        bare,
+                        "MiB",
+                        server,
+                        shown(BARE_SERVER) + " (stdio, idle)",
+                        detail="VmRSS from /proc",
+                    ),
+                    Figure(
+                        "peak rss (http, during the load)",
+                        load_memory["http_peak_mib"],
+                        bare,
+                        "MiB",
+                        server,
+                        shown(BARE_SERVER) + " (stdio, idle)",
+                        detail="VmHWM from /proc after the load",
+                    ),
+                ]
+            )
+        notes.append(
+            f"Load: the server ran with GLM_MAX_CONCURRENCY={measure.LOAD_CONCURRENCY} (the default 32 would "
+            f"queue the calls on purpose) and GLM_WAIT_SECONDS={measure.LOAD_WAIT_S}; MCP calls were raw "
+            "JSON-RPC POSTs on one pooled httpx2.AsyncClient, in one session."
+        )
+    return figures, notes
+
+
+if __name__ == "__main__":
+    sys.exit(main())

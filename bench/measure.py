@@ -1,0 +1,301 @@
+"""The measurements. Each returns figures whose floor was measured in the same run, interleaved
+with the measured thing where that is possible, so the machine's noise falls on both alike."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx2
+from mcp import Client, StdioServerParameters
+
+from bench.clients import PROMPT, CallFailed, Direct, RawMCP, cold_start
+from bench.figures import Figure, median, percentile
+from bench.processes import BARE_SERVER, GLM_MCP, PYTHON, emulator, http_server, memory_kib, server_env, shown
+from glm_mcp.config import Settings
+from glm_mcp.server.arguments import ChatArguments
+
+NO_UPSTREAM = "http://127.0.0.1:9/api/paas/v4"
+"""Cold start never reaches the upstream: the URL only has to be valid."""
+LOAD_LATENCY_S = 0.2
+LOAD_CONCURRENCY = 1000
+LOAD_WAIT_S = 600
+
+
+def upstream_body(env: dict[str, str]) -> dict[str, Any]:
+    """The request body the server sends for `chat(prompt=PROMPT)`, built by the server's own code."""
+    request = ChatArguments(prompt=PROMPT).chat_request(Settings.from_env(env))
+    body: dict[str, Any] = json.loads(request.to_json())
+    return body
+
+
+def pooled_client(connections: int = 100) -> httpx2.AsyncClient:
+    limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(300.0), trust_env=False)
+
+
+def cold_starts(runs: int) -> tuple[list[Figure], dict[str, float]]:
+    """Spawn → initialize → tools/list over stdio, glm-mcp and the bare server alternately; median of `runs`."""
+    env = server_env(NO_UPSTREAM)
+    ours: list[tuple[float, int]] = []
+    bare: list[tuple[float, int]] = []
+    cold_start(GLM_MCP, env), cold_start(BARE_SERVER, None)  # page cache and .pyc warm for both
+    for _ in range(runs):
+        ours.append(cold_start(GLM_MCP, env))
+        bare.append(cold_start(BARE_SERVER, None))
+    ours_s, bare_s = median([t for t, _ in ours]), median([t for t, _ in bare])
+    ours_mib, bare_mib = median([m for _, m in ours]) / 1024, median([m for _, m in bare]) / 1024
+    figures = [
+        Figure(
+            f"cold start (stdio, median of {runs})",
+            ours_s,
+            bare_s,
+            "s",
+            shown(GLM_MCP),
+            shown(BARE_SERVER),
+            "<= 1.2x",
+            ours_s <= 1.2 * bare_s,
+            f"spawn -> initialize -> tools/list; fastest {min(t for t, _ in ours):.3f} s "
+            f"vs {min(t for t, _ in bare):.3f} s",
+        ),
+        Figure(
+            "idle rss (stdio, after tools/list)",
+            ours_mib,
+            bare_mib,
+            "MiB",
+            shown(GLM_MCP),
+            shown(BARE_SERVER),
+            "<= 1.3x",
+            ours_mib <= 1.3 * bare_mib,
+            "VmRSS from /proc, median of the cold-start runs",
+        ),
+    ]
+    return figures, {"bare_rss_mib": bare_mib}
+
+
+@dataclass
+class Series:
+    """Latencies of one way of making the call, in seconds."""
+
+    name: str
+    call: Callable[[], Awaitable[Any]]
+    times: list[float]
+
+    async def once(self) -> None:
+        start = time.perf_counter()
+        await self.call()
+        self.times.append(time.perf_counter() - start)
+
+
+async def per_call(calls: int, warmup: int) -> list[Figure]:
+    """`chat` at zero upstream latency: through the server (stdio, HTTP) vs straight to the emulator.
+
+    The ways are interleaved call by call, so a noisy moment hits all of them.
+    """
+    with emulator() as emu:
+        env = server_env(emu.origin)
+        with http_server(env) as server:
+            async with (
+                pooled_client() as http,
+                Client(StdioServerParameters(command=PYTHON, args=GLM_MCP[1:], env=env)) as stdio_sdk,
+                Client(server.origin + "/mcp") as http_sdk,
+            ):
+                direct = Direct(http, emu.origin, upstream_body(env))
+                raw = RawMCP(http, server.origin + "/mcp")
+                await raw.open()
+                arguments = {"prompt": PROMPT}
+
+                async def sdk_call(client: Client) -> None:
+                    result = await client.call_tool("chat", arguments)
+                    if result.is_error:
+                        raise CallFailed(str(result.structured_content))
+
+                series = [
+                    Series("direct streamed", direct.streamed, []),
+                    Series("direct non-stream", direct.whole, []),
+                    Series("stdio SDK Client", lambda: sdk_call(stdio_sdk), []),
+                    Series("http raw JSON-RPC", lambda: raw.call_tool("chat", arguments), []),
+                    Series("http SDK Client", lambda: sdk_call(http_sdk), []),
+                ]
+                for i in range(warmup + calls):
+                    for s in series:
+                        await s.once()
+                    if i < warmup:
+                        for s in series:
+                            s.times.clear()
+    floor, whole, stdio, raw_http, sdk_http = series
+    ms = 1000.0
+    floor_cmd = f"httpx2 POST {emu.origin}/chat/completions (stream: true, read to the end)"
+    stdio_cmd = f"mcp.Client(StdioServerParameters: {shown(GLM_MCP)}).call_tool('chat')"
+    raw_cmd = f"raw JSON-RPC POST /mcp (httpx2) to {shown(server.command)}"
+    sdk_cmd = f"mcp.Client('{server.origin}/mcp').call_tool('chat')"
+
+    def figure(name: str, s: Series, command: str, q: float, budget_ms: float | None) -> Figure:
+        value, base = percentile(s.times, q) * ms, percentile(floor.times, q) * ms
+        return Figure(
+            name,
+            value,
+            base,
+            "ms",
+            command,
+            floor_cmd,
+            f"+{budget_ms:g} ms" if budget_ms else "",
+            None if budget_ms is None else value - base < budget_ms,
+            f"difference {value - base:+.2f} ms over {len(s.times)} calls",
+        )
+
+    return [
+        figure("per-call stdio p50 (SDK Client)", stdio, stdio_cmd, 0.5, 2.0),
+        figure("per-call stdio p99 (SDK Client)", stdio, stdio_cmd, 0.99, None),
+        figure("per-call http p50 (raw JSON-RPC)", raw_http, raw_cmd, 0.5, 4.0),
+        figure("per-call http p99 (raw JSON-RPC)", raw_http, raw_cmd, 0.99, None),
+        figure("per-call http p50 (SDK Client)", sdk_http, sdk_cmd, 0.5, None),
+        figure("per-call http p99 (SDK Client)", sdk_http, sdk_cmd, 0.99, None),
+        figure(
+            "per-call direct non-stream p50",
+            whole,
+            floor_cmd.replace("stream: true, read to the end", "stream: false"),
+            0.5,
+            None,
+        ),
+    ]
+
+
+@dataclass
+class Load:
+    wall: float
+    times: list[float]
+    errors: int
+
+    def summary(self) -> str:
+        done = len(self.times)
+        rate = done / self.wall if self.wall else 0.0
+        p50 = percentile(self.times, 0.5) * 1000 if done else float("nan")
+        p99 = percentile(self.times, 0.99) * 1000 if done else float("nan")
+        return f"{rate:.0f} calls/s, p50 {p50:.0f} ms, p99 {p99:.0f} ms, {self.errors} errors, wall {self.wall:.2f} s"
+
+
+async def _load(call: Callable[[], Awaitable[Any]], concurrency: int, total: int) -> Load:
+    """`total` calls by `concurrency` workers started together."""
+    times: list[float] = []
+    errors = 0
+    remaining = total
+
+    async def worker() -> None:
+        nonlocal errors, remaining
+        while remaining > 0:
+            remaining -= 1
+            start = time.perf_counter()
+            try:
+                await call()
+            except (CallFailed, httpx2.HTTPError):
+                errors += 1
+            else:
+                times.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as workers:
+        for _ in range(concurrency):
+            workers.start_soon(worker)
+    return Load(time.perf_counter() - start, times, errors)
+
+
+async def load(levels: tuple[int, ...], min_calls: int) -> tuple[list[Figure], dict[str, float]]:
+    """Concurrent `chat` calls over HTTP with a 200 ms upstream, vs the same load straight to the emulator."""
+    figures: list[Figure] = []
+    with emulator(latency=LOAD_LATENCY_S) as emu:
+        env = server_env(emu.origin, GLM_MAX_CONCURRENCY=str(LOAD_CONCURRENCY), GLM_WAIT_SECONDS=str(LOAD_WAIT_S))
+        with http_server(env) as server:
+            idle_mib = memory_kib(server.process.pid, "VmRSS") / 1024
+            async with pooled_client(max(levels) + 10) as http:
+                direct = Direct(http, emu.origin, upstream_body(env))
+                raw = RawMCP(http, server.origin + "/mcp")
+                await raw.open()
+                await raw.call_tool("chat", {"prompt": PROMPT})  # warm-up: both pools hold a connection
+                await direct.streamed()
+                for level in levels:
+                    total = max(level, min_calls)
+                    floor = await _load(direct.streamed, level, total)
+                    ours = await _load(lambda: raw.call_tool("chat", {"prompt": PROMPT}), level, total)
+                    met = None
+                    if level == LOAD_CONCURRENCY:
+                        met = ours.errors == 0 and ours.wall <= 1.2 * floor.wall
+                    figures.append(
+                        Figure(
+                            f"load {level} concurrent (wall, {total} calls)",
+                            ours.wall,
+                            floor.wall,
+                            "s",
+                            f"{total} raw JSON-RPC tools/call chat, {level} at once, to {shown(server.command)} "
+                            f"(GLM_MAX_CONCURRENCY={LOAD_CONCURRENCY}, GLM_WAIT_SECONDS={LOAD_WAIT_S})",
+                            f"the same load as httpx2 streamed POSTs straight to the emulator "
+                            f"(latency {LOAD_LATENCY_S} s)",
+                            "no errors, <= 1.2x" if met is not None else "",
+                            met,
+                            f"server: {ours.summary()}; direct: {floor.summary()}",
+                        )
+                    )
+            peak_mib = memory_kib(server.process.pid, "VmHWM") / 1024
+    return figures, {"http_idle_mib": idle_mib, "http_peak_mib": peak_mib}
+
+
+class FirstText:
+    """A progress callback noting when the first notification about answer text (not "waiting") came."""
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+        self.at: float | None = None
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        if self.at is None and message and not message.startswith("waiting"):
+            self.at = time.perf_counter() - self._start
+
+
+async def first_progress(runs: int, latency: float = 0.1, chunk_delay: float = 0.05) -> list[Figure]:
+    """Time to the first progress notification that carries answer text, vs the first chunk read directly.
+
+    The emulator does not record when it sent a chunk, so the floor is the first chunk of a direct
+    streamed request in the same run: `first progress - first direct chunk` is how much later a
+    client learns of the first words through the server (an upper bound: it includes the MCP request).
+    """
+    delays: list[float] = []
+    firsts: list[float] = []
+    progress_at: list[float] = []
+    with emulator(latency=latency, chunk_delay=chunk_delay) as emu:
+        env = server_env(emu.origin)
+        async with (
+            pooled_client() as http,
+            Client(StdioServerParameters(command=PYTHON, args=GLM_MCP[1:], env=env)) as client,
+        ):
+            direct = Direct(http, emu.origin, upstream_body(env))
+            await client.call_tool("chat", {"prompt": PROMPT})  # warm-up
+            for _ in range(runs):
+                first = await direct.streamed()
+                assert first is not None
+                watch = FirstText()
+                await client.call_tool("chat", {"prompt": PROMPT}, progress_callback=watch)
+                if watch.at is not None:
+                    firsts.append(first)
+                    progress_at.append(watch.at)
+                    delays.append(watch.at - first)
+    if not delays:
+        raise RuntimeError("no progress notification with answer text arrived")
+    delay_ms = median(delays) * 1000
+    return [
+        Figure(
+            f"first progress after first chunk (stdio, median of {len(delays)})",
+            median(progress_at) * 1000,
+            median(firsts) * 1000,
+            "ms",
+            f"mcp.Client(StdioServerParameters: {shown(GLM_MCP)}).call_tool('chat', progress_callback)",
+            "httpx2 streamed POST to the emulator: first data line",
+            "+20 ms",
+            delay_ms <= 20,
+            f"first progress {delay_ms:+.1f} ms after the first chunk (median; max {max(delays) * 1000:+.1f} ms); "
+            f"emulator latency {latency * 1000:.0f} ms, chunk_delay {chunk_delay * 1000:.0f} ms",
+        )
+    ]
