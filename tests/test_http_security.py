@@ -25,7 +25,7 @@ from glm_mcp.emulator import Emulator
 from glm_mcp.server import create_server
 from glm_mcp.server.auth import CLIENT_KEY_HEADER, ClientKeyError, SharedTokenVerifier, client_credentials
 from glm_mcp.server.http import MCP_PATH, READY_PATH, check_exposure, create_http_app
-from tests.conftest import GENERAL_KEY, settings_for
+from tests.conftest import CODING_KEY, GENERAL_KEY, settings_for
 from tests.live_tools import Outcomes, call_every_tool, calls_through, listed_tools, same_arguments
 from tests.processes import COMMAND, free_port, http_server, http_server_process, scratch_dir, server_env
 
@@ -393,3 +393,34 @@ async def test_sigterm_gives_up_on_a_call_after_the_grace_period(emulator: Emula
             await anyio.to_thread.run_sync(lambda: process.wait(timeout=10))
             stopped_after = time.monotonic() - started
     assert stopped_after < 4, f"{stopped_after:.1f} s for a grace period of 1 s"
+
+
+@pytest.mark.anyio
+async def test_a_callers_own_key_serves_that_call_only(emulator: Emulator) -> None:
+    """One deployment, several GLM accounts: the header's key is sent upstream for that call alone."""
+    env = server_env(GLM_BASE_URL=emulator.base_url, GLM_MCP_HTTP_TOKEN=TOKEN, GLM_MCP_ALLOW_CLIENT_KEYS="true")
+    with http_server(env=env) as origin:
+
+        async def call(tool: str, arguments: dict[str, object], key: str | None) -> Any:
+            headers = {**BEARER, **({CLIENT_KEY_HEADER: key} if key else {})}
+            async with httpx2.AsyncClient(headers=headers) as http, Client(
+                streamable_http_client(origin + "/mcp", http_client=http)
+            ) as client:
+                return await client.call_tool(tool, arguments)
+
+        answered = await call("chat", {"prompt": "with my own key"}, GENERAL_KEY)
+        assert not answered.is_error
+        assert emulator.state.exchanges[-1].headers["authorization"] == f"Bearer {GENERAL_KEY}"
+
+        refused = (await call("chat", {"prompt": "wrong plan"}, CODING_KEY)).structured_content
+        assert refused["glm_code"] == "1113"
+
+        unknown = (await call("chat", {"prompt": "bad key"}, "someone.elses-wrong-key")).structured_content
+        assert unknown["glm_code"] == "1000" and CLIENT_KEY_HEADER in unknown["hint"]
+        assert "elses-wrong-key" not in str(unknown)
+
+        no_key = (await call("chat", {"prompt": "no key at all"}, None)).structured_content
+        assert no_key["error"] == "missing_api_key"  # the server itself has none: nothing borrowed
+
+        listing = (await call("list_jobs", {}, GENERAL_KEY)).structured_content
+        assert listing["error"] == "unavailable"

@@ -103,3 +103,14 @@ async def test_the_inspector_calls_every_tool_over_http_with_the_token(emulator:
         assert refused["error"]["code"] == "auth_required", refused
         inspector = Inspector([*target, "--header", f"Authorization: Bearer {TOKEN}"], tmp_path)
         await _lists_and_calls_every_tool(inspector, emulator)
+
+
+@pytest.mark.anyio
+async def test_the_inspector_accepts_our_error_results(emulator: Emulator, tmp_path: Path) -> None:
+    """An isError result's structuredContent conforms to the tool's outputSchema too, which the Inspector checks."""
+    env = {"GLM_API_KEY": GENERAL_KEY, "GLM_BASE_URL": emulator.base_url, "GLM_DATA_DIR": scratch_dir()}
+    variables = [arg for name, value in env.items() for arg in ("-e", f"{name}={value}")]
+    inspector = Inspector([*variables, *COMMAND], tmp_path)
+    result = await inspector.call("chat", {"prompt": "hi", "model": "glm-9000"})
+    assert result.get("isError") is True and "inspector" not in result, result
+    assert result["structuredContent"]["glm_code"] == "1211"

@@ -64,7 +64,8 @@ async def test_each_tool_section_shows_a_result_made_of_real_fields(tools: dict[
     for name, body in tool_sections().items():
         examples = json_blocks(body)
         assert examples, f"the README's section on {name} has no example result"
-        fields = set(tools[name].output_schema["properties"])
+        schema = tools[name].output_schema  # {"anyOf": [result, failure]}: the result is the first
+        fields = set(schema["$defs"][schema["anyOf"][0]["$ref"].split("/")[-1]]["properties"])
         for example in examples:
             assert set(example) <= fields, f"{name}'s example has fields it does not return: {set(example) - fields}"
 

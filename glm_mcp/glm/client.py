@@ -6,6 +6,7 @@ built per call pays a fresh TLS handshake (about 25 ms) every time.
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import json
 import logging
@@ -80,6 +81,12 @@ class GLMClient:
         # Requests in flight at once (a stream counts until it closes): past it, calls queue here
         # instead of tripping the platform's concurrency limit (1302).
         self._limiter = anyio.CapacityLimiter(max_concurrency)
+
+    def with_credentials(self, credentials: Credentials) -> GLMClient:
+        """The same client (pool, retry policy, concurrency bound) sending another key: a caller's own."""
+        bound = copy.copy(self)
+        bound.credentials = credentials
+        return bound
 
     @property
     def base_url(self) -> str:

@@ -37,10 +37,10 @@ class JobRegistry:
         self._store = store
         self._jobs: OrderedDict[str, Job] = OrderedDict()
 
-    def start(self, kind: ChatKind, request: ChatRequest) -> Job:
+    def start(self, kind: ChatKind, request: ChatRequest, glm: GLMClient | None = None) -> Job:
         job = Job(kind=kind, request=request)
         self._jobs[job.id] = job
-        self._task_group.start_soon(job.run, self._glm, name=f"glm-mcp {kind} {job.id}")
+        self._task_group.start_soon(job.run, glm or self._glm, name=f"glm-mcp {kind} {job.id}")
         return job
 
     def get(self, job_id: str) -> Job | None:

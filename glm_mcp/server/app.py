@@ -13,7 +13,7 @@ from glm_mcp import __version__
 from glm_mcp.config import Settings
 from glm_mcp.jobs import JobRegistry, SQLiteJobStore
 from glm_mcp.server.state import AppState
-from glm_mcp.server.tools import register_tools
+from glm_mcp.server.tools import build_tools
 from glm_mcp.upstream import open_glm_client
 
 INSTRUCTIONS = (
@@ -51,6 +51,6 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
         website_url="https://github.com/glm-mcp/glm-mcp",
         lifespan=lifespan,
         log_level=settings.log_level,  # type: ignore[arg-type]
+        tools=build_tools(),
     )
-    register_tools(server)
     return server

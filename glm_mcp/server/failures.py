@@ -14,6 +14,7 @@ from glm_mcp.glm.errors import (
     MissingAPIKeyError,
 )
 from glm_mcp.server.arguments import ArgumentError
+from glm_mcp.server.auth import ClientKeyError
 from glm_mcp.server.results import ToolFailure
 
 logger = logging.getLogger("glm_mcp")
@@ -23,6 +24,10 @@ _MISSING_KEY_HINT = (
     'this server with (the "env" block of its config), then restart the server. To try the tools without '
     "a key, run `glm-mcp demo`, which answers from the bundled GLM emulator."
 )
+
+
+class JobsNotSharedError(PermissionError):
+    """list_jobs refused to a caller with its own key: the registry is shared by every caller."""
 
 
 class UnknownJobError(LookupError):
@@ -54,19 +59,21 @@ class GenerationFailed(Exception):
         self.partial_text = partial_text
 
 
-def describe_failure(exc: BaseException, settings: Settings, *, models: list[str] | None = None) -> ToolFailure:
+def describe_failure(
+    exc: BaseException, settings: Settings, *, models: list[str] | None = None, key_source: str | None = None
+) -> ToolFailure:
     """The `ToolFailure` for `exc`. `models` lists the key's models, for an unknown-model error."""
     if isinstance(exc, GenerationFailed) and exc.__cause__ is not None:
-        failure = describe_failure(exc.__cause__, settings, models=models)
+        failure = describe_failure(exc.__cause__, settings, models=models, key_source=key_source)
         failure.partial_text = exc.partial_text or None
         return failure
-    failure = _describe(exc, settings, models)
+    failure = _describe(exc, settings, models, key_source)
     if isinstance(exc, GLMError):
         failure.attempts = exc.attempts
     return failure
 
 
-def _describe(exc: BaseException, settings: Settings, models: list[str] | None) -> ToolFailure:
+def _describe(exc: BaseException, settings: Settings, models: list[str] | None, key_source: str | None) -> ToolFailure:
     match exc:
         case ArgumentError():
             return ToolFailure(
@@ -87,7 +94,7 @@ def _describe(exc: BaseException, settings: Settings, models: list[str] | None) 
             return ToolFailure(
                 error="upstream_error",
                 message=exc.message,
-                hint=_api_hint(exc, settings, models),
+                hint=_api_hint(exc, settings, models, key_source),
                 http_status=exc.status_code,
                 glm_code=exc.code,
                 request_id=exc.request_id,
@@ -122,6 +129,15 @@ def _describe(exc: BaseException, settings: Settings, models: list[str] | None) 
                 retryable=True,
                 hint="The platform failed mid-answer; try again.",
             )
+        case ClientKeyError():
+            return ToolFailure(error="missing_api_key", message=str(exc), retryable=False)
+        case JobsNotSharedError():
+            return ToolFailure(
+                error="unavailable",
+                message=str(exc),
+                retryable=False,
+                hint="Keep the job ids your calls return; get_result takes them.",
+            )
         case UnknownJobError():
             return ToolFailure(
                 error="unknown_job",
@@ -152,9 +168,9 @@ def _describe(exc: BaseException, settings: Settings, models: list[str] | None) 
             )
 
 
-def _api_hint(exc: GLMAPIError, settings: Settings, models: list[str] | None) -> str | None:
+def _api_hint(exc: GLMAPIError, settings: Settings, models: list[str] | None, key_source: str | None) -> str | None:
     code = exc.code or ""
-    key_var = settings.credentials.source if settings.credentials else API_KEY_VARS[0]
+    key_var = key_source or API_KEY_VARS[0]
     if code in {"1000", "1001", "1002", "1003", "1004"}:
         return (
             f"The API key from {key_var} was refused: it may be mistyped, revoked or expired, or belong to "

@@ -254,6 +254,7 @@ ErrorKind = Literal[
     "stream_broken",
     "answer_cut",
     "submit_uncertain",
+    "unavailable",
     "content_blocked",
     "cancelled",
     "interrupted",

@@ -13,7 +13,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol, TypeVar, cast
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, TypeAdapter, WithJsonSchema
 from pydantic.fields import FieldInfo
@@ -30,25 +31,27 @@ ArgsT = TypeVar("ArgsT", bound=BaseModel)
 StateT = TypeVar("StateT")
 Handler = Callable[[StateT, Context, ArgsT], Awaitable[Any]]
 FailureHook = Callable[[StateT, BaseException], Awaitable[ToolFailure]]
+RequestState = Callable[[StateT, Context], StateT]
 
 
-def add_model_tool(
-    server: MCPServer[Any],
+def model_tool(
     handler: Handler[StateT, ArgsT],
     *,
     arguments: type[ArgsT],
     result: type[BaseModel],
     on_failure: FailureHook[StateT],
+    for_request: RequestState[StateT],
     name: str,
     title: str,
     description: str,
     annotations: ToolAnnotations,
-) -> None:
-    """Register `handler` as the tool `name`, taking the fields of `arguments` as its parameters."""
+) -> Tool:
+    """`handler` as the tool `name`, taking the fields of `arguments` as its parameters."""
 
     async def tool(ctx: Context, **kwargs: Any) -> CallToolResult:
         state = cast(StateT, ctx.request_context.lifespan_context)
         try:
+            state = for_request(state, ctx)
             outcome = await handler(state, ctx, arguments.model_construct(**kwargs))
         except Exception as exc:
             failure = await on_failure(state, exc)
@@ -69,7 +72,21 @@ def add_model_tool(
         parameters, return_annotation=Annotated[CallToolResult, result]
     )
     tool.__name__ = name
-    server.add_tool(tool, name=name, title=title, description=description, annotations=annotations)
+    registered = Tool.from_function(tool, name=name, title=title, description=description, annotations=annotations)
+    registered.fn_metadata.output_schema = _result_or_failure(result)
+    return registered
+
+
+def _result_or_failure(result: type[BaseModel]) -> dict[str, Any]:
+    """The published output schema: the tool's result, or the `ToolFailure` an error result carries.
+
+    Every `structuredContent` the tool sends then conforms to its `outputSchema`, error results
+    included (clients such as the MCP Inspector check those too). The server still checks a
+    successful result against `result` alone.
+    """
+    either: Any = result | ToolFailure
+    schema = TypeAdapter[Any](either).json_schema()
+    return {"type": "object", **schema}
 
 
 def _result(model: Renderable, *, is_error: bool) -> CallToolResult:

@@ -6,11 +6,12 @@ Everything around them (flat parameters, structured output, error results) is do
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
 from glm_mcp.glm import Attempts, GLMTransportError
@@ -23,11 +24,17 @@ from glm_mcp.server.arguments import (
     SubmitArguments,
     WebSearchArguments,
 )
-from glm_mcp.server.failures import GenerationFailed, JobCancelledError, SubmitUncertainError, UnknownJobError
+from glm_mcp.server.failures import (
+    GenerationFailed,
+    JobCancelledError,
+    JobsNotSharedError,
+    SubmitUncertainError,
+    UnknownJobError,
+)
 from glm_mcp.server.progress import ProgressReporter, follow_job
 from glm_mcp.server.results import ChatResult, JobList, SubmittedTask, TaskResult, WebSearchResult
 from glm_mcp.server.state import AppState
-from glm_mcp.server.tooling import add_model_tool
+from glm_mcp.server.tooling import model_tool
 
 RESULT_TYPES: dict[ChatKind, type[ChatResult]] = {"chat": ChatResult, "web_search_chat": WebSearchResult}
 RECORD_POLL_S = 1.0
@@ -48,7 +55,7 @@ async def _generate(
     app: AppState, ctx: Context, kind: ChatKind, request: ChatRequest, wait_seconds: float
 ) -> ChatResult:
     """Stream the answer with progress; past `wait_seconds`, hand back a job that carries on."""
-    job = app.jobs.start(kind, request)
+    job = app.jobs.start(kind, request, app.glm)
     try:
         finished = await follow_job(job, ProgressReporter(ctx, total=wait_seconds), wait_seconds)
     except BaseException:  # the caller cancelled: stop generating, close the upstream stream
@@ -126,95 +133,92 @@ async def _recorded_job(app: AppState, job_id: str, wait_seconds: float, reporte
 
 
 async def list_jobs(app: AppState, ctx: Context, args: ListJobsArguments) -> JobList:
+    if app.caller_key:
+        raise JobsNotSharedError(
+            "list_jobs is not available to callers who send their own GLM key: the job registry is shared "
+            "by every caller of this server."
+        )
     records = await app.store.page(status=args.status, limit=args.limit + 1, after=args.after())
     return JobList.from_records(records, args.limit)
 
 
-def register_tools(server: MCPServer[Any]) -> None:
-    common = {"on_failure": AppState.describe_failure}
-    add_model_tool(
-        server,
-        chat,
-        arguments=ChatArguments,
-        result=ChatResult,
-        **common,
-        name="chat",
-        title="Ask a GLM model",
-        description=(
-            "Ask a GLM model (Zhipu / Z.ai) and get its answer: a second opinion, a draft, a translation "
-            "(GLM is strong in Chinese), or a question about an image with a vision model. Give `prompt` for "
-            "one message or `messages` for a whole conversation. Returns the answer, the model's reasoning "
-            "when thinking is on, token usage and the request id."
+def build_tools() -> list[Tool]:
+    tool = functools.partial(model_tool, on_failure=AppState.describe_failure, for_request=AppState.for_request)
+    return [
+        tool(
+            chat,
+            arguments=ChatArguments,
+            result=ChatResult,
+            name="chat",
+            title="Ask a GLM model",
+            description=(
+                "Ask a GLM model (Zhipu / Z.ai) and get its answer: a second opinion, a draft, a translation "
+                "(GLM is strong in Chinese), or a question about an image with a vision model. Give `prompt` for "
+                "one message or `messages` for a whole conversation. Returns the answer, the model's reasoning "
+                "when thinking is on, token usage and the request id."
+            ),
+            annotations=ToolAnnotations(
+                read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+            ),
         ),
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+        tool(
+            web_search_chat,
+            arguments=WebSearchArguments,
+            result=WebSearchResult,
+            name="web_search_chat",
+            title="Answer with GLM web search",
+            description=(
+                "Answer a question from a live web search on the GLM platform: the model searches, reads the "
+                "results and answers citing them as [ref_N]. Returns the answer and its sources (title, URL, "
+                "site, date, snippet), and says so plainly when the search found nothing."
+            ),
+            annotations=ToolAnnotations(
+                read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+            ),
         ),
-    )
-    add_model_tool(
-        server,
-        web_search_chat,
-        arguments=WebSearchArguments,
-        result=WebSearchResult,
-        **common,
-        name="web_search_chat",
-        title="Answer with GLM web search",
-        description=(
-            "Answer a question from a live web search on the GLM platform: the model searches, reads the "
-            "results and answers citing them as [ref_N]. Returns the answer and its sources (title, URL, "
-            "site, date, snippet), and says so plainly when the search found nothing."
+        tool(
+            submit_async,
+            arguments=SubmitArguments,
+            result=SubmittedTask,
+            name="submit_async",
+            title="Start a GLM chat job",
+            description=(
+                "Start a chat as a background job on the GLM platform and return at once with its task_id; fetch "
+                "the answer later with get_result. For long generations that should not hold up the "
+                "conversation. Takes the same inputs as chat."
+            ),
+            annotations=ToolAnnotations(
+                read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+            ),
         ),
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+        tool(
+            get_result,
+            arguments=ResultArguments,
+            result=TaskResult,
+            name="get_result",
+            title="Get a GLM job's result",
+            description=(
+                "The status of a job started with submit_async and, once it has succeeded, its answer (the same "
+                "fields chat returns). PROCESSING means it is still running: ask again in a few seconds."
+            ),
+            annotations=ToolAnnotations(
+                read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+            ),
         ),
-    )
-    add_model_tool(
-        server,
-        submit_async,
-        arguments=SubmitArguments,
-        result=SubmittedTask,
-        **common,
-        name="submit_async",
-        title="Start a GLM chat job",
-        description=(
-            "Start a chat as a background job on the GLM platform and return at once with its task_id; fetch "
-            "the answer later with get_result. For long generations that should not hold up the "
-            "conversation. Takes the same inputs as chat."
+        tool(
+            list_jobs,
+            arguments=ListJobsArguments,
+            result=JobList,
+            name="list_jobs",
+            title="List GLM jobs",
+            description=(
+                "The jobs started here, newest first: submit_async tasks, and chat / web_search_chat calls that "
+                "outlived their wait. Each with its id, status (running, completed, failed, interrupted), model and "
+                "the start of its prompt. Jobs survive a server restart: use this to find a job id again, then "
+                "get_result for its answer."
+            ),
+            annotations=ToolAnnotations(
+                read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+            ),
         ),
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-        ),
-    )
-    add_model_tool(
-        server,
-        get_result,
-        arguments=ResultArguments,
-        result=TaskResult,
-        **common,
-        name="get_result",
-        title="Get a GLM job's result",
-        description=(
-            "The status of a job started with submit_async and, once it has succeeded, its answer (the same "
-            "fields chat returns). PROCESSING means it is still running: ask again in a few seconds."
-        ),
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-        ),
-    )
-    add_model_tool(
-        server,
-        list_jobs,
-        arguments=ListJobsArguments,
-        result=JobList,
-        **common,
-        name="list_jobs",
-        title="List GLM jobs",
-        description=(
-            "The jobs started here, newest first: submit_async tasks, and chat / web_search_chat calls that "
-            "outlived their wait. Each with its id, status (running, completed, failed, interrupted), model and "
-            "the start of its prompt. Jobs survive a server restart: use this to find a job id again, then "
-            "get_result for its answer."
-        ),
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
-    )
+    ]
