@@ -26,7 +26,9 @@ def _install(spec: str) -> Path:
         prefix.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(prefix), spec],
-            check=True, timeout=600, stdout=subprocess.DEVNULL,
+            check=True,
+            timeout=600,
+            stdout=subprocess.DEVNULL,
         )
         (prefix / ".installed").touch()
     return bin_dir
@@ -39,11 +41,20 @@ def node_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run_node_tool(
-    spec: str, command: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300, cwd: Path | None = None
+    spec: str,
+    command: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `command` (a bin of package `spec`, e.g. "@modelcontextprotocol/inspector@2.12.0") on Node 22."""
     bin_dir = _install(spec)
     return subprocess.run(
         [str(bin_dir / command), *args],
-        env=node_env(env), capture_output=True, text=True, timeout=timeout, cwd=cwd,
+        env=node_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
     )

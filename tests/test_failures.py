@@ -39,8 +39,27 @@ async def test_rate_limited_twice_then_answered_reports_three_attempts(emulator:
 
 @pytest.mark.parametrize(
     "code",
-    ["1000", "1001", "1002", "1003", "1004", "1113", "1121", "1210", "1211", "1212", "1213", "1214", "1215",
-     "1220", "1261", "1301", "1304", "1308", "1310"],
+    [
+        "1000",
+        "1001",
+        "1002",
+        "1003",
+        "1004",
+        "1113",
+        "1121",
+        "1210",
+        "1211",
+        "1212",
+        "1213",
+        "1214",
+        "1215",
+        "1220",
+        "1261",
+        "1301",
+        "1304",
+        "1308",
+        "1310",
+    ],
 )
 async def test_errors_no_retry_can_fix_are_sent_once(emulator: Emulator, code: str) -> None:
     emulator.inject(f"error:{code}", path=CHAT)
@@ -58,7 +77,9 @@ async def test_insufficient_balance_is_sent_exactly_once_even_if_told_to_retry(e
     assert len(upstream_calls(emulator, CHAT)) == 1
 
 
-@pytest.mark.parametrize("fault", ["error:1303", "error:1305", "error:1234", "http:500", "http:503", "http:408", "drop"])
+@pytest.mark.parametrize(
+    "fault", ["error:1303", "error:1305", "error:1234", "http:500", "http:503", "http:408", "drop"]
+)
 async def test_transient_failures_are_retried(emulator: Emulator, fault: str) -> None:
     emulator.inject(fault, path=CHAT)
     out = ok(await call(emulator, "chat", {"prompt": "hello"}))
@@ -149,7 +170,9 @@ async def test_a_stream_missing_only_done_is_a_whole_answer(emulator: Emulator) 
 
 
 @pytest.mark.parametrize(("reason", "error"), [("network_error", "answer_cut"), ("sensitive", "content_blocked")])
-async def test_unusable_finish_reasons_are_errors_with_partial_text(emulator: Emulator, reason: str, error: str) -> None:
+async def test_unusable_finish_reasons_are_errors_with_partial_text(
+    emulator: Emulator, reason: str, error: str
+) -> None:
     emulator.inject(f"finish:{reason}", path=CHAT)
     out = failed(await call(emulator, "chat", {"prompt": "hello", "thinking": "disabled"}))
     assert out["error"] == error and out["partial_text"]
@@ -214,6 +237,8 @@ async def test_an_oversized_prompt_is_refused_before_sending(emulator: Emulator)
     out = failed(result)
     assert out["error"] == "invalid_argument" and "100" in out["message"] and "GLM_MAX_PROMPT_CHARS" in out["message"]
     parts = [{"type": "text", "text": "y" * 60}, {"type": "image_url", "image_url": {"url": "z" * 60}}]
-    out = failed(await call(emulator, "chat", {"messages": [{"role": "user", "content": parts}]}, GLM_MAX_PROMPT_CHARS="100"))
+    out = failed(
+        await call(emulator, "chat", {"messages": [{"role": "user", "content": parts}]}, GLM_MAX_PROMPT_CHARS="100")
+    )
     assert out["field"] == "prompt"
     assert emulator.state.exchanges == []

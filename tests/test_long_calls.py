@@ -5,6 +5,7 @@ the upstream, and a deadline that hands back a job.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import anyio
@@ -54,14 +55,18 @@ async def _direct(emulator: Emulator, request: ChatRequest) -> Any:
 async def test_streamed_tool_result_equals_the_plain_completion(client: Client, emulator: Emulator) -> None:
     out = ok(await client.call_tool("chat", {"prompt": "Explain recursion.", "model": "glm-4.6"}))
     assert upstream_calls(emulator, "/chat/completions")[-1].body["stream"] is True
-    plain = await _direct(emulator, ChatRequest(model="glm-4.6", messages=[Message(role="user", content="Explain recursion.")]))
+    plain = await _direct(
+        emulator, ChatRequest(model="glm-4.6", messages=[Message(role="user", content="Explain recursion.")])
+    )
     assert out["text"] == plain.message.content
     assert out["reasoning"] == plain.message.reasoning_content
     assert out["finish_reason"] == plain.finish_reason
     usage = plain.usage
     assert _strip_cache(out["usage"]) == {
-        "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens, "reasoning_tokens": usage.reasoning_tokens,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
     }
 
     search = ok(await client.call_tool("web_search_chat", {"question": "Tallest buildings", "count": 4}))
@@ -86,7 +91,7 @@ async def test_progress_arrives_while_the_answer_streams(settings: Settings, emu
     assert values == sorted(values) and len(set(values)) == len(values)  # strictly increasing
     assert all(total == settings.wait_seconds for _, (_, total, _) in recorder.events)
     times = [t for t, _ in recorder.events]
-    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= progress.MIN_INTERVAL_S * 0.8
+    assert min(b - a for a, b in itertools.pairwise(times)) >= progress.MIN_INTERVAL_S * 0.8
     assert any(m.startswith("reasoning:") for m in recorder.messages)
     answering = [m for m in recorder.messages if m.startswith("answering:")]
     assert answering and answering[-1].split("…")[-1].strip() in " ".join(out["text"].split())
@@ -196,9 +201,9 @@ async def test_past_the_deadline_a_job_id_comes_back_and_get_result_finishes_it(
     assert "get_result" in early.content[0].text and out["job_id"] in early.content[0].text  # type: ignore[union-attr]
 
     recorder = Recorder()
-    done = ok(await client.call_tool(
-        "get_result", {"task_id": out["job_id"], "wait_seconds": 20}, progress_callback=recorder
-    ))
+    done = ok(
+        await client.call_tool("get_result", {"task_id": out["job_id"], "wait_seconds": 20}, progress_callback=recorder)
+    )
     assert done["status"] == "SUCCESS" and done["kind"] == "chat"
     assert recorder.events, "get_result long-polls with progress"
 
