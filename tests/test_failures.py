@@ -187,49 +187,42 @@ async def test_a_stall_past_the_read_timeout_is_retried(emulator: Emulator) -> N
 # --- a burst of calls against the platform's concurrency limit --------------------------------
 
 
-async def test_a_burst_queues_under_the_concurrency_bound(emulator: Emulator) -> None:
+async def _burst(emulator: Emulator, *, bound: int, calls: int = 200, limit: float = 90) -> list[Any]:
+    """`calls` concurrent chats through a server bounded to `bound` in flight, against an emulator
+    that allows 8 (it answers 1302 past that); every call must end within `limit` seconds."""
     emulator.config.max_in_flight = 8
     emulator.config.latency = 0.05
+    results: list[Any] = []
     try:
-        results: list[Any] = []
-        async with Client(create_server(settings_for(emulator, GLM_MAX_CONCURRENCY="8"))) as client:
+        async with Client(create_server(settings_for(emulator, GLM_MAX_CONCURRENCY=str(bound)))) as client:
 
             async def one(i: int) -> None:
                 results.append(await client.call_tool("chat", {"prompt": f"burst {i}"}))
 
-            with anyio.fail_after(60):
+            with anyio.fail_after(limit):
                 async with anyio.create_task_group() as tg:
-                    for i in range(200):
+                    for i in range(calls):
                         tg.start_soon(one, i)
-        assert len(results) == 200 and not any(r.is_error for r in results)
-        assert emulator.state.peak_in_flight <= 8
-        assert all(e.status == 200 for e in upstream_calls(emulator, CHAT))
     finally:
         emulator.config.max_in_flight = None
+    assert len(results) == calls
+    return results
+
+
+async def test_a_burst_queues_under_the_concurrency_bound(emulator: Emulator) -> None:
+    results = await _burst(emulator, bound=8)
+    assert not any(r.is_error for r in results)
+    assert emulator.state.peak_in_flight <= 8
+    assert all(e.status == 200 for e in upstream_calls(emulator, CHAT))
 
 
 async def test_a_burst_over_the_platform_limit_ends_clearly(emulator: Emulator) -> None:
     """More in flight than the platform allows: 1302s are retried; every call ends, none hangs."""
-    emulator.config.max_in_flight = 8
-    emulator.config.latency = 0.05
-    try:
-        results: list[Any] = []
-        async with Client(create_server(settings_for(emulator, GLM_MAX_CONCURRENCY="64"))) as client:
-
-            async def one(i: int) -> None:
-                results.append(await client.call_tool("chat", {"prompt": f"burst {i}"}))
-
-            with anyio.fail_after(90):
-                async with anyio.create_task_group() as tg:
-                    for i in range(200):
-                        tg.start_soon(one, i)
-        assert len(results) == 200
-        errors = [r.structured_content for r in results if r.is_error]
-        assert all(e["glm_code"] == "1302" and e["retryable"] for e in errors)
-        assert len(errors) < 200
-        assert any(e.status == 429 for e in upstream_calls(emulator, CHAT))
-    finally:
-        emulator.config.max_in_flight = None
+    results = await _burst(emulator, bound=64)
+    errors = [r.structured_content for r in results if r.is_error]
+    assert all(e["glm_code"] == "1302" and e["retryable"] for e in errors)
+    assert len(errors) < len(results)
+    assert any(e.status == 429 for e in upstream_calls(emulator, CHAT))
 
 
 async def test_an_oversized_prompt_is_refused_before_sending(emulator: Emulator) -> None:
