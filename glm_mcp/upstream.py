@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from glm_mcp.config import Settings
 from glm_mcp.glm import GLMClient, RetryPolicy, open_http_client
+from glm_mcp.glm.client import LazyHTTPClient
 
 
 @asynccontextmanager
@@ -14,16 +16,22 @@ async def open_glm_client(
     settings: Settings, *, base_url: str | None = None, timeout: float | None = None
 ) -> AsyncIterator[GLMClient]:
     """A pooled GLM client for `settings` (another `base_url` or read `timeout` if given), closed on exit."""
-    async with open_http_client(
-        base_url or settings.base_url,
-        timeout=settings.timeout if timeout is None else timeout,
-        connect_timeout=settings.connect_timeout,
-        max_connections=settings.max_concurrency,
-        headers=settings.request_headers,
-    ) as http:
+    http = LazyHTTPClient(
+        functools.partial(
+            open_http_client,
+            base_url or settings.base_url,
+            timeout=settings.timeout if timeout is None else timeout,
+            connect_timeout=settings.connect_timeout,
+            max_connections=settings.max_concurrency,
+            headers=settings.request_headers,
+        )
+    )
+    try:
         yield GLMClient(
             http,
             settings.credentials,
             retry=RetryPolicy(max_retries=settings.max_retries, budget=settings.retry_budget),
             max_concurrency=settings.max_concurrency,
         )
+    finally:
+        await http.aclose()

@@ -11,7 +11,7 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -64,18 +64,39 @@ def open_http_client(
     )
 
 
+class LazyHTTPClient:
+    """The pooled HTTP client, built at its first use.
+
+    Building one loads the CA bundle for TLS (tens to hundreds of milliseconds here): a desktop
+    client starting the server should not wait for that before it can list the tools.
+    """
+
+    def __init__(self, factory: Callable[[], httpx2.AsyncClient]) -> None:
+        self._factory = factory
+        self._client: httpx2.AsyncClient | None = None
+
+    def get(self) -> httpx2.AsyncClient:
+        if self._client is None:
+            self._client = self._factory()
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
 class GLMClient:
     """Calls of the GLM API. Knows HTTP and the GLM wire format, nothing of MCP."""
 
     def __init__(
         self,
-        http: httpx2.AsyncClient,
+        http: httpx2.AsyncClient | LazyHTTPClient,
         credentials: Credentials | None,
         *,
         retry: RetryPolicy | None = None,
         max_concurrency: int = 32,
     ) -> None:
-        self._http = http
+        self._pool = http
         self.credentials = credentials
         self._retry = retry or RetryPolicy()
         # Requests in flight at once (a stream counts until it closes): past it, calls queue here
@@ -87,6 +108,10 @@ class GLMClient:
         bound = copy.copy(self)
         bound.credentials = credentials
         return bound
+
+    @property
+    def _http(self) -> httpx2.AsyncClient:
+        return self._pool.get() if isinstance(self._pool, LazyHTTPClient) else self._pool
 
     @property
     def base_url(self) -> str:
