@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "emulator":
-            return _run_emulator(args.host, args.port)
+            return _run_emulator(args)
         if args.command == "doctor":
             from glm_mcp.doctor import run_doctor
 
@@ -89,12 +89,18 @@ def _http_settings(args: argparse.Namespace, settings: Settings) -> Settings:
     return settings
 
 
-def _run_emulator(host: str, port: int) -> int:
+def _run_emulator(args: argparse.Namespace) -> int:
     import anyio
 
     from glm_mcp.emulator import EmulatorConfig, serve
 
-    config = EmulatorConfig()
+    host, port = args.host, args.port
+    config = EmulatorConfig(
+        latency=args.latency,
+        chunk_delay=args.chunk_delay,
+        async_delay=args.async_delay,
+        max_in_flight=args.max_in_flight,
+    )
     print(
         f"glm-mcp emulator: GLM API at http://{_host_port(host, port)}/api/paas/v4 "
         f"(key {config.api_keys[0]}); coding plan at /api/coding/paas/v4 (key {config.coding_keys[0]})",
@@ -142,6 +148,14 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     emulator.add_argument(
         "--port", type=int, default=DEFAULT_EMULATOR_PORT, help=f"port (default {DEFAULT_EMULATOR_PORT})"
+    )
+    emulator.add_argument("--latency", type=float, default=0.0, help="seconds before each answer or first chunk")
+    emulator.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed chunks")
+    emulator.add_argument(
+        "--async-delay", type=float, default=0.3, help="seconds an async job stays PROCESSING (default 0.3)"
+    )
+    emulator.add_argument(
+        "--max-in-flight", type=int, default=None, help="answer 1302 (concurrency too high) past this many requests"
     )
     return parser
 
