@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -13,7 +12,7 @@ import httpx2
 import pytest
 
 from glm_mcp.emulator import FAULT_HEADER, Emulator, EmulatorConfig, PendingFault
-from tests.test_emulator import GENERAL_KEY, ask, error_of, sse_events, wait_for
+from tests.emulator.test_emulator import GENERAL_KEY, ask, error_of, sse_events, wait_for
 
 HEADERS = {"Authorization": f"Bearer {GENERAL_KEY}"}
 RESET_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
@@ -26,29 +25,7 @@ STATUS_OF_CODE = {
 }
 """The errors table of glm-api.md, written out again so the emulator's own table is checked."""
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(async_delay=0.05)) as emu:
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def shared_client(emulator: Emulator) -> Iterator[httpx2.Client]:
-    """One client for the module: building one costs tens of milliseconds (its TLS context)."""
-    with httpx2.Client(base_url=emulator.base_url, headers=HEADERS, timeout=5) as c:
-        yield c
-
-
-@pytest.fixture
-def client(emulator: Emulator, shared_client: httpx2.Client) -> httpx2.Client:
-    emulator.state.clear()
-    return shared_client
+EMULATOR_CONFIG = EmulatorConfig(async_delay=0.05)
 
 
 def faulted(fault: str) -> dict[str, str]:

@@ -7,7 +7,6 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,34 +16,9 @@ import jwt
 import pytest
 
 from glm_mcp.emulator import FAIL_MARKER, SENSITIVE_MARKER, Emulator, EmulatorConfig
+from tests.emulator.conftest import CODING_KEY, GENERAL_KEY
 
-GENERAL_KEY = "emulator.key-general"
-CODING_KEY = "emulator.key-coding"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(async_delay=0.2)) as emu:
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def shared_client(emulator: Emulator) -> Iterator[httpx2.Client]:
-    """One client for the module: building one costs tens of milliseconds (its TLS context)."""
-    headers = {"Authorization": f"Bearer {GENERAL_KEY}"}
-    with httpx2.Client(base_url=emulator.base_url, headers=headers, timeout=10) as c:
-        yield c
-
-
-@pytest.fixture
-def client(emulator: Emulator, shared_client: httpx2.Client) -> httpx2.Client:
-    emulator.state.clear()
-    return shared_client
+EMULATOR_CONFIG = EmulatorConfig(async_delay=0.2)
 
 
 def ask(text: str, model: str = "glm-4.6", **options: Any) -> dict[str, Any]:
