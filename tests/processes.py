@@ -49,25 +49,27 @@ def http_server(*args: str, env: dict[str, str]) -> Iterator[str]:
 def http_server_process(*args: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`http_server`, yielding the process too (to kill it)."""
     port = free_port()
-    process = subprocess.Popen(
-        [*COMMAND, *args, "--transport", "http", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    with listening([*args, "--transport", "http", "--port", str(port)], port, env=env) as running:
+        yield running
+
+
+@contextmanager
+def listening(args: list[str], port: int, *, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`glm-mcp <args>` serving on `port`; yields the process and its origin once /healthz answers."""
+    process = subprocess.Popen([*COMMAND, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     origin = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stderr.read().decode()}")  # type: ignore[union-attr]
+                raise RuntimeError(f"glm-mcp {' '.join(args)} exited: {process.stderr.read().decode()}")  # type: ignore[union-attr]
             try:
                 if httpx2.get(origin + "/healthz", timeout=1).status_code == 200:
                     break
             except httpx2.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError("the HTTP server did not come up")
+                raise TimeoutError(f"glm-mcp {' '.join(args)} did not come up")
             time.sleep(0.05)
         yield process, origin
     finally:

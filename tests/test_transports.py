@@ -11,7 +11,7 @@ from mcp import Client, StdioServerParameters
 
 from glm_mcp.emulator import Emulator
 from tests.conftest import GENERAL_KEY, upstream_calls
-from tests.processes import COMMAND, http_server, server_env
+from tests.processes import COMMAND, free_port, http_server, listening, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -100,34 +100,18 @@ async def test_streamable_http_server_serves_the_tools(emulator: Emulator) -> No
 
 async def test_the_emulator_command_takes_its_timing_and_limit_flags() -> None:
     """`glm-mcp emulator` as users run it: a slow platform allowing one request in flight."""
-    import subprocess
-
-    from tests.conftest import GENERAL_KEY as KEY
-    from tests.processes import free_port
-
     port = free_port()
     args = ["emulator", "--port", str(port), "--latency", "0.5", "--max-in-flight", "1"]
-    process = subprocess.Popen([*COMMAND, *args], env=server_env(), stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/api/paas/v4"
-    try:
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {KEY}"}, timeout=10) as http:
-            with anyio.fail_after(20):
-                while True:
-                    try:
-                        await http.get(f"http://127.0.0.1:{port}/healthz")
-                        break
-                    except httpx2.HTTPError:
-                        await anyio.sleep(0.05)
-            body = {"model": "glm-4.6", "messages": [{"role": "user", "content": "hi"}]}
-            statuses: list[int] = []
+    with listening(args, port, env=server_env()) as (_, origin):
+        body = {"model": "glm-4.6", "messages": [{"role": "user", "content": "hi"}]}
+        statuses: list[int] = []
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {GENERAL_KEY}"}, timeout=10) as http:
 
             async def post() -> None:
-                statuses.append((await http.post(base + "/chat/completions", json=body)).status_code)
+                response = await http.post(origin + "/api/paas/v4/chat/completions", json=body)
+                statuses.append(response.status_code)
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(post)
                 tg.start_soon(post)
-        assert sorted(statuses) == [200, 429]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    assert sorted(statuses) == [200, 429]
