@@ -170,6 +170,18 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Seconds the HTTP server gives calls in flight to finish after SIGTERM (it stops accepting new "
         "connections at once) before it cancels them and exits.",
     ),
+    EnvVar(
+        "GLM_MCP_HEADER_TIMEOUT",
+        "10",
+        "Seconds an HTTP client has to send a request's headers, after connecting or between two requests on "
+        "one connection; a socket that sends nothing or trickles its headers is closed then.",
+    ),
+    EnvVar(
+        "GLM_MCP_MAX_CONNECTIONS",
+        "4096",
+        "HTTP connections open at once (idle ones included) past which requests are answered 503. At start the "
+        "open-files limit is raised as far as the system allows; the cap is lowered to what then fits.",
+    ),
 )
 
 DEFAULT_MODEL = "glm-4.6"
@@ -220,6 +232,8 @@ class Settings:
     allow_client_keys: bool = False
     max_body_bytes: int = 4 * 1024 * 1024
     shutdown_grace: float = 60.0
+    header_timeout: float = 10.0
+    max_connections: int = 4096
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -257,6 +271,8 @@ class Settings:
             allow_client_keys=reader.flag("GLM_MCP_ALLOW_CLIENT_KEYS", False),
             max_body_bytes=reader.count("GLM_MCP_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024),
             shutdown_grace=reader.seconds("GLM_MCP_SHUTDOWN_GRACE", 60.0, allow_zero=True),
+            header_timeout=reader.seconds("GLM_MCP_HEADER_TIMEOUT", 10.0),
+            max_connections=reader.count("GLM_MCP_MAX_CONNECTIONS", 4096, minimum=1),
         )
 
     @property

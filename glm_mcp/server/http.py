@@ -5,13 +5,23 @@ set), the caller-key check (400), the body limit (413), then the SDK's Host and 
 against DNS rebinding (421, 403), which are always on. Browser preflights from the configured
 origins are answered before all of them. /healthz and /readyz answer without a token, for
 probes. On SIGTERM the server stops accepting connections, gives calls in flight
-`shutdown_grace` seconds to finish, then exits.
+`shutdown_grace` seconds to finish, then stops the calls still running, each with a JSON-RPC
+error on its own stream (`server/cancellation.py`, which also stops calls their caller cancelled
+or left), and exits.
+
+Sockets are bounded too: a client has `header_timeout` seconds to send a request's headers
+(uvicorn's h11 protocol has no such limit, so one idle or trickling socket would be held for
+ever), past `max_connections` open connections requests are answered 503, and the open-files
+soft limit is raised to the hard limit at start so those connections fit. The access log is
+written here rather than by uvicorn, with the path but never the query string: a token pasted
+into a URL (`/mcp?token=…`) is not written anywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import math
 import re
 import socket
@@ -32,11 +42,16 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from glm_mcp import __version__
 from glm_mcp.config import API_KEY_VARS, ConfigError, Settings
 from glm_mcp.server.auth import ClientKeyError, SharedTokenVerifier, client_credentials
+from glm_mcp.server.cancellation import CallRegistry, CallStopper, StopCalls
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("glm_mcp.access")
 
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
@@ -44,6 +59,10 @@ READY_PATH = "/readyz"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 """Host names always allowed: a DNS-rebinding page arrives under its own name, never under these."""
 _HAS_PORT = re.compile(r":(\d+|\*)$")
+RESERVED_FILES = 256
+"""Open files kept for everything but client connections (upstream pool, registry, logs)."""
+CUT_OFF_FLUSH_S = 2
+"""Past the grace, how long calls stopped with an error get to write it before uvicorn cancels what is left."""
 
 
 def check_exposure(host: str, settings: Settings) -> None:
@@ -83,17 +102,21 @@ def _any_port_unless_given(host: str) -> tuple[str, ...]:
     return (host,) if _HAS_PORT.search(host) else (host, f"{host}:*")
 
 
-def create_http_app(server: MCPServer[Any], settings: Settings) -> Starlette:
-    """The ASGI app: MCP at /mcp behind the checks above, and the two probes."""
-    mcp: ASGIApp = _CallerKeyCheck(
-        server.streamable_http_app(
-            streamable_http_path=MCP_PATH,
-            stateless_http=settings.stateless,
-            max_request_body_size=settings.max_body_bytes,
-            transport_security=transport_security(settings),
-        ),
-        settings,
+def create_http_app(server: MCPServer[Any], settings: Settings, calls: CallRegistry | None = None) -> Starlette:
+    """The ASGI app: MCP at /mcp behind the checks above, and the two probes.
+
+    `calls` is where the tool calls in flight are kept, so that a cancellation notice, a client
+    gone away or the shutdown can stop them (see `server/cancellation.py`).
+    """
+    calls = calls if calls is not None else CallRegistry()
+    server.middleware.append(StopCalls(calls))
+    sdk_app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        stateless_http=settings.stateless,
+        max_request_body_size=settings.max_body_bytes,
+        transport_security=transport_security(settings),
     )
+    mcp: ASGIApp = _CallerKeyCheck(CallStopper(sdk_app, calls), settings)
     middleware: list[Middleware] = []
     if settings.allowed_origins:  # browser apps there must pass the CORS preflight, which carries no token
         middleware.append(
@@ -160,15 +183,109 @@ class _CallerKeyCheck:
 
 def run_http(server: MCPServer[Any], settings: Settings, *, host: str, port: int) -> None:
     """Serve until SIGTERM or Ctrl-C, then let calls in flight finish within `settings.shutdown_grace`."""
-    calls = _CallsInFlight(create_http_app(server, settings))
+    registry = CallRegistry()
+    calls = _CallsInFlight(_AccessLog(create_http_app(server, settings, registry)))
     config = uvicorn.Config(
         calls,
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace),
+        access_log=False,  # _AccessLog writes it, without the query string
+        http=header_deadline_protocol(settings.header_timeout),
+        limit_concurrency=connection_limit(settings.max_connections),
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace) + CUT_OFF_FLUSH_S,
     )
-    _DrainingServer(config, calls).run()
+    _DrainingServer(config, calls, registry, settings.shutdown_grace).run()
+
+
+def connection_limit(wanted: int) -> int:
+    """Raise the open-files soft limit to the hard limit; the connections that then fit, at most `wanted`."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to raise
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:  # e.g. an unlimited hard limit the kernel caps lower
+            logger.warning("could not raise the open-files limit from %d to %d: %s", soft, hard, exc)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    fits = max(soft - RESERVED_FILES, 1)
+    if fits < wanted:
+        logger.warning(
+            "the open-files limit (%d) leaves room for %d connections, fewer than GLM_MCP_MAX_CONNECTIONS=%d",
+            soft,
+            fits,
+            wanted,
+        )
+    return min(wanted, fits)
+
+
+def header_deadline_protocol(timeout: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, closing a connection that has not sent a request's headers within `timeout`.
+
+    The deadline starts when the connection opens and again each time a response is complete
+    (waiting for the next request on a kept-alive connection); it is met once the request's
+    headers are in, i.e. once a new request cycle has begun. A slow body or a long answer is not
+    affected: it has a cycle.
+    """
+
+    class HeaderDeadlineProtocol(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._header_deadline: asyncio.TimerHandle | None = None
+            self._arm_header_deadline()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_header_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._header_deadline is not None:
+                self._header_deadline.cancel()
+            super().connection_lost(exc)
+
+        def _arm_header_deadline(self) -> None:
+            if self._header_deadline is not None:
+                self._header_deadline.cancel()
+            self._header_deadline = self.loop.call_later(timeout, self._headers_overdue, self.cycle)
+
+        def _headers_overdue(self, cycle_when_armed: object) -> None:
+            self._header_deadline = None
+            if self.cycle is cycle_when_armed and not self.transport.is_closing():
+                self.transport.close()  # no request began in time: an idle or trickling socket
+
+    return HeaderDeadlineProtocol
+
+
+class _AccessLog:
+    """The access log uvicorn would write, with the path but never the query string (it may hold a token)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def logging_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and access_logger.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                access_logger.info(
+                    '%s - "%s %s HTTP/%s" %d',
+                    f"{client[0]}:{client[1]}" if client else "-",
+                    scope["method"],
+                    scope["path"],
+                    scope.get("http_version", "1.1"),
+                    message["status"],
+                )
+            await send(message)
+
+        await self._app(scope, receive, logging_send)
 
 
 class _CallsInFlight:
@@ -195,17 +312,29 @@ class _DrainingServer(uvicorn.Server):
     sse-starlette would end every event stream at the signal, cutting off the answers of calls in
     flight, so its own drain is turned off; the streams that only listen (a sessionful client's
     GET) are ended here once the calls are done, so they do not hold the exit for the whole grace.
+    Calls still running when the grace is over are stopped with a JSON-RPC error for their id
+    (uvicorn would cancel their tasks, tearing the responses off mid-stream); uvicorn's own limit
+    comes CUT_OFF_FLUSH_S later, for those errors to be written.
     """
 
-    def __init__(self, config: uvicorn.Config, calls: _CallsInFlight) -> None:
+    def __init__(self, config: uvicorn.Config, calls: _CallsInFlight, registry: CallRegistry, grace: float) -> None:
         super().__init__(config)
         self._calls = calls
+        self._registry = registry
+        self._grace = grace
         AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         async def end_streams_once_calls_are_done() -> None:
+            loop = asyncio.get_running_loop()
+            cut_off = loop.time() + self._grace
+            while self._calls.count and loop.time() < cut_off:
+                await asyncio.sleep(0.05)
+            if self._calls.count:
+                stopped = self._registry.stop_all("shutdown")
+                logger.warning("shutdown grace (%gs) is over: stopped %d call(s) still running", self._grace, stopped)
             while self._calls.count:
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.05)
             AppStatus.should_exit = True
 
         ender = asyncio.create_task(end_streams_once_calls_are_done())

@@ -1,50 +1,203 @@
-"""Serving MCP over stdio, answering every malformed line instead of ignoring it.
+"""Serving MCP over stdio: every malformed line answered, a reused request id refused, a signal obeyed.
 
 The SDK's stdio transport passes a line that is not a valid JSON-RPC message on as an exception,
 which the server only logs: the client waits forever for an answer to, say, a request whose
 `params` is not an object. JSON-RPC 2.0 says to answer: -32700 for text that is not JSON,
 -32600 for JSON that is not a valid message (with the request's id when it has one).
+
+A request whose id is still in use by one in flight gets -32600 too: the SDK would run both and
+keep only the second in its table, so the first could no longer be cancelled.
+
+The SDK reads stdin in a worker thread that cannot be interrupted, so a SIGINT waited for stdin
+to close, which Claude Code never does (it sends SIGINT, then SIGTERM 0.1 s later). Here lines
+come from a daemon thread instead, and SIGINT or SIGTERM ends the input as if stdin had closed:
+the SDK cancels the calls in flight (their upstream streams close), the lifespan records the
+handed-off jobs as interrupted with their partial text, and the process exits.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import sys
+import threading
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
+from mcp.shared.dispatcher import as_request_id, coerce_request_id
 from mcp.shared.message import SessionMessage
-from mcp.types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
+from mcp.types import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    ErrorData,
+    JSONRPCError,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    JSONRPCResponse,
+    RequestId,
+)
 from pydantic import ValidationError
+
+logger = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+FORCED_STOP_S = 3.0
+"""After a signal, how long the orderly stop may take before everything is cancelled outright."""
+_READ_SIZE = 64 * 1024
 
 
 async def serve_stdio(server: MCPServer[Any]) -> None:
-    """What `MCPServer.run_stdio_async` does, with malformed lines answered."""
+    """What `MCPServer.run_stdio_async` does, with malformed lines answered and signals obeyed."""
     lowlevel = server._lowlevel_server  # the SDK's own run_stdio_async drives this same object
-    async with stdio_server() as (read_stream, write_stream):
-        await lowlevel.run(
-            AnsweringMalformed(read_stream, write_stream),
-            write_stream,
-            lowlevel.create_initialization_options(),
-        )
+    lines = StdinLines()
+    async with anyio.create_task_group() as tg:
+        if sys.platform != "win32":
+            tg.start_soon(_stop_on_signal, lines, tg.cancel_scope)
+        lines.start()
+        stdin = cast(Any, lines)  # the SDK only iterates it: `async for line in stdin`
+        async with stdio_server(stdin=stdin) as (read_stream, write_stream):
+            in_flight: set[RequestId] = set()
+            await lowlevel.run(
+                AnsweringMalformed(read_stream, write_stream, in_flight),
+                SettlingIds(write_stream, in_flight),
+                lowlevel.create_initialization_options(),
+            )
+        tg.cancel_scope.cancel()
+
+
+async def _stop_on_signal(lines: StdinLines, everything: anyio.CancelScope) -> None:
+    """On the first SIGINT or SIGTERM end the input (an orderly stop); later ones change nothing."""
+    with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async for signum in signals:
+            logger.info("%s: stopping", signal.Signals(signum).name)
+            lines.end()
+            break
+        with anyio.move_on_after(FORCED_STOP_S):
+            async for _ in signals:
+                pass
+        logger.warning("the orderly stop took over %g s: cancelling everything", FORCED_STOP_S)
+        everything.cancel()
+
+
+class StdinLines:
+    """The lines of stdin, read by a daemon thread, so that `end()` stops them even while a read blocks."""
+
+    def __init__(self, fd: int = 0) -> None:
+        self._fd = fd
+        self._send, self._receive = anyio.create_memory_object_stream[str](0)
+        self._waiting: anyio.CancelScope | None = None
+        self._ended = False
+
+    def start(self) -> None:
+        token = anyio.lowlevel.current_token()
+        threading.Thread(target=self._read, args=(token,), name="glm-mcp stdin", daemon=True).start()
+
+    def end(self) -> None:
+        self._ended = True
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    def _read(self, token: anyio.lowlevel.EventLoopToken) -> None:
+        pending = b""
+        try:
+            while chunk := os.read(self._fd, _READ_SIZE):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    anyio.from_thread.run(self._send.send, line.decode("utf-8", "replace") + "\n", token=token)
+            if pending:
+                anyio.from_thread.run(self._send.send, pending.decode("utf-8", "replace"), token=token)
+            anyio.from_thread.run_sync(self._send.close, token=token)
+        except (OSError, anyio.RunFinishedError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return  # stdin unreadable, or the server stopped listening
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> str:
+        if self._ended:
+            raise StopAsyncIteration
+        with anyio.CancelScope() as self._waiting:
+            try:
+                return await self._receive.receive()
+            except anyio.EndOfStream:
+                raise StopAsyncIteration from None
+            finally:
+                self._waiting = None
+        raise StopAsyncIteration  # end() was called while waiting
+
+
+class SettlingIds:
+    """The write stream, forgetting each request id in flight as its answer goes out."""
+
+    def __init__(self, inner: Any, in_flight: set[RequestId]) -> None:
+        self._inner = inner
+        self._in_flight = in_flight
+
+    async def send(self, item: SessionMessage) -> None:
+        message = item.message
+        if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id is not None:
+            self._in_flight.discard(coerce_request_id(message.id))
+        await self._inner.send(item)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
 
 class AnsweringMalformed:
-    """A read stream that answers the malformed lines it meets and passes only messages on."""
+    """A read stream that answers malformed lines and reused request ids itself and passes the rest on.
 
-    def __init__(self, inner: Any, write_stream: Any) -> None:
+    `in_flight` holds the ids of the requests passed on and not answered yet (`SettlingIds`
+    forgets them as the answers go out); a cancelled request, which the SDK never answers, is
+    forgotten at its cancellation notice.
+    """
+
+    def __init__(self, inner: Any, write_stream: Any, in_flight: set[RequestId] | None = None) -> None:
         self._inner = inner
         self._write = write_stream
+        self._in_flight: set[RequestId] = set() if in_flight is None else in_flight
 
     async def receive(self) -> SessionMessage | Exception:
         while True:
             item = await self._inner.receive()
-            if not isinstance(item, ValidationError):
+            if isinstance(item, ValidationError):
+                answer = error_answer(item)  # the line is dropped, answered or not
+            elif isinstance(item, SessionMessage) and (answer := self._track(item.message)) is not None:
+                pass  # a reused id: answered here, not run
+            else:
                 return item  # type: ignore[no-any-return]
-            answer = error_answer(item)
             if answer is not None:
                 await self._write.send(SessionMessage(answer))
+
+    def _track(self, message: object) -> JSONRPCError | None:
+        """Note a request in flight; the error to answer instead when its id is already in use."""
+        if isinstance(message, JSONRPCRequest):
+            key = coerce_request_id(message.id)
+            if key in self._in_flight:
+                return _error(
+                    message.id,
+                    INVALID_REQUEST,
+                    f"Invalid Request: id {message.id!r} is in use by a request still in flight; use a new id",
+                )
+            self._in_flight.add(key)
+        elif isinstance(message, JSONRPCNotification) and message.method == "notifications/cancelled":
+            cancelled = as_request_id((message.params or {}).get("requestId"))
+            if cancelled is not None:
+                self._in_flight.discard(coerce_request_id(cancelled))
+        return None
 
     async def aclose(self) -> None:
         await self._inner.aclose()
