@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "node-tools"
+TS_SDK = "@modelcontextprotocol/sdk@1.32.2"
+"""The TypeScript MCP SDK, the client VS Code and many others are built on: scripts `require` it."""
 
 
 def _install(spec: str) -> Path:
@@ -32,6 +34,11 @@ def _install(spec: str) -> Path:
         )
         (prefix / ".installed").touch()
     return bin_dir
+
+
+def node_modules(spec: str) -> Path:
+    """The node_modules directory `spec` is installed in (once), for NODE_PATH."""
+    return _install(spec).parent
 
 
 def node_env(extra: dict[str, str] | None = None) -> dict[str, str]:

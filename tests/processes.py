@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx2
@@ -46,17 +46,25 @@ def http_server(*args: str, env: dict[str, str]) -> Iterator[str]:
 
 
 @contextmanager
-def http_server_process(*args: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`http_server`, yielding the process too (to kill it)."""
+def http_server_process(
+    *args: str, env: dict[str, str], preexec_fn: Callable[[], None] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`http_server`, yielding the process too (to kill it); `preexec_fn` runs in the child before it starts."""
     port = free_port()
-    with listening([*args, "--transport", "http", "--port", str(port)], port, env=env) as running:
+    with listening(
+        [*args, "--transport", "http", "--port", str(port)], port, env=env, preexec_fn=preexec_fn
+    ) as running:
         yield running
 
 
 @contextmanager
-def listening(args: list[str], port: int, *, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def listening(
+    args: list[str], port: int, *, env: dict[str, str], preexec_fn: Callable[[], None] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`glm-mcp <args>` serving on `port`; yields the process and its origin once /healthz answers."""
-    process = subprocess.Popen([*COMMAND, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [*COMMAND, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec_fn
+    )
     origin = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
