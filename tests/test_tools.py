@@ -248,9 +248,17 @@ async def test_get_result_reports_a_failed_task(client: Client, emulator: Emulat
     assert "failed" in result.content[0].text  # type: ignore[union-attr]
 
 
-async def test_get_result_of_an_unknown_task_is_an_upstream_error(client: Client) -> None:
-    out = failed(await client.call_tool("get_result", {"task_id": "no-such-task"}))
-    assert out["error"] == "upstream_error" and out["http_status"] == 400
+async def test_get_result_of_an_unknown_task_says_it_is_unknown_and_where_ids_are(
+    client: Client, emulator: Emulator
+) -> None:
+    result = await client.call_tool("get_result", {"task_id": "no-such-task"})
+    out = failed(result)
+    poll = upstream_calls(emulator, "/async-result/no-such-task")[-1]
+    assert poll.status == 400 and poll.response["error"]["code"] == "1210"  # how the platform answers it
+    assert out["error"] == "unknown_job" and out["retryable"] is False
+    assert "no-such-task is unknown" in out["message"] and "list_jobs" in out["hint"]
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert "list_jobs" in text and "parameters" not in text
 
 
 # --- errors ------------------------------------------------------------------------------------
