@@ -15,7 +15,9 @@ from mcp.types import CallToolResult
 
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
+from glm_mcp.glm import GLMAPIError
 from glm_mcp.server import create_server
+from glm_mcp.server.failures import describe_failure
 from tests.conftest import CODING_KEY, GENERAL_KEY, settings_for, upstream_calls
 
 pytestmark = pytest.mark.anyio
@@ -338,12 +340,23 @@ async def test_unknown_model_lists_the_models_the_key_can_use(client: Client, em
     assert len(upstream_calls(emulator, "/chat/completions")) == 1
 
 
-async def test_coding_key_on_the_general_endpoint_names_the_plan_setting(emulator: Emulator) -> None:
+async def test_coding_key_on_the_general_endpoint_names_the_setting_that_chooses_it(emulator: Emulator) -> None:
     settings = Settings.from_env({"GLM_API_KEY": CODING_KEY, "GLM_BASE_URL": emulator.base_url})
     async with Client(create_server(settings)) as client:
         out = failed(await client.call_tool("chat", {"prompt": "hi"}))
     assert out["glm_code"] == "1113" and out["http_status"] == 429 and out["retryable"] is False
-    assert "GLM_PLAN=coding" in out["hint"]
+    # GLM_BASE_URL chooses the endpoint here, so GLM_PLAN would change nothing.
+    assert "make GLM_BASE_URL end with /api/coding/paas/v4" in out["hint"] and "GLM_PLAN" not in out["hint"]
+    without_override = describe_failure(GLMAPIError("no balance", status_code=429, code="1113"), Settings())
+    assert "set GLM_PLAN=coding" in (without_override.hint or "")
+
+
+async def test_a_base_url_without_the_api_path_gets_a_tool_result_naming_the_path(emulator: Emulator) -> None:
+    settings = Settings.from_env({"GLM_API_KEY": GENERAL_KEY, "GLM_BASE_URL": emulator.origin})
+    async with Client(create_server(settings)) as client:
+        out = failed(await client.call_tool("chat", {"prompt": "hi"}))
+    assert out["http_status"] == 404 and out["retryable"] is False
+    assert f"GLM_BASE_URL ({emulator.origin}) lacks the API path: it must end with /api/paas/v4" in out["hint"]
 
 
 async def test_a_refused_key_names_its_variable_never_its_value(emulator: Emulator) -> None:
