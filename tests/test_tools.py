@@ -5,8 +5,10 @@ Each check compares what the tool returned with what the emulator actually sent 
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
+from xml.etree import ElementTree
 
 import anyio
 import pytest
@@ -396,3 +398,19 @@ async def test_jwt_auth_mode_is_accepted_by_the_platform(emulator: Emulator) -> 
     first, second = (e.headers["authorization"] for e in upstream_calls(emulator, "/chat/completions"))
     assert first.startswith("Bearer ey") and GENERAL_KEY.split(".")[1] not in first
     assert first == second  # signed once, reused
+
+
+# --- icons ----------------------------------------------------------------------------------------
+
+
+async def test_the_server_and_every_tool_carry_the_projects_icon_inline(client: Client) -> None:
+    tools = (await client.list_tools()).tools
+    server_icons = client.server_info.icons if client.server_info else None
+    assert server_icons, "the server announces no icon"
+    for icons in [server_icons, *(tool.icons for tool in tools)]:
+        assert icons
+        (icon,) = icons
+        assert icon.mime_type == "image/svg+xml"
+        assert icon.src.startswith("data:image/svg+xml;base64,"), "an inline icon: nothing fetched from anywhere"
+        svg = ElementTree.fromstring(base64.b64decode(icon.src.partition(",")[2]))
+        assert svg.tag == "{http://www.w3.org/2000/svg}svg" and svg.get("viewBox")

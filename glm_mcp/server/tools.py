@@ -31,6 +31,7 @@ from glm_mcp.server.failures import (
     SubmitUncertainError,
     UnknownJobError,
 )
+from glm_mcp.server.icons import ICONS
 from glm_mcp.server.progress import ProgressReporter, follow_job
 from glm_mcp.server.results import ChatResult, JobList, SubmittedTask, TaskResult, WebSearchResult
 from glm_mcp.server.state import AppState
@@ -154,7 +155,9 @@ async def list_jobs(app: AppState, ctx: Context, args: ListJobsArguments) -> Job
 
 
 def build_tools() -> list[Tool]:
-    tool = functools.partial(model_tool, on_failure=AppState.describe_failure, for_request=AppState.for_request)
+    tool = functools.partial(
+        model_tool, on_failure=AppState.describe_failure, for_request=AppState.for_request, icons=ICONS
+    )
     return [
         tool(
             chat,
