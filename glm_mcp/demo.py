@@ -10,7 +10,6 @@ from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator, EmulatorConfig
 from glm_mcp.glm import Credentials
 
-
 DEMO_MODEL_LABEL = " (demo: made up by the GLM emulator, not GLM)"
 """Added to the model name of every demo answer, so nobody mistakes its filler text for GLM's."""
 

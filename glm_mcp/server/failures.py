@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from glm_mcp.config import API_KEY_VARS, API_PATHS, Settings
+from glm_mcp.config import API_KEY_VARS, API_PATHS, Plan, Settings
 from glm_mcp.glm.errors import (
     GLMAnswerCutError,
     GLMAPIError,
@@ -185,7 +185,7 @@ def _api_hint(exc: GLMAPIError, settings: Settings, models: list[str] | None, ke
             f"another platform than {platform}. Put a valid key in {key_var} and restart."
         )
     if code == "1113":
-        other = "coding" if settings.plan == "general" else "general"
+        other: Plan = "coding" if settings.plan == "general" else "general"
         switch = (
             f"make GLM_BASE_URL end with {API_PATHS[other]}"
             if settings.base_url_from_env
