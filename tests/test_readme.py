@@ -100,7 +100,9 @@ def test_the_first_two_commands_install_into_the_checkouts_venv_and_test() -> No
     for script in ("serve", "test"):
         text = (ROOT / "scripts" / script).read_text()
         assert "make_venv" in text and ".venv/bin/python -m pip install" in text
-    assert not re.search(r"^(?!.*\.venv/bin/).*\bpip install\b", README, re.M), "a pip install outside .venv"
+    assert not re.search(r"^(?!.*\.venv[/\\](bin|Scripts)[/\\]).*\bpip install\b", README, re.M), (
+        "a pip install outside .venv"
+    )
 
 
 def test_quick_start_says_which_set_up_works_today_and_which_after_the_release() -> None:
