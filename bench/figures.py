@@ -32,7 +32,8 @@ class Figure:
         return "" if self.met is None else "met" if self.met else "MISSED"
 
     def line(self) -> str:
-        target = f"  target {self.target}: {self.verdict}" if self.target else ""
+        verdict = f": {self.verdict}" if self.verdict else " (not judged)"
+        target = f"  target {self.target}{verdict}" if self.target else ""
         detail = f"  [{self.detail}]" if self.detail else ""
         return (
             f"{self.name}: {_fmt(self.value)} {self.unit} vs floor {_fmt(self.floor)} {self.unit}"

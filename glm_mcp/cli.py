@@ -20,6 +20,36 @@ DEFAULT_HTTP_PORT = 8000
 DEFAULT_EMULATOR_PORT = 8765
 
 
+SUBCOMMANDS = (
+    (
+        "serve",
+        "serve MCP (the default command)",
+        "Serve the GLM tools to an MCP client: over stdio (the default, what desktop and IDE clients start) or "
+        "over Streamable HTTP at /mcp with --transport http. Needs a GLM API key in GLM_API_KEY.",
+    ),
+    (
+        "demo",
+        "serve MCP answered by a built-in GLM emulator: no key, no network",
+        "Serve the same tools as `serve`, answered by the bundled GLM emulator instead of the platform: try the "
+        "server and your client's set-up without a key or a network. Answers are made up by the emulator and say so.",
+    ),
+    (
+        "doctor",
+        "check the configuration and the connection to the GLM API, and say what to fix",
+        "Check the set-up as the server will see it: which variable the key comes from, the endpoint, the proxy, "
+        "then a free call to the platform and a 1-token chat. Each problem comes with its fix; the exit status is "
+        "0 only when the server can work. Run it with the variables your client's config passes.",
+    ),
+    (
+        "emulator",
+        "run the local GLM API emulator on its own",
+        "Run the local GLM API emulator on its own, for trying any GLM client offline: chat (JSON and SSE), web "
+        "search, async jobs, /models and the platform's error codes, with deterministic answers.",
+    ),
+)
+"""Each subcommand: its name, its line in `glm-mcp --help`, and what its own `--help` says it is for."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -44,6 +74,9 @@ def _serve(args: argparse.Namespace, *, demo: bool) -> int:
     except ConfigError as exc:
         print(f"glm-mcp: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.transport == "http" and (busy := _bind_error(args.host, args.port)) is not None:
+        print(f"glm-mcp: {busy}", file=sys.stderr)
+        return 1
     _configure_logging(settings.log_level)
 
     if demo:
@@ -110,6 +143,26 @@ def _run_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bind_error(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be served, checked before saying it is: a port in use gets one line and a way out."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the HTTP server binds it
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return (
+                f"port {port} on {host} is already in use (another glm-mcp, or another program, listens there): "
+                f"stop it, or choose a free port with --port {port + 1 if port < 65535 else 8001}."
+            )
+        return f"cannot listen on {_host_port(host, port)}: {exc.strerror or exc}; check --host and --port."
+    return None
+
+
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -131,20 +184,17 @@ def _parser() -> argparse.ArgumentParser:
     _add_transport_options(parser)
     parser.set_defaults(command=None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_transport_options(commands.add_parser("serve", help="serve MCP (the default command)"))
-    _add_transport_options(
-        commands.add_parser("demo", help="serve MCP answered by a built-in GLM emulator: no key, no network")
-    )
-    doctor = commands.add_parser(
-        "doctor", help="check the configuration and the connection to the GLM API, and say what to fix"
-    )
+    for name, summary, description in SUBCOMMANDS:
+        sub = commands.add_parser(name, help=summary, description=description)
+        if name in ("serve", "demo"):
+            _add_transport_options(sub)
+    doctor, emulator = commands.choices["doctor"], commands.choices["emulator"]
     doctor.add_argument(
         "--no-chat",
         dest="chat",
         action="store_false",
         help="skip the 1-token chat that checks the default model and the balance (it costs a few tokens)",
     )
-    emulator = commands.add_parser("emulator", help="run the local GLM API emulator on its own")
     emulator.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     emulator.add_argument(
         "--port", type=int, default=DEFAULT_EMULATOR_PORT, help=f"port (default {DEFAULT_EMULATOR_PORT})"

@@ -22,6 +22,8 @@ Plan = Literal["general", "coding"]
 
 _HOSTS: dict[Region, str] = {"international": "https://api.z.ai", "mainland": "https://open.bigmodel.cn"}
 _PATHS: dict[Plan, str] = {"general": "/api/paas/v4", "coding": "/api/coding/paas/v4"}
+API_PATHS: Mapping[Plan, str] = _PATHS
+"""The path every GLM base URL ends with, by plan: what a GLM_BASE_URL must end with too."""
 _REGIONS: tuple[Region, ...] = ("international", "mainland")
 _PLANS: tuple[Plan, ...] = ("general", "coding")
 _AUTH_MODES: tuple[AuthMode, ...] = ("bearer", "jwt")

@@ -7,13 +7,17 @@ import tempfile
 from pathlib import Path
 
 from glm_mcp.config import Settings
-from glm_mcp.emulator import Emulator
+from glm_mcp.emulator import Emulator, EmulatorConfig
 from glm_mcp.glm import Credentials
+
+DEMO_MODEL_LABEL = " (demo: made up by the GLM emulator, not GLM)"
+"""Added to the model name of every demo answer, so nobody mistakes its filler text for GLM's."""
 
 
 def start_demo_emulator() -> Emulator:
-    """An emulator on a free loopback port, in a background thread that ends with the process."""
-    return Emulator().start()
+    """An emulator on a free loopback port, in a background thread that ends with the process; its answers
+    carry `DEMO_MODEL_LABEL` in their model name."""
+    return Emulator(EmulatorConfig(model_label=DEMO_MODEL_LABEL)).start()
 
 
 def demo_settings(settings: Settings, emulator: Emulator) -> Settings:

@@ -208,8 +208,8 @@ def _uvx_finding(env: Mapping[str, str]) -> Finding:
         )
     return Finding(
         "note",
-        "uvx: not on PATH; the ready-made client configs start the server with uvx: install uv, "
-        'or give the full path of glm-mcp (`which glm-mcp`) as the client\'s "command"',
+        "uvx: not on PATH; only the after-release client configs need it (uvx --from glm-mcp-server): until "
+        'then, give the full path of glm-mcp (<checkout>/.venv/bin/glm-mcp) as the client\'s "command"',
     )
 
 

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from glm_mcp.config import Settings
 from glm_mcp.doctor import run_doctor
 from glm_mcp.emulator import Emulator
+from glm_mcp.glm import GLMAPIError
+from glm_mcp.server.failures import describe_failure
 from tests.conftest import CODING_KEY, GENERAL_KEY, upstream_calls
 from tests.processes import COMMAND, free_port, server_env
 
@@ -75,12 +78,22 @@ def test_no_key_fails_without_calling_the_platform(emulator: Emulator) -> None:
     assert "Not ready: 1 problem above" in report
 
 
-def test_a_wrong_key_is_refused_with_the_region_in_the_fix(emulator: Emulator) -> None:
-    status, report = doctor(GLM_API_KEY="emulator.not-a-real-key", GLM_BASE_URL=emulator.base_url)
+def test_a_wrong_key_is_refused_with_the_endpoint_in_the_fix_not_an_overridden_region(emulator: Emulator) -> None:
+    status, report = doctor(
+        GLM_API_KEY="emulator.not-a-real-key", GLM_BASE_URL=emulator.base_url, GLM_REGION="international"
+    )
     assert status == 1
     finding = line(report, "GET /models")
     assert "(HTTP 401, code 1000)" in finding
-    assert "The API key from GLM_API_KEY was refused" in finding and "GLM_REGION" in finding
+    assert "The API key from GLM_API_KEY was refused" in finding
+    assert f"the platform at GLM_BASE_URL ({emulator.base_url})" in finding
+    assert "GLM_REGION" not in finding, "GLM_BASE_URL overrides the region: advice about it misleads"
+
+
+def test_without_an_override_a_refused_key_is_told_about_its_region() -> None:
+    refused = GLMAPIError("Authentication failed", status_code=401, code="1001")
+    hint = describe_failure(refused, Settings.from_env({"GLM_REGION": "mainland"})).hint or ""
+    assert "GLM_REGION is mainland" in hint and "GLM_BASE_URL" not in hint
 
 
 def test_a_coding_key_on_the_general_endpoint_is_told_which_endpoint_takes_it(emulator: Emulator) -> None:
@@ -111,11 +124,15 @@ def test_an_unreachable_endpoint_points_at_the_base_url_and_proxy() -> None:
     assert "HTTPS_PROXY" in finding and f"GLM_BASE_URL (now {base_url})" in finding
 
 
-def test_a_base_url_without_the_api_path_is_flagged_and_fails(emulator: Emulator) -> None:
+def test_a_base_url_without_the_api_path_is_flagged_and_the_404_says_which_path(emulator: Emulator) -> None:
     status, report = doctor(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.origin)
     assert status == 1
     assert "Give the full base URL" in line(report, "GLM_BASE_URL does not end with a GLM API path")
-    assert "(HTTP 404)" in line(report, "GET /models")
+    finding = line(report, "GET /models")
+    assert "(HTTP 404)" in finding
+    fix = finding.partition(" fix: ")[2]
+    assert f"GLM_BASE_URL ({emulator.origin}) lacks the API path: it must end with /api/paas/v4" in fix
+    assert f"e.g. {emulator.base_url}." in fix
 
 
 def test_an_unknown_default_model_fails_the_chat_and_lists_the_keys_models(emulator: Emulator) -> None:

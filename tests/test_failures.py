@@ -73,7 +73,7 @@ async def test_insufficient_balance_is_sent_exactly_once_even_if_told_to_retry(e
     emulator.inject("error:1113;should-retry=true", path=CHAT)
     out = failed(await call(emulator, "chat", {"prompt": "hello"}))
     assert out["glm_code"] == "1113" and out["http_status"] == 429
-    assert "Top up" in out["hint"] and "GLM_PLAN" in out["hint"]
+    assert "Top up" in out["hint"] and "GLM_BASE_URL" in out["hint"]
     assert len(upstream_calls(emulator, CHAT)) == 1
 
 

@@ -218,6 +218,17 @@ async def test_past_the_deadline_a_job_id_comes_back_and_get_result_finishes_it(
     assert len(upstream_calls(emulator, "/chat/completions")) == 2  # the job ran once
 
 
+@pytest.mark.parametrize("tool", ["chat", "web_search_chat"])
+async def test_a_job_handed_off_before_its_first_chunk_names_its_model(
+    client: Client, emulator: Emulator, tool: str
+) -> None:
+    emulator.config.latency = 1.0
+    question = {"chat": "prompt", "web_search_chat": "question"}[tool]
+    early = ok(await client.call_tool(tool, {question: "Anyone there?", "model": "glm-4.5-air", "wait_seconds": 0.2}))
+    assert early["status"] == "running" and early["text"] == ""
+    assert early["model"] == "glm-4.5-air"
+
+
 async def test_a_web_search_job_keeps_its_sources(client: Client, emulator: Emulator) -> None:
     emulator.config.chunk_delay = 0.05
     early = ok(await client.call_tool("web_search_chat", {"question": "Deep sea fish", "wait_seconds": 0.2}))

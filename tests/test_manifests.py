@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 import tomllib
 import zipfile
 from pathlib import Path
@@ -20,14 +24,17 @@ from typing import Any, get_args
 
 import jsonschema
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from glm_mcp import __version__
 from glm_mcp.cli import DEFAULT_HTTP_PORT
 from glm_mcp.config import API_KEY_VARS, ENV_VARS, Plan, Region, Settings
+from glm_mcp.emulator import Emulator
 from glm_mcp.server import create_server
 from glm_mcp.server.http import MCP_PATH
+from tests.conftest import GENERAL_KEY, upstream_calls
 from tests.node_tools import run_node_tool
+from tests.processes import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
@@ -41,23 +48,40 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 DISTRIBUTION = PYPROJECT["name"]
 COMMAND = next(name for name, target in PYPROJECT["scripts"].items() if target == "glm_mcp.cli:main")
 STDIO_ARGS = ["--from", DISTRIBUTION, COMMAND]
+CHECKOUT = "/path/to/glm-mcp"
+"""Where the configs that work today say the checkout is: the user puts the path of theirs."""
+TODAY_PROGRAM = f"{CHECKOUT}/.venv/bin/{COMMAND}"
+"""What `scripts/serve` installs (README command 1): the program every client starts today."""
 HTTP_URL = f"http://127.0.0.1:{DEFAULT_HTTP_PORT}{MCP_PATH}"
 KNOWN_VARIABLES = {variable.name for variable in ENV_VARS} | set(API_KEY_VARS)
 DEFAULTS = {variable.name: variable.default for variable in ENV_VARS}
 
-CLIENT_CONFIGS = ["claude_desktop_config.json", "cursor/mcp.json", "vscode/mcp.json"]
+TODAY_CONFIGS = ["claude_desktop_config.json", "cursor/mcp.json", "vscode/mcp.json", "claude-code/mcp.json"]
+AFTER_RELEASE_CONFIGS = [
+    "after-release/claude_desktop_config.json",
+    "after-release/cursor/mcp.json",
+    "after-release/vscode/mcp.json",
+]
 HTTP_CONFIGS = ["cursor/mcp-http.json", "vscode/mcp-http.json"]
 MANIFEST_FILES = [
     "mcpb/manifest.json",
     "server.json",
-    "claude-code.sh",
-    *CLIENT_CONFIGS,
+    "claude-code/add.sh",
+    *TODAY_CONFIGS,
+    *AFTER_RELEASE_CONFIGS,
     *HTTP_CONFIGS,
+]
+CLAUDE_CODE_LINES = [
+    line for line in (MANIFESTS / "claude-code" / "add.sh").read_text().splitlines() if line.startswith("claude ")
 ]
 
 
 def load(name: str) -> Any:
     return json.loads((MANIFESTS / name).read_text())
+
+
+def servers_of(config: dict[str, Any]) -> dict[str, Any]:
+    return config.get("mcpServers") or config["servers"]  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -81,24 +105,39 @@ def test_every_variable_a_manifest_names_is_one_the_server_reads(name: str) -> N
     assert not unknown, f"{name} names variables the server does not read: {unknown}"
 
 
-@pytest.mark.parametrize("name", CLIENT_CONFIGS)
-def test_client_configs_start_the_real_command(name: str) -> None:
-    config = load(name)
-    (server,) = (config.get("mcpServers") or config["servers"]).values()
-    assert server["command"] == "uvx"
-    assert server["args"] == STDIO_ARGS
+@pytest.mark.parametrize("name", TODAY_CONFIGS)
+def test_todays_configs_start_the_program_a_checkout_installs(name: str) -> None:
+    (server,) = servers_of(load(name)).values()
+    assert (server["command"], server["args"]) == (TODAY_PROGRAM, [])
     assert set(server["env"]) == {"GLM_API_KEY"}
+    serve = (ROOT / "scripts" / "serve").read_text()
+    assert f"exec .venv/bin/{COMMAND} " in serve, "scripts/serve no longer installs the program the configs start"
+
+
+@pytest.mark.parametrize("name", AFTER_RELEASE_CONFIGS)
+def test_after_release_configs_start_the_published_package(name: str) -> None:
+    (server,) = servers_of(load(name)).values()
+    assert (server["command"], server["args"]) == ("uvx", STDIO_ARGS)
+    today = load(name.removeprefix("after-release/"))
+    (today_server,) = servers_of(today).values()
+    assert {**server, "command": today_server["command"], "args": today_server["args"]} == today_server, SYNC
+
+
+def test_sync_manifests_finds_nothing_stale() -> None:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "sync-manifests"), "--check"], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
 
 
 @pytest.mark.parametrize("name", HTTP_CONFIGS)
 def test_http_configs_point_at_the_real_endpoint_with_a_token(name: str) -> None:
-    config = load(name)
-    (server,) = (config.get("mcpServers") or config["servers"]).values()
+    (server,) = servers_of(load(name)).values()
     assert server["url"] == HTTP_URL
     assert re.fullmatch(r"Bearer \$\{(env|input):[\w-]+\}", server["headers"]["Authorization"])
 
 
-@pytest.mark.parametrize("name", ["vscode/mcp.json", "vscode/mcp-http.json"])
+@pytest.mark.parametrize("name", ["vscode/mcp.json", "after-release/vscode/mcp.json", "vscode/mcp-http.json"])
 def test_vscode_prompts_for_every_secret_it_uses(name: str) -> None:
     config = load(name)
     inputs = {item["id"]: item for item in config["inputs"]}
@@ -107,15 +146,241 @@ def test_vscode_prompts_for_every_secret_it_uses(name: str) -> None:
     assert all(item["type"] == "promptString" and item["password"] for item in inputs.values())
 
 
-def test_claude_code_commands_start_the_real_command_and_endpoint() -> None:
-    lines = [line for line in (MANIFESTS / "claude-code.sh").read_text().splitlines() if line.startswith("claude ")]
-    stdio, http = (shlex.split(line) for line in lines)
-    assert stdio[:3] == ["claude", "mcp", "add"]
-    assert stdio[stdio.index("--") + 1 :] == ["uvx", *STDIO_ARGS]
-    assert stdio[stdio.index("--env") + 1].startswith("GLM_API_KEY=")
-    assert http[:5] == ["claude", "mcp", "add", "--transport", "http"]
-    assert HTTP_URL in http
-    assert http[http.index("--header") + 1].startswith("Authorization: Bearer $")
+# --- each client's documented format ---------------------------------------------------------
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_ENV = {"type": "object", "additionalProperties": {"type": "string"}}
+CLIENT_FORMATS: dict[str, dict[str, Any]] = {
+    # Claude Desktop, claude_desktop_config.json: "mcpServers", each a command with args and env.
+    "claude-desktop": {
+        "type": "object",
+        "required": ["mcpServers"],
+        "properties": {
+            "mcpServers": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["command"],
+                    "properties": {"command": {"type": "string"}, "args": _STRINGS, "env": _ENV},
+                    "additionalProperties": False,
+                },
+            }
+        },
+    },
+    # Cursor, ~/.cursor/mcp.json or .cursor/mcp.json: "mcpServers", each a command (stdio) or a url (HTTP).
+    "cursor": {
+        "type": "object",
+        "required": ["mcpServers"],
+        "additionalProperties": False,
+        "properties": {
+            "mcpServers": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": {
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "required": ["command"],
+                            "properties": {"command": {"type": "string"}, "args": _STRINGS, "env": _ENV},
+                            "additionalProperties": False,
+                        },
+                        {
+                            "type": "object",
+                            "required": ["url"],
+                            "properties": {"url": {"type": "string", "format": "uri"}, "headers": _ENV},
+                            "additionalProperties": False,
+                        },
+                    ]
+                },
+            }
+        },
+    },
+    # VS Code, .vscode/mcp.json: "servers" (typed stdio or http) and the "inputs" their ${input:id} prompt for.
+    "vscode": {
+        "type": "object",
+        "required": ["servers"],
+        "additionalProperties": False,
+        "properties": {
+            "inputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["type", "id", "description"],
+                    "properties": {
+                        "type": {"enum": ["promptString", "pickString"]},
+                        "id": {"type": "string"},
+                        "description": {"type": "string"},
+                        "password": {"type": "boolean"},
+                    },
+                },
+            },
+            "servers": {
+                "type": "object",
+                "minProperties": 1,
+                "patternProperties": {
+                    "^[a-zA-Z][a-zA-Z0-9_-]*$": {
+                        "oneOf": [
+                            {
+                                "type": "object",
+                                "required": ["type", "command"],
+                                "properties": {
+                                    "type": {"const": "stdio"},
+                                    "command": {"type": "string"},
+                                    "args": _STRINGS,
+                                    "env": _ENV,
+                                },
+                                "additionalProperties": False,
+                            },
+                            {
+                                "type": "object",
+                                "required": ["type", "url"],
+                                "properties": {
+                                    "type": {"const": "http"},
+                                    "url": {"type": "string", "format": "uri"},
+                                    "headers": _ENV,
+                                },
+                                "additionalProperties": False,
+                            },
+                        ]
+                    }
+                },
+                "additionalProperties": False,
+            },
+        },
+    },
+    # Claude Code, .mcp.json at a project's root: "mcpServers", typed, with ${VAR} expanded from the environment.
+    "claude-code": {
+        "type": "object",
+        "required": ["mcpServers"],
+        "additionalProperties": False,
+        "properties": {
+            "mcpServers": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["type", "command"],
+                    "properties": {
+                        "type": {"const": "stdio"},
+                        "command": {"type": "string"},
+                        "args": _STRINGS,
+                        "env": {"type": "object", "additionalProperties": {"pattern": r"^\$\{[A-Z_]+(:-[^}]*)?\}$"}},
+                    },
+                    "additionalProperties": False,
+                },
+            }
+        },
+    },
+}
+FORMAT_OF = {
+    "claude_desktop_config.json": "claude-desktop",
+    "after-release/claude_desktop_config.json": "claude-desktop",
+    "cursor/mcp.json": "cursor",
+    "after-release/cursor/mcp.json": "cursor",
+    "cursor/mcp-http.json": "cursor",
+    "vscode/mcp.json": "vscode",
+    "after-release/vscode/mcp.json": "vscode",
+    "vscode/mcp-http.json": "vscode",
+    "claude-code/mcp.json": "claude-code",
+}
+
+
+@pytest.mark.parametrize("name", list(FORMAT_OF))
+def test_each_client_file_has_its_clients_documented_shape(name: str) -> None:
+    schema = CLIENT_FORMATS[FORMAT_OF[name]]
+    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(load(name))]
+    assert not errors, errors
+
+
+def test_every_client_file_is_checked_against_a_format() -> None:
+    files = {str(path.relative_to(MANIFESTS)) for path in MANIFESTS.rglob("*.json")}
+    assert files - {"mcpb/manifest.json", "server.json"} == set(FORMAT_OF)
+
+
+def claude_mcp_add(line: str) -> dict[str, Any]:
+    """`claude mcp add [options] <name> -- <command> [args...]` or `... --transport http <name> <url>`, as
+    Claude Code documents it; fails on anything else."""
+    words = shlex.split(line)
+    assert words[:3] == ["claude", "mcp", "add"], line
+    words = words[3:]
+    options: dict[str, list[str]] = {}
+    valued = {
+        "--transport": "transport",
+        "-t": "transport",
+        "--env": "env",
+        "-e": "env",
+        "--scope": "scope",
+        "-s": "scope",
+        "--header": "header",
+        "-H": "header",
+    }
+    positional: list[str] = []
+    while words and words[0] != "--":
+        word = words.pop(0)
+        if word.startswith("-"):
+            assert word in valued, f"{word} is not an option of claude mcp add"
+            options.setdefault(valued[word], []).append(words.pop(0))
+        else:
+            positional.append(word)
+    command = words[1:] if words else []
+    transport = options.get("transport", ["stdio"])[0]
+    assert transport in {"stdio", "http", "sse"}
+    assert all(scope in {"local", "project", "user"} for scope in options.get("scope", []))
+    assert all(re.fullmatch(r"[A-Z_]+=.+", env) for env in options.get("env", []))
+    if transport == "stdio":
+        assert len(positional) == 1 and command, f"stdio needs <name> -- <command>: {line}"
+    else:
+        assert len(positional) == 2 and not command, f"{transport} needs <name> <url>: {line}"
+    return {**options, "transport": transport, "name": positional[0], "command": command, "url": positional[1:]}
+
+
+def test_claude_code_commands_have_the_documented_shape_and_start_the_real_thing() -> None:
+    today, released, http = (claude_mcp_add(line) for line in CLAUDE_CODE_LINES)
+    assert today["command"] == [TODAY_PROGRAM]
+    assert released["command"] == ["uvx", *STDIO_ARGS]
+    for stdio in (today, released):
+        assert stdio["name"] == "glm" and [env.split("=")[0] for env in stdio["env"]] == ["GLM_API_KEY"]
+    assert http["transport"] == "http" and http["url"] == [HTTP_URL]
+    assert http["header"][0].startswith("Authorization: Bearer $")
+    text = (MANIFESTS / "claude-code" / "add.sh").read_text()
+    assert text.index("Today, from a checkout") < text.index(CLAUDE_CODE_LINES[0])
+    assert text.index("After the first release") < text.index(CLAUDE_CODE_LINES[1])
+
+
+# --- today's set-ups, started as each client starts them ----------------------------------------
+
+
+def as_client_starts(command: str, args: list[str], env: dict[str, str], emulator: Emulator) -> StdioServerParameters:
+    """The server a client would start, in this checkout, with the key typed in and the emulator as the platform."""
+    program = command.replace(CHECKOUT, str(ROOT))
+    assert Path(program).is_file(), f"{program} is missing: run scripts/serve --version"
+    filled = {name: GENERAL_KEY if name == "GLM_API_KEY" else value for name, value in env.items()}
+    base = {"PATH": "/usr/bin:/bin", "HOME": scratch_dir(), "GLM_DATA_DIR": scratch_dir()}
+    return StdioServerParameters(command=program, args=args, env={**base, **filled, "GLM_BASE_URL": emulator.base_url})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", [*TODAY_CONFIGS, "claude-code/add.sh"])
+async def test_todays_set_ups_work_as_written(name: str, emulator: Emulator) -> None:
+    if name.endswith(".sh"):
+        added = claude_mcp_add(CLAUDE_CODE_LINES[0])
+        command, args = added["command"][0], added["command"][1:]
+        env = dict(item.split("=", 1) for item in added["env"])
+    else:
+        (server,) = servers_of(load(name)).values()
+        command, args, env = server["command"], server["args"], server["env"]
+    async with Client(as_client_starts(command, args, env, emulator), mode="legacy") as client:
+        assert {tool.name for tool in (await client.list_tools()).tools} == {
+            "chat",
+            "web_search_chat",
+            "submit_async",
+            "get_result",
+            "list_jobs",
+        }
+        answer = await client.call_tool("chat", {"prompt": "Hello from a client config"})
+    assert not answer.is_error, answer.content
 
 
 # --- the Claude Desktop bundle ------------------------------------------------------------
@@ -128,10 +393,13 @@ async def test_the_bundle_lists_the_live_tools_and_version(live_tools: list[dict
     assert bundle["version"] == __version__, SYNC
 
 
-def test_the_bundle_runs_the_real_command_with_the_users_settings() -> None:
+def test_the_bundle_runs_its_own_copy_of_the_server_with_the_users_settings() -> None:
     bundle = load("mcpb/manifest.json")
+    assert bundle["server"]["type"] == "python"
+    assert (MANIFESTS / "mcpb" / bundle["server"]["entry_point"]).is_file()
     config = bundle["server"]["mcp_config"]
-    assert (config["command"], config["args"]) == ("uvx", STDIO_ARGS)
+    assert (config["command"], config["args"]) == ("python3", ["${__dirname}/" + bundle["server"]["entry_point"]])
+    assert config["platform_overrides"]["win32"]["command"] == "python"  # Windows has no python3
     user_config = bundle["user_config"]
     assert user_config["api_key"]["sensitive"] is True and user_config["api_key"]["required"] is True
     fields = {
@@ -143,15 +411,57 @@ def test_the_bundle_runs_the_real_command_with_the_users_settings() -> None:
         assert user_config[field].get("default", "(none)") == DEFAULTS[variable], variable
 
 
-def test_mcpb_validates_and_packs_the_bundle(tmp_path: Path) -> None:
+def test_mcpb_validates_the_bundle_manifest() -> None:
     validate = run_node_tool(MCPB, "mcpb", "validate", str(BUNDLE), timeout=120)
     assert validate.returncode == 0, validate.stdout + validate.stderr
     assert "Manifest schema validation passes" in validate.stdout
+
+
+def substituted(value: str, directory: Path, user: dict[str, str]) -> str:
+    """A manifest string as Claude Desktop fills it: ${__dirname} and ${user_config.<field>}."""
+    value = value.replace("${__dirname}", str(directory))
+    return re.sub(r"\$\{user_config\.(\w+)\}", lambda match: user[match.group(1)], value)
+
+
+@pytest.mark.anyio
+async def test_the_packed_bundle_runs_from_a_fresh_directory_without_the_index(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    python = Path(sys._base_executable)  # type: ignore[attr-defined]  # the system's Python, not this .venv
+    assert subprocess.run([python, "-c", "import mcp"], capture_output=True, cwd=tmp_path).returncode != 0, (
+        "the system Python has mcp installed: the test could not tell the bundle's own copy from it"
+    )
+    staged = tmp_path / "stage" / "glm-mcp"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "stage-mcpb"), str(staged)], check=True, timeout=120)
     output = tmp_path / "glm-mcp.mcpb"
-    pack = run_node_tool(MCPB, "mcpb", "pack", str(BUNDLE.parent), str(output), timeout=120)
+    pack = run_node_tool(MCPB, "mcpb", "pack", str(staged), str(output), timeout=300)
     assert pack.returncode == 0, pack.stdout + pack.stderr
+
+    installed = tmp_path / "Claude Extensions" / "glm-mcp"  # where Claude Desktop unpacks it; a space on purpose
     with zipfile.ZipFile(output) as archive:
-        assert json.loads(archive.read("manifest.json")) == load("mcpb/manifest.json")
+        archive.extractall(installed)
+    manifest = json.loads((installed / "manifest.json").read_text())
+    assert {k: v for k, v in manifest.items() if k != "compatibility"} == {
+        k: v for k, v in load("mcpb/manifest.json").items() if k != "compatibility"
+    }
+    assert manifest["compatibility"]["platforms"] == [sys.platform]
+    config = manifest["server"]["mcp_config"]
+    user = {field: spec.get("default", "") for field, spec in manifest["user_config"].items()}
+    user["api_key"] = GENERAL_KEY
+    env = {name: substituted(value, installed, user) for name, value in config["env"].items()}
+    env |= {"PATH": f"{python.parent}{os.pathsep}/usr/bin:/bin", "HOME": str(tmp_path / "home")}
+    env["GLM_BASE_URL"] = emulator.base_url  # the only addition: the emulator answers instead of the platform
+    command = shutil.which(config["command"], path=env["PATH"])
+    assert command is not None
+    params = StdioServerParameters(
+        command=command, args=[substituted(arg, installed, user) for arg in config["args"]], env=env
+    )
+    async with Client(params, mode="legacy") as client:
+        tools = [tool.name for tool in (await client.list_tools()).tools]
+        answer = await client.call_tool("chat", {"prompt": "Hello from the bundle"})
+    assert tools == [tool["name"] for tool in manifest["tools"]]
+    assert not answer.is_error, answer.content
+    assert upstream_calls(emulator, "/chat/completions"), "the bundle's server answered from the emulator"
 
 
 # --- the MCP registry's server.json -------------------------------------------------------

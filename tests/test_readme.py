@@ -71,7 +71,7 @@ async def test_each_tool_section_shows_a_result_made_of_real_fields(tools: dict[
 
 
 def test_quick_start_snippets_are_the_checked_manifests() -> None:
-    """Each JSON snippet is the manifest file its paragraph links to; each command is in claude-code.sh."""
+    """Each JSON snippet is the manifest file its paragraph links to; each command is in claude-code/add.sh."""
     quick_start = section(README, "Quick start")
     snippets = re.findall(
         r"\]\((manifests/[\w/.-]+\.json)\)(?:(?!\]\(manifests/).)*?^```json\n(.*?)^```", quick_start, re.M | re.S
@@ -79,7 +79,7 @@ def test_quick_start_snippets_are_the_checked_manifests() -> None:
     assert len(snippets) >= 5
     for path, snippet in snippets:
         assert json.loads(snippet) == json.loads((ROOT / path).read_text()), f"the README's copy of {path} differs"
-    commands = (ROOT / "manifests" / "claude-code.sh").read_text().splitlines()
+    commands = (ROOT / "manifests" / "claude-code" / "add.sh").read_text().splitlines()
     shown = [line for line in quick_start.splitlines() if line.startswith("claude mcp add")]
     assert shown and all(line in commands for line in shown)
 
@@ -89,3 +89,27 @@ def test_the_doctor_sample_is_in_the_doctors_own_words() -> None:
     write_report([], out)
     header = out.getvalue().split("\n\n")[0]
     assert header in section(README, "Quick start")
+
+
+def test_the_first_two_commands_install_into_the_checkouts_venv_and_test() -> None:
+    """Command 1 must work whatever the system's Python is: nothing is pip-installed outside .venv."""
+    first = re.search(r"^```bash\n(.*?)^```", README, re.M | re.S)
+    assert first
+    commands = [line for line in first.group(1).splitlines() if line and not line.startswith("#")]
+    assert commands == ["scripts/serve demo --transport http", "scripts/test"]
+    for script in ("serve", "test"):
+        text = (ROOT / "scripts" / script).read_text()
+        assert "make_venv" in text and ".venv/bin/python -m pip install" in text
+    assert not re.search(r"^(?!.*\.venv[/\\](bin|Scripts)[/\\]).*\bpip install\b", README, re.M), (
+        "a pip install outside .venv"
+    )
+
+
+def test_quick_start_says_which_set_up_works_today_and_which_after_the_release() -> None:
+    quick_start = section(README, "Quick start")
+    assert "**Today, from a checkout**" in quick_start and "**After the first release**" in quick_start
+    for line in quick_start.splitlines():
+        if "uvx --from glm-mcp-server" in line and line.startswith("claude mcp add"):
+            before = quick_start[: quick_start.index(line)].rstrip().splitlines()
+            assert "After the first release" in "\n".join(before[-3:]), line
+    assert '"command": "uvx"' not in quick_start, "a JSON snippet of today that starts the unpublished package"

@@ -5,8 +5,10 @@ Each check compares what the tool returned with what the emulator actually sent 
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
+from xml.etree import ElementTree
 
 import anyio
 import pytest
@@ -15,7 +17,9 @@ from mcp.types import CallToolResult
 
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
+from glm_mcp.glm import GLMAPIError
 from glm_mcp.server import create_server
+from glm_mcp.server.failures import describe_failure
 from tests.conftest import CODING_KEY, GENERAL_KEY, settings_for, upstream_calls
 
 pytestmark = pytest.mark.anyio
@@ -248,9 +252,17 @@ async def test_get_result_reports_a_failed_task(client: Client, emulator: Emulat
     assert "failed" in result.content[0].text  # type: ignore[union-attr]
 
 
-async def test_get_result_of_an_unknown_task_is_an_upstream_error(client: Client) -> None:
-    out = failed(await client.call_tool("get_result", {"task_id": "no-such-task"}))
-    assert out["error"] == "upstream_error" and out["http_status"] == 400
+async def test_get_result_of_an_unknown_task_says_it_is_unknown_and_where_ids_are(
+    client: Client, emulator: Emulator
+) -> None:
+    result = await client.call_tool("get_result", {"task_id": "no-such-task"})
+    out = failed(result)
+    poll = upstream_calls(emulator, "/async-result/no-such-task")[-1]
+    assert poll.status == 400 and poll.response["error"]["code"] == "1210"  # how the platform answers it
+    assert out["error"] == "unknown_job" and out["retryable"] is False
+    assert "no-such-task is unknown" in out["message"] and "list_jobs" in out["hint"]
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert "list_jobs" in text and "parameters" not in text
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -330,12 +342,23 @@ async def test_unknown_model_lists_the_models_the_key_can_use(client: Client, em
     assert len(upstream_calls(emulator, "/chat/completions")) == 1
 
 
-async def test_coding_key_on_the_general_endpoint_names_the_plan_setting(emulator: Emulator) -> None:
+async def test_coding_key_on_the_general_endpoint_names_the_setting_that_chooses_it(emulator: Emulator) -> None:
     settings = Settings.from_env({"GLM_API_KEY": CODING_KEY, "GLM_BASE_URL": emulator.base_url})
     async with Client(create_server(settings)) as client:
         out = failed(await client.call_tool("chat", {"prompt": "hi"}))
     assert out["glm_code"] == "1113" and out["http_status"] == 429 and out["retryable"] is False
-    assert "GLM_PLAN=coding" in out["hint"]
+    # GLM_BASE_URL chooses the endpoint here, so GLM_PLAN would change nothing.
+    assert "make GLM_BASE_URL end with /api/coding/paas/v4" in out["hint"] and "GLM_PLAN" not in out["hint"]
+    without_override = describe_failure(GLMAPIError("no balance", status_code=429, code="1113"), Settings())
+    assert "set GLM_PLAN=coding" in (without_override.hint or "")
+
+
+async def test_a_base_url_without_the_api_path_gets_a_tool_result_naming_the_path(emulator: Emulator) -> None:
+    settings = Settings.from_env({"GLM_API_KEY": GENERAL_KEY, "GLM_BASE_URL": emulator.origin})
+    async with Client(create_server(settings)) as client:
+        out = failed(await client.call_tool("chat", {"prompt": "hi"}))
+    assert out["http_status"] == 404 and out["retryable"] is False
+    assert f"GLM_BASE_URL ({emulator.origin}) lacks the API path: it must end with /api/paas/v4" in out["hint"]
 
 
 async def test_a_refused_key_names_its_variable_never_its_value(emulator: Emulator) -> None:
@@ -375,3 +398,19 @@ async def test_jwt_auth_mode_is_accepted_by_the_platform(emulator: Emulator) -> 
     first, second = (e.headers["authorization"] for e in upstream_calls(emulator, "/chat/completions"))
     assert first.startswith("Bearer ey") and GENERAL_KEY.split(".")[1] not in first
     assert first == second  # signed once, reused
+
+
+# --- icons ----------------------------------------------------------------------------------------
+
+
+async def test_the_server_and_every_tool_carry_the_projects_icon_inline(client: Client) -> None:
+    tools = (await client.list_tools()).tools
+    server_icons = client.server_info.icons if client.server_info else None
+    assert server_icons, "the server announces no icon"
+    for icons in [server_icons, *(tool.icons for tool in tools)]:
+        assert icons
+        (icon,) = icons
+        assert icon.mime_type == "image/svg+xml"
+        assert icon.src.startswith("data:image/svg+xml;base64,"), "an inline icon: nothing fetched from anywhere"
+        svg = ElementTree.fromstring(base64.b64decode(icon.src.partition(",")[2]))
+        assert svg.tag == "{http://www.w3.org/2000/svg}svg" and svg.get("viewBox")

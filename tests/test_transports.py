@@ -80,6 +80,9 @@ async def test_demo_needs_no_key_and_answers_from_the_emulator() -> None:
         search = await client.call_tool("web_search_chat", {"question": "What is MCP?"})
     assert not chat.is_error and chat.structured_content["text"]
     assert not search.is_error and search.structured_content["sources"]
+    for result in (chat, search):  # whoever reads a demo answer sees it is not GLM's
+        assert result.structured_content["model"] == "glm-4.6 (demo: made up by the GLM emulator, not GLM)"
+        assert "made up by the GLM emulator" in result.content[0].text  # type: ignore[union-attr]
 
 
 async def test_streamable_http_server_serves_the_tools(emulator: Emulator) -> None:

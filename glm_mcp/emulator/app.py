@@ -217,7 +217,7 @@ class _Api:
 
     def _chat(self, call: _Call) -> dict[str, Any] | Response:
         request = self._parse(call)
-        envelope = new_envelope(request.model, request.request_id)
+        envelope = new_envelope(request.model + self.config.model_label, request.request_id)
         reply = self._reply(request, stream=request.stream, break_off=call.break_off)
         if not request.stream:
             return completion_body(envelope, reply)
@@ -244,7 +244,7 @@ class _Api:
         """Accept an async job; its result is computed now and revealed after ``async_delay``."""
         request = self._parse(call)
         reply = self._reply(request, stream=False, break_off=call.break_off)
-        envelope = new_envelope(request.model, request.request_id, task_id())
+        envelope = new_envelope(request.model + self.config.model_label, request.request_id, task_id())
         head = {"id": envelope.id, "request_id": envelope.request_id, "model": envelope.model}
         if reply.finish_reason == "network_error":
             result = {**head, "task_status": "FAIL"}

@@ -61,6 +61,9 @@ class EmulatorConfig:
     """Seconds an async task reports PROCESSING before its result is available."""
     models: tuple[str, ...] = DEFAULT_MODELS
     """Model codes the emulator serves; any other model is answered with error 1211."""
+    model_label: str = ""
+    """Appended to the model code every answer reports (``glm-4.6`` becomes ``glm-4.6`` + label), so that
+    whoever reads an answer can tell it is made up; empty: the model as asked, as the platform reports it."""
     max_in_flight: int | None = None
     """API requests answered at once (a stream until its end); more are refused at once with
     429 / 1302, as the platform refuses a key's excess concurrency. None: no limit."""

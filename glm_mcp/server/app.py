@@ -12,6 +12,7 @@ from mcp.server.mcpserver import MCPServer
 from glm_mcp import __version__
 from glm_mcp.config import Settings
 from glm_mcp.jobs import JobRegistry, SQLiteJobStore
+from glm_mcp.server.icons import ICONS
 from glm_mcp.server.state import AppState
 from glm_mcp.server.tools import build_tools
 from glm_mcp.upstream import open_glm_client
@@ -49,6 +50,7 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
         version=__version__,
         instructions=INSTRUCTIONS,
         website_url="https://github.com/glm-mcp/glm-mcp",
+        icons=ICONS,
         lifespan=lifespan,
         log_level=settings.log_level,  # type: ignore[arg-type]
         tools=build_tools(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from glm_mcp.config import API_KEY_VARS, Settings
+from glm_mcp.config import API_KEY_VARS, API_PATHS, Plan, Settings
 from glm_mcp.glm.errors import (
     GLMAnswerCutError,
     GLMAPIError,
@@ -171,17 +171,29 @@ def _describe(exc: BaseException, settings: Settings, models: list[str] | None, 
 def _api_hint(exc: GLMAPIError, settings: Settings, models: list[str] | None, key_source: str | None) -> str | None:
     code = exc.code or ""
     key_var = key_source or API_KEY_VARS[0]
+    if exc.status_code == 404 and not code:
+        return _not_found_hint(settings)
     if code in {"1000", "1001", "1002", "1003", "1004"}:
+        # With GLM_BASE_URL set, GLM_REGION chooses nothing: advice about it would send the user the wrong way.
+        platform = (
+            f"the platform at GLM_BASE_URL ({settings.base_url})"
+            if settings.base_url_from_env
+            else f"this platform (GLM_REGION is {settings.region})"
+        )
         return (
             f"The API key from {key_var} was refused: it may be mistyped, revoked or expired, or belong to "
-            f"the other platform (GLM_REGION is {settings.region}). Put a valid key in {key_var} and restart."
+            f"another platform than {platform}. Put a valid key in {key_var} and restart."
         )
     if code == "1113":
-        other = "coding" if settings.plan == "general" else "general"
+        other: Plan = "coding" if settings.plan == "general" else "general"
+        switch = (
+            f"make GLM_BASE_URL end with {API_PATHS[other]}"
+            if settings.base_url_from_env
+            else f"set GLM_PLAN={other} (now {settings.plan})"
+        )
         return (
             "The account has no balance for this call, or the key belongs to the other plan's endpoint. "
-            f"Top up on the platform; or, if your key is for the {other} plan, set GLM_PLAN={other} "
-            f"(now {settings.plan}) and restart."
+            f"Top up on the platform; or, if your key is for the {other} plan, {switch} and restart."
         )
     if code == "1211":
         listing = f" Models this key can use: {', '.join(models)}." if models else ""
@@ -209,3 +221,14 @@ def _api_hint(exc: GLMAPIError, settings: Settings, models: list[str] | None, ke
     if exc.retryable:
         return "The platform had a temporary problem; try again."
     return None
+
+
+def _not_found_hint(settings: Settings) -> str:
+    """A bare 404: almost always a GLM_BASE_URL without the API path, which every GLM endpoint ends with."""
+    paths = f"{API_PATHS['general']} ({API_PATHS['coding']} for the GLM Coding Plan)"
+    if settings.base_url_from_env and not settings.base_url.endswith(tuple(API_PATHS.values())):
+        return (
+            f"GLM_BASE_URL ({settings.base_url}) lacks the API path: it must end with {paths}, "
+            f"e.g. {settings.base_url.rstrip('/')}{API_PATHS[settings.plan]}. Set it so and restart."
+        )
+    return f"The GLM API has no such endpoint at {settings.base_url}; a GLM base URL ends with {paths}."

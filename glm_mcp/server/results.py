@@ -59,7 +59,9 @@ class ChatResult(BaseModel):
     def running(cls, job: Job) -> Self:
         """The partial answer of a job that outlived the call's wait."""
         fields = _answer_fields(job.accumulator.completion())
-        fields.update(status="running", job_id=job.id, finish_reason=None, usage=None, **cls._running_extras())
+        # Before the first chunk the stream has named no model yet: the request's model is the one answering.
+        fields.update(status="running", job_id=job.id, model=job.model, finish_reason=None, usage=None)
+        fields.update(cls._running_extras())
         fields.update(attempts=job.attempts.count)
         return cls(**fields)
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Protocol, TypeVar, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, Icon, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, TypeAdapter, WithJsonSchema
 from pydantic.fields import FieldInfo
 
@@ -45,6 +45,7 @@ def model_tool(
     title: str,
     description: str,
     annotations: ToolAnnotations,
+    icons: list[Icon] | None = None,
 ) -> Tool:
     """`handler` as the tool `name`, taking the fields of `arguments` as its parameters."""
 
@@ -72,7 +73,9 @@ def model_tool(
         parameters, return_annotation=Annotated[CallToolResult, result]
     )
     tool.__name__ = name
-    registered = Tool.from_function(tool, name=name, title=title, description=description, annotations=annotations)
+    registered = Tool.from_function(
+        tool, name=name, title=title, description=description, annotations=annotations, icons=icons
+    )
     registered.fn_metadata.output_schema = _result_or_failure(result)
     return registered
 

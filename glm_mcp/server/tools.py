@@ -14,7 +14,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
-from glm_mcp.glm import Attempts, GLMTransportError
+from glm_mcp.glm import Attempts, GLMAPIError, GLMTransportError
 from glm_mcp.glm.types import AsyncTaskResult, ChatRequest
 from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, JobRecord, JobState, poll_task
 from glm_mcp.server.arguments import (
@@ -31,12 +31,15 @@ from glm_mcp.server.failures import (
     SubmitUncertainError,
     UnknownJobError,
 )
+from glm_mcp.server.icons import ICONS
 from glm_mcp.server.progress import ProgressReporter, follow_job
 from glm_mcp.server.results import ChatResult, JobList, SubmittedTask, TaskResult, WebSearchResult
 from glm_mcp.server.state import AppState
 from glm_mcp.server.tooling import model_tool
 
 RESULT_TYPES: dict[ChatKind, type[ChatResult]] = {"chat": ChatResult, "web_search_chat": WebSearchResult}
+UNKNOWN_TASK_CODE = "1210"
+"""What the platform answers when polling an async task id it does not know ("parameters rejected")."""
 RECORD_POLL_S = 1.0
 """How often the registry is read while another process generates the job asked for."""
 
@@ -107,7 +110,16 @@ async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> Task
     async def report(polls: int, state: AsyncTaskResult) -> None:
         await reporter.send(f"task {state.task_status.lower()} after {polls} poll(s) ({reporter.elapsed:.0f} s)")
 
-    state = await poll_task(app.glm, args.task_id, wait_seconds, report)
+    try:
+        state = await poll_task(app.glm, args.task_id, wait_seconds, report)
+    except GLMAPIError as exc:
+        if exc.code != UNKNOWN_TASK_CODE:
+            raise
+        # The platform answers an id it does not know as a bad parameter (1210): say what is really wrong.
+        raise UnknownJobError(
+            f"Task {args.task_id} is unknown: no job of this server has that id, and the GLM platform knows "
+            "no async task by it."
+        ) from exc
     result = TaskResult.from_poll(args.task_id, state)
     if record is not None and state.task_status != "PROCESSING":
         status: JobState = "completed" if state.task_status == "SUCCESS" else "failed"
@@ -143,7 +155,9 @@ async def list_jobs(app: AppState, ctx: Context, args: ListJobsArguments) -> Job
 
 
 def build_tools() -> list[Tool]:
-    tool = functools.partial(model_tool, on_failure=AppState.describe_failure, for_request=AppState.for_request)
+    tool = functools.partial(
+        model_tool, on_failure=AppState.describe_failure, for_request=AppState.for_request, icons=ICONS
+    )
     return [
         tool(
             chat,
