@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx2
 import pytest
 
@@ -163,3 +165,15 @@ def test_jwt_tokens_use_milliseconds_and_are_cached() -> None:
     assert jwt.get_unverified_header(token)["sign_type"] == "SIGN"
     assert credentials.authorization() == header
     assert token in credentials.secret_strings()
+
+
+def test_tokens_signed_before_the_current_one_are_still_scrubbed() -> None:
+    """An upstream may echo a token signed minutes ago (still valid): it is scrubbed like the current one."""
+    credentials = Credentials("myid.mysecretvalue", mode="jwt")
+    first = credentials.authorization().removeprefix("Bearer ")
+    credentials._header_expires = 0.0  # past the reuse window: the next call signs a new token
+    time.sleep(0.002)  # in another millisecond, so the token differs
+    second = credentials.authorization().removeprefix("Bearer ")
+    assert first != second
+    text = f"echo: {first} and {second}, Bearer some-caller-token-of-theirs"
+    assert credentials.redact(text) == "echo: <redacted> and <redacted>, Bearer <redacted>"
