@@ -80,6 +80,24 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("GLM_TIMEOUT", "300", "Seconds to wait for the next bytes from the API before giving up."),
     EnvVar("GLM_CONNECT_TIMEOUT", "10", "Seconds to wait for a connection to the API."),
     EnvVar(
+        "GLM_CALL_DEADLINE",
+        "1800",
+        "Seconds one upstream call may take in all (waiting its turn, retries, the whole streamed answer, also "
+        "in a handed-off job); past it the call fails and its slot is freed, even if the API keeps sending.",
+    ),
+    EnvVar(
+        "GLM_MAX_RESPONSE_BYTES",
+        "16777216",
+        "Largest JSON answer read from the API, in bytes after decompression (16 MiB); a larger one fails the "
+        "call and its connection is closed.",
+    ),
+    EnvVar(
+        "GLM_MAX_ANSWER_CHARS",
+        "2000000",
+        "Largest streamed answer, in characters of text, reasoning and tool-call arguments together; past it the "
+        "stream is stopped and the call fails (with the text so far).",
+    ),
+    EnvVar(
         "GLM_MAX_RETRIES",
         "3",
         "Times a failed request is sent again, for failures a retry can fix (rate limits 1302/1303, overload "
@@ -218,6 +236,9 @@ class Settings:
     wait_seconds: float = 45.0
     timeout: float = 300.0
     connect_timeout: float = 10.0
+    call_deadline: float = 1800.0
+    max_response_bytes: int = 16 * 1024 * 1024
+    max_answer_chars: int = 2_000_000
     max_retries: int = 3
     retry_budget: float = 60.0
     max_concurrency: int = 32
@@ -257,6 +278,9 @@ class Settings:
             wait_seconds=reader.seconds("GLM_WAIT_SECONDS", 45.0, allow_zero=True),
             timeout=reader.seconds("GLM_TIMEOUT", 300.0),
             connect_timeout=reader.seconds("GLM_CONNECT_TIMEOUT", 10.0),
+            call_deadline=reader.seconds("GLM_CALL_DEADLINE", 1800.0),
+            max_response_bytes=reader.count("GLM_MAX_RESPONSE_BYTES", 16 * 1024 * 1024, minimum=1024),
+            max_answer_chars=reader.count("GLM_MAX_ANSWER_CHARS", 2_000_000, minimum=1),
             max_retries=reader.count("GLM_MAX_RETRIES", 3, minimum=0),
             retry_budget=reader.seconds("GLM_RETRY_BUDGET", 60.0),
             max_concurrency=reader.count("GLM_MAX_CONCURRENCY", 32, minimum=1),

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from glm_mcp.config import Settings
 from glm_mcp.glm import GLMClient, RetryPolicy, open_http_client
-from glm_mcp.glm.client import LazyHTTPClient
+from glm_mcp.glm.client import LazyHTTPClient, UpstreamLimits
 
 
 @asynccontextmanager
@@ -32,6 +32,11 @@ async def open_glm_client(
             settings.credentials,
             retry=RetryPolicy(max_retries=settings.max_retries, budget=settings.retry_budget),
             max_concurrency=settings.max_concurrency,
+            limits=UpstreamLimits(
+                call_deadline=settings.call_deadline,
+                max_response_bytes=settings.max_response_bytes,
+                max_answer_chars=settings.max_answer_chars,
+            ),
         )
     finally:
         await http.aclose()

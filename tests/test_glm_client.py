@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
 
 import httpx2
 import pytest
@@ -18,30 +18,23 @@ from glm_mcp.glm import (
     StreamAccumulator,
     open_http_client,
 )
-from glm_mcp.glm.sse import iter_sse_data
 from glm_mcp.glm.types import ChatRequest, Message, WebSearchOptions, WebSearchTool, split_answer
 from tests.conftest import GENERAL_KEY
 
 pytestmark = pytest.mark.anyio
 
 
-async def _lines(*lines: str) -> AsyncIterator[str]:
-    for line in lines:
-        yield line
-
-
-async def _collect(*lines: str) -> list[str]:
-    return [data async for data in iter_sse_data(_lines(*lines))]
-
-
-async def test_sse_parser_follows_the_sdk_rules() -> None:
-    assert await _collect(": keep-alive", "", 'data: {"a":1}', "", 'data:{"b":2}', "", "data: [DONE]", "") == [
-        '{"a":1}',
-        '{"b":2}',
-        "[DONE]",
-    ]
-    assert await _collect("data: line one", "data: line two", "", "id: 7", "event: x", "") == ["line one\nline two"]
-    assert await _collect("data: cut before its blank line") == ["cut before its blank line"]
+async def test_stream_events_are_read_by_the_sdk_rules() -> None:
+    """Comments skipped, `data:` with or without its space, several data lines joined, other fields ignored."""
+    body = (
+        b": keep-alive\n\n"
+        b'data:{"id":"1","choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
+        b"id: 7\nevent: x\n\n"
+        b'data: {"id":"1",\ndata: "choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    accumulator = await _drain(_mock_stream(body))
+    assert accumulator.text == "Hello" and accumulator.chunks == 2 and accumulator.finish_reason == "stop"
 
 
 def _client(emulator: Emulator, key: str | None = GENERAL_KEY) -> GLMClient:
@@ -172,3 +165,15 @@ def test_jwt_tokens_use_milliseconds_and_are_cached() -> None:
     assert jwt.get_unverified_header(token)["sign_type"] == "SIGN"
     assert credentials.authorization() == header
     assert token in credentials.secret_strings()
+
+
+def test_tokens_signed_before_the_current_one_are_still_scrubbed() -> None:
+    """An upstream may echo a token signed minutes ago (still valid): it is scrubbed like the current one."""
+    credentials = Credentials("myid.mysecretvalue", mode="jwt")
+    first = credentials.authorization().removeprefix("Bearer ")
+    credentials._header_expires = 0.0  # past the reuse window: the next call signs a new token
+    time.sleep(0.002)  # in another millisecond, so the token differs
+    second = credentials.authorization().removeprefix("Bearer ")
+    assert first != second
+    text = f"echo: {first} and {second}, Bearer some-caller-token-of-theirs"
+    assert credentials.redact(text) == "echo: <redacted> and <redacted>, Bearer <redacted>"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections import deque
 from typing import Literal
 
 AuthMode = Literal["bearer", "jwt"]
@@ -11,16 +13,22 @@ AuthMode = Literal["bearer", "jwt"]
 # token is never sent in its last half minute, whatever the clock skew between us and the platform.
 _JWT_LIFETIME_MS = 210_000
 _JWT_REUSE_S = 180.0
+# Tokens signed before the current one are still valid for a while, and an upstream may echo an older
+# one back: every token signed in the last hour or so (at one per 180 s) is still scrubbed.
+_RECENT_TOKENS = 24
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]{8,}")
+REDACTED = "<redacted>"
 
 
 class Credentials:
     """An API key of the form `<id>.<secret>`, turned into the header value the platform expects.
 
     The key is kept private: `repr` and `str` never show it, and `secret_strings()` lists every
-    form of it (key, secret, current token) so error text can be scrubbed before anyone sees it.
+    form of it (key, secret, the tokens recently signed) so upstream text can be scrubbed before anyone
+    sees it.
     """
 
-    __slots__ = ("_header", "_header_expires", "_key", "mode", "source")
+    __slots__ = ("_header", "_header_expires", "_key", "_tokens", "mode", "source")
 
     def __init__(self, api_key: str, *, mode: AuthMode = "bearer", source: str = "GLM_API_KEY") -> None:
         self._key = api_key
@@ -28,6 +36,7 @@ class Credentials:
         self.source = source
         self._header = f"Bearer {api_key}" if mode == "bearer" else ""
         self._header_expires = float("inf") if mode == "bearer" else 0.0
+        self._tokens: deque[str] = deque(maxlen=_RECENT_TOKENS)
 
     def __repr__(self) -> str:
         return f"Credentials(mode={self.mode!r}, source={self.source!r}, key=<hidden>)"
@@ -42,7 +51,9 @@ class Credentials:
     def authorization(self) -> str:
         """The Authorization header value; a JWT is signed once and reused until near its expiry."""
         if time.monotonic() >= self._header_expires:
-            self._header = f"Bearer {self._sign_jwt()}"
+            token = self._sign_jwt()
+            self._tokens.append(token)
+            self._header = f"Bearer {token}"
             self._header_expires = time.monotonic() + _JWT_REUSE_S
         return self._header
 
@@ -62,15 +73,18 @@ class Credentials:
             return jwt.encode(payload, secret, algorithm="HS256", headers={"alg": "HS256", "sign_type": "SIGN"})
 
     def secret_strings(self) -> tuple[str, ...]:
-        """Every string that would leak the key if it appeared in output."""
-        parts = [self._key, self._key.partition(".")[2]]
-        if self.mode == "jwt" and self._header:
-            parts.append(self._header.removeprefix("Bearer "))
-        return tuple(p for p in parts if len(p) >= 8)
+        """Every string that would leak the key if it appeared in output, longest first."""
+        parts = [self._key, self._key.partition(".")[2], *self._tokens]
+        return tuple(sorted((p for p in parts if len(p) >= 8), key=len, reverse=True))
 
     def redact(self, text: str) -> str:
-        """`text` with every form of the key replaced by a marker."""
+        """`text` with every form of the key, and any `Bearer <token>`, replaced by a marker."""
         for secret in self.secret_strings():
             if secret in text:
-                text = text.replace(secret, "<redacted>")
-        return text
+                text = text.replace(secret, REDACTED)
+        return redact_bearer(text)
+
+
+def redact_bearer(text: str) -> str:
+    """`text` without the token of any `Bearer <token>` in it (ours, a caller's, or one we never saw)."""
+    return _BEARER.sub(rf"\1 {REDACTED}", text)

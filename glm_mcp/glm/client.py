@@ -11,18 +11,27 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import TypeVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
 
 import anyio
 import httpx2
 from pydantic import BaseModel, ValidationError
 
 from glm_mcp.glm.auth import Credentials
-from glm_mcp.glm.errors import GLMAPIError, GLMError, GLMStreamError, GLMTransportError, MissingAPIKeyError
+from glm_mcp.glm.errors import (
+    GLMAPIError,
+    GLMDeadlineError,
+    GLMError,
+    GLMLimitError,
+    GLMStreamError,
+    GLMTransportError,
+    MissingAPIKeyError,
+)
 from glm_mcp.glm.retry import Attempts, RetryPolicy
-from glm_mcp.glm.sse import DONE, iter_sse_data
+from glm_mcp.glm.text import upstream_text
 from glm_mcp.glm.types import (
     AsyncTask,
     AsyncTaskResult,
@@ -36,9 +45,18 @@ from glm_mcp.glm.types import (
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 logger = logging.getLogger(__name__)
 
-# Failures that happen before a request is on the wire: re-sending can never duplicate work.
 DRAIN_SECONDS = 1.0
 """How long the end of a stream is awaited after `[DONE]`."""
+DONE = "[DONE]"
+SSE_MAX_EVENT_BYTES = 1024 * 1024
+"""Largest single server-sent event (one chunk of a stream); GLM's are well under a few KB."""
+ERROR_BODY_BYTES = 64 * 1024
+"""How much of an error body is read: its start says what went wrong; the rest is not read at all."""
+MESSAGE_CHARS = 300
+"""Longest upstream message (an error body, an error frame's message) quoted in an error."""
+SNIPPET_CHARS = 200
+"""Longest piece of an unexpected answer (malformed JSON, a frame that is not JSON) quoted in an error."""
+# Failures that happen before a request is on the wire: re-sending can never duplicate work.
 _NOT_DELIVERED = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
 
 
@@ -62,6 +80,25 @@ def open_http_client(
         headers={"Content-Type": "application/json", **(headers or {})},
         trust_env=True,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamLimits:
+    """What one call may cost, whatever the upstream does: time in all, bytes of a body, characters of an answer."""
+
+    call_deadline: float = 1800.0
+    """Seconds a whole call may take (waiting for a slot, retries, the entire stream): GLM_CALL_DEADLINE."""
+    max_response_bytes: int = 16 * 1024 * 1024
+    """Largest JSON body, counted after decompression: GLM_MAX_RESPONSE_BYTES."""
+    max_answer_chars: int = 2_000_000
+    """Largest streamed answer (text, reasoning and tool-call arguments together): GLM_MAX_ANSWER_CHARS."""
+
+
+class _Body(NamedTuple):
+    """A JSON answer, read whole within its limit."""
+
+    status_code: int
+    content: bytes
 
 
 class LazyHTTPClient:
@@ -95,10 +132,12 @@ class GLMClient:
         *,
         retry: RetryPolicy | None = None,
         max_concurrency: int = 32,
+        limits: UpstreamLimits | None = None,
     ) -> None:
         self._pool = http
         self.credentials = credentials
         self._retry = retry or RetryPolicy()
+        self._limits = limits or UpstreamLimits()
         # Requests in flight at once (a stream counts until it closes): past it, calls queue here
         # instead of tripping the platform's concurrency limit (1302).
         self._limiter = anyio.CapacityLimiter(max_concurrency)
@@ -132,61 +171,100 @@ class GLMClient:
         the stream is retried like any request; once chunks flow it is not (the answer has begun).
         Leaving the block, normally or by cancellation, closes the upstream connection at once, so
         an abandoned answer stops costing tokens. Error frames raise `GLMAPIError`; a stream that
-        breaks off before its final chunk raises `GLMStreamError`.
+        breaks off before its final chunk raises `GLMStreamError`. The whole stream is bounded: in
+        time by GLM_CALL_DEADLINE (`GLMDeadlineError`), in size by SSE_MAX_EVENT_BYTES per event and
+        GLM_MAX_ANSWER_CHARS in all (`GLMLimitError`); either way the connection is closed.
         """
         body = request.model_copy(update={"stream": True}).to_json()
         attempts = attempts or Attempts()
         slot = object()  # the concurrency slot is held by this stream until it closes
-        while True:
-            attempts.count += 1
-            await self._limiter.acquire_on_behalf_of(slot)
+        with self._deadline():  # the whole stream, however slowly it trickles
+            while True:
+                attempts.count += 1
+                await self._limiter.acquire_on_behalf_of(slot)
+                try:
+                    response = await self._open_stream(body)
+                    break
+                except GLMError as exc:
+                    self._limiter.release_on_behalf_of(slot)
+                    await self._wait_before_retry(attempts, exc, resend_if_maybe_delivered=True)
+                except BaseException:
+                    self._limiter.release_on_behalf_of(slot)
+                    raise
             try:
-                response = await self._open_stream(body)
-                break
-            except GLMError as exc:
+                yield self._chunks(response)
+            finally:
+                # Shielded: when the caller is cancelled, the connection must still be closed (not
+                # returned half-read to the pool), or the upstream would go on generating.
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
                 self._limiter.release_on_behalf_of(slot)
-                await self._wait_before_retry(attempts, exc, resend_if_maybe_delivered=True)
-            except BaseException:
-                self._limiter.release_on_behalf_of(slot)
-                raise
-        try:
-            yield self._chunks(response)
-        finally:
-            # Shielded: when the caller is cancelled, the connection must still be closed (not
-            # returned half-read to the pool), or the upstream would go on generating.
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
-            self._limiter.release_on_behalf_of(slot)
+
+    @contextmanager
+    def _deadline(self) -> Iterator[None]:
+        """End the call inside at GLM_CALL_DEADLINE with `GLMDeadlineError` (an outer cancel stays a cancel)."""
+        seconds = self._limits.call_deadline
+        with anyio.CancelScope(deadline=anyio.current_time() + seconds) as scope:
+            yield
+        if scope.cancelled_caught:
+            raise GLMDeadlineError(seconds)
 
     async def _open_stream(self, body: bytes) -> httpx2.Response:
-        request = self._http.build_request("POST", "chat/completions", content=body, headers=self._auth_headers())
+        response = await self._start("POST", "chat/completions", body)
+        if response.status_code < 400 and _is_event_stream(response):
+            return response
         try:
-            response = await self._http.send(request, stream=True)
+            error = await (self._error_of(response) if response.status_code >= 400 else self._not_a_stream(response))
+        finally:
+            await _close(response)
+        raise error
+
+    async def _not_a_stream(self, response: httpx2.Response) -> GLMError:
+        """A streamed chat answered with something else: an error object if it is one, else what it was."""
+        try:
+            content = await self._read(response, ERROR_BODY_BYTES)
         except httpx2.HTTPError as exc:
-            raise self._transport_error(exc) from None
-        if response.status_code >= 400:
-            try:
-                await response.aread()
-            except httpx2.HTTPError as exc:
-                raise self._transport_error(exc) from None
-            finally:
-                await response.aclose()
-            raise self._api_error(response)
-        return response
+            return self._transport_error(exc)
+        error = self._api_error(response, content)
+        if error.code is not None:
+            return error
+        kind = self._text(response.headers.get("content-type") or "no Content-Type", 100)
+        return GLMTransportError(
+            f"the GLM API answered a streamed chat with HTTP {response.status_code} and {kind!r} instead of "
+            f"an event stream: {self._text(content, SNIPPET_CHARS)!r}",
+            maybe_delivered=True,
+        )
 
     async def _chunks(self, response: httpx2.Response) -> AsyncIterator[ChatCompletionChunk]:
         finished = False
-        lines = response.aiter_lines()
+        answer_chars, max_answer_chars = 0, self._limits.max_answer_chars
+        events = aiter(httpx2.EventSource(response, max_event_size=SSE_MAX_EVENT_BYTES))
         try:
-            async for data in iter_sse_data(lines):
+            async for event in events:
+                data = event.data
                 if data == DONE:
-                    await _drain(lines)
+                    await _drain(events)
                     return
+                if not data:  # an event of only `id:` / `event:` lines carries nothing for us
+                    continue
                 chunk = self._parse_chunk(data, response)
                 finished = finished or any(choice.finish_reason for choice in chunk.choices)
+                answer_chars += _answer_chars(chunk)
+                if answer_chars > max_answer_chars:
+                    raise GLMLimitError(
+                        f"the answer from the GLM API passed GLM_MAX_ANSWER_CHARS ({max_answer_chars} characters) "
+                        "and was stopped there",
+                        limit="GLM_MAX_ANSWER_CHARS",
+                    )
                 yield chunk
+        except httpx2.SSEError:
+            raise GLMLimitError(
+                f"the GLM API sent a stream event larger than {SSE_MAX_EVENT_BYTES} bytes (SSE_MAX_EVENT_BYTES); "
+                "the stream was stopped there",
+                limit="SSE_MAX_EVENT_BYTES",
+            ) from None
         except httpx2.HTTPError as exc:
-            raise GLMStreamError(f"the stream from the GLM API broke off: {_describe(exc)}") from None
+            raise GLMStreamError(f"the stream from the GLM API broke off: {self._describe(exc)}") from None
         if not finished:
             raise GLMStreamError("the stream from the GLM API ended before the answer was complete (no final chunk)")
         # The final chunk (finish reason and usage) arrived and only [DONE] is missing: the answer is whole.
@@ -195,15 +273,16 @@ class GLMClient:
         try:
             chunk = ChatCompletionChunk.model_validate_json(data)
         except ValidationError:
-            raise GLMStreamError(f"the GLM API sent a stream frame that is not valid JSON: {data[:200]!r}") from None
+            snippet = self._text(data, SNIPPET_CHARS)
+            raise GLMStreamError(f"the GLM API sent a stream frame that is not valid JSON: {snippet!r}") from None
         error = (chunk.model_extra or {}).get("error")
         if error is not None:
             code, message = _error_fields(error)
             raise GLMAPIError(
-                self._redact(message or "error frame in the stream"),
+                self._text(message, MESSAGE_CHARS) or "error frame in the stream",
                 status_code=response.status_code,
-                code=code,
-                request_id=chunk.request_id,
+                code=self._text(code, 40) if code is not None else None,
+                request_id=self._text(chunk.request_id, 200) if chunk.request_id else None,
             )
         return chunk
 
@@ -227,7 +306,9 @@ class GLMClient:
     async def list_models(self) -> list[ModelInfo]:
         """The model codes the key can use (GET /models; undocumented but OpenAI-shaped)."""
         response = await self._send("GET", "models")
-        return self._parse(ModelList, response).data
+        models = self._parse(ModelList, response).data
+        # The ids end up in advice ("models this key can use"): upstream text like any other.
+        return [model.model_copy(update={"id": self._text(model.id, 200)}) for model in models]
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -244,25 +325,66 @@ class GLMClient:
         *,
         attempts: Attempts | None = None,
         resend_if_maybe_delivered: bool = True,
-    ) -> httpx2.Response:
+    ) -> _Body:
         attempts = attempts or Attempts()
-        while True:
-            attempts.count += 1
-            try:
-                async with self._limiter:
-                    return await self._send_once(method, path, body)
-            except GLMError as exc:
-                await self._wait_before_retry(attempts, exc, resend_if_maybe_delivered=resend_if_maybe_delivered)
+        with self._deadline():
+            while True:
+                attempts.count += 1
+                try:
+                    async with self._limiter:
+                        return await self._send_once(method, path, body)
+                except GLMError as exc:
+                    await self._wait_before_retry(attempts, exc, resend_if_maybe_delivered=resend_if_maybe_delivered)
 
-    async def _send_once(self, method: str, path: str, body: bytes | None) -> httpx2.Response:
-        headers = self._auth_headers()
+    async def _send_once(self, method: str, path: str, body: bytes | None) -> _Body:
+        response = await self._start(method, path, body)
         try:
-            response = await self._http.request(method, path, content=body, headers=headers)
+            if response.status_code >= 400:
+                raise await self._error_of(response)
+            try:
+                content = await self._read(response, self._limits.max_response_bytes, setting="GLM_MAX_RESPONSE_BYTES")
+            except httpx2.HTTPError as exc:
+                raise self._transport_error(exc) from None
+            return _Body(response.status_code, content)
+        finally:
+            await _close(response)  # past a limit, the unread rest goes with the connection
+
+    async def _start(self, method: str, path: str, body: bytes | None) -> httpx2.Response:
+        """Send a request; the answer's body is left unread, to be read within its limit."""
+        request = self._http.build_request(method, path, content=body, headers=self._auth_headers())
+        try:
+            return await self._http.send(request, stream=True)
         except httpx2.HTTPError as exc:
             raise self._transport_error(exc) from None
-        if response.status_code >= 400:
-            raise self._api_error(response)
-        return response
+
+    async def _read(self, response: httpx2.Response, limit: int, *, setting: str | None = None) -> bytes:
+        """The body, counted as it is decoded (a compressed body is bounded by what it inflates to).
+
+        Past `limit`: `GLMLimitError` naming `setting`, or without a setting the first `limit` bytes.
+        """
+        parts: list[bytes] = []
+        size = 0
+        async for part in response.aiter_bytes():
+            size += len(part)
+            if size > limit:
+                if setting is None:
+                    parts.append(part[: len(part) - (size - limit)])
+                    break
+                raise GLMLimitError(
+                    f"the GLM API sent a body larger than {setting} ({limit} bytes, counted after decompression); "
+                    "it was not read further",
+                    limit=setting,
+                )
+            parts.append(part)
+        return b"".join(parts)
+
+    async def _error_of(self, response: httpx2.Response) -> GLMError:
+        """The error an HTTP error status stands for, from the start of its body."""
+        try:
+            content = await self._read(response, ERROR_BODY_BYTES)
+        except httpx2.HTTPError as exc:
+            return self._transport_error(exc)
+        return self._api_error(response, content)
 
     async def _wait_before_retry(self, attempts: Attempts, error: GLMError, *, resend_if_maybe_delivered: bool) -> None:
         """Sleep before the next attempt, or re-raise `error` when it should not be retried."""
@@ -272,36 +394,39 @@ class GLMClient:
         logger.info("attempt %d failed (%s); retrying in %.2f s", attempts.count, error, wait)
         await anyio.sleep(wait)
 
-    def _parse(self, model: type[_ModelT], response: httpx2.Response) -> _ModelT:
+    def _parse(self, model: type[_ModelT], response: _Body) -> _ModelT:
         try:
             return model.model_validate_json(response.content)
         except ValidationError:
-            snippet = self._redact(response.text[:200])
+            snippet = self._text(response.content, SNIPPET_CHARS)
             raise GLMTransportError(
                 f"the GLM API answered HTTP {response.status_code} with a body that is not the expected "
                 f"JSON: {snippet!r}",
                 maybe_delivered=True,
             ) from None
 
-    def _api_error(self, response: httpx2.Response) -> GLMAPIError:
+    def _api_error(self, response: httpx2.Response, content: bytes) -> GLMAPIError:
         code: str | None = None
         message = ""
         request_id: str | None = None
         try:
-            body = json.loads(response.content)
+            body = json.loads(content)
         except ValueError:
             body = None
         if isinstance(body, dict):
             code, message = _error_fields(body.get("error"))
             if isinstance(body.get("request_id"), str):
                 request_id = body["request_id"]
-        if not message:
-            message = response.text[:300].strip() or response.reason_phrase or "no error message"
+        text = (
+            self._text(message or content, MESSAGE_CHARS).strip()
+            or self._text(response.reason_phrase, MESSAGE_CHARS)
+            or "no error message"
+        )
         return GLMAPIError(
-            self._redact(message),
+            text,
             status_code=response.status_code,
-            code=code,
-            request_id=request_id,
+            code=self._text(code, 40) if code is not None else None,
+            request_id=self._text(request_id, 200) if request_id is not None else None,
             should_retry=_should_retry(response.headers.get("x-should-retry")),
             retry_after=_retry_after(response.headers.get("retry-after")),
         )
@@ -309,22 +434,51 @@ class GLMClient:
     def _transport_error(self, exc: httpx2.HTTPError) -> GLMTransportError:
         delivered = not isinstance(exc, _NOT_DELIVERED)
         return GLMTransportError(
-            f"could not reach the GLM API at {self.base_url}: {_describe(exc)}", maybe_delivered=delivered
+            f"could not reach the GLM API at {self.base_url}: {self._describe(exc)}", maybe_delivered=delivered
         )
 
-    def _redact(self, text: str) -> str:
-        return self.credentials.redact(text) if self.credentials else text
+    def _describe(self, exc: Exception) -> str:
+        """An HTTP library error as text: it may quote the wire (a malformed header line), so it is upstream text."""
+        text = str(exc)
+        return self._text(f"{type(exc).__name__}: {text}" if text else type(exc).__name__, MESSAGE_CHARS)
+
+    def _text(self, raw: bytes | str | None, limit: int) -> str:
+        """Upstream bytes as text for a message: scrubbed of the key, then cut (the one way, `upstream_text`)."""
+        return upstream_text(raw, limit, self.credentials)
 
 
-async def _drain(lines: AsyncIterator[str]) -> None:
+async def _drain(events: AsyncIterator[httpx2.ServerSentEvent]) -> None:
     """Read a finished stream to its end, so its connection goes back to the pool.
 
     A response closed before its last bytes (the chunked terminator after `[DONE]`) takes its
     connection with it: the next call would pay a new TCP connection, and a TLS handshake.
     """
     with anyio.move_on_after(DRAIN_SECONDS):  # an upstream that keeps the stream open loses the connection
-        async for _ in lines:
+        async for _ in events:
             pass
+
+
+async def _close(response: httpx2.Response) -> None:
+    """Close a response even when cancelled: one read to its end goes back to the pool, any other loses
+    its connection (the upstream sees the disconnect at once)."""
+    with anyio.CancelScope(shield=True):
+        await response.aclose()
+
+
+def _is_event_stream(response: httpx2.Response) -> bool:
+    return response.headers.get("content-type", "").partition(";")[0].strip().lower() == "text/event-stream"
+
+
+def _answer_chars(chunk: ChatCompletionChunk) -> int:
+    """Characters a chunk adds to the answer: text, reasoning and tool-call arguments."""
+    size = 0
+    for choice in chunk.choices:
+        delta = choice.delta
+        size += len(delta.content or "") + len(delta.reasoning_content or "")
+        for call in delta.tool_calls or ():
+            if call.function is not None:
+                size += len(call.function.arguments or "") + len(call.function.name or "")
+    return size
 
 
 def _error_fields(error: object) -> tuple[str | None, str]:
@@ -356,9 +510,4 @@ def _retry_after(header: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _describe(exc: Exception) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-__all__ = ["GLMClient", "GLMError", "open_http_client"]
+__all__ = ["GLMClient", "GLMError", "UpstreamLimits", "open_http_client"]

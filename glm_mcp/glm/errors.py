@@ -118,3 +118,31 @@ UNUSABLE_FINISH_REASONS = frozenset({"network_error", "sensitive"})
 
 class MissingAPIKeyError(GLMError):
     """No API key is configured, so no call can be authenticated."""
+
+
+class GLMDeadlineError(GLMError):
+    """The whole call (queueing, retries, the entire stream) outlived its deadline (`GLM_CALL_DEADLINE`).
+
+    An upstream that keeps a stream alive with comments or empty chunks never trips the read
+    timeout; this ends it, and frees its concurrency slot.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"the GLM call did not finish within GLM_CALL_DEADLINE ({seconds:g} s) and was stopped; "
+            "the upstream kept it open without completing it"
+        )
+        self.seconds = seconds
+
+
+class GLMLimitError(GLMError):
+    """The upstream sent more than a size limit allows (a JSON body, one stream event, a whole answer).
+
+    The connection is closed rather than read to its end: an upstream that sends without end
+    (or a small compressed body that inflates to gigabytes) cannot exhaust the process.
+    """
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        """The setting (or constant) that was exceeded, e.g. GLM_MAX_RESPONSE_BYTES."""

@@ -8,7 +8,9 @@ from glm_mcp.config import API_KEY_VARS, API_PATHS, Plan, Settings
 from glm_mcp.glm.errors import (
     GLMAnswerCutError,
     GLMAPIError,
+    GLMDeadlineError,
     GLMError,
+    GLMLimitError,
     GLMStreamError,
     GLMTransportError,
     MissingAPIKeyError,
@@ -114,6 +116,23 @@ def _describe(exc: BaseException, settings: Settings, models: list[str] | None, 
                 message=exc.message,
                 retryable=True,
                 hint="The answer was cut off by the connection; try again.",
+            )
+        case GLMDeadlineError():
+            return ToolFailure(
+                error="deadline_exceeded",
+                message=exc.message,
+                retryable=False,
+                hint=f"The API kept the call open for GLM_CALL_DEADLINE ({exc.seconds:g} s) without finishing it. "
+                "Try again later; if answers really take that long, raise GLM_CALL_DEADLINE.",
+            )
+        case GLMLimitError():
+            return ToolFailure(
+                error="upstream_too_large",
+                message=exc.message,
+                retryable=False,
+                hint=f"Ask for a shorter answer (max_tokens); if such answers are expected, raise {exc.limit}."
+                if exc.limit.startswith("GLM_")
+                else "The API sent something no GLM answer looks like; check GLM_BASE_URL and any proxy.",
             )
         case GLMAnswerCutError(finish_reason="sensitive"):
             return ToolFailure(

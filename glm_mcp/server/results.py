@@ -254,6 +254,8 @@ ErrorKind = Literal[
     "upstream_error",
     "upstream_unreachable",
     "stream_broken",
+    "deadline_exceeded",
+    "upstream_too_large",
     "answer_cut",
     "submit_uncertain",
     "unavailable",

@@ -1,0 +1,290 @@
+"""An upstream that echoes the key back, anywhere it becomes text: no form of it reaches a result, stdout or the log.
+
+The hostile upstream (`tests/hostile_upstream.py`) quotes the Authorization header it received, the
+token in it (the key itself, or the signed JWT), the raw key and its secret half, in each place the
+client turns upstream bytes into text: a non-JSON error body, a JSON error message, a stream frame
+that is not JSON, a malformed JSON 200 body, an error frame inside a stream, and a response header
+(the reason phrase; the Content-Type of a stream that is none). The echo is put at every offset
+around the length each of those is cut to, so that a cut made before scrubbing would fall inside
+the secret and leave all but its last characters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from glm_mcp.config import Settings
+from glm_mcp.glm.client import MESSAGE_CHARS, SNIPPET_CHARS
+from glm_mcp.server import create_server
+from tests.hostile_upstream import HostileUpstream, Reply, Request, chunk, honest, json_reply, sse_reply
+from tests.processes import COMMAND, server_env
+
+pytestmark = pytest.mark.anyio
+
+KEY_ID = "echoid"
+SECRET = "s3cr3t-half-that-must-never-leak-9f2c"
+KEY = f"{KEY_ID}.{SECRET}"
+CONTENT_TYPE_CHARS = 100  # how much of an unexpected Content-Type is quoted
+PREFIX = 9  # no prefix of a secret form longer than 8 characters may appear
+JWT_SHAPE = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}")
+FILL = "x"
+
+Echo = Callable[[Request], str]
+"""Which form of the key the upstream echoes, from what it received."""
+
+ECHOES: dict[str, Echo] = {
+    "token": lambda request: request.token,  # the key in bearer mode, the JWT in jwt mode
+    "secret": lambda request: SECRET,
+    "key": lambda request: KEY,
+}
+
+
+def forms(request: Request) -> list[str]:
+    """Every form of the key a leak could show."""
+    return [KEY, SECRET, request.token]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where the echo is put, the length that text is cut to, and the tools that read it."""
+
+    name: str
+    limit: int
+    tools: tuple[str, ...]
+    reply: Callable[[str], Reply]
+    """The upstream's answer with `text` (filler, then the echo) in this place."""
+
+
+def _error_body(text: str) -> Reply:
+    return Reply(401, "Unauthorized", {"content-type": "text/plain"}, text.encode())
+
+
+def _json_error(text: str) -> Reply:
+    return json_reply({"error": {"code": "1000", "message": text}}, 401, "Unauthorized")
+
+
+def _malformed(text: str) -> Reply:
+    return Reply(200, "OK", {"content-type": "application/json"}, text.encode())
+
+
+def _frame(text: str) -> Reply:
+    return sse_reply([chunk("Hel"), b"data: " + text.encode() + b"\n\n"])
+
+
+def _error_frame(text: str) -> Reply:
+    error = json.dumps({"error": {"code": "1234", "message": text}}).encode()
+    return sse_reply([chunk("Hel"), b"data: " + error + b"\n\n"])
+
+
+def _reason(text: str) -> Reply:
+    return Reply(400, text, {"content-type": "text/plain"}, b"")
+
+
+def _content_type(text: str) -> Reply:
+    return Reply(200, "OK", {"content-type": text}, b"{}")
+
+
+JSON_TOOLS = ("chat", "submit_async", "get_result")
+PLACES = [
+    Place("non-JSON error body", MESSAGE_CHARS, JSON_TOOLS, _error_body),
+    Place("JSON error message", MESSAGE_CHARS, JSON_TOOLS, _json_error),
+    Place("malformed JSON 200 body", SNIPPET_CHARS, JSON_TOOLS, _malformed),
+    Place("reason phrase", MESSAGE_CHARS, JSON_TOOLS, _reason),
+    Place("non-JSON stream frame", SNIPPET_CHARS, ("chat",), _frame),
+    Place("error frame in a stream", MESSAGE_CHARS, ("chat",), _error_frame),
+    Place("Content-Type of a stream", CONTENT_TYPE_CHARS, ("chat",), _content_type),
+]
+
+
+def arguments(tool: str) -> dict[str, Any]:
+    return {"task_id": "task-echo", "wait_seconds": 0} if tool == "get_result" else {"prompt": "hi", "wait_seconds": 30}
+
+
+def hostile(place: Place, echo: Echo, offset: int, tool: str) -> Callable[[Request], Reply]:
+    """Answers the call `tool` makes with the echo at `offset` in `place`; anything else honestly."""
+    path = {"chat": "/chat/completions", "submit_async": "/async/chat/completions", "get_result": "/async-result/"}
+
+    def reply(request: Request) -> Reply:
+        if path[tool] not in request.path or (tool == "chat" and "/async/" in request.path):
+            return honest(request)
+        return place.reply(FILL * offset + echo(request) + FILL * 20)
+
+    return reply
+
+
+def offsets(limit: int, echoed: int) -> range:
+    """Every start at which the cut at `limit` falls inside the echo, and one on each side."""
+    return range(max(0, limit - echoed - 1), limit + 2)
+
+
+def leaked(text: str, sent: list[str]) -> list[str]:
+    """The forms of the key (or prefixes of them longer than 8 characters) found in `text`."""
+    found = [form[:PREFIX] for form in sent if form[:PREFIX] in text]
+    return found + JWT_SHAPE.findall(text)
+
+
+def written(result: Any) -> str:
+    parts = [getattr(block, "text", "") for block in result.content]
+    return "\n".join(parts) + json.dumps(result.structured_content)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[HostileUpstream]:
+    with HostileUpstream() as upstream:
+        yield upstream
+
+
+def settings(upstream: HostileUpstream, mode: str, data_dir: Path) -> Settings:
+    return Settings.from_env(
+        {
+            "GLM_API_KEY": KEY,
+            "GLM_AUTH_MODE": mode,
+            "GLM_BASE_URL": upstream.base_url,
+            "GLM_MAX_RETRIES": "0",
+            "GLM_DATA_DIR": str(data_dir),
+        }
+    )
+
+
+@pytest.mark.parametrize("mode", ["bearer", "jwt"])
+@pytest.mark.parametrize("place", PLACES, ids=lambda place: place.name)
+async def test_an_echoed_key_is_scrubbed_at_every_cut_offset(
+    upstream: HostileUpstream, mode: str, place: Place, tmp_path: Path
+) -> None:
+    checked = 0
+    async with Client(create_server(settings(upstream, mode, tmp_path))) as client:
+        for tool in place.tools:
+            for name, echo in ECHOES.items():
+                length = len(echo(Request("GET", "/", {"authorization": _sent_header(mode)}, b"")))
+                for offset in offsets(place.limit, length):
+                    upstream.clear(hostile(place, echo, offset, tool))
+                    result = await client.call_tool(tool, arguments(tool))
+                    request = upstream.records[-1].request
+                    text = written(result)
+                    assert FILL * 5 in text, f"{tool}: the echo did not reach the result: {text[:300]}"
+                    assert not leaked(text, forms(request)), f"{tool}, {name} at offset {offset}: {text}"
+                    checked += 1
+    assert checked > 30 * len(place.tools)
+
+
+def _sent_header(mode: str) -> str:
+    """The Authorization header the server sends in `mode` (the length of the JWT is fixed by its fields)."""
+    from glm_mcp.glm import Credentials
+
+    return Credentials(KEY, mode="jwt" if mode == "jwt" else "bearer").authorization()
+
+
+def tagged(request: Request) -> Reply:
+    """The place named by `place-<n>` in the prompt or task id, with the token echoed across its cut; else honest."""
+    found = re.search(rb"place-(\d+)", request.path.encode() + request.body)
+    if found is None:
+        return honest(request)
+    place = PLACES[int(found[1])]
+    return place.reply(FILL * (place.limit - len(request.token) // 2) + request.token + FILL * 20)
+
+
+def tagged_calls() -> list[tuple[str, dict[str, object]]]:
+    calls: list[tuple[str, dict[str, object]]] = []
+    for number, place in enumerate(PLACES):
+        for tool in place.tools:
+            tag = f"place-{number}"
+            arguments: dict[str, object] = {"task_id": f"task-{tag}"} if tool == "get_result" else {"prompt": tag}
+            calls.append((tool, arguments))
+    return calls
+
+
+@pytest.mark.parametrize("mode", ["bearer", "jwt"])
+async def test_over_stdio_at_debug_no_form_of_the_key_is_written(upstream: HostileUpstream, mode: str) -> None:
+    from tests.test_key_hygiene import everything_written
+
+    upstream.clear(tagged)
+    calls = tagged_calls()
+    out, err = await everything_written(upstream.base_url, calls, GLM_API_KEY=KEY, GLM_AUTH_MODE=mode)
+    sent = forms(upstream.records[-1].request)
+    assert len(upstream.records) >= len(calls) and out.count(b'"isError":true') == len(calls)
+    assert out.count(FILL.encode() * 20) >= len(calls)  # every echo did reach the results
+    assert b"DEBUG" in err
+    for name, stream in (("stdout", out), ("stderr", err)):
+        assert not leaked(stream.decode(), sent), f"{name}: {leaked(stream.decode(), sent)}"
+
+
+@pytest.mark.parametrize("mode", ["bearer", "jwt"])
+@pytest.mark.parametrize("place", [p for p in PLACES if p.tools == ("chat",)], ids=lambda place: place.name)
+async def test_a_handed_off_chat_scrubs_the_echo_in_get_result(
+    upstream: HostileUpstream, mode: str, place: Place, tmp_path: Path
+) -> None:
+    checked = 0
+    async with Client(create_server(settings(upstream, mode, tmp_path))) as client:
+        for name, echo in ECHOES.items():
+            length = len(echo(Request("GET", "/", {"authorization": _sent_header(mode)}, b"")))
+            for offset in offsets(place.limit, length):
+                upstream.clear(hostile(place, echo, offset, "chat"))
+                started = await client.call_tool("chat", {"prompt": "hi", "wait_seconds": 0})
+                job_id = started.structured_content["job_id"]
+                result = await client.call_tool("get_result", {"task_id": job_id, "wait_seconds": 30})
+                text = written(started) + written(result)
+                assert result.structured_content["status"] == "FAIL" and FILL * 5 in text, text[:300]
+                assert not leaked(text, forms(upstream.records[-1].request)), f"{name} at offset {offset}: {text}"
+                checked += 1
+    assert checked > 30
+
+
+def doctor(upstream: HostileUpstream, mode: str) -> str:
+    run = subprocess.run(
+        [*COMMAND, "doctor"],
+        env=server_env(GLM_API_KEY=KEY, GLM_AUTH_MODE=mode, GLM_BASE_URL=upstream.base_url, GLM_MAX_RETRIES="0"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert run.returncode == 1, run.stdout
+    return (run.stdout + run.stderr).decode()
+
+
+def _models_echoing(request: Request) -> Reply:
+    """GET /models lists a model named after the token; the chat then refuses the model, which lists them."""
+    if request.path.endswith("/models"):
+        return json_reply({"object": "list", "data": [{"id": f"glm-{request.token}", "object": "model"}]})
+    return json_reply({"error": {"code": "1211", "message": "unknown model"}}, 400, "Bad Request")
+
+
+def _chat_answering(place: Place) -> Callable[[Request], Reply]:
+    def reply(request: Request) -> Reply:
+        if request.path.endswith("/models"):
+            return honest(request)
+        return place.reply(FILL * (place.limit - len(request.token) // 2) + request.token + FILL * 20)
+
+    return reply
+
+
+@pytest.mark.parametrize("mode", ["bearer", "jwt"])
+async def test_the_doctor_prints_no_form_of_the_key(upstream: HostileUpstream, mode: str) -> None:
+    runs = {
+        "GET /models answered with the token in a non-JSON error body": tagged_by_models(PLACES[0]),
+        "model ids echoing the token, listed in the advice for 1211": _models_echoing,
+        "the chat answered with the token in a malformed body": _chat_answering(PLACES[2]),
+        "the chat answered with the token in its reason phrase": _chat_answering(PLACES[3]),
+    }
+    for what, reply in runs.items():
+        upstream.clear(reply)
+        # Unwrapped: the report folds long lines at spaces and hyphens, which would hide a leak from a search.
+        report = re.sub(r"\n\s*", "", await anyio.to_thread.run_sync(doctor, upstream, mode))
+        assert "FAIL" in report and "<redacted>" in report, f"{what}: {report}"
+        sent = forms(upstream.records[-1].request)
+        assert not leaked(report, sent), f"{what}: {report}"
+
+
+def tagged_by_models(place: Place) -> Callable[[Request], Reply]:
+    def reply(request: Request) -> Reply:
+        return place.reply(FILL * (place.limit - len(request.token) // 2) + request.token + FILL * 20)
+
+    return reply
