@@ -22,7 +22,7 @@ from mcp import Client
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm.types import ChatRequest, Message, TextPart
-from glm_mcp.jobs import JobKind, JobRecord, SQLiteJobStore, sqlite
+from glm_mcp.jobs import SERVER, JobKind, JobRecord, RegistryUnavailable, SQLiteJobStore, sqlite
 from glm_mcp.jobs.owner import OwnerLock, owner_gone
 from glm_mcp.jobs.store import Position, summarize
 from glm_mcp.server import create_server
@@ -70,18 +70,20 @@ async def test_a_handed_off_job_is_recorded_before_its_id_returns_then_its_progr
     emulator.config.chunk_delay = 0.1
     early = await _hand_off(client, "A long essay on rivers.")
     async with opened(data_dir / JOBS_FILE) as store:
-        first = await store.get(early["job_id"])
+        first = await store.get(early["job_id"], principal=SERVER)
         assert first is not None and first.status == "running" and first.kind == "chat"
         assert first.summary == "A long essay on rivers." and first.model == "glm-4.6"
         await anyio.sleep(1.6)
-        saved = await store.get(early["job_id"])
+        saved = await store.get(early["job_id"], principal=SERVER)
         assert saved is not None and saved.partial_text and saved.partial_text.startswith(early["text"])
         assert len(saved.partial_text) > len(early["text"])
 
         done = ok(await client.call_tool("get_result", {"task_id": early["job_id"], "wait_seconds": 30}))
         assert done["status"] == "SUCCESS"
         with anyio.fail_after(5):
-            while (final := await store.get(early["job_id"])) is not None and final.status == "running":
+            while (
+                final := await store.get(early["job_id"], principal=SERVER)
+            ) is not None and final.status == "running":
                 await anyio.sleep(0.02)
         assert final is not None and final.status == "completed" and final.partial_text is None
         assert json.loads(final.result or "") == done
@@ -230,7 +232,7 @@ async def test_a_job_is_added_once_and_stays_as_it_ended(tmp_path: Path) -> None
         await store.finish("job_a", "completed", result='{"n": 1}', partial_text=None)
         await store.finish("job_a", "interrupted", result=None, partial_text="late")
         await store.save_partial("job_a", "later")
-        ended = await store.get("job_a")
+        ended = await store.get("job_a", principal=SERVER)
     assert ended is not None and ended.summary == "about job_a"
     assert (ended.status, ended.result, ended.partial_text) == ("completed", '{"n": 1}', None)
 
@@ -244,7 +246,10 @@ async def test_a_gone_owners_running_jobs_read_as_interrupted_and_a_live_ones_do
         await dying.add(record("job_dying", partial_text="half an answer"), runs_here=True)
         await dying.aclose()  # its lock goes, its job stays running: as after a SIGKILL
 
-        statuses = {r.id: (r.status, r.partial_text) for r in await reader.page(status=None, limit=10, after=None)}
+        statuses = {
+            r.id: (r.status, r.partial_text)
+            for r in await reader.page(principal=SERVER, status=None, limit=10, after=None)
+        }
         assert statuses["job_live"] == ("running", "so far")
         assert statuses["task_upstream"] == ("running", None)
         assert statuses["job_dying"] == ("interrupted", "half an answer")
@@ -267,7 +272,7 @@ async def test_finished_jobs_are_pruned_after_the_retention_period(
         await store.finish("job_old", "failed", result="{}", partial_text=None)
         await anyio.sleep(0.4)
         await store.add(record("job_new"), runs_here=True)
-        kept = [r.id for r in await store.page(status=None, limit=10, after=None)]
+        kept = [r.id for r in await store.page(principal=SERVER, status=None, limit=10, after=None)]
     assert kept == ["job_new", "job_old_running"]
 
 
@@ -288,16 +293,15 @@ async def test_a_registry_another_process_is_creating_is_waited_for(
     other.close()
 
 
-async def test_without_a_writable_data_dir_jobs_are_kept_in_memory(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_without_a_usable_data_dir_the_store_says_so_instead_of_pretending(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    with caplog.at_level(logging.WARNING):
-        async with opened(blocker / JOBS_FILE) as store:
+    async with opened(blocker / JOBS_FILE) as store:
+        with pytest.raises(RegistryUnavailable) as refused:
             await store.add(record("job_a"), runs_here=True)
-            assert (await store.get("job_a")) is not None
-    assert "GLM_DATA_DIR" in caplog.text
+        with pytest.raises(RegistryUnavailable):
+            await store.page(principal=SERVER, status=None, limit=10, after=None)
+    assert str(blocker / JOBS_FILE) in str(refused.value) and "GLM_DATA_DIR" in refused.value.fix
 
 
 def test_a_position_round_trips_through_its_text() -> None:

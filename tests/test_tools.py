@@ -248,9 +248,13 @@ async def test_get_result_reports_a_failed_task(client: Client, emulator: Emulat
     assert "failed" in result.content[0].text  # type: ignore[union-attr]
 
 
-async def test_get_result_of_an_unknown_task_is_an_upstream_error(client: Client) -> None:
+async def test_get_result_of_a_task_never_recorded_here_is_unknown_and_not_polled(
+    client: Client, emulator: Emulator
+) -> None:
+    """An id of no job of the caller's is never sent to the platform: it may be another caller's task."""
     out = failed(await client.call_tool("get_result", {"task_id": "no-such-task"}))
-    assert out["error"] == "upstream_error" and out["http_status"] == 400
+    assert out["error"] == "unknown_job" and "list_jobs" in out["hint"]
+    assert upstream_calls(emulator) == []
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -262,8 +266,7 @@ async def test_without_a_key_tools_list_and_every_call_says_which_variable(emula
         "chat": {"prompt": "hi"},
         "web_search_chat": {"question": "q"},
         "submit_async": {"prompt": "hi"},
-        "get_result": {"task_id": "t1"},
-    }
+    }  # get_result of a task never submitted asks nothing of the platform: it is unknown_job, key or not
     async with Client(create_server(settings)) as client:
         assert {t.name for t in (await client.list_tools()).tools} == set(TOOLS)
         for name in arguments:

@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from glm_mcp import __version__
 from glm_mcp.config import API_KEY_VARS, ConfigError, Settings
-from glm_mcp.server.auth import ClientKeyError, SharedTokenVerifier, client_credentials
+from glm_mcp.server.auth import ClientKeyError, SharedTokenVerifier, check_client_key_headers, client_credentials
 
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
@@ -151,6 +151,7 @@ class _CallerKeyCheck:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
+            check_client_key_headers(scope["headers"])  # on the raw list: a mapping hides a second header
             client_credentials(Headers(scope=scope), self._settings)
         except ClientKeyError as exc:
             await PlainTextResponse(str(exc), status_code=400)(scope, receive, send)
