@@ -180,6 +180,8 @@ class SQLiteJobStore:
         if not self._writable():
             return self._open_read_only("the file or its directory is read-only")
         opened = _inode(self._path)
+        if _not_a_database(self._path):  # before SQLite opens it: closing it would delete its -wal
+            return self._with_lock(self._replace_corrupt(sqlite3.DatabaseError("file is not a database"), opened))
         try:
             db = self._open_shared()
         except sqlite3.DatabaseError as exc:
@@ -189,6 +191,10 @@ class SQLiteJobStore:
                 return self._open_read_only(str(exc))
             else:
                 raise self._failure(exc) from exc
+        return self._with_lock(db)
+
+    def _with_lock(self, db: sqlite3.Connection) -> sqlite3.Connection:
+        """`db`, once this process holds its owner lock: it may then record jobs it generates."""
         try:
             self._owner_lock = OwnerLock(self._owners_dir, self._owner)
         except OSError as exc:
@@ -420,6 +426,19 @@ def _interrupted(record: JobRecord, owner: str | None, gone: set[str]) -> JobRec
 
 def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
+
+
+_MAGIC = b"SQLite format 3\0"
+
+
+def _not_a_database(path: Path) -> bool:
+    """Whether the file has content that does not start as every SQLite database does."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(_MAGIC))
+    except FileNotFoundError:
+        return False
+    return bool(head) and head != _MAGIC
 
 
 def _inode(path: Path) -> int | None:
