@@ -21,30 +21,14 @@ JWT_SHAPE = re.compile(rb"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,}")
 async def _everything_written(emulator: Emulator, **env: str) -> bytes:
     """Run a session of failing calls on a real stdio process; all of its stdout and stderr."""
     requests = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "0"},
-            },
-        },
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}},
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "chat", "arguments": {"prompt": "hi"}}},
-        {
-            "jsonrpc": "2.0",
-            "id": 3,
-            "method": "tools/call",
-            "params": {"name": "submit_async", "arguments": {"prompt": "hi"}},
-        },
-        {
-            "jsonrpc": "2.0",
-            "id": 4,
-            "method": "tools/call",
-            "params": {"name": "chat", "arguments": {"prompt": "hi", "model": "glm-nope"}},
-        },
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "submit_async", "arguments": {
+            "prompt": "hi"}}},
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "chat", "arguments": {
+            "prompt": "hi", "model": "glm-nope"}}},
     ]
     full_env = server_env(GLM_BASE_URL=emulator.base_url, GLM_LOG_LEVEL="DEBUG", **env)
     async with await anyio.open_process(COMMAND, env=full_env) as process:
