@@ -16,7 +16,7 @@ from pathlib import Path
 
 import anyio
 
-from glm_mcp.jobs import JobRecord, SQLiteJobStore
+from glm_mcp.jobs import SERVER, JobRecord, SQLiteJobStore
 
 
 async def write(path: Path, name: str, count: int, start_at: float) -> None:
@@ -31,7 +31,7 @@ async def write(path: Path, name: str, count: int, start_at: float) -> None:
         await store.finish(own, "completed", result=json.dumps({"by": name, "n": i}), partial_text=None)
         await store.finish(shared, "completed", result=json.dumps({"by": name, "n": i}), partial_text=None)
         if i % 10 == 0:
-            await store.page(status="running", limit=50, after=None)
+            await store.page(principal=SERVER, status="running", limit=50, after=None)
     ended = time.time()
     await store.aclose()
     print(json.dumps({"started": started, "ended": ended}))

@@ -16,7 +16,7 @@ import pytest
 from mcp import Client
 
 from glm_mcp.emulator import Emulator
-from glm_mcp.jobs import SQLiteJobStore
+from glm_mcp.jobs import SERVER, SQLiteJobStore
 from tests.conftest import GENERAL_KEY
 from tests.processes import http_server_process, server_env
 from tests.test_tools import ok
@@ -132,7 +132,7 @@ async def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> Non
 
     store = SQLiteJobStore(db, retention_days=7)
     try:
-        records = await store.page(status=None, limit=10 * count, after=None)
+        records = await store.page(principal=SERVER, status=None, limit=10 * count, after=None)
     finally:
         await store.aclose()
     assert len(records) == len({r.id for r in records}) == 3 * count

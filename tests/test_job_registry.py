@@ -22,12 +22,12 @@ from mcp import Client
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm.types import ChatRequest, Message, TextPart
-from glm_mcp.jobs import JobKind, JobRecord, SQLiteJobStore, sqlite
+from glm_mcp.jobs import SERVER, JobKind, JobRecord, RegistryUnavailable, SQLiteJobStore, key_principal, sqlite
 from glm_mcp.jobs.owner import OwnerLock, owner_gone
 from glm_mcp.jobs.store import Position, summarize
 from glm_mcp.server import create_server
 from glm_mcp.server.app import JOBS_FILE
-from tests.conftest import upstream_calls
+from tests.conftest import settings_for, upstream_calls
 from tests.test_tools import failed, ok
 
 pytestmark = pytest.mark.anyio
@@ -70,21 +70,41 @@ async def test_a_handed_off_job_is_recorded_before_its_id_returns_then_its_progr
     emulator.config.chunk_delay = 0.1
     early = await _hand_off(client, "A long essay on rivers.")
     async with opened(data_dir / JOBS_FILE) as store:
-        first = await store.get(early["job_id"])
+        first = await store.get(early["job_id"], principal=SERVER)
         assert first is not None and first.status == "running" and first.kind == "chat"
         assert first.summary == "A long essay on rivers." and first.model == "glm-4.6"
         await anyio.sleep(1.6)
-        saved = await store.get(early["job_id"])
+        saved = await store.get(early["job_id"], principal=SERVER)
         assert saved is not None and saved.partial_text and saved.partial_text.startswith(early["text"])
         assert len(saved.partial_text) > len(early["text"])
 
         done = ok(await client.call_tool("get_result", {"task_id": early["job_id"], "wait_seconds": 30}))
         assert done["status"] == "SUCCESS"
         with anyio.fail_after(5):
-            while (final := await store.get(early["job_id"])) is not None and final.status == "running":
+            while (
+                final := await store.get(early["job_id"], principal=SERVER)
+            ) is not None and final.status == "running":
                 await anyio.sleep(0.02)
         assert final is not None and final.status == "completed" and final.partial_text is None
         assert json.loads(final.result or "") == done
+
+
+async def test_a_chat_handed_off_that_cannot_be_recorded_says_so_and_is_still_answered(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file-not-a-directory"
+    blocker.write_text("")
+    emulator.config.chunk_delay = 0.05
+    async with Client(create_server(settings_for(emulator, GLM_DATA_DIR=str(blocker / "data")))) as client:
+        result = await client.call_tool("chat", {"prompt": "unrecordable", "wait_seconds": 0.2, **SLOW})
+        early = ok(result)
+        assert early["status"] == "running" and str(blocker) in early["not_recorded"]
+        assert "Not recorded in the job registry" in result.content[0].text  # type: ignore[union-attr]
+        done = ok(await client.call_tool("get_result", {"task_id": early["job_id"], "wait_seconds": 30}))
+        assert done["status"] == "SUCCESS" and done["not_recorded"] == early["not_recorded"]
+        listing = failed(await client.call_tool("list_jobs", {}))
+    assert listing["error"] == "registry_unavailable" and "GLM_DATA_DIR" in listing["hint"]
+    assert str(blocker) in listing["message"]
 
 
 # --- after a restart ----------------------------------------------------------------------------------
@@ -230,7 +250,7 @@ async def test_a_job_is_added_once_and_stays_as_it_ended(tmp_path: Path) -> None
         await store.finish("job_a", "completed", result='{"n": 1}', partial_text=None)
         await store.finish("job_a", "interrupted", result=None, partial_text="late")
         await store.save_partial("job_a", "later")
-        ended = await store.get("job_a")
+        ended = await store.get("job_a", principal=SERVER)
     assert ended is not None and ended.summary == "about job_a"
     assert (ended.status, ended.result, ended.partial_text) == ("completed", '{"n": 1}', None)
 
@@ -244,7 +264,10 @@ async def test_a_gone_owners_running_jobs_read_as_interrupted_and_a_live_ones_do
         await dying.add(record("job_dying", partial_text="half an answer"), runs_here=True)
         await dying.aclose()  # its lock goes, its job stays running: as after a SIGKILL
 
-        statuses = {r.id: (r.status, r.partial_text) for r in await reader.page(status=None, limit=10, after=None)}
+        statuses = {
+            r.id: (r.status, r.partial_text)
+            for r in await reader.page(principal=SERVER, status=None, limit=10, after=None)
+        }
         assert statuses["job_live"] == ("running", "so far")
         assert statuses["task_upstream"] == ("running", None)
         assert statuses["job_dying"] == ("interrupted", "half an answer")
@@ -267,7 +290,7 @@ async def test_finished_jobs_are_pruned_after_the_retention_period(
         await store.finish("job_old", "failed", result="{}", partial_text=None)
         await anyio.sleep(0.4)
         await store.add(record("job_new"), runs_here=True)
-        kept = [r.id for r in await store.page(status=None, limit=10, after=None)]
+        kept = [r.id for r in await store.page(principal=SERVER, status=None, limit=10, after=None)]
     assert kept == ["job_new", "job_old_running"]
 
 
@@ -288,16 +311,59 @@ async def test_a_registry_another_process_is_creating_is_waited_for(
     other.close()
 
 
-async def test_without_a_writable_data_dir_jobs_are_kept_in_memory(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_without_a_usable_data_dir_the_store_says_so_instead_of_pretending(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    with caplog.at_level(logging.WARNING):
-        async with opened(blocker / JOBS_FILE) as store:
+    async with opened(blocker / JOBS_FILE) as store:
+        with pytest.raises(RegistryUnavailable) as refused:
             await store.add(record("job_a"), runs_here=True)
-            assert (await store.get("job_a")) is not None
-    assert "GLM_DATA_DIR" in caplog.text
+        with pytest.raises(RegistryUnavailable):
+            await store.page(principal=SERVER, status=None, limit=10, after=None)
+    assert str(blocker / JOBS_FILE) in str(refused.value) and "GLM_DATA_DIR" in refused.value.fix
+
+
+V1_SCHEMA = """
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, model TEXT NOT NULL, summary TEXT NOT NULL, created_at REAL NOT NULL,
+    status TEXT NOT NULL, request_id TEXT, partial_text TEXT, result TEXT, owner TEXT, updated_at REAL NOT NULL
+);
+PRAGMA user_version = 1;
+"""
+"""The registry as glm-mcp wrote it before jobs had a principal."""
+
+
+async def test_a_registry_of_schema_1_is_migrated_and_its_jobs_are_the_servers(tmp_path: Path) -> None:
+    path = tmp_path / JOBS_FILE
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(V1_SCHEMA)
+    old.execute(
+        "INSERT INTO jobs VALUES ('task_old', 'async_task', 'glm-4.6', 'old', 1.0, 'running', "
+        "NULL, NULL, NULL, NULL, 1.0)"
+    )
+    old.close()
+    async with opened(path) as store:
+        caller = key_principal(await store.principal_secret(), "someone.elses-key")
+        assert (await store.get("task_old", principal=SERVER)) is not None
+        assert (await store.get("task_old", principal=caller)) is None
+        assert await store.page(principal=caller, status=None, limit=10, after=None) == []
+        await store.add(record("job_new", principal=caller), runs_here=False)
+        assert [r.id for r in await store.page(principal=caller, status=None, limit=10, after=None)] == ["job_new"]
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone() == (2,)
+    assert check.execute("SELECT id, principal FROM jobs ORDER BY id").fetchall() == [
+        ("job_new", caller),
+        ("task_old", "server"),
+    ]
+    check.close()
+
+
+async def test_every_process_sharing_a_registry_makes_the_same_principal_of_a_key(tmp_path: Path) -> None:
+    async with opened(tmp_path / JOBS_FILE) as first, opened(tmp_path / JOBS_FILE) as second:
+        secrets = [await first.principal_secret(), await second.principal_secret()]
+    assert secrets[0] == secrets[1] and len(secrets[0]) == 32
+    assert (
+        key_principal(secrets[0], "a.key") == key_principal(secrets[1], "a.key") != key_principal(secrets[0], "b.key")
+    )
 
 
 def test_a_position_round_trips_through_its_text() -> None:

@@ -274,8 +274,7 @@ async def test_without_a_key_tools_list_and_every_call_says_which_variable(emula
         "chat": {"prompt": "hi"},
         "web_search_chat": {"question": "q"},
         "submit_async": {"prompt": "hi"},
-        "get_result": {"task_id": "t1"},
-    }
+    }  # get_result of a task never submitted asks nothing of the platform: it is unknown_job, key or not
     async with Client(create_server(settings)) as client:
         assert {t.name for t in (await client.list_tools()).tools} == set(TOOLS)
         for name in arguments:

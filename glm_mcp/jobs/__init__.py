@@ -3,12 +3,14 @@ registry that records them so they outlive the process."""
 
 from glm_mcp.jobs.job import JOB_ID_PREFIX, Job, JobStatus, Phase
 from glm_mcp.jobs.polling import poll_task
+from glm_mcp.jobs.principal import SERVER, Principal, key_principal
 from glm_mcp.jobs.registry import JobRegistry
 from glm_mcp.jobs.sqlite import SQLiteJobStore
-from glm_mcp.jobs.store import ChatKind, JobKind, JobRecord, JobState, JobStore, Position
+from glm_mcp.jobs.store import ChatKind, JobKind, JobRecord, JobState, JobStore, Position, RegistryUnavailable
 
 __all__ = [
     "JOB_ID_PREFIX",
+    "SERVER",
     "ChatKind",
     "Job",
     "JobKind",
@@ -19,6 +21,9 @@ __all__ = [
     "JobStore",
     "Phase",
     "Position",
+    "Principal",
+    "RegistryUnavailable",
     "SQLiteJobStore",
+    "key_principal",
     "poll_task",
 ]

@@ -18,6 +18,7 @@ import anyio
 from glm_mcp.glm import Attempts, GLMClient, GLMError, StreamAccumulator
 from glm_mcp.glm.errors import UNUSABLE_FINISH_REASONS, GLMAnswerCutError
 from glm_mcp.glm.types import ChatCompletion, ChatRequest, split_answer
+from glm_mcp.jobs.principal import SERVER, Principal
 from glm_mcp.jobs.store import ChatKind
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,14 @@ class Job:
     attempts: Attempts = field(default_factory=Attempts)
     completion: ChatCompletion | None = None
     error: Exception | None = None
+    principal: Principal = SERVER
+    """Who started it (`principal.py`): nobody else can get its result. Not its *owner*, the process."""
     handed_off: bool = False
     """Set when the call that started the job returned before it finished: someone may come back for it."""
+    not_recorded: str | None = None
+    """Why the job registry has no record of it (or not of its end), when it has none."""
+    registry_problem: str | None = None
+    """Why saving its progress failed, when it did: said in its result (and logged once)."""
     _done: anyio.Event = field(default_factory=anyio.Event)
     _changed: anyio.Event = field(default_factory=anyio.Event)
     _scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)

@@ -8,6 +8,7 @@ between the processes of one machine, which is also as far as a SQLite database 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
@@ -43,7 +44,7 @@ def owner_gone(directory: Path, owner: str) -> bool:
     """True when no live process holds `owner`'s lock; the lock file of a gone owner is removed."""
     path = directory / f"{owner}.lock"
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = _open_for_locking(path)
     except FileNotFoundError:
         return True
     try:
@@ -52,8 +53,20 @@ def owner_gone(directory: Path, owner: str) -> bool:
         _unlock(fd)
     finally:
         os.close(fd)
-    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # on a read-only registry, the file stays: it is still unlocked
+        path.unlink(missing_ok=True)
     return True
+
+
+def _open_for_locking(path: Path) -> int:
+    """The lock file, opened for writing when it can be (Windows locks need it), else for reading (a read-only
+    mount), which is enough for `flock`."""
+    try:
+        return os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        return os.open(path, os.O_RDONLY)
 
 
 if sys.platform == "win32":

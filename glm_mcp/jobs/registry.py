@@ -3,10 +3,13 @@
 A job whose call got the whole answer is never written anywhere. A job handed off past its
 deadline is added to the `JobStore` before its id is returned, its answer so far is saved while
 it runs, and its result once it ends, so that neither a restart nor another server process loses it.
+A job the store cannot record is kept here all the same, and says so: its id is never returned
+as if it were safe.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
@@ -17,10 +20,15 @@ from pydantic import BaseModel
 from glm_mcp.glm import GLMClient
 from glm_mcp.glm.types import ChatRequest
 from glm_mcp.jobs.job import Job
-from glm_mcp.jobs.store import ChatKind, JobRecord, JobState, JobStore
+from glm_mcp.jobs.principal import SERVER, Principal
+from glm_mcp.jobs.store import ChatKind, JobRecord, JobState, JobStore, RegistryUnavailable
+
+logger = logging.getLogger(__name__)
 
 MAX_KEPT_JOBS = 1000
 """Finished handed-off jobs kept in memory for `get_result`; the oldest are forgotten first (the store keeps them)."""
+MAX_UNRECORDED_TASKS = 10_000
+"""Submitted tasks the store could not record, kept in memory for `get_result`; the oldest are forgotten first."""
 SAVE_EVERY_S = 1.0
 """How often a handed-off job's answer so far is saved: what a crash can lose."""
 
@@ -36,34 +44,70 @@ class JobRegistry:
         self._task_group = task_group
         self._store = store
         self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._unrecorded: OrderedDict[str, JobRecord] = OrderedDict()
 
-    def start(self, kind: ChatKind, request: ChatRequest, glm: GLMClient | None = None) -> Job:
-        job = Job(kind=kind, request=request)
+    def start(
+        self, kind: ChatKind, request: ChatRequest, glm: GLMClient | None = None, *, principal: Principal = SERVER
+    ) -> Job:
+        job = Job(kind=kind, request=request, principal=principal)
         self._jobs[job.id] = job
         self._task_group.start_soon(job.run, glm or self._glm, name=f"glm-mcp {kind} {job.id}")
         return job
 
-    def get(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id)
+    def get(self, job_id: str, principal: Principal) -> Job | None:
+        """The job, if `principal` started it: another's job is as unknown as one that never was."""
+        job = self._jobs.get(job_id)
+        return job if job is not None and job.principal == principal else None
 
     def release(self, job: Job) -> None:
         """Forget a job nobody will ask about again (its call got the whole answer)."""
         self._jobs.pop(job.id, None)
 
+    async def record_task(self, record: JobRecord) -> str | None:
+        """Add a submitted task to the store; None once it is there, else why not (it is then kept here)."""
+        try:
+            await self._store.add(record, runs_here=False)
+        except RegistryUnavailable as exc:
+            logger.warning("task %s is not recorded: %s %s", record.id, exc, exc.fix)
+            self._unrecorded[record.id] = record
+            while len(self._unrecorded) > MAX_UNRECORDED_TASKS:
+                self._unrecorded.popitem(last=False)
+            return _not_recorded(exc)
+        return None
+
+    def unrecorded_task(self, task_id: str, principal: Principal) -> JobRecord | None:
+        """A task of `principal` that the store could not record, while this process runs."""
+        record = self._unrecorded.get(task_id)
+        return record if record is not None and record.principal == principal else None
+
     async def hand_off(self, job: Job, outcome: Outcome) -> None:
         """Keep a job for `get_result`: its call returns before the job finishes.
 
-        The job is in the store when this returns (a client may restart the moment it has the id);
-        from then on its progress and finally `outcome(job)` are saved in the background.
+        The job is in the store when this returns (a client may restart the moment it has the id),
+        or `job.not_recorded` says why not; from then on its progress and finally `outcome(job)`
+        are saved in the background.
         """
         job.handed_off = True
         record = JobRecord.of_request(
-            job.id, job.kind, job.request, model=job.model, created_at=job.created_at, partial_text=job.answer_so_far
+            job.id,
+            job.kind,
+            job.request,
+            model=job.model,
+            created_at=job.created_at,
+            principal=job.principal,
+            partial_text=job.answer_so_far,
         )
-        await self._store.add(record, runs_here=True)
-        self._task_group.start_soon(self._record, job, outcome, name=f"glm-mcp record {job.id}")
+        try:
+            await self._store.add(record, runs_here=True)
+        except RegistryUnavailable as exc:
+            logger.warning("job %s is not recorded: %s %s", job.id, exc, exc.fix)
+            job.not_recorded = _not_recorded(exc)
+        else:
+            self._task_group.start_soon(self._record, job, outcome, name=f"glm-mcp record {job.id}")
         while len(self._jobs) > MAX_KEPT_JOBS:
-            oldest = next((j for j in self._jobs.values() if j.done), None)
+            # Jobs only this process knows of are forgotten last: nothing else can answer for them.
+            done = [j for j in self._jobs.values() if j.done]
+            oldest = next((j for j in done if j.not_recorded is None), done[0] if done else None)
             if oldest is None:
                 break
             self._jobs.pop(oldest.id)
@@ -71,21 +115,49 @@ class JobRegistry:
     async def interrupt_running(self) -> None:
         """Record the handed-off jobs still running as interrupted, with their answer so far: the server stops."""
         for job in list(self._jobs.values()):
-            if job.handed_off and not job.done:
-                await self._store.finish(job.id, "interrupted", result=None, partial_text=job.answer_so_far)
+            if job.handed_off and not job.done and job.not_recorded is None:
+                try:
+                    await self._store.finish(job.id, "interrupted", result=None, partial_text=job.answer_so_far)
+                except RegistryUnavailable as exc:
+                    logger.warning("job %s could not be recorded as interrupted: %s", job.id, exc)
 
     async def _record(self, job: Job, outcome: Outcome) -> None:
-        """Save the answer so far while the job runs (when it grew), then how it ended."""
+        """Save the answer so far while the job runs (when it grew), then how it ended.
+
+        A save that fails is logged once per job and said in its result; the job goes on.
+        """
         saved = job.accumulator.content_chars
         while not job.done:
             with anyio.move_on_after(SAVE_EVERY_S):
                 await job.wait()
             if not job.done and job.accumulator.content_chars != saved:
                 saved = job.accumulator.content_chars
-                await self._store.save_partial(job.id, job.answer_so_far)
+                try:
+                    await self._store.save_partial(job.id, job.answer_so_far)
+                except RegistryUnavailable as exc:
+                    if job.registry_problem is None:
+                        logger.warning("job %s: its answer so far could not be saved: %s %s", job.id, exc, exc.fix)
+                        job.registry_problem = (
+                            f"Its answer so far could not always be saved while it ran ({exc}): "
+                            "a crash then would have lost more of it."
+                        )
         result = (await outcome(job)).model_dump_json()
         status: JobState = "completed" if job.status == "completed" else "failed"
-        await self._store.finish(job.id, status, result=result, partial_text=None)
+        try:
+            await self._store.finish(job.id, status, result=result, partial_text=None)
+        except RegistryUnavailable as exc:
+            logger.warning("job %s: its result could not be recorded: %s %s", job.id, exc, exc.fix)
+            job.not_recorded = (
+                f"Its result is not in the job registry: {exc} {exc.fix} Only this server process has it, "
+                "until it stops; another reads the job as still running, or interrupted."
+            )
 
     def __len__(self) -> int:
         return len(self._jobs)
+
+
+def _not_recorded(exc: RegistryUnavailable) -> str:
+    return (
+        f"Not recorded in the job registry: {exc} Keep this id: list_jobs does not show it, and only this server "
+        f"process can answer get_result for it, until it stops. {exc.fix}"
+    )

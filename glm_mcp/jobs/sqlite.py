@@ -9,9 +9,17 @@ or looked up, never at start-up; a chat that ends within its wait never gets her
 are deleted once `retention_days` have passed since they ended (checked at most hourly, when a
 job is recorded).
 
-A running chat job belongs to the process generating it, and `owner.py` tells whether that
-process is alive. A read that comes across running jobs of an owner that is gone records them as
-`interrupted`, with the partial text last saved.
+A running chat job belongs to the process generating it (its *owner*), and `owner.py` tells
+whether that process is alive. A read that comes across running jobs of an owner that is gone
+records them as `interrupted`, with the partial text last saved. Every job also belongs to the
+*principal* that created it (`principal.py`): reads answer only with the asker's own jobs.
+
+What cannot be done raises `RegistryUnavailable`, with the path and the fix: a full disk, a
+directory that cannot be created. A file that cannot be written (a read-only mount, a file
+without write permission) is opened read-only: everything recorded stays listed and readable,
+and only new records are refused. A file that is not a database is moved aside as
+`jobs.sqlite3.corrupt-<UTC time>` (with its -wal and -shm) and a fresh one is started; the log
+and the next result name both files.
 """
 
 from __future__ import annotations
@@ -19,26 +27,31 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import astuple
+from dataclasses import astuple, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 
 from glm_mcp.jobs.owner import OwnerLock, new_owner, owner_gone
-from glm_mcp.jobs.store import JobRecord, JobState, Position
+from glm_mcp.jobs.principal import SECRET_BYTES, Principal
+from glm_mcp.jobs.store import JobRecord, JobState, Position, RegistryUnavailable
 
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 5.0
 PRUNE_EVERY_S = 3600.0
+SCHEMA_VERSION = 2
 _T = TypeVar("_T")
 
-SCHEMA = """
+_JOBS_TABLE = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,           -- async_task | chat | web_search_chat
@@ -49,16 +62,27 @@ CREATE TABLE IF NOT EXISTS jobs (
     request_id TEXT,
     partial_text TEXT,            -- a chat job's answer so far
     result TEXT,                  -- the get_result JSON, once it ended
-    owner TEXT,                   -- the process generating a chat job (pid-token); NULL for async tasks
-    updated_at REAL NOT NULL      -- unix time of the last change
-);
-CREATE INDEX IF NOT EXISTS jobs_newest ON jobs (created_at DESC, id DESC);
-CREATE INDEX IF NOT EXISTS jobs_running ON jobs (status, owner);
-PRAGMA user_version = 1;
-"""
-_RECORD_COLUMNS = "id, kind, model, summary, created_at, status, request_id, partial_text, result"
-"""The columns of a `JobRecord`, in the order of its fields."""
+    owner TEXT,                   -- the PROCESS generating a chat job (pid-token); NULL for async tasks
+    updated_at REAL NOT NULL,     -- unix time of the last change
+    principal TEXT NOT NULL DEFAULT 'server'  -- WHO created it: server | key:<hmac> (principal.py)
+)"""
+_SHARED = (
+    "CREATE INDEX IF NOT EXISTS jobs_newest ON jobs (created_at DESC, id DESC)",
+    "CREATE INDEX IF NOT EXISTS jobs_running ON jobs (status, owner)",
+    "CREATE INDEX IF NOT EXISTS jobs_by_principal ON jobs (principal, created_at DESC, id DESC)",
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    0: (_JOBS_TABLE, *_SHARED),
+    # 1 -> 2: jobs get their principal; every job recorded before belongs to the server's key.
+    1: ("ALTER TABLE jobs ADD COLUMN principal TEXT NOT NULL DEFAULT 'server'", *_SHARED),
+}
+"""From each older schema version (0: a new file), the statements that bring it to `SCHEMA_VERSION`."""
+
+_RECORD_FIELDS = "id, kind, model, summary, created_at, status, request_id, partial_text, result"
+"""The columns of a `JobRecord` before its principal, in the order of its fields."""
 _RUNNING_OWNERS = "SELECT DISTINCT owner FROM jobs WHERE status = 'running'"
+_SECRET_NAME = "principal_secret"
 
 
 class SQLiteJobStore:
@@ -72,67 +96,192 @@ class SQLiteJobStore:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._owner_lock: OwnerLock | None = None
+        self._read_only: str | None = None
+        """Why the file is open read-only, when it is."""
+        self._principal_column = "principal"
+        """What a record's principal is read from: "'server'" for a read-only file of schema 1."""
+        self._notice: str | None = None
         self._pruned_at = -math.inf
         self._closed = False
 
+    @property
+    def path(self) -> Path:
+        return self._path
+
     async def add(self, record: JobRecord, *, runs_here: bool) -> None:
-        await self._write(record.id, self._add, record, self._owner if runs_here else None)
+        await self._write(self._add, record, self._owner if runs_here else None)
 
     async def save_partial(self, job_id: str, partial_text: str) -> None:
-        await self._write(job_id, self._update, job_id, {"partial_text": partial_text})
+        await self._write(self._update, job_id, {"partial_text": partial_text})
 
     async def finish(self, job_id: str, status: JobState, *, result: str | None, partial_text: str | None) -> None:
         changes = {"status": status, "result": result, "partial_text": partial_text}
-        await self._write(job_id, self._update, job_id, changes)
+        await self._write(self._update, job_id, changes)
 
-    async def get(self, job_id: str) -> JobRecord | None:
-        return await self._run(self._get, job_id)
+    async def get(self, job_id: str, *, principal: Principal) -> JobRecord | None:
+        return await self._run(self._get, job_id, principal)
 
-    async def page(self, *, status: JobState | None, limit: int, after: Position | None) -> list[JobRecord]:
-        return await self._run(self._page, status, limit, after)
+    async def known(self, job_id: str) -> bool:
+        return await self._run(self._known, job_id)
+
+    async def page(
+        self, *, principal: Principal, status: JobState | None, limit: int, after: Position | None
+    ) -> list[JobRecord]:
+        return await self._run(self._page, principal, status, limit, after)
+
+    async def principal_secret(self) -> bytes:
+        return await self._run(self._secret)
+
+    def take_notice(self) -> str | None:
+        notice, self._notice = self._notice, None
+        return notice
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):  # a server stopping on a cancellation still lets go of its lock
             await anyio.to_thread.run_sync(self._close)
 
-    async def _run(self, operation: Callable[..., _T], *args: Any) -> _T:
+    async def _run(self, operation: Callable[..., _T], *args: Any, write: bool = False) -> _T:
         def locked() -> _T:
             with self._lock:
-                return operation(self._connection(), *args)
+                db = self._connection()
+                if write and self._read_only:
+                    raise self._unavailable(f"cannot be written: {self._read_only}", self._fix_writable())
+                try:
+                    return operation(db, *args)
+                except sqlite3.Error as exc:
+                    raise self._failure(exc) from exc
+                except OSError as exc:  # an owner's lock file that cannot be read
+                    raise self._unavailable(f"cannot be used ({exc})", self._fix_writable()) from exc
 
         return await anyio.to_thread.run_sync(locked)
 
-    async def _write(self, job_id: str, operation: Callable[..., None], *args: Any) -> None:
-        try:
-            with anyio.CancelScope(shield=True):
-                await self._run(operation, *args)
-        except (sqlite3.Error, OSError) as exc:
-            logger.warning("could not record job %s in %s: %s", job_id, self._path, exc)
+    async def _write(self, operation: Callable[..., None], *args: Any) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._run(operation, *args, write=True)
 
     # --- in a worker thread, holding the lock ------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
-            raise RuntimeError("the job store is closed")
+            raise self._unavailable("is closed: the server is stopping", "Call again once the server has restarted.")
         if self._db is None:
             self._db = self._open()
-            self._recover(self._db, self._db.execute(_RUNNING_OWNERS))
+            if not self._read_only:
+                try:
+                    self._recover(self._db, self._db.execute(_RUNNING_OWNERS))
+                except sqlite3.Error as exc:
+                    raise self._failure(exc) from exc
+                except OSError as exc:
+                    raise self._unavailable(f"cannot be used ({exc})", self._fix_writable()) from exc
         return self._db
 
     def _open(self) -> sqlite3.Connection:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = _prepared(str(self._path), shared=True)
+        except OSError as exc:
+            raise self._unavailable(f"cannot be created: {exc.strerror or exc}", self._fix_writable()) from exc
+        if not self._writable():
+            return self._open_read_only("the file or its directory is read-only")
+        opened = _inode(self._path)
+        if _not_a_database(self._path):  # before SQLite opens it: closing it would delete its -wal
+            return self._with_lock(self._replace_corrupt(sqlite3.DatabaseError("file is not a database"), opened))
+        try:
+            db = self._open_shared()
+        except sqlite3.DatabaseError as exc:
+            if _errorname(exc) in {"SQLITE_NOTADB", "SQLITE_CORRUPT"}:
+                db = self._replace_corrupt(exc, opened)
+            elif _errorname(exc).startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) and self._path.exists():
+                return self._open_read_only(str(exc))
+            else:
+                raise self._failure(exc) from exc
+        return self._with_lock(db)
+
+    def _with_lock(self, db: sqlite3.Connection) -> sqlite3.Connection:
+        """`db`, once this process holds its owner lock: it may then record jobs it generates."""
+        try:
             self._owner_lock = OwnerLock(self._owners_dir, self._owner)
-            return db
-        except (OSError, sqlite3.Error) as exc:
-            logger.warning(
-                "no job registry at %s (%s): this process keeps its jobs in memory, and they end with it. "
-                "Set GLM_DATA_DIR to a writable directory.",
-                self._path,
-                exc,
-            )
-            return _prepared(":memory:", shared=False)
+        except OSError as exc:
+            db.close()
+            raise self._unavailable(
+                f"cannot hold this process's lock in {self._owners_dir}: {exc.strerror or exc}", self._fix_writable()
+            ) from exc
+        return db
+
+    def _writable(self) -> bool:
+        """Whether the file (or, for a new one, its directory) can be written: asked, not tried, so a
+        read-only mount is known at once instead of after a busy timeout."""
+        files = [self._path, _sibling(self._path, "-wal"), _sibling(self._path, "-shm")]
+        return os.access(self._path.parent, os.W_OK) and all(os.access(f, os.W_OK) for f in files if f.exists())
+
+    def _open_shared(self) -> sqlite3.Connection:
+        db = _connect(str(self._path))
+        try:
+            _use_wal(db)
+            # A commit then survives a crash of the process (not of the machine), and costs no fsync.
+            db.execute("PRAGMA synchronous = NORMAL")
+            _migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_read_only(self, why: str) -> sqlite3.Connection:
+        """The file as it is, for reading: a WAL database's -shm may not be creatable, so without one
+        the file is read as immutable (a cleanly closed WAL database has everything in the file)."""
+        if not self._path.exists():
+            raise self._unavailable(f"does not exist and cannot be created ({why})", self._fix_writable())
+        uri = self._path.resolve().as_uri()
+        wal = _sibling(self._path, "-wal")
+        try:
+            try:
+                db = _connect(f"{uri}?mode=ro", uri=True)
+                version = _version(db)
+            except sqlite3.OperationalError as exc:
+                if not _errorname(exc).startswith("SQLITE_CANTOPEN") or (wal.exists() and wal.stat().st_size):
+                    raise
+                db = _connect(f"{uri}?mode=ro&immutable=1", uri=True)
+                version = _version(db)
+        except sqlite3.Error as exc:
+            raise self._failure(exc, read_only=True) from exc
+        if version == 0:
+            db.close()
+            raise self._unavailable(f"is empty and cannot be written ({why})", self._fix_writable())
+        if version < 2:
+            self._principal_column = "'server'"  # a file of schema 1: every job in it is the server's
+        self._read_only = why
+        logger.warning(
+            "the job registry %s is read-only (%s): its jobs are listed and read, new ones are not recorded. %s",
+            self._path,
+            why,
+            self._fix_writable(),
+        )
+        return db
+
+    def _replace_corrupt(self, exc: sqlite3.Error, opened: int | None) -> sqlite3.Connection:
+        """Move the unreadable file aside (with its -wal and -shm) under a name that says so, and start anew.
+
+        `opened` is the file found corrupt: when another process sharing it has replaced it meanwhile,
+        its fresh file is used, not moved aside in turn."""
+        if _inode(self._path) != opened:
+            return self._open_shared()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = self._path.with_name(f"{self._path.name}.corrupt-{stamp}")
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(_sibling(self._path, suffix), _sibling(aside, suffix))
+            db = self._open_shared()
+        except (OSError, sqlite3.Error) as again:
+            raise self._unavailable(
+                f"is corrupt ({exc}) and could not be replaced ({again})",
+                f"Stop the glm-mcp servers using it, move {self._path} aside, and start again.",
+            ) from again
+        self._notice = (
+            f"The job registry {self._path} was corrupt ({exc}): it was moved aside to {aside} and a fresh one "
+            "was started, so the jobs recorded before are not listed. The old file is kept for inspection."
+        )
+        logger.error("%s", self._notice)
+        return db
 
     def _close(self) -> None:
         with self._lock:
@@ -145,8 +294,8 @@ class SQLiteJobStore:
     def _add(self, db: sqlite3.Connection, record: JobRecord, owner: str | None) -> None:
         now = time.time()
         db.execute(
-            f"INSERT OR IGNORE INTO jobs ({_RECORD_COLUMNS}, owner, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR IGNORE INTO jobs ({_RECORD_FIELDS}, principal, owner, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*astuple(record), owner, now),
         )
         if now - self._pruned_at > PRUNE_EVERY_S:
@@ -159,64 +308,181 @@ class SQLiteJobStore:
             (*changes.values(), time.time(), job_id),
         )
 
-    def _get(self, db: sqlite3.Connection, job_id: str) -> JobRecord | None:
-        row = db.execute(f"SELECT {_RECORD_COLUMNS}, owner FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    def _get(self, db: sqlite3.Connection, job_id: str, principal: Principal) -> JobRecord | None:
+        row = db.execute(
+            f"SELECT {self._columns}, owner FROM jobs WHERE id = ? AND {self._principal_column} = ?",
+            (job_id, principal),
+        ).fetchone()
         if row is None:
             return None
         record, owner = JobRecord(*row[:-1]), row[-1]
-        if record.status == "running" and self._recover(db, [(owner,)]):
-            return self._get(db, job_id)
+        if record.status == "running" and (gone := self._recover(db, [(owner,)])):
+            return self._get(db, job_id, principal) if not self._read_only else _interrupted(record, owner, gone)
         return record
 
+    def _known(self, db: sqlite3.Connection, job_id: str) -> bool:
+        return db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is not None
+
     def _page(
-        self, db: sqlite3.Connection, status: JobState | None, limit: int, after: Position | None
+        self,
+        db: sqlite3.Connection,
+        principal: Principal,
+        status: JobState | None,
+        limit: int,
+        after: Position | None,
     ) -> list[JobRecord]:
-        self._recover(db, db.execute(_RUNNING_OWNERS))
-        conditions: list[str] = []
-        parameters: list[object] = []
+        gone = self._recover(db, db.execute(_RUNNING_OWNERS))
+        conditions = [f"{self._principal_column} = ?"]
+        parameters: list[object] = [principal]
         if status is not None:
             conditions.append("status = ?")
             parameters.append(status)
         if after is not None:
             conditions.append("(created_at, id) < (?, ?)")
             parameters += [after.created_at, after.id]
-        where = "WHERE " + " AND ".join(conditions) if conditions else ""
         rows = db.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+            f"SELECT {self._columns}, owner FROM jobs WHERE {' AND '.join(conditions)} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
             (*parameters, limit),
         )
-        return [JobRecord(*row) for row in rows]
+        records = [_interrupted(JobRecord(*row[:-1]), row[-1], gone) for row in rows]
+        return [r for r in records if status is None or r.status == status]
 
-    def _recover(self, db: sqlite3.Connection, owners: Iterable[tuple[str | None]]) -> bool:
-        """Record the running jobs of each owner in `owners` that is gone as interrupted; True if one was."""
-        others = {owner for (owner,) in owners if owner not in (None, self._owner)}
-        gone = [owner for owner in others if owner_gone(self._owners_dir, owner)]
-        for owner in gone:
+    def _secret(self, db: sqlite3.Connection) -> bytes:
+        """The registry's secret, made by the first process to ask (the others read the same row)."""
+        if not self._read_only:
             db.execute(
-                "UPDATE jobs SET status = 'interrupted', updated_at = ? WHERE owner = ? AND status = 'running'",
-                (time.time(), owner),
+                "INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)",
+                (_SECRET_NAME, secrets.token_hex(SECRET_BYTES)),
             )
-        return bool(gone)
+        row = None
+        with contextlib.suppress(sqlite3.OperationalError):  # a read-only file of schema 1 has no meta table
+            row = db.execute("SELECT value FROM meta WHERE name = ?", (_SECRET_NAME,)).fetchone()
+        if row is None:  # read-only, and never written: no job of a caller's key can be in it anyway
+            return secrets.token_bytes(SECRET_BYTES)
+        return bytes.fromhex(row[0])
+
+    @property
+    def _columns(self) -> str:
+        return f"{_RECORD_FIELDS}, {self._principal_column}"
+
+    def _recover(self, db: sqlite3.Connection, owners: Iterable[tuple[str | None]]) -> set[str]:
+        """Record the running jobs of each owner in `owners` that is gone as interrupted; the owners that are.
+
+        A read-only file is left as it is: its readers show those jobs as interrupted (`_interrupted`)."""
+        others = {owner for (owner,) in owners if owner not in (None, self._owner)}
+        gone = {owner for owner in others if owner_gone(self._owners_dir, owner)}
+        if not self._read_only:
+            for owner in gone:
+                db.execute(
+                    "UPDATE jobs SET status = 'interrupted', updated_at = ? WHERE owner = ? AND status = 'running'",
+                    (time.time(), owner),
+                )
+        return gone
 
     def _prune(self, db: sqlite3.Connection, now: float) -> None:
         db.execute("DELETE FROM jobs WHERE status != 'running' AND updated_at < ?", (now - self._retention_s,))
         self._pruned_at = now
 
+    # --- what went wrong, and what to do ----------------------------------------------------------
 
-def _prepared(target: str, *, shared: bool) -> sqlite3.Connection:
-    """A connection to `target` with the schema in place, set up for other processes when `shared`."""
-    # isolation_level=None: every statement commits on its own, so no transaction is ever left open.
-    db = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    def _unavailable(self, reason: str, fix: str) -> RegistryUnavailable:
+        return RegistryUnavailable(f"at {self._path}", reason, fix)
+
+    def _fix_writable(self) -> str:
+        return (
+            f"Make {self._path.parent} writable (or set GLM_DATA_DIR to a writable directory) and restart the server."
+        )
+
+    def _failure(self, exc: sqlite3.Error, *, read_only: bool = False) -> RegistryUnavailable:
+        """`exc` as a `RegistryUnavailable` saying what to do about it."""
+        name = _errorname(exc)
+        if name.startswith("SQLITE_FULL"):
+            return self._unavailable(
+                "cannot be written: the disk is full",
+                f"Free space on the disk of {self._path.parent} (or set GLM_DATA_DIR to a directory on another "
+                "disk) and restart the server.",
+            )
+        if name.startswith("SQLITE_READONLY"):
+            return self._unavailable(f"cannot be written ({exc})", self._fix_writable())
+        if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+            return self._unavailable(
+                f"was locked by another process for more than {BUSY_TIMEOUT_S:.0f} s",
+                "Call again; if it lasts, look for a process holding the file (a database browser).",
+            )
+        if name in {"SQLITE_NOTADB", "SQLITE_CORRUPT"}:
+            if not read_only and self._db is not None:  # the next call reopens it, and moves it aside
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
+                self._db = None
+            return self._unavailable(
+                f"is corrupt ({exc})",
+                "Call again: a writable registry is moved aside and started anew. A read-only one must be "
+                f"moved aside by hand ({self._path}).",
+            )
+        return self._unavailable(f"cannot be used ({exc})", self._fix_writable())
+
+
+def _interrupted(record: JobRecord, owner: str | None, gone: set[str]) -> JobRecord:
+    """`record` as it reads once its owner is gone (what a read-only file cannot record)."""
+    if record.status == "running" and owner in gone:
+        return replace(record, status="interrupted")
+    return record
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+_MAGIC = b"SQLite format 3\0"
+
+
+def _not_a_database(path: Path) -> bool:
+    """Whether the file has content that does not start as every SQLite database does."""
     try:
-        if shared:
-            _use_wal(db)
-            # A commit then survives a crash of the process (not of the machine), and costs no fsync.
-            db.execute("PRAGMA synchronous = NORMAL")
-        db.executescript(SCHEMA)
+        with path.open("rb") as file:
+            head = file.read(len(_MAGIC))
+    except FileNotFoundError:
+        return False
+    return bool(head) and head != _MAGIC
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+def _errorname(exc: sqlite3.Error) -> str:
+    return getattr(exc, "sqlite_errorname", "") or ""
+
+
+def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
+    # isolation_level=None: every statement commits on its own, so no transaction is ever left open.
+    return sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri)
+
+
+def _version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring the schema to `SCHEMA_VERSION` in one transaction; of processes opening it together, one does."""
+    if _version(db) >= SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")  # waits (busy timeout) for another process migrating it at the same time
+    try:
+        version = _version(db)
+        for statement in MIGRATIONS.get(version, ()):
+            db.execute(statement)
+        if version < SCHEMA_VERSION:
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
     except BaseException:
-        db.close()
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
         raise
-    return db
 
 
 def _use_wal(db: sqlite3.Connection) -> None:
@@ -224,12 +490,16 @@ def _use_wal(db: sqlite3.Connection) -> None:
 
     The change needs the file to itself and fails at once, without the busy timeout, while
     other processes open it too; so it is tried again for as long as a busy write would wait.
+    Any other failure (not a database, read-only, disk full) is raised at once.
     """
     deadline = time.monotonic() + BUSY_TIMEOUT_S
     while True:
-        with contextlib.suppress(sqlite3.OperationalError):
+        try:
             if db.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal":
                 return
+        except sqlite3.OperationalError as exc:
+            if not _errorname(exc).startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+                raise
         if time.monotonic() > deadline:
             raise sqlite3.OperationalError("database is locked: could not switch it to WAL mode")
         time.sleep(0.01)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from glm_mcp.glm.types import ChatRequest, TextPart
+from glm_mcp.jobs.principal import SERVER, Principal
 
 ChatKind = Literal["chat", "web_search_chat"]
 JobKind = Literal["async_task", ChatKind]
@@ -19,6 +20,20 @@ JobState = Literal["running", "completed", "failed", "interrupted"]
 """interrupted: the process generating a chat job stopped (a restart, a crash) before it ended."""
 
 SUMMARY_CHARS = 200
+
+
+class RegistryUnavailable(Exception):
+    """The job registry cannot do what was asked (full disk, read-only, unreadable): where, why, and the fix.
+
+    The store raises it and its callers decide: a job that cannot be recorded still runs, and
+    its result says it is not in the registry; a lookup answers `registry_unavailable`.
+    """
+
+    def __init__(self, where: str, reason: str, fix: str) -> None:
+        super().__init__(f"The job registry {where} {reason}.")
+        self.where = where
+        self.reason = reason
+        self.fix = fix
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +72,20 @@ class JobRecord:
     """The answer so far of a chat job: saved while it runs, kept when it was interrupted."""
     result: str | None = None
     """The JSON `get_result` answers with, once the job has ended."""
+    principal: Principal = SERVER
+    """Who created it (`principal.py`): only they list it or read it."""
 
     @classmethod
     def of_request(
-        cls, job_id: str, kind: JobKind, request: ChatRequest, *, model: str, created_at: float, partial_text: str = ""
+        cls,
+        job_id: str,
+        kind: JobKind,
+        request: ChatRequest,
+        *,
+        model: str,
+        created_at: float,
+        principal: Principal,
+        partial_text: str = "",
     ) -> JobRecord:
         """The record of a job that has just started on `request`."""
         return cls(
@@ -71,6 +96,7 @@ class JobRecord:
             created_at=created_at,
             request_id=request.request_id,
             partial_text=partial_text,
+            principal=principal,
         )
 
     @property
@@ -84,8 +110,11 @@ class JobStore(Protocol):
     A job added with `runs_here=True` belongs to this process: once the process is gone (however
     it ended), the store reads its still-running jobs as interrupted, and never before. Writes
     complete even when their caller is cancelled (a job id must not be returned, or lost,
-    unrecorded), and are best effort: a job that cannot be recorded still runs, and the failure
-    is logged.
+    unrecorded). Whatever cannot be done raises `RegistryUnavailable`, never anything else: the
+    caller decides (a job that cannot be recorded still runs, and its result says so).
+
+    Every job belongs to the principal that created it (`JobRecord.principal`): `get` and `page`
+    answer only with that principal's jobs, so another's job reads exactly like an unknown one.
     """
 
     async def add(self, record: JobRecord, *, runs_here: bool) -> None:
@@ -100,10 +129,28 @@ class JobStore(Protocol):
         """Record how a running job ended; a job that has already ended is left as it is."""
         ...
 
-    async def get(self, job_id: str) -> JobRecord | None: ...
+    async def get(self, job_id: str, *, principal: Principal) -> JobRecord | None:
+        """The job, if `principal` created it; None for an unknown id and for another principal's job alike."""
+        ...
 
-    async def page(self, *, status: JobState | None, limit: int, after: Position | None) -> list[JobRecord]:
-        """Up to `limit` jobs, newest first, optionally only those in `status`, starting after `after`."""
+    async def known(self, job_id: str) -> bool:
+        """Whether any principal has a job with this id: an id nobody has may be asked of the platform, with
+        the caller's own key; another's must not be (the caller's key may reach the same account)."""
+        ...
+
+    async def page(
+        self, *, principal: Principal, status: JobState | None, limit: int, after: Position | None
+    ) -> list[JobRecord]:
+        """Up to `limit` of `principal`'s jobs, newest first, optionally only those in `status`, after `after`."""
+        ...
+
+    async def principal_secret(self) -> bytes:
+        """The random secret callers' keys are hashed with (`key_principal`), the same for every process
+        sharing this store, created with the store."""
+        ...
+
+    def take_notice(self) -> str | None:
+        """Something the store did that the next result should tell (a corrupt file moved aside), once."""
         ...
 
     async def aclose(self) -> None: ...

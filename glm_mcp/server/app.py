@@ -13,7 +13,7 @@ from glm_mcp import __version__
 from glm_mcp.config import Settings
 from glm_mcp.jobs import JobRegistry, SQLiteJobStore
 from glm_mcp.server.icons import ICONS
-from glm_mcp.server.state import AppState
+from glm_mcp.server.state import AppState, principal_secret
 from glm_mcp.server.tools import build_tools
 from glm_mcp.upstream import open_glm_client
 
@@ -39,7 +39,8 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
         ):
             jobs = JobRegistry(glm, background, store)
             try:
-                yield AppState(settings=settings, glm=glm, jobs=jobs, store=store)
+                secret = await principal_secret(store, settings)
+                yield AppState(settings=settings, glm=glm, jobs=jobs, store=store, principal_secret=secret)
             finally:
                 await jobs.interrupt_running()  # recorded with their partial text, for after the restart
                 background.cancel_scope.cancel()  # jobs still running end with the server

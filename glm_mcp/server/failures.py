@@ -15,6 +15,7 @@ from glm_mcp.glm.errors import (
     GLMTransportError,
     MissingAPIKeyError,
 )
+from glm_mcp.jobs import RegistryUnavailable
 from glm_mcp.server.arguments import ArgumentError
 from glm_mcp.server.auth import ClientKeyError
 from glm_mcp.server.results import ToolFailure
@@ -26,10 +27,6 @@ _MISSING_KEY_HINT = (
     'this server with (the "env" block of its config), then restart the server. To try the tools without '
     "a key, run `glm-mcp demo`, which answers from the bundled GLM emulator."
 )
-
-
-class JobsNotSharedError(PermissionError):
-    """list_jobs refused to a caller with its own key: the registry is shared by every caller."""
 
 
 class UnknownJobError(LookupError):
@@ -150,13 +147,8 @@ def _describe(exc: BaseException, settings: Settings, models: list[str] | None, 
             )
         case ClientKeyError():
             return ToolFailure(error="missing_api_key", message=str(exc), retryable=False)
-        case JobsNotSharedError():
-            return ToolFailure(
-                error="unavailable",
-                message=str(exc),
-                retryable=False,
-                hint="Keep the job ids your calls return; get_result takes them.",
-            )
+        case RegistryUnavailable():
+            return ToolFailure(error="registry_unavailable", message=str(exc), hint=exc.fix, retryable=True)
         case UnknownJobError():
             return ToolFailure(
                 error="unknown_job",

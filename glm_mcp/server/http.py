@@ -47,7 +47,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from glm_mcp import __version__
 from glm_mcp.config import API_KEY_VARS, ConfigError, Settings
-from glm_mcp.server.auth import ClientKeyError, SharedTokenVerifier, client_credentials
+from glm_mcp.server.auth import ClientKeyError, SharedTokenVerifier, check_client_key_headers, client_credentials
 from glm_mcp.server.cancellation import CallRegistry, CallStopper, StopCalls
 
 logger = logging.getLogger(__name__)
@@ -174,6 +174,7 @@ class _CallerKeyCheck:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
+            check_client_key_headers(scope["headers"])  # on the raw list: a mapping hides a second header
             client_credentials(Headers(scope=scope), self._settings)
         except ClientKeyError as exc:
             await PlainTextResponse(str(exc), status_code=400)(scope, receive, send)

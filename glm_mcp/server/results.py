@@ -29,7 +29,26 @@ class ToolCallRequest(BaseModel):
     arguments: str = Field(description="JSON text as the model wrote it; it may be invalid JSON.")
 
 
-class ChatResult(BaseModel):
+class RegistryNotes(BaseModel):
+    """What a result says about the job registry when something there went wrong: never kept quiet."""
+
+    not_recorded: str | None = Field(
+        None,
+        description="Present when this job is not in the job registry: why, and what to fix. Keep its id: "
+        "list_jobs does not show it, and only this server process can answer get_result for it, until it stops.",
+    )
+    registry_notice: str | None = Field(
+        None, description="Something that happened to the job registry, for example a corrupt file moved aside."
+    )
+
+    def _registry_text(self) -> str:
+        return _join(
+            f"NOTE: {self.not_recorded}" if self.not_recorded else "",
+            f"NOTE: {self.registry_notice}" if self.registry_notice else "",
+        )
+
+
+class ChatResult(RegistryNotes):
     """An answer from a GLM model, or the start of one that is still being generated."""
 
     status: Literal["completed", "running"] = Field(
@@ -56,13 +75,13 @@ class ChatResult(BaseModel):
         return cls(**_answer_fields(completion), attempts=attempts)
 
     @classmethod
-    def running(cls, job: Job) -> Self:
+    def running(cls, job: Job, registry_notice: str | None = None) -> Self:
         """The partial answer of a job that outlived the call's wait."""
         fields = _answer_fields(job.accumulator.completion())
         # Before the first chunk the stream has named no model yet: the request's model is the one answering.
         fields.update(status="running", job_id=job.id, model=job.model, finish_reason=None, usage=None)
         fields.update(cls._running_extras())
-        fields.update(attempts=job.attempts.count)
+        fields.update(attempts=job.attempts.count, not_recorded=job.not_recorded, registry_notice=registry_notice)
         return cls(**fields)
 
     @classmethod
@@ -74,6 +93,7 @@ class ChatResult(BaseModel):
             return _join(
                 "Still generating when this call's wait ran out; the answer goes on in the background. "
                 f'Call get_result with task_id="{self.job_id}" to get the rest.',
+                self._registry_text(),
                 "Answer so far:\n" + self.text if self.text else "",
             )
         return _join(self.text, _tool_calls_text(self.tool_calls), self._footer())
@@ -145,7 +165,7 @@ class WebSearchResult(ChatResult):
         return _join(self.text, "Sources:\n" + listing if listing else self.note or "", self._footer())
 
 
-class SubmittedTask(BaseModel):
+class SubmittedTask(RegistryNotes):
     """An async chat job the platform accepted."""
 
     task_id: str = Field(description="Pass this to get_result.")
@@ -161,13 +181,14 @@ class SubmittedTask(BaseModel):
         )
 
     def to_text(self) -> str:
-        return (
+        return _join(
             f"Task {self.task_id} submitted ({self.status}, model {self.model}). "
-            f"Call get_result with task_id={self.task_id!r} to fetch the answer."
+            f"Call get_result with task_id={self.task_id!r} to fetch the answer.",
+            self._registry_text(),
         )
 
 
-class TaskResult(BaseModel):
+class TaskResult(RegistryNotes):
     """The state of a job, and its answer once it has one."""
 
     task_id: str
@@ -199,6 +220,7 @@ class TaskResult(BaseModel):
 
     @classmethod
     def from_job(cls, job: Job, result_type: type[ChatResult], error: ToolFailure | None) -> TaskResult:
+        """A job this process generates; what went wrong recording it is said too."""
         status: TaskStatus = {"running": "PROCESSING", "completed": "SUCCESS"}.get(job.status, "FAIL")  # type: ignore[assignment]
         partial = job.answer_so_far or None
         return cls(
@@ -210,6 +232,8 @@ class TaskResult(BaseModel):
             result=result_type.from_completion(job.completion, job.attempts.count) if job.completion else None,
             partial_text=partial if status != "SUCCESS" else None,
             error=error,
+            not_recorded=job.not_recorded,
+            registry_notice=job.registry_problem,
         )
 
     @classmethod
@@ -237,12 +261,18 @@ class TaskResult(BaseModel):
 
     def to_text(self) -> str:
         if self.result is not None:
-            return self.result.to_text()
+            return _join(self.result.to_text(), self._registry_text())
         if self.status == "FAIL":
             reason = self.error.to_text() if self.error else "submit it again if needed."
-            return _join(f"Task {self.task_id} failed (model {self.model}).", reason, _partial(self.partial_text))
+            return _join(
+                f"Task {self.task_id} failed (model {self.model}).",
+                reason,
+                self._registry_text(),
+                _partial(self.partial_text),
+            )
         return _join(
             f"Task {self.task_id} is still {self.status}; call get_result again to wait for it.",
+            self._registry_text(),
             _partial(self.partial_text),
         )
 
@@ -258,7 +288,7 @@ ErrorKind = Literal[
     "upstream_too_large",
     "answer_cut",
     "submit_uncertain",
-    "unavailable",
+    "registry_unavailable",
     "content_blocked",
     "cancelled",
     "interrupted",
@@ -320,7 +350,7 @@ class JobSummary(BaseModel):
         )
 
 
-class JobList(BaseModel):
+class JobList(RegistryNotes):
     """A page of the job registry, newest first."""
 
     jobs: list[JobSummary]
@@ -337,13 +367,17 @@ class JobList(BaseModel):
 
     def to_text(self) -> str:
         if not self.jobs:
-            return "No jobs."
+            return _join("No jobs.", self._registry_text())
         lines = [
             f"- {job.job_id} · {job.kind} · {job.status} · {job.model} · {job.created_at} · {job.summary}"
             for job in self.jobs
         ]
         more = f'Older jobs: call list_jobs with cursor="{self.next_cursor}".' if self.next_cursor else ""
-        return _join("Jobs, newest first (pass an id to get_result as task_id):\n" + "\n".join(lines), more)
+        return _join(
+            "Jobs, newest first (pass an id to get_result as task_id):\n" + "\n".join(lines),
+            more,
+            self._registry_text(),
+        )
 
 
 def _answer_fields(completion: ChatCompletion) -> dict[str, object]:

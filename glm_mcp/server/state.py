@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import secrets
 from dataclasses import dataclass
 
 import anyio
@@ -10,10 +12,13 @@ from mcp.server.mcpserver import Context
 
 from glm_mcp.config import Settings
 from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
-from glm_mcp.jobs import JobRegistry, JobStore
-from glm_mcp.server.auth import client_credentials
+from glm_mcp.jobs import SERVER, JobRegistry, JobStore, Principal, RegistryUnavailable
+from glm_mcp.jobs.principal import SECRET_BYTES
+from glm_mcp.server.auth import caller_key
 from glm_mcp.server.failures import GenerationFailed, describe_failure
 from glm_mcp.server.results import ToolFailure
+
+logger = logging.getLogger(__name__)
 
 # An error report must not wait long on a second call to the platform.
 _MODEL_LIST_TIMEOUT_S = 5.0
@@ -25,15 +30,20 @@ class AppState:
     glm: GLMClient
     jobs: JobRegistry
     store: JobStore
-    caller_key: bool = False
-    """Whether this request brought its own GLM key (HTTP, GLM_MCP_ALLOW_CLIENT_KEYS on)."""
+    principal_secret: bytes = b""
+    """What callers' keys are hashed with to make their principal: the job store's own secret."""
+    principal: Principal = SERVER
+    """Who this request is (`glm_mcp.jobs.principal`): "server" for the server's key, "key:<hex>" for a
+    caller's own; the jobs it starts are theirs, and it sees only theirs."""
 
     def for_request(self, ctx: Context) -> AppState:
-        """The state one tool call works with: the server's key, or the caller's own when it sent one."""
-        credentials = client_credentials(ctx.headers, self.settings)
-        if credentials is None:
+        """The state one tool call works with: the server's key, or the caller's own when it sent one,
+        and the principal that makes it."""
+        caller = caller_key(ctx.headers, self.settings, self.principal_secret)
+        if caller is None:
             return self
-        return dataclasses.replace(self, glm=self.glm.with_credentials(credentials), caller_key=True)
+        glm = self.glm.with_credentials(caller.credentials)
+        return dataclasses.replace(self, glm=glm, principal=caller.principal)
 
     async def describe_failure(self, exc: BaseException) -> ToolFailure:
         """The failure report for `exc`; for an unknown model it lists the models the key can use."""
@@ -51,3 +61,23 @@ class AppState:
             except GLMError:
                 return None
         return None
+
+
+async def principal_secret(store: JobStore, settings: Settings) -> bytes:
+    """The store's secret for callers' principals, when callers may bring keys (b"" otherwise: never used).
+
+    Read once at start-up. When the store cannot give it, a secret of this process is used: its
+    callers still see their own jobs, and nobody else's, until it stops.
+    """
+    if not settings.allow_client_keys:
+        return b""
+    try:
+        return await store.principal_secret()
+    except RegistryUnavailable as exc:
+        logger.warning(
+            "%s %s Callers' own keys get a principal of this process only: after a restart they no longer "
+            "see the jobs they start now.",
+            exc,
+            exc.fix,
+        )
+        return secrets.token_bytes(SECRET_BYTES)

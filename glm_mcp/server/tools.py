@@ -7,6 +7,7 @@ Everything around them (flat parameters, structured output, error results) is do
 from __future__ import annotations
 
 import functools
+import logging
 import time
 
 import anyio
@@ -16,7 +17,7 @@ from mcp.types import ToolAnnotations
 
 from glm_mcp.glm import Attempts, GLMAPIError, GLMTransportError
 from glm_mcp.glm.types import AsyncTaskResult, ChatRequest
-from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, JobRecord, JobState, poll_task
+from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, JobRecord, JobState, RegistryUnavailable, poll_task
 from glm_mcp.server.arguments import (
     ChatArguments,
     ListJobsArguments,
@@ -27,7 +28,6 @@ from glm_mcp.server.arguments import (
 from glm_mcp.server.failures import (
     GenerationFailed,
     JobCancelledError,
-    JobsNotSharedError,
     SubmitUncertainError,
     UnknownJobError,
 )
@@ -36,6 +36,8 @@ from glm_mcp.server.progress import ProgressReporter, follow_job
 from glm_mcp.server.results import ChatResult, JobList, SubmittedTask, TaskResult, WebSearchResult
 from glm_mcp.server.state import AppState
 from glm_mcp.server.tooling import model_tool
+
+logger = logging.getLogger(__name__)
 
 RESULT_TYPES: dict[ChatKind, type[ChatResult]] = {"chat": ChatResult, "web_search_chat": WebSearchResult}
 UNKNOWN_TASK_CODE = "1210"
@@ -58,7 +60,7 @@ async def _generate(
     app: AppState, ctx: Context, kind: ChatKind, request: ChatRequest, wait_seconds: float
 ) -> ChatResult:
     """Stream the answer with progress; past `wait_seconds`, hand back a job that carries on."""
-    job = app.jobs.start(kind, request, app.glm)
+    job = app.jobs.start(kind, request, app.glm, principal=app.principal)
     try:
         finished = await follow_job(job, ProgressReporter(ctx, total=wait_seconds), wait_seconds)
     except BaseException:  # the caller cancelled: stop generating, close the upstream stream
@@ -67,7 +69,7 @@ async def _generate(
         raise
     if not finished:
         await app.jobs.hand_off(job, lambda ended: _job_result(app, ended))
-        return RESULT_TYPES[kind].running(job)
+        return RESULT_TYPES[kind].running(job, registry_notice=app.store.take_notice())
     app.jobs.release(job)
     return _outcome(job)
 
@@ -88,24 +90,36 @@ async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> Su
         if exc.maybe_delivered:
             raise SubmitUncertainError(request.request_id or "", exc) from exc
         raise
-    record = JobRecord.of_request(task.id, "async_task", request, model=task.model, created_at=time.time())
-    await app.store.add(record, runs_here=False)
-    return SubmittedTask.from_task(task, attempts.count)
+    record = JobRecord.of_request(
+        task.id, "async_task", request, model=task.model, created_at=time.time(), principal=app.principal
+    )
+    not_recorded = await app.jobs.record_task(record)
+    submitted = SubmittedTask.from_task(task, attempts.count)
+    return submitted.model_copy(update={"not_recorded": not_recorded, "registry_notice": app.store.take_notice()})
 
 
 async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> TaskResult:
+    """The caller's own job only: another's id reads exactly like an unknown one, and is never polled.
+
+    A task id nobody in the registry has (submitted elsewhere, or by a submit whose answer was lost)
+    is asked of the platform with the caller's own key, which scopes what it can see.
+    """
     wait_seconds = args.wait(app.settings.wait_seconds)
     reporter = ProgressReporter(ctx, total=wait_seconds)
     if args.task_id.startswith(JOB_ID_PREFIX):
-        job = app.jobs.get(args.task_id)
+        job = app.jobs.get(args.task_id, app.principal)
         if job is None:
             return await _recorded_job(app, args.task_id, wait_seconds, reporter)
         await follow_job(job, reporter, wait_seconds)
         return await _job_result(app, job)
 
-    record = await app.store.get(args.task_id)
+    record = app.jobs.unrecorded_task(args.task_id, app.principal)
+    if record is None:
+        record = await app.store.get(args.task_id, principal=app.principal)
+    if record is None and await app.store.known(args.task_id):
+        raise _unknown(app, args.task_id)  # another caller's task
     if record is not None and record.result is not None:  # fetched before: the platform is not asked again
-        return TaskResult.from_record(record)
+        return _noted(app, TaskResult.from_record(record))
 
     async def report(polls: int, state: AsyncTaskResult) -> None:
         await reporter.send(f"task {state.task_status.lower()} after {polls} poll(s) ({reporter.elapsed:.0f} s)")
@@ -116,15 +130,17 @@ async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> Task
         if exc.code != UNKNOWN_TASK_CODE:
             raise
         # The platform answers an id it does not know as a bad parameter (1210): say what is really wrong.
-        raise UnknownJobError(
-            f"Task {args.task_id} is unknown: no job of this server has that id, and the GLM platform knows "
-            "no async task by it."
-        ) from exc
+        raise _unknown(app, args.task_id) from exc
     result = TaskResult.from_poll(args.task_id, state)
+    if app.jobs.unrecorded_task(args.task_id, app.principal) is not None:
+        return result.model_copy(update={"not_recorded": "This task is not in the job registry: see its submit."})
     if record is not None and state.task_status != "PROCESSING":
         status: JobState = "completed" if state.task_status == "SUCCESS" else "failed"
-        await app.store.finish(args.task_id, status, result=result.model_dump_json(), partial_text=None)
-    return result
+        try:
+            await app.store.finish(args.task_id, status, result=result.model_dump_json(), partial_text=None)
+        except RegistryUnavailable as exc:  # nothing is lost: the next get_result asks the platform again
+            logger.warning("the end of task %s is not recorded: %s %s", args.task_id, exc, exc.fix)
+    return _noted(app, result)
 
 
 async def _job_result(app: AppState, job: Job) -> TaskResult:
@@ -135,23 +151,36 @@ async def _job_result(app: AppState, job: Job) -> TaskResult:
 async def _recorded_job(app: AppState, job_id: str, wait_seconds: float, reporter: ProgressReporter) -> TaskResult:
     """A chat job this process is not generating: as the registry has it, waiting while another process works on it."""
     deadline = time.monotonic() + wait_seconds
-    while (record := await app.store.get(job_id)) is not None:
+    while (record := await app.store.get(job_id, principal=app.principal)) is not None:
         remaining = deadline - time.monotonic()
         if record.status != "running" or remaining <= 0:
-            return TaskResult.from_record(record)
+            return _noted(app, TaskResult.from_record(record))
         await reporter.send(f"generating in another glm-mcp process ({reporter.elapsed:.0f} s)")
         await anyio.sleep(min(RECORD_POLL_S, remaining))
-    raise UnknownJobError(f"No job {job_id} runs here or is recorded in the job registry.")
+    raise _unknown(app, job_id)
+
+
+def _unknown(app: AppState, job_id: str) -> UnknownJobError:
+    """The one answer for an id the caller has no job under: never started, forgotten, or someone else's."""
+    notice = app.store.take_notice()
+    where = "" if job_id.startswith(JOB_ID_PREFIX) else ", and the GLM platform has no task by that id for your key"
+    message = f"{job_id} is unknown: no job of yours with that id runs here or is in the job registry{where}."
+    return UnknownJobError(f"{message} {notice}" if notice else message)
+
+
+def _noted(app: AppState, result: TaskResult) -> TaskResult:
+    """`result`, with what happened to the registry since the last result said so."""
+    notice = app.store.take_notice()
+    return result.model_copy(update={"registry_notice": notice}) if notice else result
 
 
 async def list_jobs(app: AppState, ctx: Context, args: ListJobsArguments) -> JobList:
-    if app.caller_key:
-        raise JobsNotSharedError(
-            "list_jobs is not available to callers who send their own GLM key: the job registry is shared "
-            "by every caller of this server."
-        )
-    records = await app.store.page(status=args.status, limit=args.limit + 1, after=args.after())
-    return JobList.from_records(records, args.limit)
+    """The caller's own jobs, and nobody else's."""
+    records = await app.store.page(
+        principal=app.principal, status=args.status, limit=args.limit + 1, after=args.after()
+    )
+    listing = JobList.from_records(records, args.limit)
+    return listing.model_copy(update={"registry_notice": app.store.take_notice()})
 
 
 def build_tools() -> list[Tool]:
