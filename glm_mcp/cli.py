@@ -110,14 +110,10 @@ def _serve(args: argparse.Namespace, *, demo: bool) -> int:
 
 def _http_settings(args: argparse.Namespace, settings: Settings) -> Settings:
     """`settings` with the HTTP flags applied; refuses an exposed address without a token."""
-    import dataclasses
-
     from glm_mcp.server.http import check_exposure
 
     stateless = settings.stateless if args.stateless is None else args.stateless
-    settings = dataclasses.replace(
-        settings, stateless=stateless, allow_insecure=settings.allow_insecure or args.allow_insecure
-    )
+    settings = settings.replace(stateless=stateless, allow_insecure=settings.allow_insecure or args.allow_insecure)
     check_exposure(args.host, settings)
     return settings
 

@@ -1,305 +1,420 @@
-"""Every setting, read from the environment once at start-up and validated there.
+"""Every setting, declared once: variable, type, default, bounds and meaning in one field of `Settings`.
 
-`ENV_VARS` is the single list of variables: the README table, the manifests and `doctor` are
-checked against it by the tests, so a variable cannot be added without being documented.
+The environment is read and validated by pydantic-settings (`Settings.from_env`); `ENV_VARS`, the
+README's configuration table (`settings_table`, written by `scripts/sync-manifests`), the MCPB
+bundle's user config and the deploy manifests are derived from these fields or checked against
+them by the tests, so a default changed here and nowhere else fails the suite.
+
+An empty variable counts as unset. Derived values (`credentials`, `base_url`) are properties.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import os
-import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 from glm_mcp.glm.auth import AuthMode, Credentials
 
-_T = TypeVar("_T", bound=str)
-
 Region = Literal["international", "mainland"]
 Plan = Literal["general", "coding"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 _HOSTS: dict[Region, str] = {"international": "https://api.z.ai", "mainland": "https://open.bigmodel.cn"}
 _PATHS: dict[Plan, str] = {"general": "/api/paas/v4", "coding": "/api/coding/paas/v4"}
 API_PATHS: Mapping[Plan, str] = _PATHS
 """The path every GLM base URL ends with, by plan: what a GLM_BASE_URL must end with too."""
-_REGIONS: tuple[Region, ...] = ("international", "mainland")
-_PLANS: tuple[Plan, ...] = ("general", "coding")
-_AUTH_MODES: tuple[AuthMode, ...] = ("bearer", "jwt")
 
 API_KEY_VARS = ("GLM_API_KEY", "ZAI_API_KEY", "ZHIPUAI_API_KEY")
 """Where the key is looked for, first match wins: ours, then the names the official SDKs read."""
-
-
-@dataclass(frozen=True, slots=True)
-class EnvVar:
-    name: str
-    default: str
-    meaning: str
-
-
-ENV_VARS: tuple[EnvVar, ...] = (
-    EnvVar(
-        "GLM_API_KEY",
-        "(none)",
-        "Your API key (`<id>.<secret>`). `ZAI_API_KEY` and `ZHIPUAI_API_KEY`, the "
-        "names the official SDKs read, are accepted too, in that order. Without a key the server still "
-        "starts and lists its tools; each call then says which variable to set.",
-    ),
-    EnvVar(
-        "GLM_AUTH_MODE",
-        "bearer",
-        "`bearer` sends the key as it is (what the official SDKs do); `jwt` "
-        "sends a short-lived signed token made from it instead.",
-    ),
-    EnvVar(
-        "GLM_REGION",
-        "international",
-        "`international` (api.z.ai) or `mainland` (open.bigmodel.cn): the platform your key belongs to.",
-    ),
-    EnvVar(
-        "GLM_PLAN",
-        "general",
-        "`general` (pay-as-you-go) or `coding` (GLM Coding Plan subscription): a "
-        "key works only on the endpoint of its plan.",
-    ),
-    EnvVar(
-        "GLM_BASE_URL",
-        "(from region and plan)",
-        "Full API base URL, e.g. `https://api.z.ai/api/paas/v4`; when set, region and plan are not used.",
-    ),
-    EnvVar("GLM_MODEL", "glm-4.6", "Model used when a tool call names none."),
-    EnvVar(
-        "GLM_WAIT_SECONDS",
-        "45",
-        "How long `chat` and `web_search_chat` wait for an answer before handing back a `job_id` (the "
-        "generation goes on; `get_result` fetches it). Below the 60 s after which many clients give up. "
-        "A call's own `wait_seconds` overrides it.",
-    ),
-    EnvVar("GLM_TIMEOUT", "300", "Seconds to wait for the next bytes from the API before giving up."),
-    EnvVar("GLM_CONNECT_TIMEOUT", "10", "Seconds to wait for a connection to the API."),
-    EnvVar(
-        "GLM_CALL_DEADLINE",
-        "1800",
-        "Seconds one upstream call may take in all (waiting its turn, retries, the whole streamed answer, also "
-        "in a handed-off job); past it the call fails and its slot is freed, even if the API keeps sending.",
-    ),
-    EnvVar(
-        "GLM_MAX_RESPONSE_BYTES",
-        "16777216",
-        "Largest JSON answer read from the API, in bytes after decompression (16 MiB); a larger one fails the "
-        "call and its connection is closed.",
-    ),
-    EnvVar(
-        "GLM_MAX_ANSWER_CHARS",
-        "2000000",
-        "Largest streamed answer, in characters of text, reasoning and tool-call arguments together; past it the "
-        "stream is stopped and the call fails (with the text so far).",
-    ),
-    EnvVar(
-        "GLM_MAX_RETRIES",
-        "3",
-        "Times a failed request is sent again, for failures a retry can fix (rate limits 1302/1303, overload "
-        "1305, server errors, timeouts); billing, key, quota and bad-request errors are never retried. 0 turns "
-        "retries off.",
-    ),
-    EnvVar(
-        "GLM_RETRY_BUDGET",
-        "60",
-        "Seconds all attempts of one call may take together, waits included; no retry starts past it.",
-    ),
-    EnvVar(
-        "GLM_MAX_CONCURRENCY",
-        "32",
-        "Upstream requests in flight at once (a streamed answer counts until it ends); more calls wait their "
-        "turn instead of tripping the platform's concurrency limit. Set it to your account's limit.",
-    ),
-    EnvVar(
-        "GLM_MAX_PROMPT_CHARS",
-        "1000000",
-        "Largest input a call may send, in characters of all its messages together (about 4 per token); larger "
-        "ones are refused before anything is sent.",
-    ),
-    EnvVar(
-        "GLM_DATA_DIR",
-        "(the user data directory)",
-        "Where the job registry (`jobs.sqlite3`) is kept, shared by every glm-mcp process of the user. By default "
-        "`$XDG_DATA_HOME/glm-mcp` (`~/.local/share/glm-mcp`) on Linux, `~/Library/Application Support/glm-mcp` on "
-        "macOS, `%LOCALAPPDATA%\\glm-mcp` on Windows. An absolute path.",
-    ),
-    EnvVar(
-        "GLM_JOB_RETENTION_DAYS",
-        "7",
-        "Days a finished job stays in the registry (and `list_jobs`, `get_result`) after it ended; older ones "
-        "are deleted.",
-    ),
-    EnvVar("GLM_LOG_LEVEL", "WARNING", "Log level of the server's log on stderr (DEBUG, INFO, WARNING, ERROR)."),
-    EnvVar(
-        "GLM_MCP_HTTP_TOKEN",
-        "(none)",
-        "The token HTTP clients must send as `Authorization: Bearer <token>`, at least 16 characters "
-        "(`python -c 'import secrets; print(secrets.token_urlsafe(32))'` makes one). Without one the HTTP "
-        "server binds only a loopback address. Not used over stdio.",
-    ),
-    EnvVar(
-        "GLM_MCP_HTTP_TOKEN_FILE",
-        "(none)",
-        "A file holding the token (a mounted Kubernetes or Docker secret), instead of `GLM_MCP_HTTP_TOKEN`.",
-    ),
-    EnvVar(
-        "GLM_MCP_ALLOWED_HOSTS",
-        "(loopback names only)",
-        "Comma-separated `Host` header values the HTTP server answers besides `127.0.0.1`, `localhost` and "
-        "`[::1]`: the names clients reach it by (`mcp.example.com`, `glm-mcp.team.svc`). A name without a port "
-        "is allowed on any port. Any other host gets 421 (DNS-rebinding protection, always on).",
-    ),
-    EnvVar(
-        "GLM_MCP_ALLOWED_ORIGINS",
-        "(loopback origins only)",
-        "Comma-separated browser origins (`https://app.example.com`; `:*` for any port) allowed besides "
-        "`http://127.0.0.1`, `http://localhost` and `http://[::1]` on any port. A request from any other "
-        "`Origin` gets 403; requests without one (clients that are not browsers) are not affected.",
-    ),
-    EnvVar(
-        "GLM_MCP_STATELESS",
-        "true",
-        "`true`: every HTTP request stands alone, so replicas behind a load balancer need no sticky sessions. "
-        "`false` (or `--sessionful`): each client gets an MCP session (`Mcp-Session-Id`) kept by one process.",
-    ),
-    EnvVar(
-        "GLM_MCP_ALLOW_INSECURE",
-        "false",
-        "`true` (or `--allow-insecure`) lets the HTTP server bind a non-loopback address without a token: "
-        "anyone who can reach it then spends your GLM key.",
-    ),
-    EnvVar(
-        "GLM_MCP_ALLOW_CLIENT_KEYS",
-        "false",
-        "`true` lets HTTP callers send their own GLM key in an `X-GLM-API-Key` header, used for that request "
-        "instead of the server's key, never stored or logged. When `false` a request with that header gets 400.",
-    ),
-    EnvVar(
-        "GLM_MCP_MAX_BODY_BYTES",
-        "4194304",
-        "Largest HTTP request body accepted, in bytes (4 MiB); a larger one gets 413.",
-    ),
-    EnvVar(
-        "GLM_MCP_SHUTDOWN_GRACE",
-        "60",
-        "Seconds the HTTP server gives calls in flight to finish after SIGTERM (it stops accepting new "
-        "connections at once) before it cancels them and exits.",
-    ),
-    EnvVar(
-        "GLM_MCP_HEADER_TIMEOUT",
-        "10",
-        "Seconds an HTTP client has to send a request's headers, after connecting or between two requests on "
-        "one connection; a socket that sends nothing or trickles its headers is closed then.",
-    ),
-    EnvVar(
-        "GLM_MCP_MAX_CONNECTIONS",
-        "4096",
-        "HTTP connections open at once (idle ones included) past which requests are answered 503. At start the "
-        "open-files limit is raised as far as the system allows; the cap is lowered to what then fits.",
-    ),
-)
-
 DEFAULT_MODEL = "glm-4.6"
 MIN_HTTP_TOKEN_CHARS = 16
+APP_NAME = "glm-mcp"
 
 
 def user_data_dir() -> Path:
     """The platform's place for this user's application data, with a `glm-mcp` directory in it."""
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "glm-mcp"
+    import platformdirs  # deferred: only a process that records a job needs it
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 class ConfigError(ValueError):
     """A setting has a value the server cannot use; the message names the variable and the fix."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """The validated configuration. Build it with `Settings.from_env()`."""
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
 
-    credentials: Credentials | None = None
-    region: Region = "international"
-    plan: Plan = "general"
-    base_url: str = field(default_factory=lambda: _HOSTS["international"] + _PATHS["general"])
-    base_url_from_env: bool = False
-    default_model: str = DEFAULT_MODEL
-    wait_seconds: float = 45.0
-    timeout: float = 300.0
-    connect_timeout: float = 10.0
-    call_deadline: float = 1800.0
-    max_response_bytes: int = 16 * 1024 * 1024
-    max_answer_chars: int = 2_000_000
-    max_retries: int = 3
-    retry_budget: float = 60.0
-    max_concurrency: int = 32
-    max_prompt_chars: int = 1_000_000
-    data_dir: Path = field(default_factory=user_data_dir)
-    job_retention_days: int = 7
-    log_level: str = "WARNING"
-    auth_mode: AuthMode = "bearer"
-    http_token: str | None = field(default=None, repr=False)
-    allowed_hosts: tuple[str, ...] = ()
-    allowed_origins: tuple[str, ...] = ()
-    stateless: bool = True
-    allow_insecure: bool = False
-    allow_client_keys: bool = False
-    max_body_bytes: int = 4 * 1024 * 1024
-    shutdown_grace: float = 60.0
-    header_timeout: float = 10.0
-    max_connections: int = 4096
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _whole_number(value: object) -> object:
+    """`1_000_000` as well as `1000000`, as Python writes numbers."""
+    return value.strip().replace("_", "") if isinstance(value, str) else value
+
+
+def _names(value: object) -> object:
+    """A comma-separated list, blanks dropped."""
+    if isinstance(value, str):
+        return tuple(entry.strip() for entry in value.split(",") if entry.strip())
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number of seconds")
+    return value
+
+
+def _shown(text: str) -> dict[str, Any]:
+    """How the documentation shows a default that is not a plain value."""
+    return {"shown_default": text}
+
+
+Seconds = Annotated[float, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
+Count = Annotated[int, BeforeValidator(_whole_number)]
+Names = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_names)]
+
+
+class Settings(BaseSettings):
+    """The validated configuration. `Settings.from_env()` reads it from the environment; `Settings(**fields)`
+    builds one from field names alone (tests, `replace`), reading nothing."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        case_sensitive=True,
+        env_ignore_empty=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        arbitrary_types_allowed=True,
+    )
+
+    api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices(*API_KEY_VARS),
+        description="Your API key (`<id>.<secret>`). `ZAI_API_KEY` and `ZHIPUAI_API_KEY`, the names the official "
+        "SDKs read, are accepted too, in that order. Without a key the server still starts and lists its tools; "
+        "each call then says which variable to set.",
+    )
+    auth_mode: Annotated[AuthMode, BeforeValidator(_lower)] = Field(
+        "bearer",
+        validation_alias="GLM_AUTH_MODE",
+        description="`bearer` sends the key as it is (what the official SDKs do); `jwt` sends a short-lived signed "
+        "token made from it instead.",
+    )
+    region: Annotated[Region, BeforeValidator(_lower)] = Field(
+        "international",
+        validation_alias="GLM_REGION",
+        description="`international` (api.z.ai) or `mainland` (open.bigmodel.cn): the platform your key belongs to.",
+    )
+    plan: Annotated[Plan, BeforeValidator(_lower)] = Field(
+        "general",
+        validation_alias="GLM_PLAN",
+        description="`general` (pay-as-you-go) or `coding` (GLM Coding Plan subscription): a key works only on the "
+        "endpoint of its plan.",
+    )
+    base_url_override: str = Field(
+        "",
+        validation_alias="GLM_BASE_URL",
+        description="Full API base URL, e.g. `https://api.z.ai/api/paas/v4`; when set, region and plan are not used.",
+        json_schema_extra=_shown("(from region and plan)"),
+    )
+    default_model: str = Field(
+        DEFAULT_MODEL, validation_alias="GLM_MODEL", min_length=1, description="Model used when a tool call names none."
+    )
+    wait_seconds: Seconds = Field(
+        45.0,
+        validation_alias="GLM_WAIT_SECONDS",
+        ge=0,
+        description="How long `chat` and `web_search_chat` wait for an answer before handing back a `job_id` (the "
+        "generation goes on; `get_result` fetches it). Below the 60 s after which many clients give up. A call's "
+        "own `wait_seconds` overrides it.",
+    )
+    timeout: Seconds = Field(
+        300.0,
+        validation_alias="GLM_TIMEOUT",
+        gt=0,
+        description="Seconds to wait for the next bytes from the API before giving up.",
+    )
+    connect_timeout: Seconds = Field(
+        10.0, validation_alias="GLM_CONNECT_TIMEOUT", gt=0, description="Seconds to wait for a connection to the API."
+    )
+    call_deadline: Seconds = Field(
+        1800.0,
+        validation_alias="GLM_CALL_DEADLINE",
+        gt=0,
+        description="Seconds one upstream call may take in all (waiting its turn, retries, the whole streamed answer, "
+        "also in a handed-off job); past it the call fails and its slot is freed, even if the API keeps sending.",
+    )
+    max_response_bytes: Count = Field(
+        16 * 1024 * 1024,
+        validation_alias="GLM_MAX_RESPONSE_BYTES",
+        ge=1024,
+        description="Largest JSON answer read from the API, in bytes after decompression (16 MiB); a larger one fails "
+        "the call and its connection is closed.",
+    )
+    max_answer_chars: Count = Field(
+        2_000_000,
+        validation_alias="GLM_MAX_ANSWER_CHARS",
+        ge=1,
+        description="Largest streamed answer, in characters of text, reasoning and tool-call arguments together; past "
+        "it the stream is stopped and the call fails (with the text so far).",
+    )
+    max_retries: Count = Field(
+        3,
+        validation_alias="GLM_MAX_RETRIES",
+        ge=0,
+        description="Times a failed request is sent again, for failures a retry can fix (rate limits 1302/1303, "
+        "overload 1305, server errors, timeouts); billing, key, quota and bad-request errors are never retried. "
+        "0 turns retries off.",
+    )
+    retry_budget: Seconds = Field(
+        60.0,
+        validation_alias="GLM_RETRY_BUDGET",
+        gt=0,
+        description="Seconds all attempts of one call may take together, waits included; no retry starts past it.",
+    )
+    max_concurrency: Count = Field(
+        32,
+        validation_alias="GLM_MAX_CONCURRENCY",
+        ge=1,
+        description="Upstream requests in flight at once (a streamed answer counts until it ends); more calls wait "
+        "their turn instead of tripping the platform's concurrency limit. Set it to your account's limit.",
+    )
+    max_prompt_chars: Count = Field(
+        1_000_000,
+        validation_alias="GLM_MAX_PROMPT_CHARS",
+        ge=1,
+        description="Largest input a call may send, in characters of all its messages together (about 4 per "
+        "token); larger ones are refused before anything is sent.",
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: user_data_dir(),  # looked up when used, so tests can point it elsewhere
+        validation_alias="GLM_DATA_DIR",
+        description="Where the job registry (`jobs.sqlite3`) is kept, shared by every glm-mcp process of the user. "
+        "By default `$XDG_DATA_HOME/glm-mcp` (`~/.local/share/glm-mcp`) on Linux, `~/Library/Application "
+        "Support/glm-mcp` on macOS, `%LOCALAPPDATA%\\glm-mcp` on Windows. An absolute path.",
+        json_schema_extra=_shown("(the user data directory)"),
+    )
+    job_retention_days: Count = Field(
+        7,
+        validation_alias="GLM_JOB_RETENTION_DAYS",
+        ge=1,
+        description="Days a finished job stays in the registry (and `list_jobs`, `get_result`) after it ended; "
+        "older ones are deleted.",
+    )
+    log_level: Annotated[LogLevel, BeforeValidator(_upper)] = Field(
+        "WARNING",
+        validation_alias="GLM_LOG_LEVEL",
+        description="Log level of the server's log on stderr (DEBUG, INFO, WARNING, ERROR).",
+    )
+    http_token: str | None = Field(
+        None,
+        validation_alias="GLM_MCP_HTTP_TOKEN",
+        repr=False,
+        description="The token HTTP clients must send as `Authorization: Bearer <token>`, at least 16 characters "
+        "(`python -c 'import secrets; print(secrets.token_urlsafe(32))'` makes one). Without one the HTTP server "
+        "binds only a loopback address. Not used over stdio.",
+    )
+    http_token_file: Path | None = Field(
+        None,
+        validation_alias="GLM_MCP_HTTP_TOKEN_FILE",
+        description="A file holding the token (a mounted Kubernetes or Docker secret), instead of "
+        "`GLM_MCP_HTTP_TOKEN`.",
+    )
+    allowed_hosts: Names = Field(
+        (),
+        validation_alias="GLM_MCP_ALLOWED_HOSTS",
+        description="Comma-separated `Host` header values the HTTP server answers besides `127.0.0.1`, `localhost` "
+        "and `[::1]`: the names clients reach it by (`mcp.example.com`, `glm-mcp.team.svc`). A name without a port "
+        "is allowed on any port. Any other host gets 421 (DNS-rebinding protection, always on).",
+        json_schema_extra=_shown("(loopback names only)"),
+    )
+    allowed_origins: Names = Field(
+        (),
+        validation_alias="GLM_MCP_ALLOWED_ORIGINS",
+        description="Comma-separated browser origins (`https://app.example.com`; `:*` for any port) allowed besides "
+        "`http://127.0.0.1`, `http://localhost` and `http://[::1]` on any port. A request from any other `Origin` "
+        "gets 403; requests without one (clients that are not browsers) are not affected.",
+        json_schema_extra=_shown("(loopback origins only)"),
+    )
+    stateless: bool = Field(
+        True,
+        validation_alias="GLM_MCP_STATELESS",
+        description="`true`: every HTTP request stands alone, so replicas behind a load balancer need no sticky "
+        "sessions. `false` (or `--sessionful`): each client gets an MCP session (`Mcp-Session-Id`) kept by one "
+        "process.",
+    )
+    allow_insecure: bool = Field(
+        False,
+        validation_alias="GLM_MCP_ALLOW_INSECURE",
+        description="`true` (or `--allow-insecure`) lets the HTTP server bind a non-loopback address without a "
+        "token: anyone who can reach it then spends your GLM key.",
+    )
+    allow_client_keys: bool = Field(
+        False,
+        validation_alias="GLM_MCP_ALLOW_CLIENT_KEYS",
+        description="`true` lets HTTP callers send their own GLM key in an `X-GLM-API-Key` header, used for that "
+        "request instead of the server's key, never stored or logged. When `false` a request with that header "
+        "gets 400.",
+    )
+    max_body_bytes: Count = Field(
+        4 * 1024 * 1024,
+        validation_alias="GLM_MCP_MAX_BODY_BYTES",
+        ge=1024,
+        description="Largest HTTP request body accepted, in bytes (4 MiB); a larger one gets 413.",
+    )
+    shutdown_grace: Seconds = Field(
+        60.0,
+        validation_alias="GLM_MCP_SHUTDOWN_GRACE",
+        ge=0,
+        description="Seconds the HTTP server gives calls in flight to finish after SIGTERM (it stops accepting new "
+        "connections at once) before it cancels them and exits.",
+    )
+    header_timeout: Seconds = Field(
+        10.0,
+        validation_alias="GLM_MCP_HEADER_TIMEOUT",
+        gt=0,
+        description="Seconds an HTTP client has to send a request's headers, after connecting or between two requests "
+        "on one connection; a socket that sends nothing or trickles its headers is closed then.",
+    )
+    max_connections: Count = Field(
+        4096,
+        validation_alias="GLM_MCP_MAX_CONNECTIONS",
+        ge=1,
+        description="HTTP connections open at once (idle ones included) past which requests are answered 503. At "
+        "start the open-files limit is raised as far as the system allows; the cap is lowered to what then fits.",
+    )
+
+    key_source: str = Field(API_KEY_VARS[0], exclude=True, repr=False)
+    """Where `api_key` came from, for messages ("the key in ZAI_API_KEY …"); not a variable."""
+
+    # --- reading ------------------------------------------------------------------------------------
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings in `env` (the process environment by default); `ConfigError` names the variable at fault."""
         env = os.environ if env is None else env
-        reader = _Reader(env)
-        auth_mode = reader.choice("GLM_AUTH_MODE", _AUTH_MODES, "bearer")
-        region = reader.choice("GLM_REGION", _REGIONS, "international")
-        plan = reader.choice("GLM_PLAN", _PLANS, "general")
-        base_url = reader.text("GLM_BASE_URL")
-        if base_url and not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"GLM_BASE_URL must start with http:// or https://, got {base_url!r}")
-        return cls(
-            credentials=_credentials(env, auth_mode),
-            region=region,
-            plan=plan,
-            base_url=(base_url or _HOSTS[region] + _PATHS[plan]).rstrip("/"),
-            base_url_from_env=bool(base_url),
-            default_model=reader.text("GLM_MODEL") or DEFAULT_MODEL,
-            wait_seconds=reader.seconds("GLM_WAIT_SECONDS", 45.0, allow_zero=True),
-            timeout=reader.seconds("GLM_TIMEOUT", 300.0),
-            connect_timeout=reader.seconds("GLM_CONNECT_TIMEOUT", 10.0),
-            call_deadline=reader.seconds("GLM_CALL_DEADLINE", 1800.0),
-            max_response_bytes=reader.count("GLM_MAX_RESPONSE_BYTES", 16 * 1024 * 1024, minimum=1024),
-            max_answer_chars=reader.count("GLM_MAX_ANSWER_CHARS", 2_000_000, minimum=1),
-            max_retries=reader.count("GLM_MAX_RETRIES", 3, minimum=0),
-            retry_budget=reader.seconds("GLM_RETRY_BUDGET", 60.0),
-            max_concurrency=reader.count("GLM_MAX_CONCURRENCY", 32, minimum=1),
-            max_prompt_chars=reader.count("GLM_MAX_PROMPT_CHARS", 1_000_000, minimum=1),
-            data_dir=_data_dir(reader.text("GLM_DATA_DIR")),
-            job_retention_days=reader.count("GLM_JOB_RETENTION_DAYS", 7, minimum=1),
-            log_level=reader.choice("GLM_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "WARNING", upper=True),
-            auth_mode=auth_mode,
-            http_token=_http_token(reader),
-            allowed_hosts=reader.names("GLM_MCP_ALLOWED_HOSTS", _check_host),
-            allowed_origins=reader.names("GLM_MCP_ALLOWED_ORIGINS", _check_origin),
-            stateless=reader.flag("GLM_MCP_STATELESS", True),
-            allow_insecure=reader.flag("GLM_MCP_ALLOW_INSECURE", False),
-            allow_client_keys=reader.flag("GLM_MCP_ALLOW_CLIENT_KEYS", False),
-            max_body_bytes=reader.count("GLM_MCP_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024),
-            shutdown_grace=reader.seconds("GLM_MCP_SHUTDOWN_GRACE", 60.0, allow_zero=True),
-            header_timeout=reader.seconds("GLM_MCP_HEADER_TIMEOUT", 10.0),
-            max_connections=reader.count("GLM_MCP_MAX_CONNECTIONS", 4096, minimum=1),
-        )
+        raw = _Environment(cls, env)()
+        key_var = next((name for name in API_KEY_VARS if env.get(name, "").strip()), None)
+        if key_var is not None:  # the first variable that holds a key, not merely the first one set
+            raw["api_key"], raw["key_source"] = env[key_var].strip(), key_var
+        try:
+            return cls(**raw)
+        except ValidationError as exc:
+            raise _config_error(exc) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what the constructor is given: `from_env` hands it the environment, so that tests and
+        `replace` never pick up the developer's own variables."""
+        return (init_settings,)
+
+    def replace(self, **changes: Any) -> Self:
+        """These settings with `changes` (by field name), validated again."""
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self)(**{**fields, **changes})
+
+    # --- rules across fields and values ---------------------------------------------------------------
+
+    @field_validator("base_url_override")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _check_data_dir(cls, value: Path) -> Path:
+        value = value.expanduser()
+        if not value.is_absolute():  # clients start servers in a directory of their choosing
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator(
+        "wait_seconds", "timeout", "connect_timeout", "call_deadline", "retry_budget", "shutdown_grace", "header_timeout"
+    )
+    @classmethod
+    def _check_finite(cls, value: float) -> float:
+        return _finite(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            if "/" in entry or any(c.isspace() for c in entry):
+                raise ValueError(f"has an entry that is not a host: {entry!r}")
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            if not entry.startswith(("http://", "https://")) or "/" in entry.split("://", 1)[1]:
+                raise ValueError(f"has an entry that is not an origin: {entry!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_across_fields(self) -> Self:
+        key = self.api_key.get_secret_value().strip() if self.api_key else ""
+        if self.auth_mode == "jwt" and key and "." not in key:
+            raise ConfigError(
+                f"GLM_AUTH_MODE=jwt needs a key of the form <id>.<secret>; the key in {self.key_source} has no '.'"
+            )
+        if self.http_token and self.http_token_file:
+            raise ConfigError("set GLM_MCP_HTTP_TOKEN or GLM_MCP_HTTP_TOKEN_FILE, not both")
+        if self.http_token_file is not None:
+            object.__setattr__(self, "http_token", _read_token_file(self.http_token_file))
+        if self.http_token is not None:
+            _check_token(self.http_token, "GLM_MCP_HTTP_TOKEN_FILE" if self.http_token_file else "GLM_MCP_HTTP_TOKEN")
+        return self
+
+    # --- derived ------------------------------------------------------------------------------------
+
+    @functools.cached_property
+    def credentials(self) -> Credentials | None:
+        """The server's GLM key, ready to sign requests; one object for the process (it caches its JWT)."""
+        key = self.api_key.get_secret_value().strip() if self.api_key else ""
+        return Credentials(key, mode=self.auth_mode, source=self.key_source) if key else None
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL: GLM_BASE_URL, or the endpoint of the region and plan."""
+        return self.base_url_override or _HOSTS[self.region] + _PATHS[self.plan]
+
+    @property
+    def base_url_from_env(self) -> bool:
+        return bool(self.base_url_override)
 
     @property
     def request_headers(self) -> dict[str, str]:
@@ -307,113 +422,107 @@ class Settings:
         return {"Accept-Language": "en-US,en"} if "bigmodel.cn" not in self.base_url else {}
 
 
-def _credentials(env: Mapping[str, str], mode: AuthMode) -> Credentials | None:
-    for name in API_KEY_VARS:
-        key = env.get(name, "").strip()
-        if key:
-            if mode == "jwt" and "." not in key:
-                raise ConfigError(
-                    f"GLM_AUTH_MODE=jwt needs a key of the form <id>.<secret>; the key in {name} has no '.'"
-                )
-            return Credentials(key, mode=mode, source=name)
-    return None
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' reading of environment variables, over a given mapping instead of `os.environ`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._mapping = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        present = {name: value.strip() for name, value in self._mapping.items() if value.strip()}  # blank = unset
+        return parse_env_vars(present, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        for name in ("key_source", "api_key", *API_KEY_VARS):  # the key is picked by `from_env`
+            values.pop(name, None)
+        return values
 
 
-def _data_dir(raw: str) -> Path:
-    if not raw:
-        return user_data_dir()
-    path = Path(raw).expanduser()
-    if not path.is_absolute():  # clients start servers in a directory of their choosing
-        raise ConfigError(f"GLM_DATA_DIR must be an absolute path, got {raw!r}")
-    return path
-
-
-def _http_token(reader: _Reader) -> str | None:
-    """The HTTP bearer token, from the variable or from the file it names (a mounted secret)."""
-    token, path = reader.text("GLM_MCP_HTTP_TOKEN"), reader.text("GLM_MCP_HTTP_TOKEN_FILE")
-    source = "GLM_MCP_HTTP_TOKEN_FILE" if path else "GLM_MCP_HTTP_TOKEN"
-    if token and path:
-        raise ConfigError("set GLM_MCP_HTTP_TOKEN or GLM_MCP_HTTP_TOKEN_FILE, not both")
-    if path:
-        try:
-            token = Path(path).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"GLM_MCP_HTTP_TOKEN_FILE names a file that cannot be read: {path!r} ({exc})") from None
-        if not token:
-            raise ConfigError(f"GLM_MCP_HTTP_TOKEN_FILE names an empty file: {path!r}")
+def _read_token_file(path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"GLM_MCP_HTTP_TOKEN_FILE names a file that cannot be read: {str(path)!r} ({exc})") from None
     if not token:
-        return None
+        raise ConfigError(f"GLM_MCP_HTTP_TOKEN_FILE names an empty file: {str(path)!r}")
+    return token
+
+
+def _check_token(token: str, source: str) -> None:
     if len(token) < MIN_HTTP_TOKEN_CHARS or not (token.isascii() and token.isprintable()) or " " in token:
         raise ConfigError(
             f"the token in {source} must be at least {MIN_HTTP_TOKEN_CHARS} ASCII characters without spaces; "
             "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
-    return token
 
 
-def _check_host(entry: str) -> bool:
-    return "/" not in entry and not any(c.isspace() for c in entry)
+_SECRET_FIELDS = frozenset({"api_key", "http_token"})
 
 
-def _check_origin(entry: str) -> bool:
-    return entry.startswith(("http://", "https://")) and "/" not in entry.split("://", 1)[1]
+def _config_error(exc: ValidationError) -> ConfigError:
+    """The first problem of `exc` as a `ConfigError` naming the variable; a secret's value is never quoted."""
+    error = exc.errors(include_url=False)[0]
+    if isinstance(error.get("ctx", {}).get("error"), ConfigError):
+        return error["ctx"]["error"]  # type: ignore[no-any-return]
+    location = str(error["loc"][0]) if error["loc"] else ""
+    field = next((name for name, info in Settings.model_fields.items() if location in (name, *_variables(info))), "")
+    variable = _variables(Settings.model_fields[field])[0] if field else location
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if field in _SECRET_FIELDS:
+        return ConfigError(f"{variable}: {message}")
+    return ConfigError(f"{variable}: {message}; got {error.get('input')!r}")
 
 
-class _Reader:
-    """Reads variables with messages that name the variable and what it accepts."""
+def _variables(info: FieldInfo) -> tuple[str, ...]:
+    alias = info.validation_alias
+    if isinstance(alias, str):
+        return (alias,)
+    if isinstance(alias, AliasChoices):
+        return tuple(str(choice) for choice in alias.choices)
+    return ()
 
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
 
-    def text(self, name: str) -> str:
-        return self._env.get(name, "").strip()
+# --- the documentation, derived ---------------------------------------------------------------------
 
-    def choice(self, name: str, allowed: tuple[_T, ...], default: _T, *, upper: bool = False) -> _T:
-        raw = self.text(name)
-        value = (raw.upper() if upper else raw.lower()) or default
-        for option in allowed:
-            if option == value:
-                return option
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {raw!r}")
 
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self.text(name).lower()
-        if not raw:
-            return default
-        if raw in ("1", "true", "yes", "on"):
-            return True
-        if raw in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    """One documented variable: its name, its default as the docs show it, and what it means."""
 
-    def names(self, name: str, valid: Callable[[str], bool]) -> tuple[str, ...]:
-        """A comma-separated list; each entry must pass `valid`."""
-        entries = tuple(entry.strip() for entry in self.text(name).split(",") if entry.strip())
-        for entry in entries:
-            if not valid(entry):
-                raise ConfigError(f"{name} has an entry that is not a host or origin: {entry!r}")
-        return entries
+    name: str
+    default: str
+    meaning: str
 
-    def count(self, name: str, default: int, *, minimum: int) -> int:
-        raw = self.text(name).replace("_", "")
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-        if value < minimum:
-            raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
-        return value
 
-    def seconds(self, name: str, default: float, *, allow_zero: bool = False) -> float:
-        raw = self.text(name)
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-        if not (value >= 0 if allow_zero else value > 0) or value == float("inf"):
-            raise ConfigError(f"{name} must be a number of seconds {'from' if allow_zero else 'above'} 0, got {raw!r}")
-        return value
+def _shown_default(info: FieldInfo) -> str:
+    extra = info.json_schema_extra
+    shown = extra.get("shown_default") if isinstance(extra, dict) else None
+    if isinstance(shown, str):
+        return shown
+    value = info.default
+    if value is None or value == ():
+        return "(none)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+ENV_VARS: tuple[EnvVar, ...] = tuple(
+    EnvVar(_variables(info)[0], _shown_default(info), info.description or "")
+    for info in Settings.model_fields.values()
+    if _variables(info)
+)
+"""Every variable the server reads, in the order the README lists them."""
+
+
+def settings_table() -> str:
+    """The README's configuration table, as `scripts/sync-manifests` writes it."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for variable in ENV_VARS:
+        default = variable.default if variable.default.startswith("(") else f"`{variable.default}`"
+        rows.append(f"| `{variable.name}` | {default} | {variable.meaning} |")
+    return "\n".join(rows)

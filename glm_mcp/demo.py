@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator, EmulatorConfig
-from glm_mcp.glm import Credentials
 
 DEMO_MODEL_LABEL = " (demo: made up by the GLM emulator, not GLM)"
 """Added to the model name of every demo answer, so nobody mistakes its filler text for GLM's."""
@@ -23,10 +23,10 @@ def start_demo_emulator() -> Emulator:
 def demo_settings(settings: Settings, emulator: Emulator) -> Settings:
     """`settings` pointed at `emulator`, with one of its keys and a throwaway job registry (demo jobs
     do not belong among the user's real ones): everything else stays as configured."""
-    return dataclasses.replace(
-        settings,
-        credentials=Credentials(emulator.config.api_keys[0], source="the demo emulator"),
-        base_url=emulator.base_url,
-        base_url_from_env=False,
+    return settings.replace(
+        api_key=SecretStr(emulator.config.api_keys[0]),
+        key_source="the demo emulator",
+        auth_mode="bearer",
+        base_url_override=emulator.base_url,
         data_dir=Path(tempfile.mkdtemp(prefix="glm-mcp-demo-")),
     )

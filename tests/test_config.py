@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from glm_mcp.config import ENV_VARS, ConfigError, Settings
+from glm_mcp.config import ENV_VARS, ConfigError, Settings, settings_table
 
 
 def test_defaults_are_the_international_general_endpoint() -> None:
@@ -58,6 +58,11 @@ def test_the_key_never_shows_in_a_repr() -> None:
         ({"GLM_CONNECT_TIMEOUT": "-1"}, "GLM_CONNECT_TIMEOUT"),
         ({"GLM_BASE_URL": "api.z.ai"}, "GLM_BASE_URL"),
         ({"GLM_LOG_LEVEL": "LOUD"}, "GLM_LOG_LEVEL"),
+        ({"GLM_WAIT_SECONDS": "inf"}, "GLM_WAIT_SECONDS"),
+        ({"GLM_MAX_CONCURRENCY": "0"}, "GLM_MAX_CONCURRENCY"),
+        ({"GLM_MCP_STATELESS": "maybe"}, "GLM_MCP_STATELESS"),
+        ({"GLM_MCP_ALLOWED_ORIGINS": "app.example.com"}, "GLM_MCP_ALLOWED_ORIGINS"),
+        ({"GLM_DATA_DIR": "relative/dir"}, "GLM_DATA_DIR"),
         ({"GLM_AUTH_MODE": "jwt", "GLM_API_KEY": "nodot"}, "GLM_AUTH_MODE"),
     ],
 )
@@ -77,11 +82,64 @@ def test_every_variable_the_code_reads_is_in_the_documented_list() -> None:
     assert read <= documented, read - documented
 
 
-def test_the_readme_documents_every_variable_with_its_default() -> None:
+def test_the_readme_table_is_the_declared_settings() -> None:
+    """The table is written from the declarations (scripts/sync-manifests); a default or a meaning changed in
+    code and not in the README, or the other way round, fails here."""
     import pathlib
 
     readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert settings_table() in readme, "the README's settings table is stale: run `python scripts/sync-manifests`"
     for variable in ENV_VARS:
-        row = next((line for line in readme.splitlines() if line.startswith(f"| `{variable.name}` |")), None)
-        assert row is not None, f"{variable.name} is missing from the README's table"
-        assert variable.default.strip("()") in row, f"the README gives {variable.name} another default"
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{variable.name}` |"))
+        assert variable.default.strip("()") in row
+
+
+def test_each_documented_default_is_the_default_the_server_uses() -> None:
+    """What `from_env({})` yields is what ENV_VARS (and so the README and the manifests) shows."""
+    settings = Settings.from_env({})
+    for name, info in Settings.model_fields.items():
+        variable = next((v for v in ENV_VARS if info.validation_alias in (v.name,)), None)
+        if variable is None or variable.default.startswith("("):
+            continue
+        value = getattr(settings, name)
+        shown = ("true" if value else "false") if isinstance(value, bool) else str(value).removesuffix(".0")
+        assert shown == variable.default, name
+
+
+def test_an_empty_variable_counts_as_unset() -> None:
+    settings = Settings.from_env({"GLM_WAIT_SECONDS": "", "GLM_MODEL": "  ", "GLM_REGION": ""})
+    assert (settings.wait_seconds, settings.region) == (45.0, "international")
+
+
+def test_values_are_read_as_people_write_them() -> None:
+    settings = Settings.from_env(
+        {
+            "GLM_MAX_PROMPT_CHARS": "1_000",
+            "GLM_MCP_ALLOWED_HOSTS": " a.example.com, ,b.example.com:8443 ",
+            "GLM_MCP_STATELESS": "off",
+            "GLM_LOG_LEVEL": "debug",
+            "GLM_AUTH_MODE": "JWT",
+        }
+    )
+    assert settings.max_prompt_chars == 1000
+    assert settings.allowed_hosts == ("a.example.com", "b.example.com:8443")
+    assert (settings.stateless, settings.log_level, settings.auth_mode) == (False, "DEBUG", "jwt")
+
+
+def test_the_developers_own_environment_never_reaches_settings_built_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLM_API_KEY", "dev.ownkey")
+    monkeypatch.setenv("GLM_WAIT_SECONDS", "3")
+    assert Settings().credentials is None and Settings().wait_seconds == 45.0
+    assert Settings.from_env().wait_seconds == 3.0
+
+
+def test_replace_validates_again() -> None:
+    with pytest.raises(ValueError, match="greater than 0"):
+        Settings().replace(timeout=0)
+    assert Settings().replace(allow_insecure=True).allow_insecure
+
+
+def test_a_secret_is_never_quoted_in_a_configuration_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"GLM_MCP_HTTP_TOKEN": "tooshort-secret"})
+    assert "tooshort-secret" not in str(caught.value)

@@ -152,7 +152,7 @@ def test_no_chat_calls_only_the_free_endpoint(emulator: Emulator) -> None:
 def test_a_bad_setting_stops_everything_as_it_stops_the_server() -> None:
     status, report = doctor(GLM_API_KEY=GENERAL_KEY, GLM_REGION="europe")
     assert status == 1
-    assert "GLM_REGION must be one of international, mainland; got 'europe'" in line(report, "configuration")
+    assert "GLM_REGION: Input should be 'international' or 'mainland'; got 'europe'" in line(report, "configuration")
 
 
 def test_doubts_about_the_key_and_endpoint_are_warnings(emulator: Emulator) -> None:

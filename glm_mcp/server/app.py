@@ -53,7 +53,7 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
         website_url="https://github.com/glm-mcp/glm-mcp",
         icons=ICONS,
         lifespan=lifespan,
-        log_level=settings.log_level,  # type: ignore[arg-type]
+        log_level=settings.log_level,
         tools=build_tools(),
     )
     return server
