@@ -73,7 +73,7 @@ async def test_streamed_and_plain_calls_assemble_the_same_completion(emulator: E
 
 
 def upstream_stream_flags(emulator: Emulator) -> list[bool]:
-    return [bool(e.body.get("stream")) for e in emulator.state.exchanges]
+    return [bool((e.body or {}).get("stream")) for e in emulator.state.exchanges]
 
 
 async def test_api_errors_carry_status_code_message_and_request_id(emulator: Emulator) -> None:

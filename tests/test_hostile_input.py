@@ -131,6 +131,7 @@ def raw_server(emulator_session: Emulator) -> Iterator[tuple[BlockingPortal, Raw
     async def start() -> RawStdio:
         process = await anyio.open_process(COMMAND, env=env)
         raw = RawStdio(process)
+        assert process.stdin is not None
         hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "fuzz", "version": "0"}}}
         await process.stdin.send((json.dumps(hello) + "\n").encode())

@@ -226,11 +226,12 @@ async def test_list_jobs_pages_newest_first_and_filters_by_status(client: Client
 
 
 async def test_list_jobs_refuses_what_it_did_not_give(client: Client) -> None:
-    for arguments, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"cursor": "yesterday"}, "cursor"),
         ({"limit": 0}, "limit"),
         ({"status": "lost"}, "status"),
-    ]:
+    ]
+    for arguments, field in cases:
         result = await client.call_tool("list_jobs", arguments)
         assert result.is_error and field in result.content[0].text  # type: ignore[union-attr]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -34,8 +34,8 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[float, Progress]] = []
 
-    async def __call__(self, value: float, total: float | None, message: str | None) -> None:
-        self.events.append((anyio.current_time(), (value, total, message)))
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.events.append((anyio.current_time(), (progress, total, message)))
 
     @property
     def messages(self) -> list[str]:
@@ -171,7 +171,7 @@ async def test_fifty_cancelled_calls_leave_nothing_behind(settings: Settings, em
 
     @server.tool(name="debug_state")
     async def debug_state(ctx: Context) -> str:
-        states.append(ctx.request_context.lifespan_context)
+        states.append(cast(AppState, ctx.request_context.lifespan_context))
         return "ok"
 
     async with Client(server) as client:

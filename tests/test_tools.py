@@ -13,7 +13,7 @@ from xml.etree import ElementTree
 import anyio
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, ToolAnnotations
 
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
@@ -30,7 +30,7 @@ TOOLS = ("chat", "web_search_chat", "submit_async", "get_result", "list_jobs")
 def ok(result: CallToolResult) -> dict[str, Any]:
     assert not result.is_error, result.content
     assert result.structured_content is not None
-    return result.structured_content
+    return dict(result.structured_content)
 
 
 def failed(result: CallToolResult) -> dict[str, Any]:
@@ -38,13 +38,13 @@ def failed(result: CallToolResult) -> dict[str, Any]:
     assert result.structured_content is not None
     text = result.content[0].text  # type: ignore[union-attr]
     assert "Traceback" not in text
-    return result.structured_content
+    return dict(result.structured_content)
 
 
 def answered(emulator: Emulator) -> dict[str, Any]:
     """The body of the emulator's last answer to a chat request."""
     exchange = upstream_calls(emulator, "/chat/completions")[-1]
-    assert exchange.status == 200
+    assert exchange.status == 200 and isinstance(exchange.response, dict)
     return exchange.response
 
 
@@ -60,8 +60,12 @@ async def test_lists_the_four_tools_with_flat_described_schemas(client: Client) 
             assert prop.get("description"), f"{tool.name}.{name} has no description"
     assert tools["get_result"].input_schema["required"] == ["task_id"]
     assert tools["web_search_chat"].input_schema["required"] == ["question"]
-    assert tools["get_result"].annotations.read_only_hint is True
-    assert tools["submit_async"].annotations.read_only_hint is False
+    assert tools["get_result"].annotations == ToolAnnotations(
+        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+    )
+    assert tools["submit_async"].annotations == ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+    )
 
 
 async def test_chat_returns_the_emulators_answer(client: Client, emulator: Emulator) -> None:
@@ -317,14 +321,15 @@ async def test_bad_arguments_are_refused_before_any_upstream_call(
 
 
 async def test_bad_arguments_of_the_other_tools(client: Client, emulator: Emulator) -> None:
-    for name, arguments, field in [
+    cases: list[tuple[str, dict[str, Any], str]] = [
         ("web_search_chat", {"question": " "}, "question"),
         ("web_search_chat", {"question": "q", "count": 99}, "count"),
         ("web_search_chat", {"question": "q", "recency": "oneDecade"}, "recency"),
         ("get_result", {"task_id": ""}, "task_id"),
         ("get_result", {"task_id": "../../etc/passwd"}, "task_id"),
         ("submit_async", {"prompt": "hi", "top_p": -1}, "top_p"),
-    ]:
+    ]
+    for name, arguments, field in cases:
         result = await client.call_tool(name, arguments)
         assert result.is_error, (name, arguments)
         assert field in result.content[0].text, (name, result.content)  # type: ignore[union-attr]

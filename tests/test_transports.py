@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import anyio
 import httpx2
@@ -55,7 +56,7 @@ async def test_stdout_carries_nothing_but_json_rpc(emulator: Emulator) -> None:
     async with await anyio.open_process(COMMAND, env=env) as process:
         assert process.stdin and process.stdout
         await process.stdin.send(payload)
-        answers: dict[int, dict] = {}
+        answers: dict[int, dict[str, Any]] = {}
         buffer = b""
         with anyio.fail_after(20):
             while len(answers) < 4:

@@ -12,7 +12,8 @@ import httpx2
 import pytest
 
 from glm_mcp.emulator import FAULT_HEADER, Emulator, EmulatorConfig, PendingFault
-from tests.emulator.test_emulator import GENERAL_KEY, ask, error_of, sse_events, wait_for
+from tests.emulator.conftest import GENERAL_KEY
+from tests.emulator.test_emulator import ask, error_of, sse_events, wait_for
 
 HEADERS = {"Authorization": f"Bearer {GENERAL_KEY}"}
 RESET_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
