@@ -8,10 +8,12 @@ before a handler runs; rules across fields are checked here, before anything is 
 
 from __future__ import annotations
 
+import difflib
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from glm_mcp.config import Settings
 from glm_mcp.glm.types import (
@@ -34,11 +36,48 @@ from glm_mcp.jobs import JobState, Position
 
 
 class ArgumentError(ValueError):
-    """A tool argument the server refuses before calling the API; names the field and the fix."""
+    """A tool argument the server refuses before calling the API; names the field and the fix.
+
+    Every argument mistake ends here, whether the schema catches it (`from_validation`: a wrong
+    type, a value out of range, an unknown name) or a rule across fields does.
+    """
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"Invalid argument `{field}`: {message}")
         self.field = field
+
+    @classmethod
+    def from_validation(cls, error: ValidationError, model: type[BaseModel]) -> ArgumentError:
+        """The schema's complaints about arguments for `model`, said as one argument error."""
+        problems = error.errors(include_url=False)
+        field = _location(problems[0]["loc"])
+        said = [_problem(problem, model) for problem in problems]
+        if len(said) == 1:
+            return cls(field, said[0])
+        return cls(field, " ".join(f"`{_location(p['loc'])}`: {text}" for p, text in zip(problems, said, strict=True)))
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    """`messages[0].role` for ("messages", 0, "role")."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "arguments"
+
+
+def _problem(problem: ErrorDetails, model: type[BaseModel]) -> str:
+    """What was wrong with one argument and what is allowed, in a sentence."""
+    kind, loc = problem["type"], problem["loc"]
+    if kind == "extra_forbidden" and len(loc) == 1:
+        known = list(model.model_fields)
+        close = difflib.get_close_matches(str(loc[0]), known, n=1, cutoff=0.6)
+        guess = f" Did you mean `{close[0]}`?" if close else ""
+        return f"this tool has no argument of that name.{guess} Its arguments: {', '.join(known)}."
+    if kind == "missing":
+        return "it is required."
+    got = problem.get("input")
+    shown = repr(got) if isinstance(got, int | float | bool | None) or (isinstance(got, str) and len(got) <= 40) else ""
+    return f"{problem['msg']}{f'; got {shown}' if shown else ''}."
 
 
 class _Arguments(BaseModel):

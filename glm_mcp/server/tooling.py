@@ -1,10 +1,11 @@
 """Registering tools whose inputs are pydantic models, published as flat parameters.
 
-Each tool is written as `async def handler(app, ctx, args) -> ResultModel`. `add_model_tool`
-gives it a signature made of the model's fields (so the SDK publishes a flat input schema and
-checks each field), turns its result into `structuredContent` plus a text copy, and turns any
-failure into an `isError` result that says what to do: one success path and one error path for
-every tool.
+Each tool is written as `async def handler(app, ctx, args) -> ResultModel`. `model_tool`
+gives it a signature made of the model's fields (so the SDK publishes a flat input schema),
+validates the arguments against the model itself (so a wrong type, a value out of range and an
+unknown argument name get the same structured `invalid_argument` result as a rule across
+fields), turns its result into `structuredContent` plus a text copy, and turns any failure into
+an `isError` result that says what to do: one success path and one error path for every tool.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import Annotated, Any, Protocol, TypeVar, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import CallToolResult, Icon, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, TypeAdapter, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, WithJsonSchema
 from pydantic.fields import FieldInfo
 
+from glm_mcp.server.arguments import ArgumentError
 from glm_mcp.server.results import ToolFailure
 
 
@@ -53,7 +56,12 @@ def model_tool(
         state = cast(StateT, ctx.request_context.lifespan_context)
         try:
             state = for_request(state, ctx)
-            outcome = await handler(state, ctx, arguments.model_construct(**kwargs))
+            raw = published.pre_parse_json(kwargs[_RAW])  # as the SDK would: lists that arrive as JSON text
+            try:
+                args = arguments.model_validate(raw)
+            except ValidationError as exc:
+                raise ArgumentError.from_validation(exc, arguments) from None
+            outcome = await handler(state, ctx, args)
         except Exception as exc:
             failure = await on_failure(state, exc)
             return _result(failure, is_error=True)
@@ -77,7 +85,22 @@ def model_tool(
         tool, name=name, title=title, description=description, annotations=annotations, icons=icons
     )
     registered.fn_metadata.output_schema = _result_or_failure(result)
+    published = registered.fn_metadata.model_copy()
+    registered.fn_metadata.arg_model = _AsGiven  # read live by the SDK: it now passes the arguments through
     return registered
+
+
+_RAW = "_arguments_as_given"
+
+
+class _AsGiven(ArgModelBase):
+    """The SDK's argument model for our tools: every argument passes through unchecked, so the tool's
+    own model checks them all and every mistake is answered the same way."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def model_dump_one_level(self) -> dict[str, Any]:
+        return {_RAW: dict(self.model_extra or {})}
 
 
 def _result_or_failure(result: type[BaseModel]) -> dict[str, Any]:
