@@ -220,9 +220,12 @@ async def test_a_burst_over_the_platform_limit_ends_clearly(emulator: Emulator) 
     """More in flight than the platform allows: 1302s are retried; every call ends, none hangs."""
     results = await _burst(emulator, bound=64)
     errors = [r.structured_content for r in results if r.is_error]
-    assert all(e["glm_code"] == "1302" and e["retryable"] for e in errors)
-    assert len(errors) < len(results)
-    assert any(e.status == 429 for e in upstream_calls(emulator, CHAT))
+    assert all(e["glm_code"] == "1302" and e["retryable"] and e["attempts"] > 1 for e in errors), errors[:3]
+    exchanges = upstream_calls(emulator, CHAT)
+    # Every attempt a result reports is one request the platform saw, and each answered one is a success.
+    assert sum(r.structured_content["attempts"] for r in results) == len(exchanges)
+    assert len(results) - len(errors) == sum(e.status == 200 for e in exchanges) > 0
+    assert any(e.status == 429 for e in exchanges)
 
 
 async def test_an_oversized_prompt_is_refused_before_sending(emulator: Emulator) -> None:
@@ -234,4 +237,12 @@ async def test_an_oversized_prompt_is_refused_before_sending(emulator: Emulator)
         await call(emulator, "chat", {"messages": [{"role": "user", "content": parts}]}, GLM_MAX_PROMPT_CHARS="100")
     )
     assert out["field"] == "prompt"
+    # The limit counts every message, not only the last one.
+    history = [
+        {"role": "user", "content": "a" * 60},
+        {"role": "assistant", "content": "b" * 30},
+        {"role": "user", "content": "c" * 20},
+    ]
+    out = failed(await call(emulator, "chat", {"messages": history}, GLM_MAX_PROMPT_CHARS="100"))
+    assert out["field"] == "messages" and "110 characters" in out["message"]
     assert emulator.state.exchanges == []

@@ -177,3 +177,23 @@ def test_tokens_signed_before_the_current_one_are_still_scrubbed() -> None:
     assert first != second
     text = f"echo: {first} and {second}, Bearer some-caller-token-of-theirs"
     assert credentials.redact(text) == "echo: <redacted> and <redacted>, Bearer <redacted>"
+
+
+def test_a_jwt_is_signed_again_before_its_lifetime_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reused for 180 s of its 210 s lifetime, then replaced: a token is never sent expired."""
+    import jwt
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    credentials = Credentials("myid.mysecretvalue", mode="jwt")
+    first = credentials.authorization()
+    now[0] += 179.0
+    assert credentials.authorization() == first
+    now[0] += 2.0
+    monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)
+    second = credentials.authorization()
+    assert second != first
+    payload = jwt.decode(
+        second.removeprefix("Bearer "), "mysecretvalue", algorithms=["HS256"], options={"verify_exp": False}
+    )
+    assert payload["timestamp"] == 2_000_000_000_000
