@@ -12,7 +12,7 @@ import difflib
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from pydantic_core import ErrorDetails
 
 from glm_mcp.config import Settings
@@ -84,24 +84,39 @@ class _Arguments(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MESSAGES_SCHEMA: dict[str, object] = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "required": ["role"],
+        "properties": {
+            "role": {"enum": ["system", "user", "assistant", "tool"]},
+            "content": {
+                "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}],
+                "description": 'Text, or for vision models a list of parts: {"type":"text","text":"…"}, '
+                '{"type":"image_url","image_url":{"url":"https://… or data:…"}} (also video_url, file_url).',
+            },
+            "tool_call_id": {"type": "string", "description": "role tool: the id of the call it answers."},
+            "tool_calls": {"type": "array", "description": "role assistant: its tool calls, as it returned them."},
+        },
+    },
+}
+"""The published shape of `messages`: what a model needs to write one. The full wire model
+(`glm.types.Message`, every part type and field) still checks what arrives."""
+
+
 class Conversation(_Arguments):
     """The input of a chat: one prompt, or a whole message list."""
 
     prompt: Annotated[
         str,
-        Field(description="The message to send to the model. Give either `prompt` or `messages`, not both."),
+        Field(description="The message to send. Give this or `messages`, not both."),
     ] = ""
     messages: Annotated[
         list[Message] | None,
-        Field(
-            description=(
-                "A whole conversation instead of `prompt`: a list of {role, content} objects, roles "
-                "system/user/assistant/tool, oldest first. `content` is text, or for vision models a "
-                'list of parts such as {"type":"text","text":"…"} and '
-                '{"type":"image_url","image_url":{"url":"https://…"}}.'
-            ),
-            min_length=1,
-        ),
+        Field(description="Instead of `prompt`: the whole conversation, oldest first.", min_length=1),
+        WithJsonSchema(MESSAGES_SCHEMA),
     ] = None
 
     def conversation(self, system: str) -> list[Message]:
@@ -160,36 +175,31 @@ def _media(part: ImagePart | VideoPart | FilePart) -> MediaURL:
 class Generation(_Arguments):
     """How the model generates: which model, sampling, length and format."""
 
-    system: Annotated[str, Field(description="A system prompt placed before the conversation.")] = ""
+    system: Annotated[str, Field(description="A system prompt, put before the conversation.")] = ""
     model: Annotated[
         str,
         Field(
             description=(
-                "GLM model code, e.g. glm-4.6, glm-4.5-air, glm-4.5-flash, glm-4.5v (vision). "
-                "Empty: the server's default (set by GLM_MODEL)."
+                "GLM model code: glm-4.6, glm-4.5-air, glm-4.5-flash, glm-4.5v (sees images), …. Empty: GLM_MODEL."
             ),
             max_length=100,
         ),
     ] = ""
     temperature: Annotated[
         float | None,
-        Field(description="Sampling temperature, 0 to 1. 0 gives the most deterministic answer.", ge=0, le=1),
+        Field(description="0 (most deterministic) to 1.", ge=0, le=1),
     ] = None
-    top_p: Annotated[float | None, Field(description="Nucleus sampling probability mass, 0 to 1.", ge=0, le=1)] = None
-    max_tokens: Annotated[
-        int | None, Field(description="Upper bound on the answer's length in tokens.", ge=1, le=131_072)
-    ] = None
+    top_p: Annotated[float | None, Field(description="Nucleus sampling mass.", ge=0, le=1)] = None
+    max_tokens: Annotated[int | None, Field(description="Most tokens the answer may take.", ge=1, le=131_072)] = None
     stop: Annotated[
         list[str] | None,
-        Field(description="Stop generating when this text appears (the API honours one stop word).", max_length=4),
+        Field(description="Stop when this text appears (the API honours one).", max_length=4),
     ] = None
     thinking: Annotated[
         Literal["enabled", "disabled"] | None,
-        Field(description="Deep thinking on GLM-4.5 and later: 'enabled' (the model's default) or 'disabled'."),
+        Field(description="Deep thinking (GLM-4.5 and later); models default to enabled."),
     ] = None
-    do_sample: Annotated[
-        bool | None, Field(description="false makes decoding greedy; temperature and top_p are then ignored.")
-    ] = None
+    do_sample: Annotated[bool | None, Field(description="false: greedy decoding (temperature, top_p ignored).")] = None
 
     def to_request(self, messages: list[Message], settings: Settings) -> ChatRequest:
         """The GLM request for `messages`, with these options applied."""
@@ -215,33 +225,44 @@ class Generation(_Arguments):
         )
 
 
-class Waiting(_Arguments):
+def _wait_field(description: str) -> object:
+    return Field(description=description + " Default GLM_WAIT_SECONDS (45).", ge=0, le=3600)
+
+
+class _Waiting(_Arguments):
     """How long a call waits before answering with what it has."""
 
-    wait_seconds: Annotated[
-        float | None,
-        Field(
-            description=(
-                "Seconds to wait for the answer before returning (default GLM_WAIT_SECONDS, 45: below the 60 s "
-                "after which many clients give up). If the answer is not complete by then, the call returns "
-                "status 'running' with a job_id and what has arrived; the work goes on and get_result "
-                "returns the rest."
-            ),
-            ge=0,
-            le=3600,
-        ),
-    ] = None
+    wait_seconds: float | None = None
 
     def wait(self, default: float) -> float:
         return default if self.wait_seconds is None else self.wait_seconds
 
 
+class Waiting(_Waiting):
+    """How long `chat` and `web_search_chat` wait before handing back a job."""
+
+    wait_seconds: Annotated[
+        float | None,
+        _wait_field(
+            "Seconds to wait for the answer. Past it the call returns status running, a job_id and the text so "
+            "far; the generation goes on and get_result returns the rest."
+        ),
+    ] = None
+
+
+class JobWaiting(_Waiting):
+    """How long `get_result` waits for a job to end."""
+
+    wait_seconds: Annotated[
+        float | None,
+        _wait_field("Seconds to wait for the job to end; if it has not, status is PROCESSING: call again."),
+    ] = None
+
+
 class SubmitArguments(Generation, Conversation):
     """`submit_async`: a conversation and how to answer it."""
 
-    json_output: Annotated[
-        bool, Field(description="Ask for the answer as a JSON object (the API's response_format json_object).")
-    ] = False
+    json_output: Annotated[bool, Field(description="Answer as a JSON object.")] = False
 
     def chat_request(self, settings: Settings) -> ChatRequest:
         request = self.to_request(self.conversation(self.system), settings)
@@ -253,37 +274,28 @@ class SubmitArguments(Generation, Conversation):
 class WebSearchQuery(_Arguments):
     """A question and how to search the web for it."""
 
-    question: Annotated[str, Field(description="What to find out; the model searches the web and cites sources.")]
+    question: Annotated[str, Field(description="What to find out.")]
     search_engine: Annotated[
         SearchEngine | None,
-        Field(
-            description="Search engine: search_std (default), search_pro, search_pro_sogou, search_pro_quark, "
-            "search_pro_jina or search_pro_bing."
-        ),
+        Field(description="Default search_std."),
     ] = None
-    count: Annotated[
-        int | None, Field(description="How many results to search (1 to 50, default 10).", ge=1, le=50)
-    ] = None
+    count: Annotated[int | None, Field(description="Results to search (default 10).", ge=1, le=50)] = None
     domain_filter: Annotated[
-        str | None, Field(description="Only use results from this domain, e.g. 'www.example.com'.", max_length=253)
+        str | None, Field(description="Only results from this domain (www.example.com).", max_length=253)
     ] = None
     recency: Annotated[
         RecencyFilter | None,
-        Field(description="Only use results from this period: oneDay, oneWeek, oneMonth, oneYear or noLimit."),
+        Field(description="Only results from this period."),
     ] = None
     content_size: Annotated[
         ContentSize | None,
-        Field(description="How much text per result the model reads: medium (400-600 characters) or high (~2500)."),
+        Field(description="Text the model reads per result: medium (400-600 chars) or high (~2500)."),
     ] = None
-    require_search: Annotated[
-        bool | None, Field(description="true: always search, even when the model thinks it knows the answer.")
-    ] = None
-    search_query: Annotated[
-        str | None, Field(description="Search for exactly this query instead of letting the model choose one.")
-    ] = None
+    require_search: Annotated[bool | None, Field(description="true: search even if the model thinks it knows.")] = None
+    search_query: Annotated[str | None, Field(description="Search exactly this, not a query the model picks.")] = None
     search_prompt: Annotated[
         str | None,
-        Field(description="Instructions on how to use the results; {{current_date}} is replaced by today's date."),
+        Field(description="How to use the results; {{current_date}} becomes today's date."),
     ] = None
 
 
@@ -328,7 +340,7 @@ class TaskReference(_Arguments):
     ]
 
 
-class ResultArguments(Waiting, TaskReference):
+class ResultArguments(JobWaiting, TaskReference):
     """`get_result`: which job to look at, and how long to wait for it to finish."""
 
 

@@ -10,7 +10,9 @@ an `isError` result that says what to do: one success path and one error path fo
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol, TypeVar, cast
 
@@ -18,8 +20,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import CallToolResult, Icon, TextContent, ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, WithJsonSchema
-from pydantic.fields import FieldInfo
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from glm_mcp.server.arguments import ArgumentError
 from glm_mcp.server.results import ToolFailure
@@ -56,41 +57,48 @@ def model_tool(
         state = cast(StateT, ctx.request_context.lifespan_context)
         try:
             state = for_request(state, ctx)
-            raw = published.pre_parse_json(kwargs[_RAW])  # as the SDK would: lists that arrive as JSON text
-            try:
-                args = arguments.model_validate(raw)
-            except ValidationError as exc:
-                raise ArgumentError.from_validation(exc, arguments) from None
+            args = parse_arguments(arguments, kwargs[_RAW])
             outcome = await handler(state, ctx, args)
         except Exception as exc:
             failure = await on_failure(state, exc)
             return _result(failure, is_error=True)
         return _result(outcome, is_error=False)
 
-    parameters = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
-    parameters += [
-        inspect.Parameter(
-            field_name,
-            inspect.Parameter.KEYWORD_ONLY,
-            annotation=_published(field),
-            default=inspect.Parameter.empty if field.is_required() else field.default,
-        )
-        for field_name, field in arguments.model_fields.items()
-    ]
+    context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
     tool.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        parameters, return_annotation=Annotated[CallToolResult, result]
+        [context], return_annotation=Annotated[CallToolResult, result]
     )
     tool.__name__ = name
     registered = Tool.from_function(
         tool, name=name, title=title, description=description, annotations=annotations, icons=icons
     )
+    registered.parameters = input_schema(arguments)
     registered.fn_metadata.output_schema = _result_or_failure(result)
-    published = registered.fn_metadata.model_copy()
-    registered.fn_metadata.arg_model = _AsGiven  # read live by the SDK: it now passes the arguments through
+    registered.fn_metadata.arg_model = _AsGiven  # read live by the SDK: it passes the arguments through
     return registered
 
 
-_RAW = "_arguments_as_given"
+def parse_arguments(model: type[ArgsT], given: dict[str, Any]) -> ArgsT:
+    """`given` validated against `model`, once; any mistake is an `ArgumentError`.
+
+    An array or object argument that arrives as JSON text (some clients send them so) is decoded
+    first, as the SDK's own validation would.
+    """
+    decoded = dict(given)
+    for key, value in given.items():
+        field = model.model_fields.get(key)
+        if field is not None and field.annotation is not str and isinstance(value, str):
+            with contextlib.suppress(ValueError, RecursionError):
+                parsed = json.loads(value)
+                if isinstance(parsed, list | dict):
+                    decoded[key] = parsed
+    try:
+        return model.model_validate(decoded)
+    except ValidationError as exc:
+        raise ArgumentError.from_validation(exc, model) from None
+
+
+_RAW = "arguments_as_given"
 
 
 class _AsGiven(ArgModelBase):
@@ -101,6 +109,46 @@ class _AsGiven(ArgModelBase):
 
     def model_dump_one_level(self) -> dict[str, Any]:
         return {_RAW: dict(self.model_extra or {})}
+
+
+def input_schema(arguments: type[BaseModel]) -> dict[str, Any]:
+    """The published input schema: flat parameters, self-contained, and lean.
+
+    It is read by a language model, which pays for every character: nested models are inlined
+    (several MCP clients do not follow `$ref`), and what says nothing to a reader is dropped
+    (generated titles, `null` alternatives, the `null` and `""` defaults that mean "not given",
+    discriminator mappings). The arguments are still checked against the full model.
+    """
+    schema = arguments.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def lean(node: Any) -> Any:
+        if isinstance(node, list):
+            return [lean(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            node = {**definitions[ref.removeprefix("#/$defs/")], **{k: v for k, v in node.items() if k != "$ref"}}
+        options = node.get("anyOf")
+        if isinstance(options, list) and {"type": "null"} in options:
+            rest = [option for option in options if option != {"type": "null"}]
+            if len(rest) == 1:  # optional: absent means "not given"; null is not worth a word
+                node = {**rest[0], **{k: v for k, v in node.items() if k != "anyOf"}}
+            else:
+                node = {**node, "anyOf": rest}
+        return {
+            key: lean(value)
+            for key, value in node.items()
+            if key not in _SAYS_NOTHING and not (key == "default" and value in (None, ""))
+        }
+
+    published: dict[str, Any] = lean(schema)
+    published.pop("description", None)  # the tool's description says it
+    return published
+
+
+_SAYS_NOTHING = frozenset({"title", "discriminator"})
 
 
 def _result_or_failure(result: type[BaseModel]) -> dict[str, Any]:
@@ -121,35 +169,3 @@ def _result(model: Renderable, *, is_error: bool) -> CallToolResult:
         structured_content=model.model_dump(mode="json", exclude_none=is_error),
         is_error=is_error,
     )
-
-
-def _published(field: FieldInfo) -> Any:
-    """The parameter annotation for a model field: its type, constraints and description.
-
-    Nested models are inlined into the parameter's schema: several MCP clients do not follow
-    `$ref`, and a self-contained schema is easier for a model to read.
-    """
-    annotation: Any = Annotated[(field.annotation, *field.metadata, Field(description=field.description))]
-    schema = TypeAdapter(annotation).json_schema()
-    if "$defs" in schema:
-        annotation = Annotated[(annotation, WithJsonSchema(_inline_refs(schema)))]
-    return annotation
-
-
-def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    definitions = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                target = resolve(definitions[ref.removeprefix("#/$defs/")])
-                return {**target, **{k: resolve(v) for k, v in node.items() if k != "$ref"}}
-            # A discriminator mapping names $defs entries; the inlined oneOf says the same by itself.
-            return {key: resolve(value) for key, value in node.items() if key != "discriminator"}
-        if isinstance(node, list):
-            return [resolve(item) for item in node]
-        return node
-
-    inlined: dict[str, Any] = resolve(schema)
-    return inlined
