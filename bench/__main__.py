@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import anyio
 
-from bench import measure
+from bench import context, measure
 from bench.figures import Figure, machine, markdown
-from bench.processes import BARE_SERVER, GLM_MCP, shown
+from bench.processes import BARE_SERVER, GLM_MCP, emulator, shown
 
-SECTIONS = ("cold-start", "per-call", "load", "streaming")
+SECTIONS = ("cold-start", "per-call", "load", "streaming", "context")
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,11 @@ async def _run(sections: set[str], size: Size, judge: bool = True) -> tuple[list
     if "streaming" in sections:
         show(await measure.first_progress(size.progress_runs))
     notes: list[str] = []
+    if "context" in sections:
+        with emulator() as emu:
+            new, context_notes = await context.context_cost(emu.origin)
+        show(new)
+        notes += context_notes
     if "load" in sections:
         new, load_memory = await measure.load(size.load_levels, size.load_min_calls)
         show(new)
