@@ -362,7 +362,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "wait_seconds", "timeout", "connect_timeout", "call_deadline", "retry_budget", "shutdown_grace", "header_timeout"
+        "wait_seconds",
+        "timeout",
+        "connect_timeout",
+        "call_deadline",
+        "retry_budget",
+        "shutdown_grace",
+        "header_timeout",
     )
     @classmethod
     def _check_finite(cls, value: float) -> float:
