@@ -107,7 +107,9 @@ PLACES = [
 
 
 def arguments(tool: str) -> dict[str, Any]:
-    return {"task_id": "task-echo", "wait_seconds": 0} if tool == "get_result" else {"prompt": "hi", "wait_seconds": 30}
+    if tool == "get_result":
+        return {"task_id": "task-echo", "wait_seconds": 0}
+    return {"prompt": "hi"} if tool == "submit_async" else {"prompt": "hi", "wait_seconds": 30}
 
 
 def hostile(place: Place, echo: Echo, offset: int, tool: str) -> Callable[[Request], Reply]:
