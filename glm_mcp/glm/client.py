@@ -22,10 +22,12 @@ from pydantic import BaseModel, ValidationError
 
 from glm_mcp.glm.auth import Credentials
 from glm_mcp.glm.errors import (
+    GLMAnswerCutError,
     GLMAPIError,
     GLMDeadlineError,
     GLMError,
     GLMLimitError,
+    GLMProtocolError,
     GLMStreamError,
     GLMTransportError,
     MissingAPIKeyError,
@@ -157,9 +159,13 @@ class GLMClient:
         return str(self._http.base_url).rstrip("/")
 
     async def chat(self, request: ChatRequest, *, attempts: Attempts | None = None) -> ChatCompletion:
-        """A whole completion in one JSON answer."""
+        """A whole completion in one JSON answer; `GLMAnswerCutError` when the platform stopped it, as for a stream."""
         response = await self._send("POST", "chat/completions", request.to_json(), attempts=attempts)
-        return self._parse(ChatCompletion, response)
+        completion = self._parse(ChatCompletion, response)
+        cut = GLMAnswerCutError.of(completion.finish_reason)
+        if cut is not None:
+            raise cut
+        return completion
 
     @asynccontextmanager
     async def stream_chat(
@@ -229,10 +235,9 @@ class GLMClient:
         if error.code is not None:
             return error
         kind = self._text(response.headers.get("content-type") or "no Content-Type", 100)
-        return GLMTransportError(
+        return GLMProtocolError(
             f"the GLM API answered a streamed chat with HTTP {response.status_code} and {kind!r} instead of "
-            f"an event stream: {self._text(content, SNIPPET_CHARS)!r}",
-            maybe_delivered=True,
+            f"an event stream: {self._text(content, SNIPPET_CHARS)!r}"
         )
 
     async def _chunks(self, response: httpx2.Response) -> AsyncIterator[ChatCompletionChunk]:
@@ -399,10 +404,9 @@ class GLMClient:
             return model.model_validate_json(response.content)
         except ValidationError:
             snippet = self._text(response.content, SNIPPET_CHARS)
-            raise GLMTransportError(
+            raise GLMProtocolError(
                 f"the GLM API answered HTTP {response.status_code} with a body that is not the expected "
-                f"JSON: {snippet!r}",
-                maybe_delivered=True,
+                f"JSON: {snippet!r}"
             ) from None
 
     def _api_error(self, response: httpx2.Response, content: bytes) -> GLMAPIError:

@@ -1,6 +1,14 @@
-"""What can go wrong talking to the GLM API, as one small hierarchy the MCP face can map to advice."""
+"""What can go wrong talking to the GLM API: the `GLMError` branch of glm-mcp's one error hierarchy.
+
+Each kind says what it means (its `kind`, whether a retry can help, its advice); the tree and
+what the client receives for each are stated in `glm_mcp/errors.py`. Nothing here knows MCP.
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
+
+from glm_mcp.errors import Advice, ErrorKind, GlmMcpError
 
 RETRYABLE_CODES = frozenset({"1302", "1303", "1305", "500", "1200", "1230", "1234"})
 """Concurrency and frequency limits, overload, and the platform's internal errors."""
@@ -12,19 +20,18 @@ FINAL_CODES = frozenset(
 """Authentication, billing, quota, bad requests and content blocks: the same request fails again."""
 
 
-class GLMError(Exception):
+class GLMError(GlmMcpError):
     """Anything that stopped a GLM call from producing an answer."""
+
+    kind: ClassVar[ErrorKind] = "upstream_error"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
         self.attempts = 1
         """How many times the request was sent before giving up (set by the client's retry loop)."""
 
-    @property
-    def retryable(self) -> bool:
-        """Whether the same request may succeed if sent again."""
-        return False
+    def details(self) -> dict[str, object]:
+        return {"attempts": self.attempts}
 
 
 class GLMAPIError(GLMError):
@@ -58,6 +65,49 @@ class GLMAPIError(GLMError):
         code = f" code {self.code}" if self.code else ""
         return f"GLM API error (HTTP {self.status_code}{code}): {self.message}"
 
+    def details(self) -> dict[str, object]:
+        return {
+            **super().details(),
+            "http_status": self.status_code,
+            "glm_code": self.code,
+            "request_id": self.request_id,
+        }
+
+    def advice(self, facts: Advice) -> str | None:
+        """Advice by business code: the same HTTP status covers causes that need opposite fixes."""
+        code = self.code or ""
+        if self.status_code == 404 and not code:
+            return _not_found(facts)
+        if code in _KEY_REFUSED:
+            # With GLM_BASE_URL set, GLM_REGION chooses nothing: advice about it would send the user the wrong way.
+            platform = (
+                f"the platform at GLM_BASE_URL ({facts.base_url})"
+                if facts.base_url_overridden
+                else f"this platform (GLM_REGION is {facts.region})"
+            )
+            return (
+                f"The API key from {facts.key_var} was refused: it may be mistyped, revoked or expired, or belong "
+                f"to another platform than {platform}. Put a valid key in {facts.key_var} and restart."
+            )
+        if code == "1113":
+            other = "coding" if facts.plan == "general" else "general"
+            switch = (
+                f"make GLM_BASE_URL end with {facts.api_paths.get(other, '')}"
+                if facts.base_url_overridden
+                else f"set GLM_PLAN={other} (now {facts.plan})"
+            )
+            return (
+                "The account has no balance for this call, or the key belongs to the other plan's endpoint. "
+                f"Top up on the platform; or, if your key is for the {other} plan, {switch} and restart."
+            )
+        if code == "1211":
+            listing = f" Models this key can use: {', '.join(facts.models)}." if facts.models else ""
+            return f"The model name is unknown. Pass a valid `model`, or change GLM_MODEL.{listing}"
+        hint = _HINTS_BY_CODE.get(code)
+        if hint is not None:
+            return hint
+        return "The platform had a temporary problem; try again." if self.retryable else None
+
     @property
     def retryable(self) -> bool:
         """Whether the same request may succeed later: rate limits, overload and server faults.
@@ -75,11 +125,13 @@ class GLMAPIError(GLMError):
 
 
 class GLMTransportError(GLMError):
-    """The request did not get an answer: connection refused or cut, a timeout, a malformed reply.
+    """The request did not get an answer: connection refused or cut, a timeout.
 
     `maybe_delivered` says whether the upstream may have received (and billed) the request,
     which decides whether re-sending it could create a duplicate job.
     """
+
+    kind: ClassVar[ErrorKind] = "upstream_unreachable"
 
     def __init__(self, message: str, *, maybe_delivered: bool) -> None:
         super().__init__(message)
@@ -89,9 +141,31 @@ class GLMTransportError(GLMError):
     def retryable(self) -> bool:
         return True
 
+    def advice(self, facts: Advice) -> str:
+        return f"Check the network, a proxy (HTTPS_PROXY) or GLM_BASE_URL (now {facts.base_url}), then try again."
+
+
+class GLMProtocolError(GLMTransportError):
+    """The API answered, but not with its JSON (or not with an event stream): a proxy's page, another
+    service at GLM_BASE_URL, a truncated body. The request may have been received."""
+
+    kind: ClassVar[ErrorKind] = "upstream_protocol_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, maybe_delivered=True)
+
+    def advice(self, facts: Advice) -> str:
+        return (
+            "The GLM API (or something in front of it) answered with what no GLM answer looks like. Try again; "
+            f"if it persists, check GLM_BASE_URL (now {facts.base_url}) and any proxy between."
+        )
+
 
 class GLMStreamError(GLMError):
     """A streamed answer broke off: it ended without `[DONE]`, or the connection was cut mid-stream."""
+
+    kind: ClassVar[ErrorKind] = "stream_broken"
+    hint: ClassVar[str | None] = "The answer was cut off by the connection; try again."
 
     @property
     def retryable(self) -> bool:
@@ -108,16 +182,48 @@ class GLMAnswerCutError(GLMError):
         self.finish_reason = finish_reason
 
     @property
+    def error_kind(self) -> ErrorKind:
+        return "content_blocked" if self.finish_reason == "sensitive" else "answer_cut"
+
+    @property
     def retryable(self) -> bool:
         return self.finish_reason == "network_error"
 
+    def advice(self, facts: Advice) -> str:
+        if self.finish_reason == "sensitive":
+            return "The platform's content filter stopped the answer; rephrase the request."
+        return "The platform failed mid-answer; try again."
 
-UNUSABLE_FINISH_REASONS = frozenset({"network_error", "sensitive"})
+    @classmethod
+    def of(cls, finish_reason: str | None) -> GLMAnswerCutError | None:
+        """The error for an answer that ended with `finish_reason`, or None when the answer is usable.
+
+        The one rule for every path that yields a completion (streamed, JSON, async result).
+        """
+        message = _CUT_MESSAGES.get(finish_reason or "")
+        return None if message is None else cls(message, finish_reason=finish_reason or "")
+
+
+_CUT_MESSAGES = {
+    "network_error": "The platform stopped generating because of a network error on its side; the answer is "
+    "incomplete.",
+    "sensitive": "The platform's content filter stopped the answer; it is incomplete.",
+}
+UNUSABLE_FINISH_REASONS = frozenset(_CUT_MESSAGES)
 """Finish reasons after which the answer is not usable as it is."""
 
 
 class MissingAPIKeyError(GLMError):
     """No API key is configured, so no call can be authenticated."""
+
+    kind: ClassVar[ErrorKind] = "missing_api_key"
+
+    def advice(self, facts: Advice) -> str:
+        return (
+            "Set GLM_API_KEY (or ZAI_API_KEY / ZHIPUAI_API_KEY) in the environment your MCP client starts this "
+            'server with (the "env" block of its config), then restart the server. To try the tools without a '
+            "key, run `glm-mcp demo`, which answers from the bundled GLM emulator."
+        )
 
 
 class GLMDeadlineError(GLMError):
@@ -127,12 +233,20 @@ class GLMDeadlineError(GLMError):
     timeout; this ends it, and frees its concurrency slot.
     """
 
+    kind: ClassVar[ErrorKind] = "deadline_exceeded"
+
     def __init__(self, seconds: float) -> None:
         super().__init__(
             f"the GLM call did not finish within GLM_CALL_DEADLINE ({seconds:g} s) and was stopped; "
             "the upstream kept it open without completing it"
         )
         self.seconds = seconds
+
+    def advice(self, facts: Advice) -> str:
+        return (
+            f"The API kept the call open for GLM_CALL_DEADLINE ({self.seconds:g} s) without finishing it. Try again "
+            "later; if answers really take that long, raise GLM_CALL_DEADLINE."
+        )
 
 
 class GLMLimitError(GLMError):
@@ -142,7 +256,47 @@ class GLMLimitError(GLMError):
     (or a small compressed body that inflates to gigabytes) cannot exhaust the process.
     """
 
+    kind: ClassVar[ErrorKind] = "upstream_too_large"
+
     def __init__(self, message: str, *, limit: str) -> None:
         super().__init__(message)
         self.limit = limit
         """The setting (or constant) that was exceeded, e.g. GLM_MAX_RESPONSE_BYTES."""
+
+    def advice(self, facts: Advice) -> str:
+        if self.limit.startswith("GLM_"):
+            return f"Ask for a shorter answer (max_tokens); if such answers are expected, raise {self.limit}."
+        return "The API sent something no GLM answer looks like; check GLM_BASE_URL and any proxy."
+
+
+_KEY_REFUSED = frozenset({"1000", "1001", "1002", "1003", "1004"})
+_HINTS_BY_CODE: dict[str, str] = {
+    "1212": "This model does not support this kind of call (for example images on a text model); pick another model.",
+    **dict.fromkeys(
+        ("1210", "1213", "1214", "1215"), "The platform rejected the request's parameters; the message says which."
+    ),
+    "1220": "This key has no permission for this API or model; check the key's permissions on the platform.",
+    "1261": "The prompt is longer than the model's context window; shorten it or use a long-context model "
+    "(glm-4-long).",
+    "1301": "The platform's content filter blocked the input or the answer; rephrase the request.",
+    **dict.fromkeys(
+        ("1302", "1303"), "Rate limit: too many requests at once or too fast. Wait a little and try again."
+    ),
+    "1305": "The model is overloaded right now; try again shortly or use another model.",
+    **dict.fromkeys(("1304", "1308", "1309", "1310"), "A usage quota is used up; the message says when it resets."),
+    **dict.fromkeys(("1112", "1121"), "The account is locked; contact the platform's support."),
+}
+"""Advice for the business codes that need no facts of the configuration."""
+
+
+def _not_found(facts: Advice) -> str:
+    """A bare 404: almost always a GLM_BASE_URL without the API path, which every GLM endpoint ends with."""
+    general, coding = facts.api_paths.get("general", "/api/paas/v4"), facts.api_paths.get("coding", "")
+    paths = f"{general} ({coding} for the GLM Coding Plan)" if coding else general
+    if facts.base_url_overridden and not facts.base_url.endswith(tuple(facts.api_paths.values()) or (general,)):
+        example = facts.base_url.rstrip("/") + facts.api_paths.get(facts.plan, general)
+        return (
+            f"GLM_BASE_URL ({facts.base_url}) lacks the API path: it must end with {paths}, "
+            f"e.g. {example}. Set it so and restart."
+        )
+    return f"The GLM API has no such endpoint at {facts.base_url}; a GLM base URL ends with {paths}."

@@ -16,7 +16,7 @@ from typing import Literal
 import anyio
 
 from glm_mcp.glm import Attempts, GLMClient, GLMError, StreamAccumulator
-from glm_mcp.glm.errors import UNUSABLE_FINISH_REASONS, GLMAnswerCutError
+from glm_mcp.glm.errors import GLMAnswerCutError
 from glm_mcp.glm.types import ChatCompletion, ChatRequest, split_answer
 from glm_mcp.jobs.principal import SERVER, Principal
 from glm_mcp.jobs.store import ChatKind
@@ -103,9 +103,9 @@ class Job:
                         self.accumulator.add(chunk)
                         self._changed.set()
                 completion = self.accumulator.completion()
-                reason = completion.finish_reason
-                if reason in UNUSABLE_FINISH_REASONS:
-                    raise GLMAnswerCutError(_CUT_MESSAGES[reason or ""], finish_reason=reason or "")
+                cut = GLMAnswerCutError.of(completion.finish_reason)
+                if cut is not None:
+                    raise cut
                 self.completion, self.status = completion, "completed"
         except GLMError as exc:
             self.error, self.status = exc, "failed"
@@ -117,10 +117,3 @@ class Job:
                 self.status = "cancelled"
             self._done.set()
             self._changed.set()
-
-
-_CUT_MESSAGES = {
-    "network_error": "The platform stopped generating because of a network error on its side; "
-    "the answer is incomplete.",
-    "sensitive": "The platform's content filter stopped the answer; it is incomplete.",
-}

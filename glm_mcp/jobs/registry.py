@@ -17,11 +17,12 @@ import anyio
 from anyio.abc import TaskGroup
 from pydantic import BaseModel
 
+from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.glm import GLMClient
 from glm_mcp.glm.types import ChatRequest
 from glm_mcp.jobs.job import Job
 from glm_mcp.jobs.principal import SERVER, Principal
-from glm_mcp.jobs.store import ChatKind, JobRecord, JobState, JobStore, RegistryUnavailable
+from glm_mcp.jobs.store import ChatKind, JobRecord, JobState, JobStore
 
 logger = logging.getLogger(__name__)
 

@@ -40,9 +40,10 @@ from typing import Any, TypeVar
 
 import anyio
 
+from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.jobs.owner import OwnerLock, new_owner, owner_gone
 from glm_mcp.jobs.principal import SECRET_BYTES, Principal
-from glm_mcp.jobs.store import JobRecord, JobState, Position, RegistryUnavailable
+from glm_mcp.jobs.store import JobRecord, JobState, Position
 
 logger = logging.getLogger(__name__)
 

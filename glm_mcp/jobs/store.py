@@ -22,20 +22,6 @@ JobState = Literal["running", "completed", "failed", "interrupted"]
 SUMMARY_CHARS = 200
 
 
-class RegistryUnavailable(Exception):
-    """The job registry cannot do what was asked (full disk, read-only, unreadable): where, why, and the fix.
-
-    The store raises it and its callers decide: a job that cannot be recorded still runs, and
-    its result says it is not in the registry; a lookup answers `registry_unavailable`.
-    """
-
-    def __init__(self, where: str, reason: str, fix: str) -> None:
-        super().__init__(f"The job registry {where} {reason}.")
-        self.where = where
-        self.reason = reason
-        self.fix = fix
-
-
 @dataclass(frozen=True, slots=True)
 class Position:
     """Where a page of jobs ended: the creation time and id of its last job. Its text is list_jobs' cursor."""

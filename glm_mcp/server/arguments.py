@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 from pydantic_core import ErrorDetails
 
 from glm_mcp.config import Settings
+from glm_mcp.errors import ArgumentError
 from glm_mcp.glm.types import (
     ChatRequest,
     ContentSize,
@@ -35,26 +36,17 @@ from glm_mcp.glm.types import (
 from glm_mcp.jobs import JobState, Position
 
 
-class ArgumentError(ValueError):
-    """A tool argument the server refuses before calling the API; names the field and the fix.
-
-    Every argument mistake ends here, whether the schema catches it (`from_validation`: a wrong
-    type, a value out of range, an unknown name) or a rule across fields does.
-    """
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"Invalid argument `{field}`: {message}")
-        self.field = field
-
-    @classmethod
-    def from_validation(cls, error: ValidationError, model: type[BaseModel]) -> ArgumentError:
-        """The schema's complaints about arguments for `model`, said as one argument error."""
-        problems = error.errors(include_url=False)
-        field = _location(problems[0]["loc"])
-        said = [_problem(problem, model) for problem in problems]
-        if len(said) == 1:
-            return cls(field, said[0])
-        return cls(field, " ".join(f"`{_location(p['loc'])}`: {text}" for p, text in zip(problems, said, strict=True)))
+def argument_error(error: ValidationError, model: type[BaseModel]) -> ArgumentError:
+    """The schema's complaints about arguments for `model` (a wrong type, a value out of range, an unknown
+    name), said as the one argument error every other argument mistake is too."""
+    problems = error.errors(include_url=False)
+    field = _location(problems[0]["loc"])
+    said = [_problem(problem, model) for problem in problems]
+    if len(said) == 1:
+        return ArgumentError(field, said[0])
+    return ArgumentError(
+        field, " ".join(f"`{_location(p['loc'])}`: {text}" for p, text in zip(problems, said, strict=True))
+    )
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

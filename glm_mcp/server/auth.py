@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 
 from glm_mcp.config import Settings
+from glm_mcp.errors import ClientKeyError
 from glm_mcp.glm.auth import Credentials
 from glm_mcp.jobs.principal import Principal, key_principal
 
@@ -37,10 +38,6 @@ class SharedTokenVerifier(TokenVerifier):
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
-
-
-class ClientKeyError(ValueError):
-    """A caller's key header this server cannot use; the message says why and is safe to show."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from glm_mcp import __version__
 from glm_mcp.config import API_KEY_VARS, ConfigError, Settings
-from glm_mcp.server.auth import ClientKeyError, SharedTokenVerifier, check_client_key_headers, client_credentials
+from glm_mcp.errors import ClientKeyError
+from glm_mcp.server.auth import SharedTokenVerifier, check_client_key_headers, client_credentials
 from glm_mcp.server.cancellation import CallRegistry, CallStopper, StopCalls
 
 logger = logging.getLogger(__name__)

@@ -9,6 +9,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, Field
 
+from glm_mcp.errors import Advice, ErrorKind
+from glm_mcp.glm.errors import GLMAnswerCutError
 from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ChatCompletion, TaskStatus, WebSearchItem, split_answer
 from glm_mcp.jobs import Job, JobKind, JobRecord, JobState
 
@@ -208,6 +210,21 @@ class TaskResult(RegistryNotes):
 
     @classmethod
     def from_poll(cls, task_id: str, poll: AsyncTaskResult) -> TaskResult:
+        """A platform task as polled; one the platform stopped (finish_reason sensitive or network_error) has
+        failed, with what it wrote, as a streamed answer stopped the same way does."""
+        cut = GLMAnswerCutError.of(poll.finish_reason) if poll.task_status == "SUCCESS" else None
+        if cut is not None:
+            return cls(
+                task_id=task_id,
+                kind="async_task",
+                status="FAIL",
+                model=poll.model,
+                request_id=poll.request_id,
+                partial_text=split_answer(poll.message.content, None)[0] or None,
+                error=ToolFailure(
+                    error=cut.error_kind, message=cut.message, hint=cut.advice(Advice()), retryable=cut.retryable
+                ),
+            )
         result = ChatResult.from_completion(poll) if poll.task_status == "SUCCESS" else None
         return cls(
             task_id=task_id,
@@ -275,25 +292,6 @@ class TaskResult(RegistryNotes):
             self._registry_text(),
             _partial(self.partial_text),
         )
-
-
-ErrorKind = Literal[
-    "invalid_argument",
-    "missing_api_key",
-    "unknown_job",
-    "upstream_error",
-    "upstream_unreachable",
-    "stream_broken",
-    "deadline_exceeded",
-    "upstream_too_large",
-    "answer_cut",
-    "submit_uncertain",
-    "registry_unavailable",
-    "content_blocked",
-    "cancelled",
-    "interrupted",
-    "internal_error",
-]
 
 
 class ToolFailure(BaseModel):

@@ -11,11 +11,12 @@ import anyio
 from mcp.server.mcpserver import Context
 
 from glm_mcp.config import Settings
+from glm_mcp.errors import GenerationFailed
 from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
 from glm_mcp.jobs import SERVER, JobRegistry, JobStore, Principal, RegistryUnavailable
 from glm_mcp.jobs.principal import SECRET_BYTES
 from glm_mcp.server.auth import caller_key
-from glm_mcp.server.failures import GenerationFailed, describe_failure
+from glm_mcp.server.failures import describe_failure
 from glm_mcp.server.results import ToolFailure
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class AppState:
     async def describe_failure(self, exc: BaseException) -> ToolFailure:
         """The failure report for `exc`; for an unknown model it lists the models the key can use."""
         models: list[str] | None = None
-        cause = exc.__cause__ if isinstance(exc, GenerationFailed) else exc
+        cause = exc.cause if isinstance(exc, GenerationFailed) else exc
         if isinstance(cause, GLMAPIError) and cause.code == "1211":
             models = await self._model_names()
         key = self.glm.credentials

@@ -22,7 +22,7 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import CallToolResult, Icon, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from glm_mcp.server.arguments import ArgumentError
+from glm_mcp.server.arguments import argument_error
 from glm_mcp.server.results import ToolFailure
 
 
@@ -95,7 +95,7 @@ def parse_arguments(model: type[ArgsT], given: dict[str, Any]) -> ArgsT:
     try:
         return model.model_validate(decoded)
     except ValidationError as exc:
-        raise ArgumentError.from_validation(exc, model) from None
+        raise argument_error(exc, model) from None
 
 
 _RAW = "arguments_as_given"

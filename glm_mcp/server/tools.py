@@ -15,6 +15,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
+from glm_mcp.errors import GenerationFailed, JobCancelledError, SubmitUncertainError, UnknownJobError
 from glm_mcp.glm import Attempts, GLMAPIError, GLMTransportError
 from glm_mcp.glm.types import AsyncTaskResult, ChatRequest
 from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, JobRecord, JobState, RegistryUnavailable, poll_task
@@ -24,12 +25,6 @@ from glm_mcp.server.arguments import (
     ResultArguments,
     SubmitArguments,
     WebSearchArguments,
-)
-from glm_mcp.server.failures import (
-    GenerationFailed,
-    JobCancelledError,
-    SubmitUncertainError,
-    UnknownJobError,
 )
 from glm_mcp.server.icons import ICONS
 from glm_mcp.server.progress import ProgressReporter, follow_job
@@ -88,7 +83,7 @@ async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> Su
         task = await app.glm.submit_async(request, attempts=attempts)
     except GLMTransportError as exc:
         if exc.maybe_delivered:
-            raise SubmitUncertainError(request.request_id or "", exc) from exc
+            raise SubmitUncertainError(request.request_id or "", exc, exc.attempts) from exc
         raise
     record = JobRecord.of_request(
         task.id, "async_task", request, model=task.model, created_at=time.time(), principal=app.principal

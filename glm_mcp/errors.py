@@ -1,0 +1,202 @@
+"""Everything glm-mcp reports as a failure, as one hierarchy in which each kind knows what it means.
+
+    GlmMcpError                  the base: what a tool call reports as an `isError` result
+    ├── ArgumentError            invalid_argument      an argument refused before anything is sent
+    ├── ClientKeyError           missing_api_key       a caller-key header the server cannot use
+    ├── UnknownJobError          unknown_job           no job of the caller's has that id
+    ├── JobCancelledError        cancelled             the generation was stopped before it ended
+    ├── SubmitUncertainError     submit_uncertain      a submit that may have reached the platform
+    ├── RegistryUnavailable      registry_unavailable  the job registry cannot do what was asked
+    ├── GenerationFailed         (its cause's kind)    a generation that failed, with its partial text
+    └── GLMError                 upstream_error        glm/errors.py: talking to the GLM API
+        ├── MissingAPIKeyError   missing_api_key
+        ├── GLMAPIError          upstream_error        the platform's error; advice by business code
+        ├── GLMTransportError    upstream_unreachable  no answer: refused, cut, timed out
+        │   └── GLMProtocolError upstream_protocol_error  an answer that is not the API's JSON
+        ├── GLMStreamError       stream_broken
+        ├── GLMAnswerCutError    content_blocked, answer_cut  finish_reason sensitive / network_error
+        ├── GLMDeadlineError     deadline_exceeded     GLM_CALL_DEADLINE
+        └── GLMLimitError        upstream_too_large    a body, event or answer past its limit
+
+What the client receives for each: an `isError` `CallToolResult` whose `structuredContent` is a
+`ToolFailure` (server/results.py) with `error` = the kind, `message`, `hint` (`advice`, given the
+facts of the configuration in an `Advice`), `retryable`, and the kind's `details` (the argument at
+fault, the GLM code and HTTP status, the request id, attempts); the text copy starts with the
+message and the hint. Anything else reaching a tool is a bug of ours: `internal_error`, logged
+with its traceback, never shown.
+
+This module imports nothing of the project, so `glm/` (which knows nothing of MCP) and `jobs/`
+can subclass it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+ErrorKind = Literal[
+    "invalid_argument",
+    "missing_api_key",
+    "unknown_job",
+    "upstream_error",
+    "upstream_unreachable",
+    "upstream_protocol_error",
+    "stream_broken",
+    "deadline_exceeded",
+    "upstream_too_large",
+    "answer_cut",
+    "submit_uncertain",
+    "registry_unavailable",
+    "content_blocked",
+    "cancelled",
+    "interrupted",
+    "internal_error",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """The facts of the configuration that advice may name: plain data, so any layer can use it."""
+
+    key_var: str = "GLM_API_KEY"
+    """Where the key in use came from (a variable, or a caller's header)."""
+    region: str = "international"
+    plan: str = "general"
+    base_url: str = ""
+    base_url_overridden: bool = False
+    """GLM_BASE_URL is set: region and plan choose nothing, so advice must not name them."""
+    api_paths: Mapping[str, str] = field(default_factory=dict)
+    """The path a base URL ends with, by plan."""
+    models: tuple[str, ...] | None = None
+    """The models the key can use, when known (for an unknown-model error)."""
+
+
+class GlmMcpError(Exception):
+    """Anything glm-mcp reports to a caller as a failed call."""
+
+    kind: ClassVar[ErrorKind] = "internal_error"
+    """What `ToolFailure.error` says; subclasses whose kind depends on the instance override `error_kind`."""
+    hint: ClassVar[str | None] = None
+    """Advice that needs no facts; `advice()` can do better."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def error_kind(self) -> ErrorKind:
+        return self.kind
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same call may succeed if tried again later."""
+        return False
+
+    def advice(self, facts: Advice) -> str | None:
+        """What to do about it."""
+        return self.hint
+
+    def details(self) -> dict[str, object]:
+        """The kind's own fields of the `ToolFailure` (field, glm_code, http_status, request_id, attempts)."""
+        return {}
+
+
+class ArgumentError(GlmMcpError, ValueError):
+    """A tool argument the server refuses before calling the API; names the field and the fix.
+
+    Every argument mistake ends here, whether the schema catches it (`from_validation` in
+    server/arguments.py: a wrong type, a value out of range, an unknown name) or a rule across
+    fields does.
+    """
+
+    kind: ClassVar[ErrorKind] = "invalid_argument"
+    hint: ClassVar[str | None] = "Fix the argument and call again; nothing was sent to the GLM API."
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"Invalid argument `{field}`: {message}")
+        self.field = field
+
+    def details(self) -> dict[str, object]:
+        return {"field": self.field}
+
+
+class ClientKeyError(GlmMcpError, ValueError):
+    """A caller's key header this server cannot use; the message says why and is safe to show (HTTP 400)."""
+
+    kind: ClassVar[ErrorKind] = "missing_api_key"
+
+
+class UnknownJobError(GlmMcpError, LookupError):
+    """get_result was given an id of no job of the caller's: never started, forgotten, or someone else's."""
+
+    kind: ClassVar[ErrorKind] = "unknown_job"
+    hint: ClassVar[str | None] = "Find your jobs with list_jobs; finished jobs are kept GLM_JOB_RETENTION_DAYS days."
+
+
+class JobCancelledError(GlmMcpError):
+    """The generation was stopped before it ended (the server is shutting down)."""
+
+    kind: ClassVar[ErrorKind] = "cancelled"
+    hint: ClassVar[str | None] = "Call again."
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class SubmitUncertainError(GlmMcpError):
+    """A submit that may have reached the platform but got no answer; it is not re-sent (a second paid job)."""
+
+    kind: ClassVar[ErrorKind] = "submit_uncertain"
+
+    def __init__(self, request_id: str, cause: GlmMcpError, attempts: int) -> None:
+        super().__init__(
+            f"The submit may have reached the platform, but no answer came back ({cause.message}). It was not "
+            "sent again, because a second submit would be a second paid job."
+        )
+        self.request_id = request_id
+        self.attempts = attempts
+
+    def advice(self, facts: Advice) -> str:
+        return (
+            f"Look for request id {self.request_id} in the platform's console before submitting again; "
+            "if the task exists there, use its id with get_result."
+        )
+
+    def details(self) -> dict[str, object]:
+        return {"request_id": self.request_id, "attempts": self.attempts}
+
+
+class RegistryUnavailable(GlmMcpError):
+    """The job registry cannot do what was asked (full disk, read-only, unreadable): where, why, and the fix.
+
+    The store raises it and its callers decide: a job that cannot be recorded still runs, and
+    its result says it is not in the registry; a lookup answers `registry_unavailable`.
+    """
+
+    kind: ClassVar[ErrorKind] = "registry_unavailable"
+
+    def __init__(self, where: str, reason: str, fix: str) -> None:
+        super().__init__(f"The job registry {where} {reason}.")
+        self.where = where
+        self.reason = reason
+        self.fix = fix
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+    def advice(self, facts: Advice) -> str:
+        return self.fix
+
+
+class GenerationFailed(GlmMcpError):
+    """A generation that ended badly, with what the model had written by then; `cause` says why, and
+    the call reports as its cause does (`server/failures.describe_failure` unwraps it)."""
+
+    def __init__(self, cause: BaseException, partial_text: str) -> None:
+        super().__init__(str(cause))
+        self.__cause__ = cause
+        self.cause = cause
+        self.partial_text = partial_text
