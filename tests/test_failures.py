@@ -140,10 +140,29 @@ async def test_a_refused_submit_is_retried(emulator: Emulator) -> None:
     assert out["attempts"] == 2 and out["status"] == "PROCESSING"
 
 
-async def test_a_malformed_answer_is_a_clear_error(emulator: Emulator) -> None:
+async def test_a_malformed_answer_to_a_submit_may_be_a_paid_job_and_is_not_sent_again(emulator: Emulator) -> None:
     emulator.inject("malformed", path=SUBMIT)
     out = failed(await call(emulator, "submit_async", {"prompt": "x"}))
-    assert out["error"] in {"upstream_unreachable", "submit_uncertain"} and "JSON" in out["message"]
+    assert out["error"] == "submit_uncertain" and "not the expected JSON" in out["message"]
+    assert len(upstream_calls(emulator, SUBMIT)) == 1
+
+
+async def test_a_malformed_answer_is_an_upstream_protocol_error_not_a_network_one(emulator: Emulator) -> None:
+    emulator.inject("malformed", path=CHAT)
+    out = failed(await call(emulator, "chat", {"prompt": "x"}, GLM_MAX_RETRIES="0"))
+    assert out["error"] == "upstream_protocol_error" and out["retryable"] is True
+    assert "GLM_BASE_URL" in out["hint"] and "network" not in out["hint"]
+
+
+async def test_an_async_task_the_platform_stopped_has_failed_with_what_it_wrote(emulator: Emulator) -> None:
+    """The finish-reason rule holds on every path: a SUCCESS whose answer the filter cut is not a success."""
+    emulator.config.async_delay = 0.05
+    emulator.inject("finish:sensitive", path=SUBMIT)
+    async with Client(create_server(settings_for(emulator))) as client:
+        task = ok(await client.call_tool("submit_async", {"prompt": "x"}))
+        out = ok(await client.call_tool("get_result", {"task_id": task["task_id"], "wait_seconds": 5}))
+    assert out["status"] == "FAIL" and out["error"]["error"] == "content_blocked"
+    assert out["partial_text"] and out.get("result") is None
 
 
 # --- faults inside a stream (the answer has begun: kept, not retried) --------------------------
