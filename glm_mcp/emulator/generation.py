@@ -211,12 +211,8 @@ def _knowledge_answer(dice: Dice, ack: str, question: str, retrieval: Retrieval)
     """An answer drawn from the knowledge base: it names the base and quotes the question's key words."""
     terms = keywords(question) or ["this question"]
     facts = [
-        fill(
-            "The document in knowledge base {kb} says that {K} {V} {D} {A} {N}.",
-            dice,
-            kb=retrieval.knowledge_id,
-            K=dice.pick(terms),
-        ),
+        f"The document in knowledge base {retrieval.knowledge_id} covers {' and '.join(terms)}.",
+        fill("It says that {K} {V} {D} {A} {N}.", dice, K=dice.pick(terms)),
         fill("It also notes that {D} {N} {R} {V} {D} {N}.", dice),
     ]
     plan = f"I will look up {', '.join(terms)} in knowledge base {retrieval.knowledge_id}."
