@@ -171,7 +171,7 @@ def _describe(exc: BaseException, settings: Settings, models: list[str] | None, 
 def _api_hint(exc: GLMAPIError, settings: Settings, models: list[str] | None, key_source: str | None) -> str | None:
     code = exc.code or ""
     key_var = key_source or API_KEY_VARS[0]
-    if exc.status_code == 404 and not code:
+    if exc.status_code == 404 and code in ("", "404"):  # no route: a bare 404, or a JSON one
         return _not_found_hint(settings)
     if code in {"1000", "1001", "1002", "1003", "1004"}:
         # With GLM_BASE_URL set, GLM_REGION chooses nothing: advice about it would send the user the wrong way.
