@@ -7,18 +7,22 @@ authentication, the endpoint's handler, recording.
 from __future__ import annotations
 
 import json
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import anyio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import quota
 from .auth import authenticate
 from .config import EmulatorConfig, Plan
 from .connection import client_gone, close_connection
@@ -26,11 +30,23 @@ from .control import control_routes
 from .errors import ApiError, bad_request, platform_error
 from .faults import ANSWER_KINDS, FAULT_HEADER, Fault, FaultError, Kind, parse_fault
 from .generation import Reply, generate
+from .media import animation_png, picture_png
+from .services import (
+    ImageRequest,
+    image_request,
+    reader_body,
+    reader_request,
+    video_request,
+    web_search_body,
+    web_search_request,
+)
 from .sse import Ending, EventStreamResponse
-from .state import AsyncTask, EmulatorState, Exchange
+from .state import AsyncTask, EmulatorState, Exchange, StoredFile, Use
 from .validation import ChatRequest, parse_chat, request_id_of
-from .wire import assemble, chunks, completion, completion_body, new_envelope, task_id
+from .wire import assemble, chunks, completion, completion_body, completion_id, new_envelope, task_id
 
+FILES_PREFIX = "/files"
+MONITOR_PREFIX = "/api/monitor/usage"
 MODELS_CREATED = 1735689600
 """``created`` of every entry of ``GET /models`` (2025-01-01); the real values are not known."""
 
@@ -39,10 +55,57 @@ def create_app(config: EmulatorConfig, state: EmulatorState | None = None) -> St
     """The emulator as an ASGI app; its state is also reachable as ``app.state.emulator``."""
     state = state or EmulatorState()
     routes: list[Route | Mount] = [Route("/healthz", _healthz, methods=["GET"]), *control_routes(state)]
+    routes.append(Route(FILES_PREFIX + "/{name}", _files(state), methods=["GET"]))
     routes += [Mount(plan.prefix, routes=_Api(config, state, plan).routes()) for plan in Plan]
-    app = Starlette(routes=routes)
+    routes.append(Mount(MONITOR_PREFIX, routes=_Api(config, state, Plan.CODING).monitor_routes()))
+    app = Starlette(
+        routes=routes, middleware=[Middleware(_RequestIds)], exception_handlers={404: _not_found, 405: _not_found}
+    )
     app.state.emulator = state
     return app
+
+
+class _RequestIds:
+    """Adds an ``x-request-id`` header to every response, as the platform's gateway does."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = completion_id().encode()
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                    headers.append((b"x-request-id", request_id))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_id)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """Unknown routes (and wrong methods) get the platform's JSON error body, not a plain-text page."""
+    status = getattr(exc, "status_code", 404)
+    phrase = "Not Found" if status == 404 else "Method Not Allowed"
+    body = {"error": {"code": str(status), "message": f"{phrase}: {request.method} {request.url.path}"}}
+    return JSONResponse(body, status_code=status)
+
+
+def _files(state: EmulatorState) -> Callable[[Request], Awaitable[Response]]:
+    """``GET /files/<name>``: a generated image or video, like the platform's file CDN (no key; 404 once expired)."""
+
+    async def serve_file(request: Request) -> Response:
+        stored = state.file(request.path_params["name"])
+        if stored is None:
+            return await _not_found(request, Exception())
+        return Response(stored.data, media_type=stored.media_type, headers={"cache-control": "private"})
+
+    return serve_file
 
 
 async def _healthz(request: Request) -> Response:
@@ -112,13 +175,15 @@ class _Endpoint:
     """An API route as an ASGI app rather than a request handler, so that it sees the end of
     its response (a stream counts as in flight until then) and can leave without one (``drop``)."""
 
-    def __init__(self, api: _Api, handler: Handler, streams: bool = False) -> None:
+    def __init__(self, api: _Api, handler: Handler, streams: bool = False, auth: bool = True) -> None:
         self.api = api
         self.handler = handler
         self.streams = streams
+        self.auth = auth
+        """False: the handler authenticates on its own (the monitor endpoints take keys their own way)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.api.serve(await _Call.read(scope, receive, send, self.streams), self.handler)
+        await self.api.serve(await _Call.read(scope, receive, send, self.streams), self.handler, self.auth)
 
 
 class _Api:
@@ -135,20 +200,33 @@ class _Api:
             Route("/async/chat/completions", _Endpoint(self, self._submit), methods=["POST"]),
             Route("/async-result/{task_id}", _Endpoint(self, self._poll), methods=["GET"]),
             Route("/models", _Endpoint(self, self._models), methods=["GET"]),
+            Route("/images/generations", _Endpoint(self, self._image), methods=["POST"]),
+            Route("/async/images/generations", _Endpoint(self, self._submit_image), methods=["POST"]),
+            Route("/videos/generations", _Endpoint(self, self._submit_video), methods=["POST"]),
+            Route("/web_search", _Endpoint(self, self._web_search), methods=["POST"]),
+            Route("/reader", _Endpoint(self, self._reader), methods=["POST"]),
         ]
 
-    async def serve(self, call: _Call, handler: Handler) -> None:
+    def monitor_routes(self) -> list[Route]:
+        """The Coding Plan's usage endpoints, under ``/api/monitor/usage``."""
+        return [
+            Route("/quota/limit", _Endpoint(self, self._quota, auth=False), methods=["GET"]),
+            Route("/model-usage", _Endpoint(self, self._model_usage, auth=False), methods=["GET"]),
+            Route("/tool-usage", _Endpoint(self, self._tool_usage, auth=False), methods=["GET"]),
+        ]
+
+    async def serve(self, call: _Call, handler: Handler, auth: bool = True) -> None:
         """Answer one API request; beyond ``max_in_flight`` at once, refuse it at once with 429 / 1302."""
         if not self.state.admit(self.config.max_in_flight):
             refusal = platform_error("1302")
             await self._send(call, refusal.status, refusal.body(call.request_id))
             return
         try:
-            await self._answer(call, handler)
+            await self._answer(call, handler, auth)
         finally:
             self.state.done()
 
-    async def _answer(self, call: _Call, handler: Handler) -> None:
+    async def _answer(self, call: _Call, handler: Handler, auth: bool) -> None:
         """Apply the fault asked for, if any; answer as the platform would unless it replaces the answer."""
         try:
             call.fault = self._fault_for(call)
@@ -162,7 +240,8 @@ class _Api:
             await self._answer_fault(call, fault)
             return
         try:
-            authenticate(call.request.headers.get("authorization"), self.plan, self.config, time.time_ns() // 10**6)
+            if auth:
+                authenticate(call.request.headers.get("authorization"), self.plan, self.config, _now_ms())
             result = handler(call)
         except ApiError as error:
             status, body = error.status, error.body(call.request_id)
@@ -219,6 +298,7 @@ class _Api:
         request = self._parse(call)
         envelope = new_envelope(request.model + self.config.model_label, request.request_id)
         reply = self._reply(request, stream=request.stream, break_off=call.break_off)
+        self._count(request.model, reply)
         if not request.stream:
             return completion_body(envelope, reply)
         events = chunks(envelope, reply, request.tool_stream)
@@ -244,6 +324,7 @@ class _Api:
         """Accept an async job; its result is computed now and revealed after ``async_delay``."""
         request = self._parse(call)
         reply = self._reply(request, stream=False, break_off=call.break_off)
+        self._count(request.model, reply)
         envelope = new_envelope(request.model + self.config.model_label, request.request_id, task_id())
         head = {"id": envelope.id, "request_id": envelope.request_id, "model": envelope.model}
         if reply.finish_reason == "network_error":
@@ -270,9 +351,119 @@ class _Api:
         return {"object": "list", "data": data}
 
     def _parse(self, call: _Call) -> ChatRequest:
+        return parse_chat(self._body(call), self.config)
+
+    @staticmethod
+    def _body(call: _Call) -> Any:
         if call.body is _INVALID_JSON:
             raise bad_request("The request body is not valid JSON.")
-        return parse_chat(call.body, self.config)
+        return call.body
+
+    def _count(self, model: str, reply: Reply) -> None:
+        """Coding-plan tokens count against the plan's quota (what the monitor endpoints report)."""
+        if self.plan is Plan.CODING:
+            tokens = reply.usage.prompt_tokens + reply.usage.completion_tokens
+            self.state.add_use(Use(time.time(), model, tokens=tokens))
+
+    def _tool_use(self, tool: str) -> None:
+        if self.plan is Plan.CODING:
+            self.state.add_use(Use(time.time(), tool, tool=tool))
+
+    def _store(self, call: _Call, kind: str, data: bytes, media_type: str, suffix: str) -> str:
+        """Keep a generated file for ``file_ttl`` seconds; its URL states the expiry (``expires``, Unix seconds)."""
+        expires = time.time() + self.config.file_ttl
+        name = f"{kind}-{time.strftime('%Y%m%d%H%M%S')}{secrets.token_hex(8)}.{suffix}"
+        self.state.add_file(name, StoredFile(data, media_type, expires))
+        origin = f"{call.request.url.scheme}://{call.request.url.netloc}"
+        return f"{origin}{FILES_PREFIX}/{name}?expires={int(expires)}"
+
+    def _image_urls(self, call: _Call, request: ImageRequest) -> list[dict[str, str]]:
+        png = picture_png(request.prompt, request.width, request.height)
+        return [{"url": self._store(call, "image", png, "image/png", "png")}]
+
+    def _image(self, call: _Call) -> dict[str, Any]:
+        """CogView / glm-image: a real PNG of the asked size, drawn from the prompt, served under ``/files/``."""
+        request = image_request(self._body(call), self.config)
+        return {
+            "created": int(time.time()),
+            "data": self._image_urls(call, request),
+            "content_filter": [{"role": "assistant", "level": 3}],
+        }
+
+    def _submit_image(self, call: _Call) -> dict[str, Any]:
+        """glm-image's async form: a task whose result carries ``image_result``."""
+        request = image_request(self._body(call), self.config)
+        if not request.model.startswith("glm-image"):
+            raise platform_error("1212", request.model)
+        return self._add_task(call, request.model, {"image_result": self._image_urls(call, request)}, False)
+
+    def _submit_video(self, call: _Call) -> dict[str, Any]:
+        """CogVideoX / Vidu: an async task whose result points at a short animation and its cover image."""
+        request = video_request(self._body(call), self.config)
+        width, height = request.width, request.height
+        video = self._store(call, "video", animation_png(request.prompt, width, height), "image/apng", "apng")
+        cover = self._store(call, "cover", picture_png(request.prompt, width, height), "image/png", "png")
+        return self._add_task(
+            call, request.model, {"video_result": [{"url": video, "cover_image_url": cover}]}, request.fails
+        )
+
+    def _add_task(self, call: _Call, model: str, outcome: dict[str, Any], fails: bool) -> dict[str, Any]:
+        envelope = new_envelope(model + self.config.model_label, call.request_id, task_id())
+        head = {"model": envelope.model, "id": envelope.id, "request_id": envelope.request_id}
+        pending = {**head, "task_status": "PROCESSING"}
+        result = {**head, "task_status": "FAIL"} if fails else {**head, "task_status": "SUCCESS", **outcome}
+        self.state.add_task(AsyncTask(envelope.id, time.monotonic() + self.config.async_delay, pending, result))
+        return pending
+
+    def _web_search(self, call: _Call) -> dict[str, Any]:
+        """The standalone search: sources without a model's answer."""
+        options, query = web_search_request(self._body(call))
+        self._tool_use("search-prime")
+        return {**self._head(call), **web_search_body(options, query, date.today())}
+
+    def _reader(self, call: _Call) -> dict[str, Any]:
+        """The page reader: any http(s) URL becomes a made-up page (no network), the same for the same URL."""
+        request = reader_request(self._body(call))
+        self._tool_use("web-reader")
+        return {**self._head(call), **reader_body(request, date.today())}
+
+    @staticmethod
+    def _head(call: _Call) -> dict[str, Any]:
+        envelope = new_envelope("", call.request_id)
+        return {"id": envelope.id, "created": envelope.created, "request_id": envelope.request_id}
+
+    def _monitor_key(self, call: _Call) -> dict[str, Any] | None:
+        """Accept the key raw or as ``Bearer <key>`` (both are sent); a failure body when it is not a coding key."""
+        header = (call.request.headers.get("authorization") or "").strip()
+        token = header[7:].strip() if header.lower().startswith("bearer ") else header
+        try:
+            authenticate(f"Bearer {token}", Plan.CODING, self.config, _now_ms())
+        except ApiError as error:
+            if error.code == "1113":
+                return quota.failure(500, "This API key has no GLM Coding Plan (coding plan subscription required).")
+            raise ApiError(401, "401", "token expired or incorrect") from error
+        return None
+
+    def _quota(self, call: _Call) -> dict[str, Any] | Response:
+        refused = self._monitor_key(call)
+        if refused is not None:
+            return refused
+        return quota.quota_limit(self.config, self.state.uses(), self.state.started, time.time())
+
+    def _usage_range(self, call: _Call) -> tuple[datetime, datetime]:
+        params = call.request.query_params
+        window = quota.time_range(params.get("startTime"), params.get("endTime"))
+        if window is None:
+            raise ApiError(400, "400", "startTime and endTime are required, as yyyy-MM-dd HH:mm:ss")
+        return window
+
+    def _model_usage(self, call: _Call) -> dict[str, Any]:
+        refused = self._monitor_key(call)
+        return refused or quota.model_usage(self.state.uses(), *self._usage_range(call))
+
+    def _tool_usage(self, call: _Call) -> dict[str, Any]:
+        refused = self._monitor_key(call)
+        return refused or quota.tool_usage(self.state.uses(), *self._usage_range(call))
 
     def _reply(self, request: ChatRequest, *, stream: bool, break_off: str | None) -> Reply:
         """Generate the reply; outside a stream, tripping the content filter is a 400 / 1301
@@ -281,6 +472,10 @@ class _Api:
         if reply.finish_reason == "sensitive" and not stream and break_off is None:
             raise platform_error("1301")
         return reply
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 10**6
 
 
 def _malformed(call: _Call) -> bytes:

@@ -17,9 +17,10 @@ from datetime import date
 from typing import Any
 
 from .config import traits_of
+from .errors import ApiError
 from .prose import NOUNS, Dice, count_tokens, fill, keywords, paragraph, quote, sentence, truncate_tokens
 from .search import search
-from .validation import ChatRequest, FunctionTool, WebSearch, message_text
+from .validation import ChatRequest, FunctionTool, Retrieval, WebSearch, message_text
 
 FAIL_MARKER = "[emulator:fail]"
 """In the last user message: the reply breaks off (``network_error``; an async task FAILs)."""
@@ -79,6 +80,12 @@ def generate(
     user_text = next((message_text(m) for m in reversed(request.messages) if m["role"] == "user"), "")
     prefixes = _prompt_prefixes(request)
     prompt_tokens = prefixes[-1][1]
+    if request.context_window is not None and prompt_tokens > request.context_window:
+        raise ApiError(
+            400,
+            "1261",
+            f"Prompt exceeds max length: {prompt_tokens} tokens, the model reads at most {request.context_window}.",
+        )
     cached_tokens = cache(prefixes)
 
     calls = _tool_calls(request.functions, user_text, dice) if last["role"] == "user" else ()
@@ -90,6 +97,8 @@ def generate(
         sources = search(request.web_search, query, today or date.today())
         prompt_tokens += math.ceil(sum(len(s["content"]) for s in sources) / 4)
         content, plan = _cited_answer(dice, _ack(dice, last), query, sources, request.web_search)
+    elif request.retrieval and last["role"] == "user":
+        content, plan = _knowledge_answer(dice, _ack(dice, last), user_text, request.retrieval)
     else:
         content = paragraph(dice, dice.between(40, 105), _ack(dice, last))
         plan = fill("I should explain how {D} {N} {V} {D} {N}.", dice)
@@ -196,6 +205,20 @@ def _cited_answer(
         for i in chosen
     ]
     return " ".join([ack, *cited, sentence(dice)]), plan
+
+
+def _knowledge_answer(dice: Dice, ack: str, question: str, retrieval: Retrieval) -> tuple[str, str]:
+    """An answer drawn from the knowledge base: it names the base and quotes the question's key words."""
+    terms = keywords(question) or ["this question"]
+    facts = [
+        f"The document in knowledge base {retrieval.knowledge_id} covers {' and '.join(terms)}.",
+        fill("It says that {K} {V} {D} {A} {N}.", dice, K=dice.pick(terms)),
+        fill("It also notes that {D} {N} {R} {V} {D} {N}.", dice),
+    ]
+    plan = f"I will look up {', '.join(terms)} in knowledge base {retrieval.knowledge_id}."
+    if retrieval.prompt_template:
+        plan += f" The prompt template says “{quote(retrieval.prompt_template)}”."
+    return " ".join([ack, *facts, sentence(dice)]), plan
 
 
 def _tool_calls(functions: Sequence[FunctionTool], text: str, dice: Dice) -> tuple[dict[str, Any], ...]:

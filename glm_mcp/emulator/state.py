@@ -8,6 +8,7 @@ happens under one lock and readers see whole records.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,27 @@ class AsyncTask:
     result: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """A generated image or video, downloadable under ``/files/<name>`` until ``expires_at`` (Unix seconds)."""
+
+    data: bytes
+    media_type: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Use:
+    """One billable use by a coding-plan key, for the quota endpoint: tokens of a chat, or a tool call."""
+
+    at: float
+    """Unix seconds."""
+    model: str
+    tokens: int = 0
+    tool: str | None = None
+    """``search-prime`` (web search) or ``web-reader`` for tool calls; None for model calls."""
+
+
 class PromptCache:
     """Remembers the message prefixes seen, to report ``cached_tokens`` like a provider cache.
 
@@ -97,6 +119,10 @@ class EmulatorState:
         self._peak_in_flight = 0
         self._faults: deque[tuple[PendingFault, Fault]] = deque()
         self._tasks: dict[str, AsyncTask] = {}
+        self._files: dict[str, StoredFile] = {}
+        self._uses: list[Use] = []
+        self.started = time.time()
+        """When the quota windows started counting (Unix seconds)."""
         self._lock = threading.Lock()
 
     @property
@@ -194,15 +220,38 @@ class EmulatorState:
         with self._lock:
             return self._tasks.get(task_id)
 
+    def add_file(self, name: str, file: StoredFile) -> None:
+        with self._lock:
+            now = time.time()
+            for old in [n for n, f in self._files.items() if f.expires_at <= now]:
+                del self._files[old]
+            self._files[name] = file
+
+    def file(self, name: str) -> StoredFile | None:
+        """A stored file, or None when unknown or expired."""
+        with self._lock:
+            found = self._files.get(name)
+        return found if found and found.expires_at > time.time() else None
+
+    def add_use(self, use: Use) -> None:
+        with self._lock:
+            self._uses.append(use)
+
+    def uses(self, since: float = 0.0) -> list[Use]:
+        """The coding-plan uses recorded since ``since`` (Unix seconds), oldest first."""
+        with self._lock:
+            return [u for u in self._uses if u.at >= since]
+
     def clear(self) -> None:
         """Forget exchanges, the disconnect count, queued faults, the peak of requests in flight
-        (it restarts from those in flight now) and the prompt cache.
+        (it restarts from those in flight now), the coding-plan usage and the prompt cache.
 
-        Open streams and async tasks are live and are kept, so in-flight work still completes.
+        Open streams, async tasks and generated files are live and are kept, so in-flight work still completes.
         """
         with self._lock:
             self.exchanges.clear()
             self._disconnects = 0
             self._faults.clear()
             self._peak_in_flight = self._in_flight
+            self._uses.clear()
         self.prompt_cache.clear()

@@ -17,6 +17,7 @@ SEARCH_ENGINES = frozenset(
 RECENCY_FILTERS = frozenset({"oneDay", "oneWeek", "oneMonth", "oneYear", "noLimit"})
 MAX_TOOLS = 128
 MAX_SEARCH_COUNT = 50
+MIN_TOP_P = 0.01
 _FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
@@ -26,6 +27,14 @@ class FunctionTool:
 
     name: str
     parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """A ``{"type": "retrieval"}`` tool: answer from a knowledge base."""
+
+    knowledge_id: str
+    prompt_template: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,8 +67,11 @@ class ChatRequest:
     thinking: bool = True
     functions: tuple[FunctionTool, ...] = ()
     web_search: WebSearch | None = None
+    retrieval: Retrieval | None = None
     tool_stream: bool = False
     request_id: str | None = None
+    context_window: int | None = None
+    """Prompt tokens the model reads at most; a longer prompt is refused with 400 / 1261."""
 
 
 def request_id_of(body: object) -> str | None:
@@ -87,14 +99,23 @@ def parse_chat(body: object, config: EmulatorConfig) -> ChatRequest:
     tools = _optional(body, "tools", list) or []
     if len(tools) > MAX_TOOLS:
         raise bad_request(f"At most {MAX_TOOLS} tools are allowed, got {len(tools)}.")
-    functions, web_search = _tools(tools)
-    for name in ("temperature", "top_p"):
+    functions, web_search, retrieval = _tools(tools)
+    for name, low in (("temperature", 0.0), ("top_p", MIN_TOP_P)):
         value = _optional(body, name, int | float)
-        if value is not None and not 0 <= value <= 1:
-            raise bad_request(f"{name} must be between 0 and 1, got {value}.")
+        if value is not None and not low <= value <= 1:
+            raise bad_request(f"{name} must be between {low:g} and 1, got {value}.")
+    _optional(body, "do_sample", bool)
+    cap = config.limits_of(model).max_output
     max_tokens = _optional(body, "max_tokens", int)
-    if max_tokens is not None and max_tokens < 1:
-        raise bad_request(f"max_tokens must be at least 1, got {max_tokens}.")
+    if max_tokens is not None and not 1 <= max_tokens <= cap:
+        raise bad_request(f"max_tokens must be between 1 and {cap} for {model}, got {max_tokens}.")
+    tool_choice = body.get("tool_choice")
+    if tool_choice is not None and tool_choice != "auto":
+        raise bad_request(f"tool_choice only supports 'auto', got {tool_choice!r}.")
+    stream = bool(_optional(body, "stream", bool))
+    tool_stream = bool(_optional(body, "tool_stream", bool))
+    if tool_stream and not stream:
+        raise bad_request("tool_stream requires stream to be true.")
     user_id = _optional(body, "user_id", str)
     if user_id is not None and not 6 <= len(user_id) <= 128:
         raise bad_request("user_id must be 6 to 128 characters long.")
@@ -105,15 +126,17 @@ def parse_chat(body: object, config: EmulatorConfig) -> ChatRequest:
         model=model,
         messages=messages,
         tools=tools,
-        stream=bool(_optional(body, "stream", bool)),
+        stream=stream,
         max_tokens=max_tokens,
         stop=_stop(body.get("stop")),
         json_mode=response_format == "json_object",
         thinking=thinking != "disabled",
         functions=functions,
         web_search=web_search,
-        tool_stream=bool(_optional(body, "tool_stream", bool)),
+        retrieval=retrieval,
+        tool_stream=tool_stream and traits_of(model).tool_stream,
         request_id=request_id_of(body),
+        context_window=config.limits_of(model).context,
     )
 
 
@@ -198,9 +221,10 @@ def _parts(parts: list[Any], i: int, *, vision: bool, model: str) -> None:
             raise _illegal(f"messages[{i}] has a {kind} part without {kind}.url.")
 
 
-def _tools(tools: list[Any]) -> tuple[tuple[FunctionTool, ...], WebSearch | None]:
+def _tools(tools: list[Any]) -> tuple[tuple[FunctionTool, ...], WebSearch | None, Retrieval | None]:
     functions: list[FunctionTool] = []
     web_search: WebSearch | None = None
+    retrieval: Retrieval | None = None
     for i, tool in enumerate(tools):
         kind = tool.get("type") if isinstance(tool, dict) else None
         spec = tool.get(kind) if isinstance(tool, dict) and isinstance(kind, str) else None
@@ -213,14 +237,20 @@ def _tools(tools: list[Any]) -> tuple[tuple[FunctionTool, ...], WebSearch | None
             parameters = spec.get("parameters")
             functions.append(FunctionTool(name, parameters if isinstance(parameters, dict) else {}))
         elif kind == "web_search" and spec.get("enable") is not False:
-            web_search = _web_search(spec)
-    return tuple(functions), web_search
+            web_search = search_options(spec)
+        elif kind == "retrieval":
+            knowledge_id = spec.get("knowledge_id")
+            if not isinstance(knowledge_id, str) or not knowledge_id:
+                raise bad_request(f"tools[{i}].retrieval.knowledge_id is required.")
+            retrieval = Retrieval(knowledge_id, _optional(spec, "prompt_template", str) or None)
+    return tuple(functions), web_search, retrieval
 
 
-def _web_search(spec: dict[str, Any]) -> WebSearch:
-    """The search options; a ``count`` above 50 is clamped (a guess: the docs only give the range)."""
+def search_options(spec: dict[str, Any], engine: str | None = None) -> WebSearch:
+    """The options shared by the ``web_search`` tool and ``POST /web_search``, checked against the documented
+    ranges: ``count`` 1-50 (10-50 by tens on ``search_pro_sogou``), the listed engines, filters and sizes."""
     defaults = WebSearch()
-    engine = _optional(spec, "search_engine", str) or defaults.engine
+    engine = engine or _optional(spec, "search_engine", str) or defaults.engine
     if engine not in SEARCH_ENGINES:
         raise bad_request(f"Unknown search_engine {engine!r}.")
     recency = _optional(spec, "search_recency_filter", str) or defaults.recency
@@ -230,12 +260,14 @@ def _web_search(spec: dict[str, Any]) -> WebSearch:
     if content_size not in ("medium", "high"):
         raise bad_request(f"content_size must be medium or high, got {content_size!r}.")
     count = _optional(spec, "count", int)
-    if count is not None and count < 1:
+    if count is not None and not 1 <= count <= MAX_SEARCH_COUNT:
         raise bad_request(f"count must be between 1 and {MAX_SEARCH_COUNT}, got {count}.")
+    if count is not None and engine == "search_pro_sogou" and count % 10:
+        raise bad_request(f"count must be 10, 20, 30, 40 or 50 with search_pro_sogou, got {count}.")
     return WebSearch(
         engine=engine,
         query=_optional(spec, "search_query", str) or None,
-        count=min(count or defaults.count, MAX_SEARCH_COUNT),
+        count=count or defaults.count,
         domain=_optional(spec, "search_domain_filter", str) or None,
         recency=recency,
         content_size=content_size,

@@ -76,7 +76,7 @@ class GLMAPIError(GLMError):
     def advice(self, facts: Advice) -> str | None:
         """Advice by business code: the same HTTP status covers causes that need opposite fixes."""
         code = self.code or ""
-        if self.status_code == 404 and not code:
+        if self.status_code == 404 and code in ("", "404"):  # no route: a bare 404, or a JSON one
             return _not_found(facts)
         if code in _KEY_REFUSED:
             # With GLM_BASE_URL set, GLM_REGION chooses nothing: advice about it would send the user the wrong way.
