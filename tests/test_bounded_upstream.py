@@ -144,7 +144,7 @@ async def test_a_handed_off_chat_ends_at_the_deadline_too(upstream: HostileUpstr
                 "get_result", {"task_id": started.structured_content["job_id"], "wait_seconds": 60}
             )
         out = result.structured_content
-        assert out["status"] == "FAIL" and out["error"]["error"] == "deadline_exceeded", out
+        assert out["status"] == "failed" and out["error"]["error"] == "deadline_exceeded", out
         await until(lambda: bool(upstream.left))
 
 
@@ -178,7 +178,7 @@ async def test_an_answer_past_the_limit_fails_and_closes_the_stream(upstream: Ho
                 "get_result", {"task_id": started.structured_content["job_id"], "wait_seconds": 60}
             )
         out = result.structured_content
-        assert out["status"] == "FAIL" and out["error"]["error"] == "upstream_too_large", out
+        assert out["status"] == "failed" and out["error"]["error"] == "upstream_too_large", out
         assert "GLM_MAX_ANSWER_CHARS" in out["error"]["message"]
         await until(lambda: len(upstream.left) == 2)
 

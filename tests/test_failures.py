@@ -137,7 +137,7 @@ async def test_a_submit_that_may_have_arrived_is_not_sent_again(emulator: Emulat
 async def test_a_refused_submit_is_retried(emulator: Emulator) -> None:
     emulator.inject("error:1302", path=SUBMIT)
     out = ok(await call(emulator, "submit_async", {"prompt": "paid work"}))
-    assert out["attempts"] == 2 and out["status"] == "PROCESSING"
+    assert out["attempts"] == 2 and out["status"] == "running"
 
 
 async def test_a_malformed_answer_to_a_submit_may_be_a_paid_job_and_is_not_sent_again(emulator: Emulator) -> None:
@@ -155,13 +155,13 @@ async def test_a_malformed_answer_is_an_upstream_protocol_error_not_a_network_on
 
 
 async def test_an_async_task_the_platform_stopped_has_failed_with_what_it_wrote(emulator: Emulator) -> None:
-    """The finish-reason rule holds on every path: a SUCCESS whose answer the filter cut is not a success."""
+    """The finish-reason rule holds on every path: a completed task whose answer the filter cut has failed."""
     emulator.config.async_delay = 0.05
     emulator.inject("finish:sensitive", path=SUBMIT)
     async with Client(create_server(settings_for(emulator))) as client:
         task = ok(await client.call_tool("submit_async", {"prompt": "x"}))
         out = ok(await client.call_tool("get_result", {"task_id": task["task_id"], "wait_seconds": 5}))
-    assert out["status"] == "FAIL" and out["error"]["error"] == "content_blocked"
+    assert out["status"] == "failed" and out["error"]["error"] == "content_blocked"
     assert out["partial_text"] and out.get("result") is None
 
 

@@ -79,7 +79,7 @@ async def test_a_handed_off_job_is_recorded_before_its_id_returns_then_its_progr
         assert len(saved.partial_text) > len(early["text"])
 
         done = ok(await client.call_tool("get_result", {"task_id": early["job_id"], "wait_seconds": 30}))
-        assert done["status"] == "SUCCESS"
+        assert done["status"] == "completed"
         with anyio.fail_after(5):
             while (
                 final := await store.get(early["job_id"], principal=SERVER)
@@ -101,7 +101,7 @@ async def test_a_chat_handed_off_that_cannot_be_recorded_says_so_and_is_still_an
         assert early["status"] == "running" and str(blocker) in early["not_recorded"]
         assert "Not recorded in the job registry" in result.content[0].text  # type: ignore[union-attr]
         done = ok(await client.call_tool("get_result", {"task_id": early["job_id"], "wait_seconds": 30}))
-        assert done["status"] == "SUCCESS" and done["not_recorded"] == early["not_recorded"]
+        assert done["status"] == "completed" and done["not_recorded"] == early["not_recorded"]
         listing = failed(await client.call_tool("list_jobs", {}))
     assert listing["error"] == "registry_unavailable" and "GLM_DATA_DIR" in listing["hint"]
     assert str(blocker) in listing["message"]
@@ -139,7 +139,7 @@ async def test_a_stopping_server_records_its_running_jobs_as_interrupted_with_th
         result = await client.call_tool("get_result", {"task_id": early["job_id"], "wait_seconds": 5})
         out = ok(result)
         listed = ok(await client.call_tool("list_jobs", {"status": "interrupted"}))
-    assert out["status"] == "FAIL" and out["error"]["error"] == "interrupted" and out["error"]["retryable"]
+    assert out["status"] == "interrupted" and out["error"]["error"] == "interrupted" and out["error"]["retryable"]
     assert out["partial_text"].startswith(status["partial_text"])
     assert "stopped" in result.content[0].text and out["partial_text"] in result.content[0].text  # type: ignore[union-attr]
     assert [j["job_id"] for j in listed["jobs"]] == [early["job_id"]]
@@ -165,9 +165,9 @@ async def test_an_async_task_is_recorded_and_once_ended_never_polled_again(
             "summary": "A story about a lighthouse",
             "created_at": "",
         }
-    async with Client(create_server(settings)) as client:  # still PROCESSING at the restart: polled as before
+    async with Client(create_server(settings)) as client:  # still running at the restart: polled as before
         done = ok(await client.call_tool("get_result", {"task_id": task["task_id"], "wait_seconds": 20}))
-        assert done["status"] == "SUCCESS" and done["result"]["text"]
+        assert done["status"] == "completed" and done["result"]["text"]
         polls = len(upstream_calls(emulator, task["task_id"]))
         assert ok(await client.call_tool("get_result", {"task_id": task["task_id"]})) == done
     async with Client(create_server(settings)) as client:
@@ -186,7 +186,7 @@ async def test_a_job_another_live_server_generates_is_waited_for_not_interrupted
         seen = ok(await second.call_tool("list_jobs", {}))
         assert seen["jobs"][0]["status"] == "running"
         done = ok(await second.call_tool("get_result", {"task_id": early["job_id"], "wait_seconds": 30}))
-        assert done["status"] == "SUCCESS"
+        assert done["status"] == "completed"
         assert done == ok(await first.call_tool("get_result", {"task_id": early["job_id"]}))
 
 

@@ -204,7 +204,7 @@ async def test_past_the_deadline_a_job_id_comes_back_and_get_result_finishes_it(
     done = ok(
         await client.call_tool("get_result", {"task_id": out["job_id"], "wait_seconds": 20}, progress_callback=recorder)
     )
-    assert done["status"] == "SUCCESS" and done["kind"] == "chat"
+    assert done["status"] == "completed" and done["kind"] == "chat"
     assert recorder.events, "get_result long-polls with progress"
 
     emulator.config.chunk_delay = 0.0
@@ -244,7 +244,7 @@ async def test_get_result_while_running_gives_the_partial_text(client: Client, e
     # Thinking off: the answer text starts with the first chunk, so some is there at any wait.
     early = ok(await client.call_tool("chat", {"prompt": "Slow one", "thinking": "disabled", "wait_seconds": 0.5}))
     status = ok(await client.call_tool("get_result", {"task_id": early["job_id"], "wait_seconds": 0.3}))
-    assert status["status"] == "PROCESSING" and status["result"] is None
+    assert status["status"] == "running" and status["result"] is None
     assert status["partial_text"] and status["partial_text"].startswith(early["text"])
 
 
@@ -265,5 +265,5 @@ async def test_a_failed_job_reports_fail_with_its_reason(client: Client, emulato
     emulator.config.chunk_delay = 0.05
     early = ok(await client.call_tool("chat", {"prompt": "Slow failure [emulator:fail]", "wait_seconds": 0.2}))
     done = ok(await client.call_tool("get_result", {"task_id": early["job_id"], "wait_seconds": 20}))
-    assert done["status"] == "FAIL" and done["error"]["error"] == "answer_cut"
+    assert done["status"] == "failed" and done["error"]["error"] == "answer_cut"
     assert done["partial_text"]

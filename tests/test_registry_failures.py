@@ -92,7 +92,7 @@ async def test_on_a_full_disk_every_submit_keeps_its_id_and_nothing_reported_rec
                         recorded.append(submitted["task_id"])
                 # This process still answers for the jobs it could not record.
                 kept = ok(await client.call_tool("get_result", {"task_id": not_recorded[0], "wait_seconds": 5}))
-                assert kept["status"] == "SUCCESS" and kept["not_recorded"]
+                assert kept["status"] == "completed" and kept["not_recorded"]
         assert len(recorded) > 1 and not_recorded, (len(recorded), len(not_recorded))
 
         with server(emulator, disk) as (_, origin):  # a restart, the disk still full
@@ -115,7 +115,7 @@ async def test_a_read_only_registry_serves_every_job_it_has_and_says_a_new_one_i
                     ok(await client.call_tool("submit_async", {"prompt": f"job {i}"}))["task_id"] for i in range(count)
                 ]
                 fetched = ok(await client.call_tool("get_result", {"task_id": ids[0], "wait_seconds": 5}))
-                assert fetched["status"] == "SUCCESS"
+                assert fetched["status"] == "completed"
             if how_it_stopped == "killed":  # its -wal and -shm stay behind
                 process.send_signal(signal.SIGKILL)
                 process.wait()

@@ -235,7 +235,7 @@ async def test_a_handed_off_chat_scrubs_the_echo_in_get_result(
                 job_id = started.structured_content["job_id"]
                 result = await client.call_tool("get_result", {"task_id": job_id, "wait_seconds": 30})
                 text = written(started) + written(result)
-                assert result.structured_content["status"] == "FAIL" and FILL * 5 in text, text[:300]
+                assert result.structured_content["status"] == "failed" and FILL * 5 in text, text[:300]
                 assert not leaked(text, forms(upstream.records[-1].request)), f"{name} at offset {offset}: {text}"
                 checked += 1
     assert checked > 30

@@ -326,7 +326,7 @@ async def test_sigint_then_sigterm_records_a_handed_off_job_as_interrupted_with_
             await stdio.send(tool_call(2, "get_result", task_id=handed_off["job_id"]))
             result = (await stdio.answer(2))["result"]["structuredContent"]
             await process.stdin.aclose()  # type: ignore[union-attr]
-    assert result["status"] == "FAIL" and result["error"]["error"] == "interrupted"
+    assert result["status"] == "interrupted" and result["error"]["error"] == "interrupted"
     assert result["partial_text"].startswith(handed_off["text"])
     assert len(result["partial_text"]) > len(handed_off["text"])  # what came after the hand-off is kept
 

@@ -224,20 +224,20 @@ async def test_web_search_chat_says_when_nothing_was_found(client: Client) -> No
 async def test_submit_async_then_get_result(client: Client, emulator: Emulator) -> None:
     emulator.config.async_delay = 0.4
     submitted = ok(await client.call_tool("submit_async", {"prompt": "Write a haiku about rain."}))
-    assert submitted["status"] == "PROCESSING" and submitted["model"] == "glm-4.6"
+    assert submitted["status"] == "running" and submitted["model"] == "glm-4.6"
     submit = upstream_calls(emulator, "/async/chat/completions")[-1]
     assert submitted["task_id"] == submit.response["id"]
     assert "stream" not in submit.body
 
     pending = ok(await client.call_tool("get_result", {"task_id": submitted["task_id"], "wait_seconds": 0}))
-    assert pending["status"] == "PROCESSING" and pending["result"] is None and pending["kind"] == "async_task"
+    assert pending["status"] == "running" and pending["result"] is None and pending["kind"] == "async_task"
 
     # With a wait, get_result long-polls until the task ends, at a growing interval.
     done = ok(await client.call_tool("get_result", {"task_id": submitted["task_id"], "wait_seconds": 10}))
     polls = upstream_calls(emulator, "/async-result/" + submitted["task_id"])
     assert 2 <= len(polls) <= 4
     poll = upstream_calls(emulator, "/async-result/" + submitted["task_id"])[-1].response
-    assert done["status"] == "SUCCESS"
+    assert done["status"] == "completed"
     assert done["result"]["text"] == poll["choices"][0]["message"]["content"]
     assert done["result"]["usage"]["total_tokens"] == poll["usage"]["total_tokens"]
 
@@ -252,7 +252,7 @@ async def test_get_result_reports_a_failed_task(client: Client, emulator: Emulat
     await anyio.sleep(0.05)
     result = await client.call_tool("get_result", {"task_id": submitted["task_id"]})
     out = ok(result)
-    assert out["status"] == "FAIL" and out["result"] is None
+    assert out["status"] == "failed" and out["result"] is None
     assert "failed" in result.content[0].text  # type: ignore[union-attr]
 
 

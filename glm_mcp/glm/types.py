@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = str  # stop, length, tool_calls, sensitive, network_error, model_context_window_exceeded, …
 TaskStatus = Literal["PROCESSING", "SUCCESS", "FAIL"]
+"""The platform's spelling of an async task's state, on the wire only: `TaskState` is what the rest reads."""
+TaskState = Literal["running", "completed", "failed"]
+_TASK_STATES: dict[TaskStatus, TaskState] = {"PROCESSING": "running", "SUCCESS": "completed", "FAIL": "failed"}
 
 
 class _Request(BaseModel):
@@ -261,19 +264,25 @@ class ChatCompletionChunk(_Response):
     web_search: list[WebSearchItem] | None = None
 
 
-class AsyncTask(_Response):
+class _TaskStatusField(_Response):
+    task_status: TaskStatus = "PROCESSING"
+
+    @property
+    def state(self) -> TaskState:
+        """The task's state in glm-mcp's vocabulary (the one place the platform's spelling is mapped)."""
+        return _TASK_STATES[self.task_status]
+
+
+class AsyncTask(_TaskStatusField):
     """The answer to an async submit, and the PROCESSING / FAIL form of a poll."""
 
     id: str
     request_id: str | None = None
     model: str = ""
-    task_status: TaskStatus = "PROCESSING"
 
 
-class AsyncTaskResult(ChatCompletion):
+class AsyncTaskResult(ChatCompletion, _TaskStatusField):
     """A poll of /async-result/{id}: the task status, plus the full completion on SUCCESS."""
-
-    task_status: TaskStatus = "PROCESSING"
 
 
 class ModelInfo(_Response):

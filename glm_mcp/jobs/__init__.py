@@ -1,11 +1,14 @@
-"""Job bookkeeping: generations that run in the background and can be waited on again, and the
-registry that records them so they outlive the process."""
+"""Job bookkeeping: generations that run in the background and can be waited on again (`JobRunner`),
+and the job registry (`JobStore`) that records them so they outlive the process.
+
+One vocabulary for a job's state everywhere (`JobState`): running, completed, failed, cancelled,
+interrupted; the platform's task status is mapped to it once, in `glm.types`."""
 
 from glm_mcp.errors import RegistryUnavailable
-from glm_mcp.jobs.job import JOB_ID_PREFIX, Job, JobStatus, Phase
+from glm_mcp.jobs.job import JOB_ID_PREFIX, Job, Phase
 from glm_mcp.jobs.polling import poll_task
 from glm_mcp.jobs.principal import SERVER, Principal, key_principal
-from glm_mcp.jobs.registry import JobRegistry
+from glm_mcp.jobs.runner import JobRunner
 from glm_mcp.jobs.sqlite import SQLiteJobStore
 from glm_mcp.jobs.store import ChatKind, JobKind, JobRecord, JobState, JobStore, Position
 
@@ -16,9 +19,8 @@ __all__ = [
     "Job",
     "JobKind",
     "JobRecord",
-    "JobRegistry",
+    "JobRunner",
     "JobState",
-    "JobStatus",
     "JobStore",
     "Phase",
     "Position",

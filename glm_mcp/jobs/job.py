@@ -19,11 +19,10 @@ from glm_mcp.glm import Attempts, GLMClient, GLMError, StreamAccumulator
 from glm_mcp.glm.errors import GLMAnswerCutError
 from glm_mcp.glm.types import ChatCompletion, ChatRequest, split_answer
 from glm_mcp.jobs.principal import SERVER, Principal
-from glm_mcp.jobs.store import ChatKind
+from glm_mcp.jobs.store import ChatKind, JobState
 
 logger = logging.getLogger(__name__)
 
-JobStatus = Literal["running", "completed", "failed", "cancelled"]
 Phase = Literal["waiting", "reasoning", "answering", "done"]
 JOB_ID_PREFIX = "job_"
 
@@ -41,7 +40,7 @@ class Job:
     id: str = field(default_factory=new_job_id)
     created_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.monotonic)
-    status: JobStatus = "running"
+    status: JobState = "running"
     accumulator: StreamAccumulator = field(default_factory=StreamAccumulator)
     attempts: Attempts = field(default_factory=Attempts)
     completion: ChatCompletion | None = None

@@ -30,7 +30,7 @@ async def poll_task(glm: GLMClient, task_id: str, wait_seconds: float, on_poll: 
         state = await glm.async_result(task_id)
         polls += 1
         remaining = deadline - time.monotonic()
-        if state.task_status != "PROCESSING" or remaining <= 0:
+        if state.state != "running" or remaining <= 0:
             return state
         await on_poll(polls, state)
         await anyio.sleep(min(interval, remaining))

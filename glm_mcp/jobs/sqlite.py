@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     model TEXT NOT NULL,
     summary TEXT NOT NULL,        -- the start of the prompt or question
     created_at REAL NOT NULL,     -- unix time
-    status TEXT NOT NULL,         -- running | completed | failed | interrupted
+    status TEXT NOT NULL,         -- running | completed | failed | cancelled | interrupted (JobState)
     request_id TEXT,
     partial_text TEXT,            -- a chat job's answer so far
     result TEXT,                  -- the get_result JSON, once it ended

@@ -11,7 +11,7 @@ from mcp.server.mcpserver import MCPServer
 
 from glm_mcp import __version__
 from glm_mcp.config import Settings
-from glm_mcp.jobs import JobRegistry, SQLiteJobStore
+from glm_mcp.jobs import JobRunner, SQLiteJobStore
 from glm_mcp.server.icons import ICONS
 from glm_mcp.server.state import AppState, principal_secret
 from glm_mcp.server.tools import build_tools
@@ -37,7 +37,7 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
             open_glm_client(settings) as glm,
             anyio.create_task_group() as background,
         ):
-            jobs = JobRegistry(glm, background, store)
+            jobs = JobRunner(background, store)
             try:
                 secret = await principal_secret(store, settings)
                 yield AppState(settings=settings, glm=glm, jobs=jobs, store=store, principal_secret=secret)

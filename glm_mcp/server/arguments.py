@@ -341,7 +341,7 @@ class ListJobsArguments(_Arguments):
 
     status: Annotated[
         JobState | None,
-        Field(description="Only jobs in this state: running, completed, failed or interrupted. Empty: all."),
+        Field(description="Only jobs in this state. Empty: all."),
     ] = None
     limit: Annotated[int, Field(description="Jobs per page, 1 to 100.", ge=1, le=100)] = 20
     cursor: Annotated[

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from glm_mcp.errors import Advice, ErrorKind
 from glm_mcp.glm.errors import GLMAnswerCutError
-from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ChatCompletion, TaskStatus, WebSearchItem, split_answer
+from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ChatCompletion, WebSearchItem, split_answer
 from glm_mcp.jobs import Job, JobKind, JobRecord, JobState
 
 
@@ -171,16 +171,14 @@ class SubmittedTask(RegistryNotes):
     """An async chat job the platform accepted."""
 
     task_id: str = Field(description="Pass this to get_result.")
-    status: TaskStatus = Field(description="PROCESSING, SUCCESS or FAIL.")
+    status: JobState = Field(description="running: the platform generates it; get_result has the answer.")
     model: str
     request_id: str | None = None
     attempts: int = Field(1, description="Requests sent to the platform to submit it (more than 1 after retries).")
 
     @classmethod
     def from_task(cls, task: AsyncTask, attempts: int = 1) -> SubmittedTask:
-        return cls(
-            task_id=task.id, status=task.task_status, model=task.model, request_id=task.request_id, attempts=attempts
-        )
+        return cls(task_id=task.id, status=task.state, model=task.model, request_id=task.request_id, attempts=attempts)
 
     def to_text(self) -> str:
         return _join(
@@ -197,27 +195,30 @@ class TaskResult(RegistryNotes):
     kind: JobKind = Field(
         description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait."
     )
-    status: TaskStatus = Field(description="PROCESSING (still running: ask again), SUCCESS or FAIL.")
+    status: JobState = Field(
+        description="running (ask again), completed (`result` has the answer), failed (`error` says why), cancelled, "
+        "or interrupted (the server generating it stopped first; `partial_text` has what had arrived)."
+    )
     model: str
     request_id: str | None = None
     result: WebSearchResult | ChatResult | None = Field(
-        None, description="The answer, on SUCCESS: the same fields chat (or web_search_chat) returns."
+        None, description="The answer, once completed: the same fields chat (or web_search_chat) returns."
     )
     partial_text: str | None = Field(
         None, description="A chat job's answer so far: while it runs, or when it failed or was interrupted."
     )
-    error: ToolFailure | None = Field(None, description="Why the job failed, on FAIL when known.")
+    error: ToolFailure | None = Field(None, description="Why the job failed or was interrupted, when known.")
 
     @classmethod
     def from_poll(cls, task_id: str, poll: AsyncTaskResult) -> TaskResult:
         """A platform task as polled; one the platform stopped (finish_reason sensitive or network_error) has
         failed, with what it wrote, as a streamed answer stopped the same way does."""
-        cut = GLMAnswerCutError.of(poll.finish_reason) if poll.task_status == "SUCCESS" else None
+        cut = GLMAnswerCutError.of(poll.finish_reason) if poll.state == "completed" else None
         if cut is not None:
             return cls(
                 task_id=task_id,
                 kind="async_task",
-                status="FAIL",
+                status="failed",
                 model=poll.model,
                 request_id=poll.request_id,
                 partial_text=split_answer(poll.message.content, None)[0] or None,
@@ -225,11 +226,11 @@ class TaskResult(RegistryNotes):
                     error=cut.error_kind, message=cut.message, hint=cut.advice(Advice()), retryable=cut.retryable
                 ),
             )
-        result = ChatResult.from_completion(poll) if poll.task_status == "SUCCESS" else None
+        result = ChatResult.from_completion(poll) if poll.state == "completed" else None
         return cls(
             task_id=task_id,
             kind="async_task",
-            status=poll.task_status,
+            status=poll.state,
             model=poll.model,
             request_id=poll.request_id,
             result=result,
@@ -238,7 +239,7 @@ class TaskResult(RegistryNotes):
     @classmethod
     def from_job(cls, job: Job, result_type: type[ChatResult], error: ToolFailure | None) -> TaskResult:
         """A job this process generates; what went wrong recording it is said too."""
-        status: TaskStatus = {"running": "PROCESSING", "completed": "SUCCESS"}.get(job.status, "FAIL")  # type: ignore[assignment]
+        status = job.status
         partial = job.answer_so_far or None
         return cls(
             task_id=job.id,
@@ -247,7 +248,7 @@ class TaskResult(RegistryNotes):
             model=job.model,
             request_id=job.request.request_id,
             result=result_type.from_completion(job.completion, job.attempts.count) if job.completion else None,
-            partial_text=partial if status != "SUCCESS" else None,
+            partial_text=partial if status != "completed" else None,
             error=error,
             not_recorded=job.not_recorded,
             registry_notice=job.registry_problem,
@@ -262,7 +263,7 @@ class TaskResult(RegistryNotes):
         return cls(
             task_id=record.id,
             kind=record.kind,
-            status="FAIL" if interrupted else "PROCESSING",
+            status=record.status,
             model=record.model,
             request_id=record.request_id,
             partial_text=record.partial_text or None,
@@ -279,16 +280,16 @@ class TaskResult(RegistryNotes):
     def to_text(self) -> str:
         if self.result is not None:
             return _join(self.result.to_text(), self._registry_text())
-        if self.status == "FAIL":
+        if self.status in ("failed", "cancelled", "interrupted"):
             reason = self.error.to_text() if self.error else "submit it again if needed."
             return _join(
-                f"Task {self.task_id} failed (model {self.model}).",
+                f"Task {self.task_id} {self.status} (model {self.model}).",
                 reason,
                 self._registry_text(),
                 _partial(self.partial_text),
             )
         return _join(
-            f"Task {self.task_id} is still {self.status}; call get_result again to wait for it.",
+            f"Task {self.task_id} is still running; call get_result again to wait for it.",
             self._registry_text(),
             _partial(self.partial_text),
         )

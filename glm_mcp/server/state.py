@@ -13,7 +13,7 @@ from mcp.server.mcpserver import Context
 from glm_mcp.config import Settings
 from glm_mcp.errors import GenerationFailed
 from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
-from glm_mcp.jobs import SERVER, JobRegistry, JobStore, Principal, RegistryUnavailable
+from glm_mcp.jobs import SERVER, JobRunner, JobStore, Principal, RegistryUnavailable
 from glm_mcp.jobs.principal import SECRET_BYTES
 from glm_mcp.server.auth import caller_key
 from glm_mcp.server.failures import describe_failure
@@ -29,7 +29,7 @@ _MODEL_LIST_TIMEOUT_S = 5.0
 class AppState:
     settings: Settings
     glm: GLMClient
-    jobs: JobRegistry
+    jobs: JobRunner
     store: JobStore
     principal_secret: bytes = b""
     """What callers' keys are hashed with to make their principal: the job store's own secret."""

@@ -18,7 +18,7 @@ from mcp.types import ToolAnnotations
 from glm_mcp.errors import GenerationFailed, JobCancelledError, SubmitUncertainError, UnknownJobError
 from glm_mcp.glm import Attempts, GLMAPIError, GLMTransportError
 from glm_mcp.glm.types import AsyncTaskResult, ChatRequest
-from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, JobRecord, JobState, RegistryUnavailable, poll_task
+from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, JobRecord, RegistryUnavailable, poll_task
 from glm_mcp.server.arguments import (
     ChatArguments,
     ListJobsArguments,
@@ -129,10 +129,9 @@ async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> Task
     result = TaskResult.from_poll(args.task_id, state)
     if app.jobs.unrecorded_task(args.task_id, app.principal) is not None:
         return result.model_copy(update={"not_recorded": "This task is not in the job registry: see its submit."})
-    if record is not None and state.task_status != "PROCESSING":
-        status: JobState = "completed" if state.task_status == "SUCCESS" else "failed"
+    if record is not None and result.status != "running":
         try:
-            await app.store.finish(args.task_id, status, result=result.model_dump_json(), partial_text=None)
+            await app.store.finish(args.task_id, result.status, result=result.model_dump_json(), partial_text=None)
         except RegistryUnavailable as exc:  # nothing is lost: the next get_result asks the platform again
             logger.warning("the end of task %s is not recorded: %s %s", args.task_id, exc, exc.fix)
     return _noted(app, result)
@@ -237,7 +236,7 @@ def build_tools() -> list[Tool]:
             title="Get a GLM job's result",
             description=(
                 "The status of a job started with submit_async and, once it has succeeded, its answer (the same "
-                "fields chat returns). PROCESSING means it is still running: ask again in a few seconds."
+                "fields chat returns). status running means it is not done: ask again in a few seconds."
             ),
             annotations=ToolAnnotations(
                 read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
@@ -251,7 +250,7 @@ def build_tools() -> list[Tool]:
             title="List GLM jobs",
             description=(
                 "The jobs started here, newest first: submit_async tasks, and chat / web_search_chat calls that "
-                "outlived their wait. Each with its id, status (running, completed, failed, interrupted), model and "
+                "outlived their wait. Each with its id, status (running, completed, failed, cancelled, interrupted), model and "
                 "the start of its prompt. Jobs survive a server restart: use this to find a job id again, then "
                 "get_result for its answer."
             ),

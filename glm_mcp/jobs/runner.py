@@ -1,4 +1,6 @@
-"""Where running and handed-off jobs live while the server runs, and how handed-off ones are recorded.
+"""The jobs this process runs: started in the server's task group, and recorded in the job registry once handed off.
+
+(The *job registry* is the durable `JobStore`; this is the process's own view of what it runs.)
 
 A job whose call got the whole answer is never written anywhere. A job handed off past its
 deadline is added to the `JobStore` before its id is returned, its answer so far is saved while
@@ -37,22 +39,21 @@ Outcome = Callable[[Job], Awaitable[BaseModel]]
 """What `get_result` answers for a job that has ended; it is stored as JSON."""
 
 
-class JobRegistry:
+class JobRunner:
     """Starts jobs in the server's task group, so a job can outlive the call that started it."""
 
-    def __init__(self, glm: GLMClient, task_group: TaskGroup, store: JobStore) -> None:
-        self._glm = glm
+    def __init__(self, task_group: TaskGroup, store: JobStore) -> None:
         self._task_group = task_group
         self._store = store
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._unrecorded: OrderedDict[str, JobRecord] = OrderedDict()
 
-    def start(
-        self, kind: ChatKind, request: ChatRequest, glm: GLMClient | None = None, *, principal: Principal = SERVER
-    ) -> Job:
+    def start(self, kind: ChatKind, request: ChatRequest, glm: GLMClient, *, principal: Principal = SERVER) -> Job:
+        """Generate `request` with `glm`: the client of the call's own key (the server's or the caller's),
+        never one of the runner's, so a job spends exactly the key its call was made with."""
         job = Job(kind=kind, request=request, principal=principal)
         self._jobs[job.id] = job
-        self._task_group.start_soon(job.run, glm or self._glm, name=f"glm-mcp {kind} {job.id}")
+        self._task_group.start_soon(job.run, glm, name=f"glm-mcp {kind} {job.id}")
         return job
 
     def get(self, job_id: str, principal: Principal) -> Job | None:
@@ -143,7 +144,7 @@ class JobRegistry:
                             "a crash then would have lost more of it."
                         )
         result = (await outcome(job)).model_dump_json()
-        status: JobState = "completed" if job.status == "completed" else "failed"
+        status: JobState = job.status
         try:
             await self._store.finish(job.id, status, result=result, partial_text=None)
         except RegistryUnavailable as exc:
