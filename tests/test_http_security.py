@@ -24,7 +24,7 @@ from glm_mcp.config import ConfigError, Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.errors import ClientKeyError
 from glm_mcp.server import create_server
-from glm_mcp.server.auth import CLIENT_KEY_HEADER, SharedTokenVerifier, client_credentials
+from glm_mcp.server.auth import CLIENT_KEY_HEADER, SharedTokenVerifier, caller_key, read_caller_key
 from glm_mcp.server.http import MCP_PATH, READY_PATH, check_exposure, create_http_app
 from tests.conftest import CODING_KEY, GENERAL_KEY, settings_for
 from tests.live_tools import Outcomes, call_every_tool, calls_through, listed_tools, same_arguments
@@ -220,25 +220,33 @@ async def test_configured_hosts_and_origins_are_answered_and_origins_get_cors() 
 # --- callers' own keys ----------------------------------------------------------------------
 
 
+def raw(**headers: str) -> list[tuple[bytes, bytes]]:
+    return [(name.replace("_", "-").encode(), value.encode()) for name, value in headers.items()]
+
+
 def test_a_callers_key_is_used_only_when_allowed() -> None:
     allowed = Settings(allow_client_keys=True)
-    assert client_credentials(None, allowed) is None
-    assert client_credentials({"x-other": "1"}, allowed) is None
+    header = CLIENT_KEY_HEADER.lower().replace("-", "_")
+    assert read_caller_key([], allowed) is None
+    assert read_caller_key(raw(x_other="1"), allowed) is None
     with pytest.raises(ClientKeyError, match="empty"):  # present but blank: never the server's key instead
-        client_credentials({CLIENT_KEY_HEADER.lower(): "  "}, allowed)
-    credentials = client_credentials({CLIENT_KEY_HEADER.upper(): " caller.secret-of-the-caller "}, allowed)
-    assert credentials is not None and credentials.authorization() == "Bearer caller.secret-of-the-caller"
+        read_caller_key(raw(**{header: "  "}), allowed)
+    key = read_caller_key([(CLIENT_KEY_HEADER.upper().encode(), b" caller.secret-of-the-caller ")], allowed)
+    assert key == "caller.secret-of-the-caller"
+    credentials = caller_key(key, allowed, b"s" * 32).credentials
+    assert credentials.authorization() == "Bearer caller.secret-of-the-caller"
     assert CLIENT_KEY_HEADER in credentials.source and "secret-of-the-caller" not in repr(credentials)
     with pytest.raises(ClientKeyError, match="GLM_MCP_ALLOW_CLIENT_KEYS"):
-        client_credentials({CLIENT_KEY_HEADER: "caller.secret"}, Settings())
+        read_caller_key(raw(**{header: "caller.secret"}), Settings())
 
 
 def test_a_callers_key_follows_the_servers_auth_mode() -> None:
     jwt = Settings(allow_client_keys=True, auth_mode="jwt")
+    header = CLIENT_KEY_HEADER.lower().replace("-", "_")
     with pytest.raises(ClientKeyError, match=re.escape("<id>.<secret>")):
-        client_credentials({CLIENT_KEY_HEADER: "nodot"}, jwt)
-    credentials = client_credentials({CLIENT_KEY_HEADER: "caller.secret-long-enough-for-hs256"}, jwt)
-    assert credentials is not None and credentials.mode == "jwt"
+        read_caller_key(raw(**{header: "nodot"}), jwt)
+    key = read_caller_key(raw(**{header: "caller.secret-long-enough-for-hs256"}), jwt)
+    assert key is not None and caller_key(key, jwt, b"s" * 32).credentials.mode == "jwt"
 
 
 @pytest.mark.anyio

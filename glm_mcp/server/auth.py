@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mcp.server.auth.provider import AccessToken, TokenVerifier
@@ -48,31 +48,25 @@ class CallerKey:
     principal: Principal
 
 
-def check_client_key_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> None:
-    """Refuse a caller-key header that appears more than once, is blank, or is not printable ASCII.
+CALLER_KEY_SCOPE = "glm_mcp.caller_key"
+"""Where the HTTP layer leaves a request's checked caller key (or None) in the ASGI scope, for the tools."""
 
-    Takes the raw header list of the request: a mapping would keep one of two headers, and
-    which one wins would decide whose key is spent.
+
+def read_caller_key(raw_headers: Iterable[tuple[bytes, bytes]], settings: Settings) -> str | None:
+    """The caller's own GLM key from a request's raw headers, checked: None when there is none.
+
+    Read once per request, by the HTTP layer, from the raw header list (a mapping would keep one of
+    two headers, and which one won would decide whose key is spent). A header the server may not
+    honour is refused (`ClientKeyError`, answered 400) rather than ignored, so nobody spends the
+    server's key believing they spend their own. The key is never stored or logged.
     """
     wanted = CLIENT_KEY_HEADER.lower().encode("ascii")
     values = [value for name, value in raw_headers if name.lower() == wanted]
     if len(values) > 1:
         raise ClientKeyError(f"The {CLIENT_KEY_HEADER} header appears {len(values)} times: send it once.")
-    if values:
-        _checked_key(values[0].decode("latin-1"))
-
-
-def client_credentials(ctx_headers: Mapping[str, str] | None, settings: Settings) -> Credentials | None:
-    """The caller's own GLM key for this one request, or None to use the server's key.
-
-    The key is read from the request each time and lives only in the returned object, whose repr
-    hides it: it is never stored or logged. A header the server may not honour is refused rather
-    than ignored, so nobody spends the server's key believing they spend their own.
-    """
-    key = _header(ctx_headers, CLIENT_KEY_HEADER)
-    if key is None:
+    if not values:
         return None
-    key = _checked_key(key)
+    key = _checked_key(values[0].decode("latin-1"))
     if not settings.allow_client_keys:
         raise ClientKeyError(
             f"This server does not take callers' GLM keys: remove the {CLIENT_KEY_HEADER} header "
@@ -80,15 +74,13 @@ def client_credentials(ctx_headers: Mapping[str, str] | None, settings: Settings
         )
     if settings.auth_mode == "jwt" and "." not in key:
         raise ClientKeyError(f"The key in {CLIENT_KEY_HEADER} must have the form <id>.<secret>.")
-    return Credentials(key, mode=settings.auth_mode, source=f"the {CLIENT_KEY_HEADER} header")
+    return key
 
 
-def caller_key(ctx_headers: Mapping[str, str] | None, settings: Settings, secret: bytes) -> CallerKey | None:
-    """`client_credentials`, with the principal the key makes its caller: a keyed hash under `secret`."""
-    credentials = client_credentials(ctx_headers, settings)
-    if credentials is None:
-        return None
-    key = _checked_key(_header(ctx_headers, CLIENT_KEY_HEADER) or "")
+def caller_key(key: str, settings: Settings, secret: bytes) -> CallerKey:
+    """What a checked caller key spends (its `Credentials`, whose repr hides it) and who it makes its caller:
+    a keyed hash under `secret`, never the key."""
+    credentials = Credentials(key, mode=settings.auth_mode, source=f"the {CLIENT_KEY_HEADER} header")
     return CallerKey(credentials, key_principal(secret, key))
 
 
@@ -105,9 +97,3 @@ def _checked_key(value: str) -> str:
             "it has a control or non-ASCII character."
         )
     return key
-
-
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    """A header's value as sent; None when absent. Names are matched without regard to case."""
-    wanted = name.lower()
-    return next((value for key, value in (headers or {}).items() if key.lower() == wanted), None)

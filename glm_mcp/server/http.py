@@ -35,7 +35,6 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
@@ -48,7 +47,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from glm_mcp import __version__
 from glm_mcp.config import API_KEY_VARS, ConfigError, Settings
 from glm_mcp.errors import ClientKeyError
-from glm_mcp.server.auth import SharedTokenVerifier, check_client_key_headers, client_credentials
+from glm_mcp.server.auth import CALLER_KEY_SCOPE, SharedTokenVerifier, read_caller_key
 from glm_mcp.server.cancellation import CallRegistry, CallStopper, StopCalls
 
 logger = logging.getLogger(__name__)
@@ -167,7 +166,8 @@ def _readiness(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
 
 
 class _CallerKeyCheck:
-    """Answers 400 to a request whose caller-key header the tools would refuse, before MCP sees it."""
+    """Reads the caller-key header once: 400 for one the server must refuse, before MCP sees the request;
+    otherwise the checked key (or None) is left in the scope for the tools (`AppState.for_request`)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self._app = app
@@ -175,8 +175,7 @@ class _CallerKeyCheck:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            check_client_key_headers(scope["headers"])  # on the raw list: a mapping hides a second header
-            client_credentials(Headers(scope=scope), self._settings)
+            scope[CALLER_KEY_SCOPE] = read_caller_key(scope["headers"], self._settings)
         except ClientKeyError as exc:
             await PlainTextResponse(str(exc), status_code=400)(scope, receive, send)
             return

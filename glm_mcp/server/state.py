@@ -9,13 +9,14 @@ from dataclasses import dataclass
 
 import anyio
 from mcp.server.mcpserver import Context
+from starlette.requests import Request
 
 from glm_mcp.config import Settings
 from glm_mcp.errors import GenerationFailed
 from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
 from glm_mcp.jobs import SERVER, JobRunner, JobStore, Principal, RegistryUnavailable
 from glm_mcp.jobs.principal import SECRET_BYTES
-from glm_mcp.server.auth import caller_key
+from glm_mcp.server.auth import CALLER_KEY_SCOPE, caller_key
 from glm_mcp.server.failures import describe_failure
 from glm_mcp.server.results import ToolFailure
 
@@ -40,9 +41,11 @@ class AppState:
     def for_request(self, ctx: Context) -> AppState:
         """The state one tool call works with: the server's key, or the caller's own when it sent one,
         and the principal that makes it."""
-        caller = caller_key(ctx.headers, self.settings, self.principal_secret)
-        if caller is None:
+        request = ctx.request_context.request
+        key = request.scope.get(CALLER_KEY_SCOPE) if isinstance(request, Request) else None
+        if key is None:  # stdio, in process, or no header: the server's key
             return self
+        caller = caller_key(key, self.settings, self.principal_secret)
         glm = self.glm.with_credentials(caller.credentials)
         return dataclasses.replace(self, glm=glm, principal=caller.principal)
 

@@ -1,8 +1,8 @@
 """Registering tools whose inputs are pydantic models, published as flat parameters.
 
-Each tool is written as `async def handler(app, ctx, args) -> ResultModel`. `model_tool`
-gives it a signature made of the model's fields (so the SDK publishes a flat input schema),
-validates the arguments against the model itself (so a wrong type, a value out of range and an
+Each tool is a row of the table in `tools.py` (`ToolSpec`): its handler is
+`async def handler(app, ctx, args) -> ResultModel`. `register` publishes the model's fields as a
+flat, lean input schema, validates the arguments against the model itself (so a wrong type, a value out of range and an
 unknown argument name get the same structured `invalid_argument` result as a rule across
 fields), turns its result into `structuredContent` plus a text copy, and turns any failure into
 an `isError` result that says what to do: one success path and one error path for every tool.
@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Protocol, TypeVar, cast
 
 from mcp.server.mcpserver import Context
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from glm_mcp.server.arguments import argument_error
 from glm_mcp.server.results import ToolFailure
+from glm_mcp.server.state import AppState
 
 
 class Renderable(Protocol):
@@ -31,51 +33,57 @@ class Renderable(Protocol):
     def model_dump(self, *, mode: str, exclude_none: bool = ...) -> dict[str, Any]: ...
 
 
-ArgsT = TypeVar("ArgsT", bound=BaseModel)
-StateT = TypeVar("StateT")
-Handler = Callable[[StateT, Context, ArgsT], Awaitable[Any]]
-FailureHook = Callable[[StateT, BaseException], Awaitable[ToolFailure]]
-RequestState = Callable[[StateT, Context], StateT]
+Handler = Callable[[AppState, Context, Any], Awaitable[Renderable]]
+"""`async def handler(app, ctx, args) -> ResultModel`: the state of this request, the SDK's context, the arguments."""
 
 
-def model_tool(
-    handler: Handler[StateT, ArgsT],
-    *,
-    arguments: type[ArgsT],
-    result: type[BaseModel],
-    on_failure: FailureHook[StateT],
-    for_request: RequestState[StateT],
-    name: str,
-    title: str,
-    description: str,
-    annotations: ToolAnnotations,
-    icons: list[Icon] | None = None,
-) -> Tool:
-    """`handler` as the tool `name`, taking the fields of `arguments` as its parameters."""
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One row of the tool table: everything that makes a tool, declared once."""
+
+    name: str
+    title: str
+    description: str
+    handler: Handler
+    arguments: type[BaseModel]
+    result: type[BaseModel]
+    annotations: ToolAnnotations
+
+
+def register(spec: ToolSpec, *, icons: list[Icon] | None = None) -> Tool:
+    """The SDK tool for `spec`: its arguments validated once by its own model, its result (or failure) as
+    `structuredContent` plus a text copy."""
 
     async def tool(ctx: Context, **kwargs: Any) -> CallToolResult:
-        state = cast(StateT, ctx.request_context.lifespan_context)
+        state = cast(AppState, ctx.request_context.lifespan_context)
         try:
-            state = for_request(state, ctx)
-            args = parse_arguments(arguments, kwargs[_RAW])
-            outcome = await handler(state, ctx, args)
+            state = state.for_request(ctx)
+            args = parse_arguments(spec.arguments, kwargs[_RAW])
+            outcome = await spec.handler(state, ctx, args)
         except Exception as exc:
-            failure = await on_failure(state, exc)
-            return _result(failure, is_error=True)
+            return _result(await state.describe_failure(exc), is_error=True)
         return _result(outcome, is_error=False)
 
     context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
     tool.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [context], return_annotation=Annotated[CallToolResult, result]
+        [context], return_annotation=Annotated[CallToolResult, spec.result]
     )
-    tool.__name__ = name
+    tool.__name__ = spec.name
     registered = Tool.from_function(
-        tool, name=name, title=title, description=description, annotations=annotations, icons=icons
+        tool,
+        name=spec.name,
+        title=spec.title,
+        description=spec.description,
+        annotations=spec.annotations,
+        icons=icons,
     )
-    registered.parameters = input_schema(arguments)
-    registered.fn_metadata.output_schema = _result_or_failure(result)
+    registered.parameters = input_schema(spec.arguments)
+    registered.fn_metadata.output_schema = _result_or_failure(spec.result)
     registered.fn_metadata.arg_model = _AsGiven  # read live by the SDK: it passes the arguments through
     return registered
+
+
+ArgsT = TypeVar("ArgsT", bound=BaseModel)
 
 
 def parse_arguments(model: type[ArgsT], given: dict[str, Any]) -> ArgsT:

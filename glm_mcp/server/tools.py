@@ -6,7 +6,6 @@ Everything around them (flat parameters, structured output, error results) is do
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 
@@ -30,7 +29,7 @@ from glm_mcp.server.icons import ICONS
 from glm_mcp.server.progress import ProgressReporter, follow_job
 from glm_mcp.server.results import ChatResult, JobList, SubmittedTask, TaskResult, WebSearchResult
 from glm_mcp.server.state import AppState
-from glm_mcp.server.tooling import model_tool
+from glm_mcp.server.tooling import ToolSpec, register
 
 logger = logging.getLogger(__name__)
 
@@ -177,85 +176,75 @@ async def list_jobs(app: AppState, ctx: Context, args: ListJobsArguments) -> Job
     return listing.model_copy(update={"registry_notice": app.store.take_notice()})
 
 
+ASKS = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+"""Asks the platform and changes nothing (each answer may differ)."""
+STARTS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+"""Starts work on the platform: calling twice starts it twice."""
+LOOKS_UP = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
+"""Reads a job's state, here or on the platform."""
+LISTS = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+"""Reads this server's own records only."""
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        "chat",
+        "Ask a GLM model",
+        "Ask a GLM model (Zhipu / Z.ai) and get its answer: a second opinion, a draft, a translation (GLM is strong "
+        "in Chinese), or a question about an image with a vision model. Give `prompt` for one message or `messages` "
+        "for a whole conversation. Returns the answer, the model's reasoning when thinking is on, token usage and "
+        "the request id.",
+        chat,
+        ChatArguments,
+        ChatResult,
+        ASKS,
+    ),
+    ToolSpec(
+        "web_search_chat",
+        "Answer with GLM web search",
+        "Answer a question from a live web search on the GLM platform: the model searches, reads the results and "
+        "answers citing them as [ref_N]. Returns the answer and its sources (title, URL, site, date, snippet), and "
+        "says so plainly when the search found nothing.",
+        web_search_chat,
+        WebSearchArguments,
+        WebSearchResult,
+        ASKS,
+    ),
+    ToolSpec(
+        "submit_async",
+        "Start a GLM chat job",
+        "Start a chat as a background job on the GLM platform and return at once with its task_id; fetch the answer "
+        "later with get_result. For long generations that should not hold up the conversation. Takes the same "
+        "inputs as chat.",
+        submit_async,
+        SubmitArguments,
+        SubmittedTask,
+        STARTS,
+    ),
+    ToolSpec(
+        "get_result",
+        "Get a GLM job's result",
+        "The status of a job started with submit_async (or a chat that outlived its wait) and, once completed, its "
+        "answer (the same fields chat returns). status running means it is not done: ask again in a few seconds.",
+        get_result,
+        ResultArguments,
+        TaskResult,
+        LOOKS_UP,
+    ),
+    ToolSpec(
+        "list_jobs",
+        "List GLM jobs",
+        "The jobs started here, newest first: submit_async tasks, and chat / web_search_chat calls that outlived "
+        "their wait. Each with its id, status (running, completed, failed, cancelled, interrupted), model and the "
+        "start of its prompt. Jobs survive a server restart: use this to find a job id again, then get_result for "
+        "its answer.",
+        list_jobs,
+        ListJobsArguments,
+        JobList,
+        LISTS,
+    ),
+)
+"""Every tool the server offers, in the order clients list them."""
+
+
 def build_tools() -> list[Tool]:
-    tool = functools.partial(
-        model_tool, on_failure=AppState.describe_failure, for_request=AppState.for_request, icons=ICONS
-    )
-    return [
-        tool(
-            chat,
-            arguments=ChatArguments,
-            result=ChatResult,
-            name="chat",
-            title="Ask a GLM model",
-            description=(
-                "Ask a GLM model (Zhipu / Z.ai) and get its answer: a second opinion, a draft, a translation "
-                "(GLM is strong in Chinese), or a question about an image with a vision model. Give `prompt` for "
-                "one message or `messages` for a whole conversation. Returns the answer, the model's reasoning "
-                "when thinking is on, token usage and the request id."
-            ),
-            annotations=ToolAnnotations(
-                read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-            ),
-        ),
-        tool(
-            web_search_chat,
-            arguments=WebSearchArguments,
-            result=WebSearchResult,
-            name="web_search_chat",
-            title="Answer with GLM web search",
-            description=(
-                "Answer a question from a live web search on the GLM platform: the model searches, reads the "
-                "results and answers citing them as [ref_N]. Returns the answer and its sources (title, URL, "
-                "site, date, snippet), and says so plainly when the search found nothing."
-            ),
-            annotations=ToolAnnotations(
-                read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-            ),
-        ),
-        tool(
-            submit_async,
-            arguments=SubmitArguments,
-            result=SubmittedTask,
-            name="submit_async",
-            title="Start a GLM chat job",
-            description=(
-                "Start a chat as a background job on the GLM platform and return at once with its task_id; fetch "
-                "the answer later with get_result. For long generations that should not hold up the "
-                "conversation. Takes the same inputs as chat."
-            ),
-            annotations=ToolAnnotations(
-                read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-            ),
-        ),
-        tool(
-            get_result,
-            arguments=ResultArguments,
-            result=TaskResult,
-            name="get_result",
-            title="Get a GLM job's result",
-            description=(
-                "The status of a job started with submit_async and, once it has succeeded, its answer (the same "
-                "fields chat returns). status running means it is not done: ask again in a few seconds."
-            ),
-            annotations=ToolAnnotations(
-                read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-            ),
-        ),
-        tool(
-            list_jobs,
-            arguments=ListJobsArguments,
-            result=JobList,
-            name="list_jobs",
-            title="List GLM jobs",
-            description=(
-                "The jobs started here, newest first: submit_async tasks, and chat / web_search_chat calls that "
-                "outlived their wait. Each with its id, status (running, completed, failed, cancelled, interrupted), model and "
-                "the start of its prompt. Jobs survive a server restart: use this to find a job id again, then "
-                "get_result for its answer."
-            ),
-            annotations=ToolAnnotations(
-                read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-            ),
-        ),
-    ]
+    return [register(spec, icons=ICONS) for spec in TOOLS]
