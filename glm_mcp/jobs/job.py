@@ -40,6 +40,8 @@ class Job:
     request: ChatRequest
     id: str = field(default_factory=new_job_id)
     created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    """Unix time of its last change (a chunk arrived, or it ended)."""
     started: float = field(default_factory=time.monotonic)
     status: JobStatus = "running"
     accumulator: StreamAccumulator = field(default_factory=StreamAccumulator)
@@ -101,6 +103,7 @@ class Job:
                 async with glm.stream_chat(self.request, attempts=self.attempts) as chunks:
                     async for chunk in chunks:
                         self.accumulator.add(chunk)
+                        self.updated_at = time.time()
                         self._changed.set()
                 completion = self.accumulator.completion()
                 reason = completion.finish_reason
@@ -115,6 +118,7 @@ class Job:
         finally:
             if self.status == "running":
                 self.status = "cancelled"
+            self.updated_at = time.time()
             self._done.set()
             self._changed.set()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -39,7 +40,11 @@ class AppState:
     def for_request(self, ctx: Context) -> AppState:
         """The state one tool call works with: the server's key, or the caller's own when it sent one,
         and the principal that makes it."""
-        caller = caller_key(ctx.headers, self.settings, self.principal_secret)
+        return self.for_headers(ctx.headers)
+
+    def for_headers(self, headers: Mapping[str, str] | None) -> AppState:
+        """`for_request` from the request's headers alone (what a lowlevel handler, such as `tasks/get`, has)."""
+        caller = caller_key(headers, self.settings, self.principal_secret)
         if caller is None:
             return self
         glm = self.glm.with_credentials(caller.credentials)

@@ -163,6 +163,15 @@ def _result_or_failure(result: type[BaseModel]) -> dict[str, Any]:
     return {"type": "object", **schema}
 
 
+def tool_result(model: Renderable, *, is_error: bool) -> CallToolResult:
+    """The `CallToolResult` a tool sends for `model`: its result, or the `ToolFailure` of an error result.
+
+    The one place results are made, so a task's final result (`server/tasks.py`) is the very one the
+    call would have returned.
+    """
+    return _result(model, is_error=is_error)
+
+
 def _result(model: Renderable, *, is_error: bool) -> CallToolResult:
     return CallToolResult(
         content=[TextContent(type="text", text=model.to_text())],
