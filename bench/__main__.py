@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import anyio
 
-from bench import context, measure
+from bench import context, measure, tasks
 from bench.figures import Figure, machine, markdown
 from bench.processes import BARE_SERVER, GLM_MCP, emulator, shown
 
-SECTIONS = ("cold-start", "per-call", "load", "streaming", "context")
+SECTIONS = ("cold-start", "per-call", "load", "streaming", "context", "tasks")
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,25 @@ class Size:
     load_levels: tuple[int, ...]
     load_min_calls: int
     progress_runs: int
+    long_generation_s: float
 
 
 NOT_JUDGED = (
     "targets: not judged: --quick takes one or a few samples of each figure, too few to compare with a target; "
     "run `python -m bench` for the verdicts"
 )
-FULL = Size(cold_starts=7, calls=300, warmup=20, load_levels=(1, 16, 64, 256, 1000), load_min_calls=20, progress_runs=9)
-QUICK = Size(cold_starts=1, calls=10, warmup=2, load_levels=(1, 16), load_min_calls=2, progress_runs=2)
+FULL = Size(
+    cold_starts=7,
+    calls=300,
+    warmup=20,
+    load_levels=(1, 16, 64, 256, 1000),
+    load_min_calls=20,
+    progress_runs=9,
+    long_generation_s=60,
+)
+QUICK = Size(
+    cold_starts=1, calls=10, warmup=2, load_levels=(1, 16), load_min_calls=2, progress_runs=2, long_generation_s=2
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,6 +89,8 @@ async def _run(sections: set[str], size: Size, judge: bool = True) -> tuple[list
         show(await measure.per_call(size.calls, size.warmup))
     if "streaming" in sections:
         show(await measure.first_progress(size.progress_runs))
+    if "tasks" in sections:
+        show(await anyio.to_thread.run_sync(tasks.long_generation, size.long_generation_s))
     notes: list[str] = []
     if "context" in sections:
         with emulator() as emu:

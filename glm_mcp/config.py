@@ -151,6 +151,14 @@ class Settings(BaseSettings):
         "generation goes on; `get_result` fetches it). Below the 60 s after which many clients give up. A call's "
         "own `wait_seconds` overrides it.",
     )
+    task_threshold_seconds: Seconds = Field(
+        5.0,
+        validation_alias="GLM_TASK_THRESHOLD_SECONDS",
+        ge=0,
+        description="For a client that declares the MCP tasks extension on its call: how long `chat`, "
+        "`web_search_chat` and `get_result` wait before answering with a task the client polls (the "
+        "`tasks/get` result is the tool's own result). Other clients keep `GLM_WAIT_SECONDS`.",
+    )
     timeout: Seconds = Field(
         300.0,
         validation_alias="GLM_TIMEOUT",
@@ -363,6 +371,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "wait_seconds",
+        "task_threshold_seconds",
         "timeout",
         "connect_timeout",
         "call_deadline",

@@ -24,6 +24,8 @@ FIGURES = (
     "load 16 concurrent",
     "idle rss (http",
     "peak rss (http",
+    "long generation client round trips (task path)",
+    "long generation server cpu (task path)",
 )
 
 

@@ -39,6 +39,8 @@ class Job:
     request: ChatRequest
     id: str = field(default_factory=new_job_id)
     created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    """Unix time of its last change (a chunk arrived, or it ended)."""
     started: float = field(default_factory=time.monotonic)
     status: JobState = "running"
     accumulator: StreamAccumulator = field(default_factory=StreamAccumulator)
@@ -100,6 +102,7 @@ class Job:
                 async with glm.stream_chat(self.request, attempts=self.attempts) as chunks:
                     async for chunk in chunks:
                         self.accumulator.add(chunk)
+                        self.updated_at = time.time()
                         self._changed.set()
                 completion = self.accumulator.completion()
                 cut = GLMAnswerCutError.of(completion.finish_reason)
@@ -114,5 +117,6 @@ class Job:
         finally:
             if self.status == "running":
                 self.status = "cancelled"
+            self.updated_at = time.time()
             self._done.set()
             self._changed.set()

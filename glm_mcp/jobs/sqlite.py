@@ -297,7 +297,7 @@ class SQLiteJobStore:
         db.execute(
             f"INSERT OR IGNORE INTO jobs ({_RECORD_FIELDS}, principal, owner, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*astuple(record), owner, now),
+            (*astuple(record)[:-1], owner, now),  # updated_at is the store's own
         )
         if now - self._pruned_at > PRUNE_EVERY_S:
             self._prune(db, now)
@@ -365,7 +365,7 @@ class SQLiteJobStore:
 
     @property
     def _columns(self) -> str:
-        return f"{_RECORD_FIELDS}, {self._principal_column}"
+        return f"{_RECORD_FIELDS}, {self._principal_column}, updated_at"
 
     def _recover(self, db: sqlite3.Connection, owners: Iterable[tuple[str | None]]) -> set[str]:
         """Record the running jobs of each owner in `owners` that is gone as interrupted; the owners that are.

@@ -6,7 +6,7 @@ implements `JobStore`, such as a database shared by several replicas, can take i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from glm_mcp.glm.types import ChatRequest, TextPart
@@ -60,6 +60,8 @@ class JobRecord:
     """The JSON `get_result` answers with, once the job has ended."""
     principal: Principal = SERVER
     """Who created it (`principal.py`): only they list it or read it."""
+    updated_at: float | None = field(default=None, compare=False)
+    """Unix time of its last change, as read back from the store (None before it is stored)."""
 
     @classmethod
     def of_request(

@@ -14,6 +14,7 @@ from glm_mcp.config import Settings
 from glm_mcp.jobs import JobRunner, SQLiteJobStore
 from glm_mcp.server.icons import ICONS
 from glm_mcp.server.state import AppState, principal_secret
+from glm_mcp.server.tasks import TasksExtension
 from glm_mcp.server.tools import build_tools
 from glm_mcp.upstream import open_glm_client
 
@@ -55,5 +56,6 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
         lifespan=lifespan,
         log_level=settings.log_level,
         tools=build_tools(),
+        extensions=[TasksExtension()],
     )
     return server

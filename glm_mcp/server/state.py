@@ -41,7 +41,11 @@ class AppState:
     def for_request(self, ctx: Context) -> AppState:
         """The state one tool call works with: the server's key, or the caller's own when it sent one,
         and the principal that makes it."""
-        request = ctx.request_context.request
+        return self.for_http(ctx.request_context.request)
+
+    def for_http(self, request: object) -> AppState:
+        """`for_request` from the transport's request object alone (what a lowlevel handler, such as
+        `tasks/get`, has): the caller key the HTTP layer read, if any."""
         key = request.scope.get(CALLER_KEY_SCOPE) if isinstance(request, Request) else None
         if key is None:  # stdio, in process, or no header: the server's key
             return self

@@ -61,8 +61,8 @@ def register(spec: ToolSpec, *, icons: list[Icon] | None = None) -> Tool:
             args = parse_arguments(spec.arguments, kwargs[_RAW])
             outcome = await spec.handler(state, ctx, args)
         except Exception as exc:
-            return _result(await state.describe_failure(exc), is_error=True)
-        return _result(outcome, is_error=False)
+            return tool_result(await state.describe_failure(exc), is_error=True)
+        return tool_result(outcome, is_error=False)
 
     context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
     tool.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -171,7 +171,12 @@ def _result_or_failure(result: type[BaseModel]) -> dict[str, Any]:
     return {"type": "object", **schema}
 
 
-def _result(model: Renderable, *, is_error: bool) -> CallToolResult:
+def tool_result(model: Renderable, *, is_error: bool) -> CallToolResult:
+    """The `CallToolResult` a tool sends for `model`: its result, or the `ToolFailure` of an error result.
+
+    The one place results are made, so a task's final result (`server/tasks.py`) is the very one the
+    call would have returned.
+    """
     return CallToolResult(
         content=[TextContent(type="text", text=model.to_text())],
         structured_content=model.model_dump(mode="json", exclude_none=is_error),

@@ -29,6 +29,7 @@ from glm_mcp.server.icons import ICONS
 from glm_mcp.server.progress import ProgressReporter, follow_job
 from glm_mcp.server.results import ChatResult, JobList, SubmittedTask, TaskResult, WebSearchResult
 from glm_mcp.server.state import AppState
+from glm_mcp.server.task_wait import task_wait
 from glm_mcp.server.tooling import ToolSpec, register
 
 logger = logging.getLogger(__name__)
@@ -42,12 +43,12 @@ RECORD_POLL_S = 1.0
 
 async def chat(app: AppState, ctx: Context, args: ChatArguments) -> ChatResult:
     request = args.chat_request(app.settings)
-    return await _generate(app, ctx, "chat", request, args.wait(app.settings.wait_seconds))
+    return await _generate(app, ctx, "chat", request, task_wait(args.wait(app.settings.wait_seconds)))
 
 
 async def web_search_chat(app: AppState, ctx: Context, args: WebSearchArguments) -> ChatResult:
     request = args.chat_request(app.settings)
-    return await _generate(app, ctx, "web_search_chat", request, args.wait(app.settings.wait_seconds))
+    return await _generate(app, ctx, "web_search_chat", request, task_wait(args.wait(app.settings.wait_seconds)))
 
 
 async def _generate(
@@ -98,7 +99,7 @@ async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> Task
     A task id nobody in the registry has (submitted elsewhere, or by a submit whose answer was lost)
     is asked of the platform with the caller's own key, which scopes what it can see.
     """
-    wait_seconds = args.wait(app.settings.wait_seconds)
+    wait_seconds = task_wait(args.wait(app.settings.wait_seconds))
     reporter = ProgressReporter(ctx, total=wait_seconds)
     if args.task_id.startswith(JOB_ID_PREFIX):
         job = app.jobs.get(args.task_id, app.principal)
@@ -137,7 +138,10 @@ async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> Task
 
 
 async def _job_result(app: AppState, job: Job) -> TaskResult:
-    error = await app.describe_failure(job.error) if job.error is not None else None
+    cause = job.error
+    if cause is None and job.status == "cancelled":  # said as such, so that a task reads as cancelled
+        cause = JobCancelledError("the generation was stopped before it ended (tasks/cancel)")
+    error = await app.describe_failure(cause) if cause is not None else None
     return TaskResult.from_job(job, RESULT_TYPES[job.kind], error)
 
 
