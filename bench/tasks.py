@@ -105,7 +105,8 @@ def long_generation(seconds: float) -> list[Figure]:
                 before = cpu_seconds(server.process.pid)
                 result = _held_open(wire, seconds) if path == "held-open" else _as_task(wire)
                 spent = cpu_seconds(server.process.pid) - before
-                if result.get("structuredContent", {}).get("status") != "completed":
+                content = result.get("structuredContent") or {}
+                if result.get("isError") or not content.get("text") or content.get("status") == "running":
                     raise RuntimeError(f"{path}: the answer did not come: {json.dumps(result)[:300]}")
                 figures[path] = (wire.round_trips, spent)
     command = shown([*GLM_MCP, "--transport", "http"])

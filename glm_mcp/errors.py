@@ -12,7 +12,8 @@
         ├── MissingAPIKeyError   missing_api_key
         ├── GLMAPIError          upstream_error        the platform's error; advice by business code
         ├── GLMTransportError    upstream_unreachable  no answer: refused, cut, timed out
-        │   └── GLMProtocolError upstream_protocol_error  an answer that is not the API's JSON
+        │   ├── GLMProtocolError upstream_protocol_error  an answer that is not the API's JSON
+        │   └── GLMSilentError   upstream_timeout      reached, then nothing for GLM_TIMEOUT
         ├── GLMStreamError       stream_broken
         ├── GLMAnswerCutError    content_blocked, answer_cut  finish_reason sensitive / network_error
         ├── GLMDeadlineError     deadline_exceeded     GLM_CALL_DEADLINE
@@ -42,6 +43,7 @@ ErrorKind = Literal[
     "upstream_error",
     "upstream_unreachable",
     "upstream_protocol_error",
+    "upstream_timeout",
     "stream_broken",
     "deadline_exceeded",
     "upstream_too_large",

@@ -28,6 +28,7 @@ from glm_mcp.glm.errors import (
     GLMError,
     GLMLimitError,
     GLMProtocolError,
+    GLMSilentError,
     GLMStreamError,
     GLMTransportError,
     MissingAPIKeyError,
@@ -436,6 +437,8 @@ class GLMClient:
         )
 
     def _transport_error(self, exc: httpx2.HTTPError) -> GLMTransportError:
+        if isinstance(exc, httpx2.ReadTimeout):  # reached, then silent: not a network problem to check
+            return GLMSilentError(self.base_url, self._http.timeout.read)
         delivered = not isinstance(exc, _NOT_DELIVERED)
         return GLMTransportError(
             f"could not reach the GLM API at {self.base_url}: {self._describe(exc)}", maybe_delivered=delivered

@@ -161,6 +161,26 @@ class GLMProtocolError(GLMTransportError):
         )
 
 
+class GLMSilentError(GLMTransportError):
+    """The API was reached, then sent nothing for the read timeout (GLM_TIMEOUT): it may still be working."""
+
+    kind: ClassVar[ErrorKind] = "upstream_timeout"
+
+    def __init__(self, base_url: str, seconds: float | None) -> None:
+        waited = f"{seconds:g} s" if seconds else "the read timeout"
+        super().__init__(
+            f"the GLM API at {base_url} was reached, then sent nothing for {waited} (GLM_TIMEOUT)",
+            maybe_delivered=True,
+        )
+        self.seconds = seconds
+
+    def advice(self, facts: Advice) -> str:
+        return (
+            "The platform may be overloaded or the model slow to start: try again, perhaps with a faster model; "
+            "if long silences are expected, raise GLM_TIMEOUT."
+        )
+
+
 class GLMStreamError(GLMError):
     """A streamed answer broke off: it ended without `[DONE]`, or the connection was cut mid-stream."""
 

@@ -18,12 +18,14 @@ from glm_mcp.server.tasks import TasksExtension
 from glm_mcp.server.tools import build_tools
 from glm_mcp.upstream import open_glm_client
 
-INSTRUCTIONS = (
-    "Tools for the GLM models of the Zhipu / Z.ai open platform. `chat` asks a model and returns its "
-    "answer; `web_search_chat` answers from a live web search with cited sources; `submit_async` starts "
-    "a long chat as a background job and `get_result` fetches its outcome; `list_jobs` finds jobs again, "
-    "also after a restart."
-)
+INSTRUCTIONS = """GLM models (Zhipu / Z.ai) as tools.
+- chat: ask a model (second opinion, draft, translation, an image with a vision model); web_search_chat: an answer \
+from a live web search, with its sources.
+- A call waits up to wait_seconds (default {wait:g}). A longer answer comes back with status "running", a job_id, the text \
+so far and, in `next`, the exact get_result call that gets the rest: make it. Clients that speak MCP tasks poll \
+instead, with no get_result needed.
+- submit_async starts a chat as a platform job and returns a task_id at once; get_result waits for it.
+- list_jobs finds job ids again, also after a restart. Errors say what went wrong and what to do."""
 JOBS_FILE = "jobs.sqlite3"
 
 
@@ -50,7 +52,7 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
         "glm-mcp",
         title="GLM (Zhipu / Z.ai)",
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS.format(wait=settings.wait_seconds),
         website_url="https://github.com/glm-mcp/glm-mcp",
         icons=ICONS,
         lifespan=lifespan,

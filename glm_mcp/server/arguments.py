@@ -251,6 +251,14 @@ class JobWaiting(_Waiting):
     ] = None
 
 
+class Reasoning(_Arguments):
+    """How much of the model's reasoning the result carries."""
+
+    include_reasoning: Annotated[
+        bool, Field(description="Return the model's reasoning whole, not just its beginning and length.")
+    ] = False
+
+
 class SubmitArguments(Generation, Conversation):
     """`submit_async`: a conversation and how to answer it."""
 
@@ -291,11 +299,11 @@ class WebSearchQuery(_Arguments):
     ] = None
 
 
-class ChatArguments(Waiting, SubmitArguments):
+class ChatArguments(Reasoning, Waiting, SubmitArguments):
     """`chat`: a conversation, how to answer it, and how long to wait."""
 
 
-class WebSearchArguments(Waiting, Generation, WebSearchQuery):
+class WebSearchArguments(Reasoning, Waiting, Generation, WebSearchQuery):
     """`web_search_chat`: a question answered with the platform's web_search tool."""
 
     def chat_request(self, settings: Settings) -> ChatRequest:
@@ -332,7 +340,7 @@ class TaskReference(_Arguments):
     ]
 
 
-class ResultArguments(JobWaiting, TaskReference):
+class ResultArguments(Reasoning, JobWaiting, TaskReference):
     """`get_result`: which job to look at, and how long to wait for it to finish."""
 
 

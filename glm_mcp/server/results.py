@@ -5,7 +5,7 @@ the short text copy that clients which ignore `structuredContent` show to the mo
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, Field
 
@@ -14,13 +14,34 @@ from glm_mcp.glm.errors import GLMAnswerCutError
 from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ChatCompletion, WebSearchItem, split_answer
 from glm_mcp.jobs import Job, JobKind, JobRecord, JobState
 
+REASONING_PREVIEW_CHARS = 300
+"""How much of the model's reasoning a result shows unless the call asks for all of it (`include_reasoning`)."""
+
+
+class Result(BaseModel):
+    """A tool's result, as a language model reads it.
+
+    Claude Code hands its model only `structuredContent`, so that is written for the model: no null,
+    empty or default-valued fields (the output schema leaves them optional), and the keys in a useful
+    order, what to read or do first (`FIRST`) ahead of the rest.
+    """
+
+    FIRST: ClassVar[tuple[str, ...]] = ()
+
+    def structured(self) -> dict[str, Any]:
+        """The `structuredContent` of this result."""
+        dumped = _pruned(self.model_dump(mode="json", exclude_none=True, exclude_defaults=True))
+        first = {key: dumped.pop(key) for key in self.FIRST if key in dumped}
+        return {**first, **dumped}
+
+    def to_text(self) -> str:  # pragma: no cover - each result says itself
+        raise NotImplementedError
+
 
 class TokenUsage(BaseModel):
     prompt_tokens: int = Field(description="Tokens read, including cached ones.")
     completion_tokens: int = Field(description="Tokens written, including reasoning.")
-    total_tokens: int
     cached_tokens: int = Field(0, description="Prompt tokens served from the platform's cache (cheaper).")
-    reasoning_tokens: int = Field(0, description="Completion tokens spent on reasoning.")
 
 
 class ToolCallRequest(BaseModel):
@@ -31,7 +52,7 @@ class ToolCallRequest(BaseModel):
     arguments: str = Field(description="JSON text as the model wrote it; it may be invalid JSON.")
 
 
-class RegistryNotes(BaseModel):
+class RegistryNotes(Result):
     """What a result says about the job registry when something there went wrong: never kept quiet."""
 
     not_recorded: str | None = Field(
@@ -53,35 +74,47 @@ class RegistryNotes(BaseModel):
 class ChatResult(RegistryNotes):
     """An answer from a GLM model, or the start of one that is still being generated."""
 
+    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "job_id", "text")
+
     status: Literal["completed", "running"] = Field(
         "completed",
-        description="completed: the whole answer is here. running: the wait ran out first; `text` is the answer "
-        "so far and the generation goes on: call get_result with `job_id` for the rest.",
+        description="Absent when the whole answer is here. running: the wait ran out first; `text` is the answer "
+        "so far and the generation goes on: `next` says how to get the rest.",
     )
+    next: str | None = Field(None, description="With status running: the exact call that gets the rest.")
     job_id: str | None = Field(None, description="With status running: pass it to get_result as task_id.")
-    text: str = Field(description="The answer (so far, when status is running).")
-    reasoning: str | None = Field(None, description="The model's reasoning, when thinking was on.")
-    model: str = Field(description="The model that answered.")
+    text: str = Field("", description="The answer (so far, when status is running).")
+    tool_calls: list[ToolCallRequest] | None = Field(None, description="Function calls the model asked for.")
+    reasoning: str | None = Field(
+        None,
+        description="The model's reasoning, when thinking was on: its beginning, ending in …, unless the call "
+        "set include_reasoning.",
+    )
+    reasoning_tokens: int | None = Field(
+        None, description="How long the reasoning is, in tokens (part of usage.completion_tokens)."
+    )
+    model: str = Field("", description="The model that answered.")
     finish_reason: str | None = Field(
         None,
-        description="Why generation stopped: stop, length (max_tokens reached), tool_calls, sensitive "
-        "(content filter), network_error, model_context_window_exceeded.",
+        description="Why generation stopped, when not simply at the end: length (max_tokens reached), tool_calls, "
+        "model_context_window_exceeded.",
     )
     usage: TokenUsage | None = None
     request_id: str | None = Field(None, description="The platform's request id, for support and tracing.")
-    tool_calls: list[ToolCallRequest] | None = Field(None, description="Function calls the model asked for.")
-    attempts: int = Field(1, description="Requests sent to the platform for this answer (more than 1 after retries).")
+    attempts: int = Field(1, description="Requests sent to the platform for this answer, when more than one.")
 
     @classmethod
-    def from_completion(cls, completion: ChatCompletion, attempts: int = 1) -> Self:
-        return cls(**_answer_fields(completion), attempts=attempts)
+    def from_completion(cls, completion: ChatCompletion, attempts: int = 1, *, model: str = "") -> Self:
+        """The result for a whole completion; `model` names the model when the platform did not."""
+        return cls(**_answer_fields(completion, model), attempts=attempts)
 
     @classmethod
-    def running(cls, job: Job, registry_notice: str | None = None) -> Self:
-        """The partial answer of a job that outlived the call's wait."""
-        fields = _answer_fields(job.accumulator.completion())
+    def running(cls, job: Job, *, wait_seconds: float, registry_notice: str | None = None) -> Self:
+        """The partial answer of a job that outlived the call's wait, with the call that gets the rest."""
+        fields = _answer_fields(job.accumulator.completion(), job.model)
         # Before the first chunk the stream has named no model yet: the request's model is the one answering.
         fields.update(status="running", job_id=job.id, model=job.model, finish_reason=None, usage=None)
+        fields.update(next=next_call(job.id, wait_seconds, "for the rest of the answer"))
         fields.update(cls._running_extras())
         fields.update(attempts=job.attempts.count, not_recorded=job.not_recorded, registry_notice=registry_notice)
         return cls(**fields)
@@ -90,11 +123,16 @@ class ChatResult(RegistryNotes):
     def _running_extras(cls) -> dict[str, object]:
         return {}
 
+    def shaped(self, *, full_reasoning: bool) -> Self:
+        """This result as the call asked for it: the reasoning whole, or its beginning (its length is said)."""
+        if full_reasoning or self.reasoning is None or len(self.reasoning) <= REASONING_PREVIEW_CHARS:
+            return self
+        return self.model_copy(update={"reasoning": self.reasoning[:REASONING_PREVIEW_CHARS].rstrip() + "…"})
+
     def to_text(self) -> str:
         if self.status == "running":
             return _join(
-                "Still generating when this call's wait ran out; the answer goes on in the background. "
-                f'Call get_result with task_id="{self.job_id}" to get the rest.',
+                f"Still generating when this call's wait ran out; the answer goes on in the background. {self.next}",
                 self._registry_text(),
                 "Answer so far:\n" + self.text if self.text else "",
             )
@@ -102,16 +140,24 @@ class ChatResult(RegistryNotes):
 
     def _footer(self) -> str:
         parts = [f"model {self.model}"]
-        if self.finish_reason and self.finish_reason != "stop":
+        if self.finish_reason:
             parts.append(f"finish_reason {self.finish_reason}")
         if self.attempts > 1:
             parts.append(f"{self.attempts} attempts")
         if self.usage:
             cached = f", {self.usage.cached_tokens} cached" if self.usage.cached_tokens else ""
             parts.append(f"tokens {self.usage.prompt_tokens} in{cached} / {self.usage.completion_tokens} out")
-        if self.reasoning:
-            parts.append(f"reasoning {len(self.reasoning)} chars in structured output")
+        if self.reasoning_tokens:
+            parts.append(f"reasoning {self.reasoning_tokens} tokens in structured output")
         return "[" + " · ".join(parts) + "]"
+
+
+def next_call(task_id: str, wait_seconds: float, what: str) -> str:
+    """The one sentence a result gives for what to do next: the exact call, and how long it will wait."""
+    return (
+        f'Call get_result with task_id="{task_id}" {what}; it waits up to {wait_seconds:g} s for the job to end '
+        "and can be called again."
+    )
 
 
 class Source(BaseModel):
@@ -142,14 +188,21 @@ NO_SOURCES = "The web search found no sources; the answer comes from the model a
 class WebSearchResult(ChatResult):
     """An answer researched on the web, with the sources it cites."""
 
-    sources: list[Source] = Field(description="The search results the model was given, in rank order.")
+    sources: list[Source] = Field(
+        default_factory=list, description="The search results the model was given, in rank order."
+    )
     note: str | None = Field(None, description="Said when the search found nothing.")
 
+    FIRST: ClassVar[tuple[str, ...]] = (*ChatResult.FIRST, "note", "sources")
+
     @classmethod
-    def from_completion(cls, completion: ChatCompletion, attempts: int = 1) -> Self:
+    def from_completion(cls, completion: ChatCompletion, attempts: int = 1, *, model: str = "") -> Self:
         sources = [Source.from_item(item) for item in completion.web_search or ()]
         return cls(
-            **_answer_fields(completion), attempts=attempts, sources=sources, note=None if sources else NO_SOURCES
+            **_answer_fields(completion, model),
+            attempts=attempts,
+            sources=sources,
+            note=None if sources else NO_SOURCES,
         )
 
     @classmethod
@@ -170,26 +223,35 @@ class WebSearchResult(ChatResult):
 class SubmittedTask(RegistryNotes):
     """An async chat job the platform accepted."""
 
+    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "task_id")
+
+    status: JobState = Field(description="running: the platform generates it; `next` says how to get the answer.")
+    next: str = Field(description="The exact call that gets the answer.")
     task_id: str = Field(description="Pass this to get_result.")
-    status: JobState = Field(description="running: the platform generates it; get_result has the answer.")
-    model: str
+    model: str = ""
     request_id: str | None = None
-    attempts: int = Field(1, description="Requests sent to the platform to submit it (more than 1 after retries).")
+    attempts: int = Field(1, description="Requests sent to the platform to submit it, when more than one.")
 
     @classmethod
-    def from_task(cls, task: AsyncTask, attempts: int = 1) -> SubmittedTask:
-        return cls(task_id=task.id, status=task.state, model=task.model, request_id=task.request_id, attempts=attempts)
+    def from_task(cls, task: AsyncTask, attempts: int, *, wait_seconds: float, model: str) -> SubmittedTask:
+        return cls(
+            task_id=task.id,
+            status=task.state,
+            next=next_call(task.id, wait_seconds, "for the answer"),
+            model=task.model or model,
+            request_id=task.request_id,
+            attempts=attempts,
+        )
 
     def to_text(self) -> str:
-        return _join(
-            f"Task {self.task_id} submitted ({self.status}, model {self.model}). "
-            f"Call get_result with task_id={self.task_id!r} to fetch the answer.",
-            self._registry_text(),
-        )
+        summary = f"Task {self.task_id} submitted ({self.status}, model {self.model}). {self.next}"
+        return _join(summary, self._registry_text())
 
 
 class TaskResult(RegistryNotes):
     """The state of a job, and its answer once it has one."""
+
+    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "result", "error", "partial_text")
 
     task_id: str
     kind: JobKind = Field(
@@ -199,7 +261,7 @@ class TaskResult(RegistryNotes):
         description="running (ask again), completed (`result` has the answer), failed (`error` says why), cancelled, "
         "or interrupted (the server generating it stopped first; `partial_text` has what had arrived)."
     )
-    model: str
+    model: str = ""
     request_id: str | None = None
     result: WebSearchResult | ChatResult | None = Field(
         None, description="The answer, once completed: the same fields chat (or web_search_chat) returns."
@@ -208,6 +270,16 @@ class TaskResult(RegistryNotes):
         None, description="A chat job's answer so far: while it runs, or when it failed or was interrupted."
     )
     error: ToolFailure | None = Field(None, description="Why the job failed or was interrupted, when known.")
+    next: str | None = Field(None, description="While it runs: the exact call to wait for it again.")
+
+    def shaped(self, *, full_reasoning: bool, wait_seconds: float) -> TaskResult:
+        """As the call asked for it: the answer's reasoning whole or its beginning, and what to do next."""
+        update: dict[str, object] = {}
+        if self.result is not None:
+            update["result"] = self.result.shaped(full_reasoning=full_reasoning)
+        if self.status == "running":
+            update["next"] = next_call(self.task_id, wait_seconds, "again")
+        return self.model_copy(update=update) if update else self
 
     @classmethod
     def from_poll(cls, task_id: str, poll: AsyncTaskResult) -> TaskResult:
@@ -226,7 +298,7 @@ class TaskResult(RegistryNotes):
                     error=cut.error_kind, message=cut.message, hint=cut.advice(Advice()), retryable=cut.retryable
                 ),
             )
-        result = ChatResult.from_completion(poll) if poll.state == "completed" else None
+        result = ChatResult.from_completion(poll, model=poll.model) if poll.state == "completed" else None
         return cls(
             task_id=task_id,
             kind="async_task",
@@ -247,7 +319,9 @@ class TaskResult(RegistryNotes):
             status=status,
             model=job.model,
             request_id=job.request.request_id,
-            result=result_type.from_completion(job.completion, job.attempts.count) if job.completion else None,
+            result=result_type.from_completion(job.completion, job.attempts.count, model=job.model)
+            if job.completion
+            else None,
             partial_text=partial if status != "completed" else None,
             error=error,
             not_recorded=job.not_recorded,
@@ -289,14 +363,17 @@ class TaskResult(RegistryNotes):
                 _partial(self.partial_text),
             )
         return _join(
-            f"Task {self.task_id} is still running; call get_result again to wait for it.",
+            f"Task {self.task_id} is still running. {self.next or ''}".strip(),
             self._registry_text(),
             _partial(self.partial_text),
         )
 
 
-class ToolFailure(BaseModel):
-    """Why a call failed and what to do; sent as `structuredContent` of an `isError` result."""
+class ToolFailure(Result):
+    """Why a call failed and what to do; sent as `structuredContent` of an `isError` result (clients such
+    as Claude Code show the model the text copy instead: it starts with what went wrong and what to do)."""
+
+    FIRST: ClassVar[tuple[str, ...]] = ("error", "message", "hint")
 
     error: ErrorKind
     message: Annotated[str, Field(description="What went wrong.")]
@@ -322,7 +399,7 @@ class ToolFailure(BaseModel):
         )
 
 
-class JobSummary(BaseModel):
+class JobSummary(Result):
     """One job of the registry."""
 
     job_id: str = Field(description="Pass it to get_result as task_id.")
@@ -330,11 +407,10 @@ class JobSummary(BaseModel):
         description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait."
     )
     status: JobState = Field(
-        description="running, completed, failed, or interrupted: the server generating it stopped first "
-        "(get_result gives the partial text)."
+        description="interrupted: the server generating it stopped first (get_result gives the partial text)."
     )
-    model: str
-    summary: str = Field(description="The start of the prompt or question.")
+    model: str = ""
+    summary: str = Field("", description="The start of the prompt or question.")
     created_at: str = Field(description="When it started, ISO 8601 UTC.")
 
     @classmethod
@@ -352,7 +428,7 @@ class JobSummary(BaseModel):
 class JobList(RegistryNotes):
     """A page of the job registry, newest first."""
 
-    jobs: list[JobSummary]
+    jobs: list[JobSummary] = Field(default_factory=list, description="Absent when there are none.")
     next_cursor: str | None = Field(
         None, description="There are older jobs: pass this as `cursor` to list them. Absent on the last page."
     )
@@ -379,23 +455,23 @@ class JobList(RegistryNotes):
         )
 
 
-def _answer_fields(completion: ChatCompletion) -> dict[str, object]:
+def _answer_fields(completion: ChatCompletion, model: str) -> dict[str, object]:
     message = completion.message
     text, reasoning = split_answer(message.content, message.reasoning_content)
     usage = completion.usage
+    reasoning_tokens = (usage.reasoning_tokens if usage else 0) or (_estimated_tokens(reasoning) if reasoning else 0)
     return {
         "text": text,
         "reasoning": reasoning,
-        "model": completion.model,
-        "finish_reason": completion.finish_reason,
+        "reasoning_tokens": reasoning_tokens or None,
+        "model": completion.model or model,
+        "finish_reason": None if completion.finish_reason == "stop" else completion.finish_reason,
         "usage": None
         if usage is None
         else TokenUsage(
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
-            total_tokens=usage.total_tokens,
             cached_tokens=usage.cached_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
         ),
         "request_id": completion.request_id or completion.id or None,
         "tool_calls": [
@@ -405,6 +481,21 @@ def _answer_fields(completion: ChatCompletion) -> dict[str, object]:
         if message.tool_calls
         else None,
     }
+
+
+def _estimated_tokens(text: str) -> int:
+    """About four characters a token, when the platform did not count (a stream cut before its usage)."""
+    return max(1, round(len(text) / 4))
+
+
+def _pruned(value: Any) -> Any:
+    """`value` without its empty strings, lists and objects, at any depth: they tell a model nothing."""
+    if isinstance(value, dict):
+        kept = {key: _pruned(item) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if item not in ("", [], {})}
+    if isinstance(value, list):
+        return [_pruned(item) for item in value]
+    return value
 
 
 def _tool_calls_text(calls: list[ToolCallRequest] | None) -> str:

@@ -250,10 +250,12 @@ def _ended(app: AppState, ref: TaskRef, created: float, updated: float, outcome:
     if failure is not None and failure.error == "cancelled":
         return _task(app, ref, "cancelled", created, updated, failure.message)
     if ref.view == "get_result":
-        result = tool_result(outcome, is_error=False)
+        result = tool_result(
+            outcome.shaped(full_reasoning=False, wait_seconds=app.settings.wait_seconds), is_error=False
+        )
         message = f"get_result: {outcome.status}"
     elif outcome.result is not None:
-        result = tool_result(outcome.result, is_error=False)
+        result = tool_result(outcome.result.shaped(full_reasoning=False), is_error=False)
         message = "answer complete"
     else:
         failure = failure or ToolFailure(error="internal_error", message="The generation failed; no reason was kept.")

@@ -29,8 +29,10 @@ from glm_mcp.server.state import AppState
 
 
 class Renderable(Protocol):
+    """A result model (`server/results.py`): its `structuredContent` and its text copy."""
+
+    def structured(self) -> dict[str, Any]: ...
     def to_text(self) -> str: ...
-    def model_dump(self, *, mode: str, exclude_none: bool = ...) -> dict[str, Any]: ...
 
 
 Handler = Callable[[AppState, Context, Any], Awaitable[Renderable]]
@@ -124,11 +126,18 @@ def input_schema(arguments: type[BaseModel]) -> dict[str, Any]:
 
     It is read by a language model, which pays for every character: nested models are inlined
     (several MCP clients do not follow `$ref`), and what says nothing to a reader is dropped
-    (generated titles, `null` alternatives, the `null` and `""` defaults that mean "not given",
-    discriminator mappings). The arguments are still checked against the full model.
+    (`lean_schema`). The arguments are still checked against the full model.
     """
     schema = arguments.model_json_schema()
-    definitions = schema.pop("$defs", {})
+    published = lean_schema(schema, inline=schema.pop("$defs", {}))
+    published.pop("description", None)  # the tool's description says it
+    return published
+
+
+def lean_schema(schema: dict[str, Any], *, inline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`schema` without what says nothing to a reader: generated titles, `null` alternatives and the
+    `null` and `""` defaults that mean "not given" (results never carry nulls; arguments may leave them
+    out), discriminator mappings; with `inline`, its `$defs` references replaced by the definitions."""
 
     def lean(node: Any) -> Any:
         if isinstance(node, list):
@@ -136,8 +145,8 @@ def input_schema(arguments: type[BaseModel]) -> dict[str, Any]:
         if not isinstance(node, dict):
             return node
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            node = {**definitions[ref.removeprefix("#/$defs/")], **{k: v for k, v in node.items() if k != "$ref"}}
+        if inline is not None and isinstance(ref, str) and ref.startswith("#/$defs/"):
+            node = {**inline[ref.removeprefix("#/$defs/")], **{k: v for k, v in node.items() if k != "$ref"}}
         options = node.get("anyOf")
         if isinstance(options, list) and {"type": "null"} in options:
             rest = [option for option in options if option != {"type": "null"}]
@@ -145,15 +154,16 @@ def input_schema(arguments: type[BaseModel]) -> dict[str, Any]:
                 node = {**rest[0], **{k: v for k, v in node.items() if k != "anyOf"}}
             else:
                 node = {**node, "anyOf": rest}
-        return {
-            key: lean(value)
-            for key, value in node.items()
-            if key not in _SAYS_NOTHING and not (key == "default" and value in (None, ""))
-        }
+        kept: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in ("properties", "$defs") and isinstance(value, dict):  # names, not keywords
+                kept[key] = {name: lean(item) for name, item in value.items()}
+            elif key not in _SAYS_NOTHING and not (key == "default" and value in (None, "")):
+                kept[key] = lean(value)
+        return kept
 
-    published: dict[str, Any] = lean(schema)
-    published.pop("description", None)  # the tool's description says it
-    return published
+    leaned: dict[str, Any] = lean(schema)
+    return leaned
 
 
 _SAYS_NOTHING = frozenset({"title", "discriminator"})
@@ -167,7 +177,7 @@ def _result_or_failure(result: type[BaseModel]) -> dict[str, Any]:
     successful result against `result` alone.
     """
     either: Any = result | ToolFailure
-    schema = TypeAdapter[Any](either).json_schema()
+    schema = lean_schema(TypeAdapter[Any](either).json_schema())
     return {"type": "object", **schema}
 
 
@@ -179,6 +189,6 @@ def tool_result(model: Renderable, *, is_error: bool) -> CallToolResult:
     """
     return CallToolResult(
         content=[TextContent(type="text", text=model.to_text())],
-        structured_content=model.model_dump(mode="json", exclude_none=is_error),
+        structured_content=model.structured(),
         is_error=is_error,
     )

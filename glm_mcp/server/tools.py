@@ -43,12 +43,14 @@ RECORD_POLL_S = 1.0
 
 async def chat(app: AppState, ctx: Context, args: ChatArguments) -> ChatResult:
     request = args.chat_request(app.settings)
-    return await _generate(app, ctx, "chat", request, task_wait(args.wait(app.settings.wait_seconds)))
+    result = await _generate(app, ctx, "chat", request, task_wait(args.wait(app.settings.wait_seconds)))
+    return result.shaped(full_reasoning=args.include_reasoning)
 
 
 async def web_search_chat(app: AppState, ctx: Context, args: WebSearchArguments) -> ChatResult:
     request = args.chat_request(app.settings)
-    return await _generate(app, ctx, "web_search_chat", request, task_wait(args.wait(app.settings.wait_seconds)))
+    result = await _generate(app, ctx, "web_search_chat", request, task_wait(args.wait(app.settings.wait_seconds)))
+    return result.shaped(full_reasoning=args.include_reasoning)
 
 
 async def _generate(
@@ -64,14 +66,15 @@ async def _generate(
         raise
     if not finished:
         await app.jobs.hand_off(job, lambda ended: _job_result(app, ended))
-        return RESULT_TYPES[kind].running(job, registry_notice=app.store.take_notice())
+        notice = app.store.take_notice()
+        return RESULT_TYPES[kind].running(job, wait_seconds=app.settings.wait_seconds, registry_notice=notice)
     app.jobs.release(job)
     return _outcome(job)
 
 
 def _outcome(job: Job) -> ChatResult:
     if job.completion is not None:
-        return RESULT_TYPES[job.kind].from_completion(job.completion, job.attempts.count)
+        return RESULT_TYPES[job.kind].from_completion(job.completion, job.attempts.count, model=job.model)
     cause = job.error or JobCancelledError("the generation was stopped before it ended")
     raise GenerationFailed(cause, partial_text=job.accumulator.text)
 
@@ -89,7 +92,9 @@ async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> Su
         task.id, "async_task", request, model=task.model, created_at=time.time(), principal=app.principal
     )
     not_recorded = await app.jobs.record_task(record)
-    submitted = SubmittedTask.from_task(task, attempts.count)
+    submitted = SubmittedTask.from_task(
+        task, attempts.count, wait_seconds=app.settings.wait_seconds, model=request.model
+    )
     return submitted.model_copy(update={"not_recorded": not_recorded, "registry_notice": app.store.take_notice()})
 
 
@@ -99,6 +104,12 @@ async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> Task
     A task id nobody in the registry has (submitted elsewhere, or by a submit whose answer was lost)
     is asked of the platform with the caller's own key, which scopes what it can see.
     """
+    result = await _job_state(app, ctx, args)
+    return result.shaped(full_reasoning=args.include_reasoning, wait_seconds=app.settings.wait_seconds)
+
+
+async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> TaskResult:
+    """The job asked for, as it stands once it has ended or `wait_seconds` have passed."""
     wait_seconds = task_wait(args.wait(app.settings.wait_seconds))
     reporter = ProgressReporter(ctx, total=wait_seconds)
     if args.task_id.startswith(JOB_ID_PREFIX):
