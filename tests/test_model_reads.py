@@ -48,7 +48,7 @@ async def test_quick_handed_off_and_failing_calls_each_say_what_a_model_needs(em
         quick = await client.call_tool("chat", {"prompt": "Say hello.", "model": "glm-4.6"})
         content = quick.structured_content
         assert not quick.is_error and content is not None
-        assert list(content)[0] == "text" and content["text"], "the answer comes first"
+        assert next(iter(content)) == "text" and content["text"], "the answer comes first"
         assert content["model"] == "glm-4.6" and "status" not in content
         assert empties(content) == [] and "total_tokens" not in content["usage"]
         jsonschema.validate(content, schemas["chat"])

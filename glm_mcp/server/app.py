@@ -21,9 +21,9 @@ from glm_mcp.upstream import open_glm_client
 INSTRUCTIONS = """GLM models (Zhipu / Z.ai) as tools.
 - chat: ask a model (second opinion, draft, translation, an image with a vision model); web_search_chat: an answer \
 from a live web search, with its sources.
-- A call waits up to wait_seconds (default {wait:g}). A longer answer comes back with status "running", a job_id, the text \
-so far and, in `next`, the exact get_result call that gets the rest: make it. Clients that speak MCP tasks poll \
-instead, with no get_result needed.
+- A call waits up to wait_seconds (default {wait:g}). A longer answer comes back with status "running", a job_id, \
+the text so far and, in `next`, the exact get_result call that gets the rest: make it. Clients that speak MCP \
+tasks poll instead, with no get_result needed.
 - submit_async starts a chat as a platform job and returns a task_id at once; get_result waits for it.
 - list_jobs finds job ids again, also after a restart. Errors say what went wrong and what to do."""
 JOBS_FILE = "jobs.sqlite3"
