@@ -43,7 +43,7 @@ def stdio(emulator: Emulator, **env: str) -> StdioServerParameters:
 
 async def test_quick_handed_off_and_failing_calls_each_say_what_a_model_needs(emulator: Emulator) -> None:
     async with Client(stdio(emulator), mode="legacy") as client:
-        schemas = {tool.name: tool.output_schema for tool in (await client.list_tools()).tools}
+        schemas = {tool.name: tool.output_schema or {} for tool in (await client.list_tools()).tools}
 
         quick = await client.call_tool("chat", {"prompt": "Say hello.", "model": "glm-4.6"})
         content = quick.structured_content
