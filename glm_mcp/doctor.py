@@ -62,8 +62,8 @@ def run_doctor(env: Mapping[str, str] | None = None, out: TextIO | None = None, 
 async def diagnose(env: Mapping[str, str], chat: bool = True) -> list[Finding]:
     """Every finding, in the order a person would check them: settings, key, endpoint, network, upstream.
 
-    The HTTP client reads proxies from the process environment, as the server's does, so `env`
-    should be that environment whenever proxies matter.
+    The HTTP client reads proxies from the process environment, as the server's does (and so does the
+    proxy finding), so `env` should be that environment whenever proxies matter.
     """
     try:
         settings = Settings.from_env(env)
@@ -78,7 +78,7 @@ async def diagnose(env: Mapping[str, str], chat: bool = True) -> list[Finding]:
     findings = [
         *_key_findings(settings, env),
         *_endpoint_findings(settings, env),
-        _proxy_finding(settings.base_url, env),
+        _proxy_finding(settings.base_url),
         _uvx_finding(env),
     ]
     if settings.credentials is not None:
@@ -185,17 +185,24 @@ def _endpoint_findings(settings: Settings, env: Mapping[str, str]) -> list[Findi
     return findings
 
 
-def _proxy_finding(base_url: str, env: Mapping[str, str]) -> Finding:
-    """Which proxy variable applies to `base_url`, by the rules the HTTP client follows."""
+def _proxy_finding(base_url: str) -> Finding:
+    """The proxy the server's HTTP client will go through for `base_url`, as httpx2 itself decides it.
+
+    httpx2 reads this process's environment (never the `env` given to `diagnose`), as the server's client does.
+    """
+    from urllib.request import getproxies
+
+    from glm_mcp.glm.proxy import proxy_route
+
     url = urlsplit(base_url)
     host = url.hostname or ""
-    for name in (f"{url.scheme.upper()}_PROXY", "ALL_PROXY"):
-        proxy = _env_any_case(env, name)
-        if not proxy:
-            continue
-        if _no_proxy_matches(host, _env_any_case(env, "NO_PROXY")):
-            return Finding("ok", f"proxy: none for {host} ({name} is set, but NO_PROXY exempts this host)")
-        return Finding("note", f"proxy: {_without_password(proxy)} ({name}) for {host}")
+    route = proxy_route(base_url)
+    if route is not None:
+        return Finding("note", f"proxy: {_without_password(route.proxy)} ({route.variable}) for {host}")
+    configured = getproxies()  # where httpx2 reads the variables from
+    name = next((name for name in (url.scheme, "all") if configured.get(name)), None)
+    if name is not None:
+        return Finding("ok", f"proxy: none for {host} ({name.upper()}_PROXY is set, but NO_PROXY exempts this host)")
     return Finding("ok", f"proxy: none ({url.scheme.upper()}_PROXY and ALL_PROXY are not set); connects directly")
 
 
@@ -211,18 +218,6 @@ def _uvx_finding(env: Mapping[str, str]) -> Finding:
         "uvx: not on PATH; only the after-release client configs need it (uvx --from glm-mcp-server): until "
         'then, give the full path of glm-mcp (<checkout>/.venv/bin/glm-mcp) as the client\'s "command"',
     )
-
-
-def _env_any_case(env: Mapping[str, str], name: str) -> str:
-    """A proxy variable as the HTTP client reads it: lower case first, then upper case."""
-    return (env.get(name.lower()) or env.get(name) or "").strip()
-
-
-def _no_proxy_matches(host: str, no_proxy: str) -> bool:
-    for entry in (item.strip().lower() for item in no_proxy.split(",")):
-        if entry == "*" or (entry and (host == entry.lstrip(".") or host.endswith("." + entry.lstrip(".")))):
-            return True
-    return False
 
 
 def _without_password(proxy: str) -> str:

@@ -5,18 +5,23 @@ broken one the emulator can produce, and never the key in its output.
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 from pathlib import Path
 
+import httpcore2
+import httpx2
 import pytest
 
 from glm_mcp.config import Settings
 from glm_mcp.doctor import run_doctor
 from glm_mcp.emulator import DEFAULT_MODELS, Emulator
 from glm_mcp.glm import GLMAPIError
+from glm_mcp.glm.proxy import ProxyRoute, proxy_route
 from glm_mcp.server.failures import describe_failure
 from tests.conftest import CODING_KEY, GENERAL_KEY, upstream_calls
+from tests.hostile_upstream import HostileUpstream, honest
 from tests.processes import COMMAND, free_port, server_env
 
 
@@ -171,22 +176,175 @@ def test_a_key_of_the_wrong_shape_is_flagged_before_the_platform_refuses_it(emul
     assert "without quotes or spaces" in line(report, "API key from GLM_API_KEY: not of the shape")
 
 
+PROXY = "http://proxy.corp:3128"
+API = "https://api.z.ai/api/paas/v4"
+
+
+def proxy_environment(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """This process's environment, where httpx2 reads proxies, with exactly the proxy variables in `env`."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy") or name == "REQUEST_METHOD":
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.lower().endswith("_proxy") or name == "REQUEST_METHOD":
+            monkeypatch.setenv(name, value)
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
         ({}, "proxy: none (HTTPS_PROXY and ALL_PROXY are not set); connects directly"),
-        ({"HTTPS_PROXY": "http://me:s3cr3t@proxy.corp:3128"}, "proxy: http://me:***@proxy.corp:3128 (HTTPS_PROXY)"),
-        ({"https_proxy": "http://lower:1", "HTTPS_PROXY": "http://upper:1"}, "proxy: http://lower:1 (HTTPS_PROXY)"),
-        ({"ALL_PROXY": "socks5://proxy.corp:1080"}, "proxy: socks5://proxy.corp:1080 (ALL_PROXY)"),
-        ({"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "localhost,.z.ai"}, "proxy: none for api.z.ai"),
-        ({"HTTP_PROXY": "http://proxy.corp:3128"}, "proxy: none (HTTPS_PROXY and ALL_PROXY are not set)"),
+        (
+            {"HTTPS_PROXY": "http://me:s3cr3t@proxy.corp:3128"},
+            "proxy: http://me:***@proxy.corp:3128 (HTTPS_PROXY) for api.z.ai",
+        ),
+        (
+            {"https_proxy": "http://lower:1", "HTTPS_PROXY": "http://upper:1"},
+            "proxy: http://lower:1 (HTTPS_PROXY) for api.z.ai",
+        ),
+        ({"ALL_PROXY": "socks5://proxy.corp:1080"}, "proxy: socks5://proxy.corp:1080 (ALL_PROXY) for api.z.ai"),
+        (
+            {"HTTPS_PROXY": PROXY, "NO_PROXY": "localhost,.z.ai"},
+            "proxy: none for api.z.ai (HTTPS_PROXY is set, but NO_PROXY exempts this host)",
+        ),
+        ({"HTTP_PROXY": PROXY}, "proxy: none (HTTPS_PROXY and ALL_PROXY are not set); connects directly"),
+        # Where the doctor's own copy of the rules had drifted from httpx2's:
+        (
+            {"HTTPS_PROXY": PROXY, "NO_PROXY": "*.z.ai"},
+            "proxy: none for api.z.ai (HTTPS_PROXY is set, but NO_PROXY exempts this host)",
+        ),
+        (
+            {"HTTP_PROXY": PROXY, "NO_PROXY": "10.0.0.0/8", "GLM_BASE_URL": "http://10.1.2.3:8080/api/paas/v4"},
+            "proxy: none for 10.1.2.3 (HTTP_PROXY is set, but NO_PROXY exempts this host)",
+        ),
+        (
+            {"https_proxy": "", "HTTPS_PROXY": "http://upper:1"},
+            "proxy: none (HTTPS_PROXY and ALL_PROXY are not set); connects directly",
+        ),
+        ({"HTTPS_PROXY": "proxy.corp:3128"}, "proxy: http://proxy.corp:3128 (HTTPS_PROXY) for api.z.ai"),
     ],
-    ids=["none", "https-password-hidden", "lower-case-first", "all", "no-proxy", "http-only"],
+    ids=[
+        "none",
+        "https-password-hidden",
+        "lower-case-first",
+        "all",
+        "no-proxy",
+        "http-only",
+        "no-proxy-wildcard-suffix",
+        "no-proxy-ip-range",
+        "empty-lower-case-unsets",
+        "no-scheme-is-http",
+    ],
 )
-def test_the_proxy_that_applies_is_named(env: dict[str, str], expected: str) -> None:
+def test_the_proxy_that_applies_is_named(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str) -> None:
+    proxy_environment(monkeypatch, env)
     _, report = doctor(**env)  # no key: nothing is sent anywhere
-    assert expected in line(report, "proxy:")
+    assert line(report, "proxy:") == expected
     assert "s3cr3t" not in report
+
+
+def test_the_proxy_named_is_the_one_the_calls_go_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loopback proxy in HTTP_PROXY: the doctor names it, and its `GET /models` reaches the platform through it."""
+    with HostileUpstream() as proxy:
+        proxy.reply = honest
+        origin = f"http://127.0.0.1:{proxy.port}"
+        proxy_environment(monkeypatch, {"HTTP_PROXY": origin, "NO_PROXY": "localhost"})
+        status, report = doctor_on(
+            {"GLM_API_KEY": GENERAL_KEY, "GLM_BASE_URL": "http://glm.test/api/paas/v4"}, chat=False
+        )
+    assert status == 0, report
+    assert line(report, "proxy:") == f"proxy: {origin} (HTTP_PROXY) for glm.test"
+    assert [record.request.path for record in proxy.records] == ["http://glm.test/api/paas/v4/models"]
+
+
+PROXY_RULES: list[tuple[dict[str, str], str, ProxyRoute | None]] = [
+    ({}, API, None),
+    ({"HTTPS_PROXY": PROXY}, API, ProxyRoute(PROXY, "HTTPS_PROXY")),
+    ({"HTTPS_PROXY": "proxy.corp:3128"}, API, ProxyRoute(PROXY, "HTTPS_PROXY")),
+    ({"HTTP_PROXY": PROXY}, API, None),
+    ({"HTTP_PROXY": PROXY}, "http://glm.internal/api/paas/v4", ProxyRoute(PROXY, "HTTP_PROXY")),
+    ({"ALL_PROXY": "http://all:1"}, API, ProxyRoute("http://all:1", "ALL_PROXY")),
+    ({"ALL_PROXY": "http://all:1", "HTTPS_PROXY": "http://https:1"}, API, ProxyRoute("http://https:1", "HTTPS_PROXY")),
+    (
+        {"https_proxy": "http://lower:1", "HTTPS_PROXY": "http://upper:1"},
+        API,
+        ProxyRoute("http://lower:1", "HTTPS_PROXY"),
+    ),
+    ({"https_proxy": "", "HTTPS_PROXY": "http://upper:1"}, API, None),
+    ({"HTTP_PROXY": PROXY, "REQUEST_METHOD": "GET"}, "http://glm.internal/api/paas/v4", None),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "api.z.ai"}, API, None),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "API.Z.AI"}, API, None),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "z.ai"}, API, None),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "pi.z.ai"}, API, ProxyRoute(PROXY, "HTTPS_PROXY")),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": ".z.ai"}, API, None),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": ".z.ai"}, "https://z.ai/api/paas/v4", ProxyRoute(PROXY, "HTTPS_PROXY")),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "*.z.ai"}, API, None),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "*"}, API, None),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "example.com, *"}, API, None),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "api.z.ai:8443"}, "https://api.z.ai:8443/api/paas/v4", None),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "api.z.ai:8443"}, API, ProxyRoute(PROXY, "HTTPS_PROXY")),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "api.z.ai:443"}, API, ProxyRoute(PROXY, "HTTPS_PROXY")),
+    ({"HTTP_PROXY": PROXY, "NO_PROXY": "10.0.0.0/8"}, "http://10.1.2.3:8080/api/paas/v4", None),
+    ({"HTTP_PROXY": PROXY, "NO_PROXY": "10.0.0.0/8"}, "http://11.1.2.3/api/paas/v4", ProxyRoute(PROXY, "HTTP_PROXY")),
+    ({"HTTP_PROXY": PROXY, "NO_PROXY": "127.0.0.1"}, "http://127.0.0.1:8000/api/paas/v4", None),
+    ({"HTTP_PROXY": PROXY, "NO_PROXY": "::1"}, "http://[::1]:8000/api/paas/v4", None),
+    ({"HTTP_PROXY": PROXY, "NO_PROXY": "fd00::/8"}, "http://[fd12::1]:8000/api/paas/v4", None),
+    ({"HTTP_PROXY": PROXY, "NO_PROXY": "localhost"}, "http://localhost:8000/api/paas/v4", None),
+]
+PROXY_RULE_IDS = [
+    "none",
+    "https",
+    "https-without-scheme",
+    "http-proxy-not-for-https",
+    "http-proxy-for-http",
+    "all",
+    "https-before-all",
+    "lower-case-first",
+    "empty-lower-case-unsets",
+    "cgi-ignores-HTTP_PROXY",
+    "no-proxy-host",
+    "no-proxy-any-case",
+    "no-proxy-domain-and-subdomains",
+    "no-proxy-not-mid-label",
+    "no-proxy-dot-subdomain",
+    "no-proxy-dot-not-the-domain",
+    "no-proxy-star-dot",
+    "no-proxy-star",
+    "no-proxy-star-in-list",
+    "no-proxy-port",
+    "no-proxy-port-other-port",
+    "no-proxy-default-port-not-implied",
+    "no-proxy-ipv4-range",
+    "no-proxy-ipv4-range-outside",
+    "no-proxy-ipv4",
+    "no-proxy-ipv6",
+    "no-proxy-ipv6-range",
+    "no-proxy-localhost",
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("env", "url", "expected"), PROXY_RULES, ids=PROXY_RULE_IDS)
+async def test_the_proxy_route_is_the_one_a_real_httpx2_client_takes(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], url: str, expected: ProxyRoute | None
+) -> None:
+    """Pins `proxy_route` (httpx2's private resolution) to what an `AsyncClient(trust_env=True)` does."""
+    proxy_environment(monkeypatch, env)
+    assert proxy_route(url) == expected
+    async with httpx2.AsyncClient(trust_env=True) as client:
+        transport = client._transport_for_url(httpx2.URL(url))
+        if expected is None:
+            assert transport is client._transport
+            return
+        assert isinstance(transport, httpx2.AsyncHTTPTransport)
+        pool = transport._pool
+        assert isinstance(pool, httpcore2.AsyncHTTPProxy)
+        proxy = httpx2.URL(expected.proxy)
+        assert (pool._proxy_url.scheme, pool._proxy_url.host, pool._proxy_url.port) == (
+            proxy.raw_scheme,
+            proxy.raw_host,
+            proxy.port,
+        )
 
 
 def test_uvx_is_shown_with_its_full_path(tmp_path: Path) -> None:

@@ -1,14 +1,16 @@
-"""The upstream client on its own: SSE parsing, stream assembly, error mapping, key hygiene."""
+"""The upstream client on its own: SSE parsing, stream assembly, error mapping, signing, key hygiene."""
 
 from __future__ import annotations
 
 import time
 
+import anyio
 import httpx2
 import pytest
 
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm import (
+    AuthMode,
     Credentials,
     GLMAPIError,
     GLMClient,
@@ -20,6 +22,7 @@ from glm_mcp.glm import (
 )
 from glm_mcp.glm.types import ChatRequest, Message, WebSearchOptions, WebSearchTool, split_answer
 from tests.conftest import GENERAL_KEY
+from tests.hostile_upstream import HostileUpstream, json_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -197,3 +200,108 @@ def test_a_jwt_is_signed_again_before_its_lifetime_ends(monkeypatch: pytest.Monk
         second.removeprefix("Bearer "), "mysecretvalue", algorithms=["HS256"], options={"verify_exp": False}
     )
     assert payload["timestamp"] == 2_000_000_000_000
+
+
+@pytest.mark.parametrize("mode", ["bearer", "jwt"])
+async def test_the_key_signs_any_httpx2_request_it_is_passed_with(emulator: Emulator, mode: AuthMode) -> None:
+    """`Credentials` is an `httpx2.Auth`, for the async client the server uses and the sync one alike."""
+    credentials = Credentials(GENERAL_KEY, mode=mode)
+    with httpx2.Client() as sync_http:
+        sync = sync_http.get(emulator.base_url + "/models", auth=credentials)
+    async with httpx2.AsyncClient() as http:
+        answer = await http.get(emulator.base_url + "/models", auth=credentials)
+    assert sync.status_code == answer.status_code == 200  # the emulator checked the key (or the JWT's signature)
+    sent = [exchange.headers["authorization"] for exchange in emulator.state.exchanges]
+    assert sent == [credentials.authorization()] * 2  # a JWT is signed once and reused
+    token = sent[0].removeprefix("Bearer ")
+    assert token == GENERAL_KEY if mode == "bearer" else token.count(".") == 2 and token in credentials.secret_strings()
+
+
+async def test_a_jwt_the_auth_signed_is_scrubbed_when_the_upstream_echoes_it() -> None:
+    """The token is signed through the same `Credentials` that redacts: an echo of the bare token is caught."""
+    credentials = Credentials("echoid.s3cr3t-half-of-the-key-1234", mode="jwt")
+    with HostileUpstream() as upstream:
+        upstream.reply = lambda request: json_reply(
+            {"error": {"code": "1000", "message": f"token {request.token} refused"}}, 401, "Unauthorized"
+        )
+        glm = GLMClient(open_http_client(upstream.base_url, timeout=10, connect_timeout=5), credentials)
+        async with glm._http:
+            with pytest.raises(GLMAPIError) as caught:
+                await glm.list_models()
+    token = upstream.records[0].request.token
+    assert token.count(".") == 2 and token.startswith("eyJ")  # a JWT went out, not the key
+    assert caught.value.message == "token <redacted> refused"
+
+
+async def test_a_callers_key_and_the_servers_share_the_pool_and_each_sends_its_own(emulator: Emulator) -> None:
+    """Concurrent calls with the server's key (bearer) and a caller's (JWT) on one pooled client."""
+    caller_key = "caller.key-general-of-its-own"
+    keys = emulator.config.api_keys
+    emulator.config.api_keys = (*keys, caller_key)
+    emulator.config.latency = 0.05  # so that the calls are in flight together
+    server = _client(emulator)
+    caller = server.with_credentials(Credentials(caller_key, mode="jwt"))
+    assert caller._http is server._http
+
+    async def call(glm: GLMClient, request_id: str) -> None:
+        await glm.chat(REQUEST.model_copy(update={"request_id": request_id, "tools": None}))
+
+    try:
+        async with server._http, anyio.create_task_group() as group:
+            for n in range(6):
+                group.start_soon(call, server, f"server-{n}")
+                group.start_soon(call, caller, f"caller-{n}")
+    finally:
+        emulator.config.api_keys = keys
+    sent = {
+        (exchange.body or {})["request_id"]: exchange.headers["authorization"] for exchange in emulator.state.exchanges
+    }
+    assert {sent[f"server-{n}"] for n in range(6)} == {f"Bearer {GENERAL_KEY}"}
+    assert caller.credentials is not None
+    assert {sent[f"caller-{n}"] for n in range(6)} == {caller.credentials.authorization()}
+
+
+class _Clock:
+    """The `time` module as the key's signing and the emulator's expiry check see it: `ahead` seconds later."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+    def time(self) -> float:
+        return time.time() + self.ahead
+
+    def time_ns(self) -> int:
+        return time.time_ns() + int(self.ahead * 1e9)
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+
+async def test_a_jwt_is_signed_again_after_its_reuse_window(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reused within 180 s; 215 s on, past its 210 s lifetime, only a new token gets through the emulator."""
+    import jwt
+
+    clock = _Clock()
+    monkeypatch.setattr("glm_mcp.glm.auth.time", clock)
+    monkeypatch.setattr("glm_mcp.emulator.app.time", clock)
+    glm = GLMClient(
+        open_http_client(emulator.base_url, timeout=10, connect_timeout=5), Credentials(GENERAL_KEY, mode="jwt")
+    )
+    async with glm._http:
+        await glm.list_models()
+        clock.ahead = 179.0
+        await glm.list_models()
+        clock.ahead = 215.0
+        await glm.list_models()  # the first token has expired: the emulator would answer 401 / 1003
+    first, again, renewed = (
+        exchange.headers["authorization"].removeprefix("Bearer ") for exchange in emulator.state.exchanges
+    )
+    assert first == again != renewed
+    # The emulator checked the signatures; here, only when each token was signed.
+    signed = [jwt.decode(token, options={"verify_signature": False})["timestamp"] for token in (first, renewed)]
+    assert 214_000 <= signed[1] - signed[0] <= 216_000  # milliseconds: signed at the later time

@@ -1,11 +1,19 @@
-"""The Authorization header: the raw key (the default of both official SDKs) or the signed JWT form."""
+"""The Authorization header: the raw key (the default of both official SDKs) or the signed JWT form.
+
+`Credentials` is the `httpx2.Auth` of every GLM request, passed per request (`send(..., auth=)`), so a
+caller's own key and the server's share one pooled client; it signs each request through the same
+object that redacts, so every token sent is one the redaction knows.
+"""
 
 from __future__ import annotations
 
 import re
 import time
 from collections import deque
+from collections.abc import AsyncGenerator, Generator
 from typing import Literal
+
+import httpx2
 
 AuthMode = Literal["bearer", "jwt"]
 
@@ -20,9 +28,10 @@ _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]{8,}")
 REDACTED = "<redacted>"
 
 
-class Credentials:
+class Credentials(httpx2.Auth):
     """An API key of the form `<id>.<secret>`, turned into the header value the platform expects.
 
+    As an `httpx2.Auth` it sets that header on each request it is passed with (`auth=credentials`).
     The key is kept private: `repr` and `str` never show it, and `secret_strings()` lists every
     form of it (key, secret, the tokens recently signed) so upstream text can be scrubbed before anyone
     sees it.
@@ -56,6 +65,19 @@ class Credentials:
             self._header = f"Bearer {token}"
             self._header_expires = time.monotonic() + _JWT_REUSE_S
         return self._header
+
+    def auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
+        """Sign `request`: the platform answers one request with one response, no challenge to follow."""
+        request.headers["Authorization"] = self.authorization()
+        yield request
+
+    # httpx2's default flows wrap `auth_flow` in a second generator; these are the same one-step flow without it.
+    sync_auth_flow = auth_flow
+
+    async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        """`auth_flow` for `httpx2.AsyncClient`, the one the server uses."""
+        request.headers["Authorization"] = self.authorization()
+        yield request
 
     def _sign_jwt(self) -> str:
         import warnings

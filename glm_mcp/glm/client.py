@@ -318,11 +318,6 @@ class GLMClient:
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    def _auth_headers(self) -> dict[str, str]:
-        if self.credentials is None:
-            raise MissingAPIKeyError("no GLM API key is configured")
-        return {"Authorization": self.credentials.authorization()}
-
     async def _send(
         self,
         method: str,
@@ -356,10 +351,17 @@ class GLMClient:
             await _close(response)  # past a limit, the unread rest goes with the connection
 
     async def _start(self, method: str, path: str, body: bytes | None) -> httpx2.Response:
-        """Send a request; the answer's body is left unread, to be read within its limit."""
-        request = self._http.build_request(method, path, content=body, headers=self._auth_headers())
+        """Send a request; the answer's body is left unread, to be read within its limit.
+
+        The key signs the request as its `httpx2.Auth`, given per request rather than set on the pooled
+        client: a caller's own key (`with_credentials`) shares that one pool. No key: nothing is sent.
+        """
+        credentials = self.credentials
+        if credentials is None:
+            raise MissingAPIKeyError("no GLM API key is configured")
+        request = self._http.build_request(method, path, content=body)
         try:
-            return await self._http.send(request, stream=True)
+            return await self._http.send(request, stream=True, auth=credentials)
         except httpx2.HTTPError as exc:
             raise self._transport_error(exc) from None
 
