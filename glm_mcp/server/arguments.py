@@ -180,7 +180,7 @@ class Generation(_Arguments):
         str,
         Field(
             description=(
-                "GLM model code: glm-4.6, glm-4.5-air, glm-4.5-flash, glm-4.5v (sees images), …. Empty: GLM_MODEL."
+                "GLM model code: glm-4.6, glm-4.5-air, glm-4.6v (sees images), …. Empty: GLM_MODEL."
             ),
             max_length=100,
         ),
@@ -197,9 +197,9 @@ class Generation(_Arguments):
     ] = None
     thinking: Annotated[
         Literal["enabled", "disabled"] | None,
-        Field(description="Deep thinking (GLM-4.5 and later); models default to enabled."),
+        Field(description="Deep thinking (GLM-4.5+); on by default."),
     ] = None
-    do_sample: Annotated[bool | None, Field(description="false: greedy decoding (temperature, top_p ignored).")] = None
+    do_sample: Annotated[bool | None, Field(description="false: greedy (temperature, top_p ignored).")] = None
 
     def to_request(self, messages: list[Message], settings: Settings) -> ChatRequest:
         """The GLM request for `messages`, with these options applied."""
@@ -244,8 +244,8 @@ class Waiting(_Waiting):
     wait_seconds: Annotated[
         float | None,
         _wait_field(
-            "Seconds to wait for the answer. Past it the call returns status running, a job_id and the text so "
-            "far; the generation goes on and get_result returns the rest."
+            "Seconds to wait for the answer; past it the result is status running with a job_id and the text "
+            "so far, and get_result returns the rest."
         ),
     ] = None
 
@@ -259,7 +259,34 @@ class JobWaiting(_Waiting):
     ] = None
 
 
-class SubmitArguments(Generation, Conversation):
+class Attached(_Arguments):
+    """Files sent with the message, read by the server from the workspace (`glm_mcp.server.files`)."""
+
+    files: Annotated[
+        list[str] | None,
+        Field(description="Paths or globs of files to send: text, or images (vision models)."),
+    ] = None
+
+
+class Continued(_Arguments):
+    """Which earlier conversation a chat continues (`glm_mcp.server.workspace`)."""
+
+    conversation_id: Annotated[
+        str,
+        Field(description="An earlier result's: continue that conversation."),
+    ] = ""
+    from_turn: Annotated[
+        int | None, Field(description="Branch from this turn of it.", ge=1)
+    ] = None
+
+
+class Paging(_Arguments):
+    """Which part of a long answer to read."""
+
+    offset: Annotated[int, Field(description="A long answer's next_offset: read on from there.", ge=0)] = 0
+
+
+class SubmitArguments(Attached, Generation, Conversation):
     """`submit_async`: a conversation and how to answer it."""
 
     json_output: Annotated[bool, Field(description="Answer as a JSON object.")] = False
@@ -299,11 +326,11 @@ class WebSearchQuery(_Arguments):
     ] = None
 
 
-class ChatArguments(Waiting, SubmitArguments):
+class ChatArguments(Waiting, Continued, SubmitArguments):
     """`chat`: a conversation, how to answer it, and how long to wait."""
 
 
-class WebSearchArguments(Waiting, Generation, WebSearchQuery):
+class WebSearchArguments(Waiting, Continued, Attached, Generation, WebSearchQuery):
     """`web_search_chat`: a question answered with the platform's web_search tool."""
 
     def chat_request(self, settings: Settings) -> ChatRequest:
@@ -340,7 +367,7 @@ class TaskReference(_Arguments):
     ]
 
 
-class ResultArguments(JobWaiting, TaskReference):
+class ResultArguments(Paging, JobWaiting, TaskReference):
     """`get_result`: which job to look at, and how long to wait for it to finish."""
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ChatCompletion, TaskStatus, WebSearchItem, split_answer
 from glm_mcp.jobs import Job, JobKind, JobRecord, JobState
+from glm_mcp.server.answers import ConversationNotes, Paged, SentFiles
 
 
 class TokenUsage(BaseModel):
@@ -48,7 +49,7 @@ class RegistryNotes(BaseModel):
         )
 
 
-class ChatResult(RegistryNotes):
+class ChatResult(RegistryNotes, ConversationNotes, Paged):
     """An answer from a GLM model, or the start of one that is still being generated."""
 
     status: Literal["completed", "running"] = Field(
@@ -94,9 +95,14 @@ class ChatResult(RegistryNotes):
                 "Still generating when this call's wait ran out; the answer goes on in the background. "
                 f'Call get_result with task_id="{self.job_id}" to get the rest.',
                 self._registry_text(),
+                self._files_text(),
+                self._conversation_text(),
                 "Answer so far:\n" + self.text if self.text else "",
             )
-        return _join(self.text, _tool_calls_text(self.tool_calls), self._footer())
+        return _join(self.text, self._page_text(), _tool_calls_text(self.tool_calls), self._workspace_footer())
+
+    def _workspace_footer(self) -> str:
+        return _join(self._files_text(), self._conversation_text(), self._footer())
 
     def _footer(self) -> str:
         parts = [f"model {self.model}"]
@@ -162,10 +168,12 @@ class WebSearchResult(ChatResult):
             + (f" ({s.media}, {s.publish_date})" if s.media and s.publish_date else "")
             for i, s in enumerate(self.sources, 1)
         )
-        return _join(self.text, "Sources:\n" + listing if listing else self.note or "", self._footer())
+        return _join(
+            self.text, self._page_text(), "Sources:\n" + listing if listing else self.note or "", self._workspace_footer()
+        )
 
 
-class SubmittedTask(RegistryNotes):
+class SubmittedTask(RegistryNotes, SentFiles):
     """An async chat job the platform accepted."""
 
     task_id: str = Field(description="Pass this to get_result.")
@@ -184,6 +192,7 @@ class SubmittedTask(RegistryNotes):
         return _join(
             f"Task {self.task_id} submitted ({self.status}, model {self.model}). "
             f"Call get_result with task_id={self.task_id!r} to fetch the answer.",
+            self._files_text(),
             self._registry_text(),
         )
 
