@@ -40,6 +40,8 @@ CHARS_PER_TOKEN = 3
 """How many characters of text one token is taken to cover when estimating a prompt: fewer than the
 platform's usual ~4 for English, so that code and Chinese (denser) are not underestimated."""
 MESSAGE_OVERHEAD_TOKENS = 4
+IMAGE_TOKENS = 1_600
+"""What one image is taken to cost in a prompt estimate (the platform bills images by their pixels)."""
 
 
 def context_window(model: str) -> int:

@@ -114,8 +114,9 @@ class ConversationStore(Protocol):
         """Its turns, oldest first (none for another principal's)."""
         ...
 
-    async def recent(self, *, principal: Principal, limit: int, before: float | None) -> list[Conversation]:
-        """Up to `limit` of `principal`'s conversations, most recently continued first, continued before `before`."""
+    async def recent(self, *, principal: Principal, limit: int, before: tuple[float, str] | None) -> list[Conversation]:
+        """Up to `limit` of `principal`'s conversations, most recently continued first, from after the
+        (updated_at, id) of the last one listed before."""
         ...
 
 
@@ -143,11 +144,11 @@ class SQLiteConversationStore:
     async def turns(self, conversation_id: str, *, principal: Principal) -> list[Turn]:
         return await self._jobs.run(self._turns, conversation_id, principal)
 
-    async def recent(self, *, principal: Principal, limit: int, before: float | None) -> list[Conversation]:
-        where, parameters = "c.principal = ?", [principal]
+    async def recent(self, *, principal: Principal, limit: int, before: tuple[float, str] | None) -> list[Conversation]:
+        where, parameters = "c.principal = ?", list[object]([principal])
         if before is not None:
-            where += " AND c.updated_at < ?"
-            parameters.append(before)
+            where += " AND (c.updated_at, c.id) < (?, ?)"
+            parameters += [*before]
         return await self._jobs.run(self._select, where, tuple(parameters), limit)
 
     # --- in the store's worker thread ---------------------------------------------------------------

@@ -142,7 +142,8 @@ class SQLiteJobStore:
         if not write:
             return await self._run(operation, *args)
         with anyio.CancelScope(shield=True):
-            return await self._run(operation, *args, write=True)
+            result = await self._run(operation, *args, write=True)
+        return result
 
     def take_notice(self) -> str | None:
         notice, self._notice = self._notice, None

@@ -74,7 +74,7 @@ class Paged(BaseModel):
             return ""
         start = self.offset or 0
         end = self.next_offset if self.next_offset is not None else self.answer_chars
-        shown = f"[Characters {start:,}–{end:,} of a {self.answer_chars:,}-character answer."
+        shown = f"[Characters {start:,} to {end:,} of a {self.answer_chars:,}-character answer."
         if self.next_offset is None:
             return shown + " This is its end.]"
         return shown + f' For the next part, call get_result with task_id="{self.read_more}" and offset={end}.]'

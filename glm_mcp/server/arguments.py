@@ -179,9 +179,7 @@ class Generation(_Arguments):
     model: Annotated[
         str,
         Field(
-            description=(
-                "GLM model code: glm-4.6, glm-4.5-air, glm-4.6v (sees images), …. Empty: GLM_MODEL."
-            ),
+            description=("GLM model code: glm-4.6, glm-4.5-air, glm-4.6v (sees images), …. Empty: GLM_MODEL."),
             max_length=100,
         ),
     ] = ""
@@ -275,9 +273,7 @@ class Continued(_Arguments):
         str,
         Field(description="An earlier result's: continue that conversation."),
     ] = ""
-    from_turn: Annotated[
-        int | None, Field(description="Branch from this turn of it.", ge=1)
-    ] = None
+    from_turn: Annotated[int | None, Field(description="Branch from this turn of it.", ge=1)] = None
 
 
 class Paging(_Arguments):
@@ -392,6 +388,23 @@ class ListJobsArguments(_Arguments):
             return Position.parse(self.cursor)
         except ValueError:
             raise ArgumentError("cursor", "it is not a next_cursor that list_jobs returned.") from None
+
+
+class ListConversationsArguments(_Arguments):
+    """`list_conversations`: which page of the caller's conversations."""
+
+    limit: Annotated[int, Field(description="Conversations per page, 1 to 100.", ge=1, le=100)] = 20
+    cursor: Annotated[str, Field(description="The last page's next_cursor. Empty: the latest.", max_length=200)] = ""
+
+    def before(self) -> tuple[float, str] | None:
+        """Where the page starts; raises `ArgumentError` for a cursor list_conversations did not give."""
+        if not self.cursor:
+            return None
+        updated_at, _, conversation_id = self.cursor.partition(":")
+        try:
+            return float(updated_at), conversation_id
+        except ValueError:
+            raise ArgumentError("cursor", "it is not a next_cursor that list_conversations returned.") from None
 
 
 def new_request_id() -> str:

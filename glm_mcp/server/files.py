@@ -149,14 +149,14 @@ def _expand(pattern: str, roots: Roots) -> list[tuple[Path, str]]:
     result = []
     for candidate in candidates:
         resolved = Path(os.path.realpath(candidate))
-        root = next((r for r in roots.paths if resolved == r or resolved.is_relative_to(r)), None)
-        if root is None:
+        inside = next((r for r in roots.paths if resolved == r or resolved.is_relative_to(r)), None)
+        if inside is None:
             raise ArgumentError(
                 FIELD,
                 f"{candidate} is outside the directories files may be read from"
                 f"{f' (it resolves to {resolved})' if str(resolved) != candidate else ''}: {roots.describe()}.",
             )
-        shown = resolved.relative_to(root).as_posix() or resolved.name
+        shown = resolved.relative_to(inside).as_posix() or resolved.name
         if not resolved.exists():
             raise ArgumentError(FIELD, f"{pattern} does not exist in {roots.describe()}.")
         if resolved.is_dir():
@@ -213,6 +213,7 @@ def _text(path: Path, shown: str) -> str:
 def _over_text_budget(shown: str, chars: int, settings: Settings) -> ArgumentError:
     return ArgumentError(
         FIELD,
-        f"{shown} brings the text files to at least {chars:,} characters, over the limit of {settings.files_max_chars:,} "
-        "for one call (GLM_FILES_MAX_CHARS). Send fewer or smaller files, or the parts that matter.",
+        f"{shown} brings the text files to at least {chars:,} characters, over the limit of "
+        f"{settings.files_max_chars:,} for one call (GLM_FILES_MAX_CHARS). Send fewer or smaller files, "
+        "or the parts that matter.",
     )

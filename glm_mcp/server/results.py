@@ -169,7 +169,10 @@ class WebSearchResult(ChatResult):
             for i, s in enumerate(self.sources, 1)
         )
         return _join(
-            self.text, self._page_text(), "Sources:\n" + listing if listing else self.note or "", self._workspace_footer()
+            self.text,
+            self._page_text(),
+            "Sources:\n" + listing if listing else self.note or "",
+            self._workspace_footer(),
         )
 
 

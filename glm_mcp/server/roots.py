@@ -1,4 +1,4 @@
-"""Where the `files` argument may read from: the roots the client declared, else GLM_FILES_ROOTS, else the working directory.
+"""Where `files` may be read from: the roots the client declared, else GLM_FILES_ROOTS, else the working directory.
 
 A client that declares roots (`roots/list`, in the protocol versions that have it) says which
 directories its user is working in, and that is the most precise answer. Without them, the

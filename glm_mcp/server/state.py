@@ -13,6 +13,7 @@ from mcp.server.mcpserver import Context
 from glm_mcp.config import Settings
 from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
 from glm_mcp.jobs import SERVER, JobRegistry, JobStore, Principal, RegistryUnavailable
+from glm_mcp.jobs.conversations import ConversationStore
 from glm_mcp.jobs.principal import SECRET_BYTES
 from glm_mcp.server.auth import caller_key
 from glm_mcp.server.failures import GenerationFailed, describe_failure
@@ -30,6 +31,7 @@ class AppState:
     glm: GLMClient
     jobs: JobRegistry
     store: JobStore
+    conversations: ConversationStore
     principal_secret: bytes = b""
     """What callers' keys are hashed with to make their principal: the job store's own secret."""
     principal: Principal = SERVER

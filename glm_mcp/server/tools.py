@@ -16,10 +16,12 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
 from glm_mcp.glm import Attempts, GLMAPIError, GLMTransportError
-from glm_mcp.glm.types import AsyncTaskResult, ChatRequest
+from glm_mcp.glm.types import AsyncTaskResult
 from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, JobRecord, JobState, RegistryUnavailable, poll_task
+from glm_mcp.server import workspace
 from glm_mcp.server.arguments import (
     ChatArguments,
+    ListConversationsArguments,
     ListJobsArguments,
     ResultArguments,
     SubmitArguments,
@@ -47,19 +49,20 @@ RECORD_POLL_S = 1.0
 
 
 async def chat(app: AppState, ctx: Context, args: ChatArguments) -> ChatResult:
-    request = args.chat_request(app.settings)
-    return await _generate(app, ctx, "chat", request, args.wait(app.settings.wait_seconds))
+    prepared = await workspace.prepare(app, ctx, args, args.chat_request(app.settings))
+    return await _generate(app, ctx, "chat", prepared, args.wait(app.settings.wait_seconds))
 
 
 async def web_search_chat(app: AppState, ctx: Context, args: WebSearchArguments) -> ChatResult:
-    request = args.chat_request(app.settings)
-    return await _generate(app, ctx, "web_search_chat", request, args.wait(app.settings.wait_seconds))
+    prepared = await workspace.prepare(app, ctx, args, args.chat_request(app.settings))
+    return await _generate(app, ctx, "web_search_chat", prepared, args.wait(app.settings.wait_seconds))
 
 
 async def _generate(
-    app: AppState, ctx: Context, kind: ChatKind, request: ChatRequest, wait_seconds: float
+    app: AppState, ctx: Context, kind: ChatKind, prepared: workspace.Prepared, wait_seconds: float
 ) -> ChatResult:
     """Stream the answer with progress; past `wait_seconds`, hand back a job that carries on."""
+    request = prepared.request
     job = app.jobs.start(kind, request, app.glm, principal=app.principal)
     try:
         finished = await follow_job(job, ProgressReporter(ctx, total=wait_seconds), wait_seconds)
@@ -68,10 +71,16 @@ async def _generate(
         app.jobs.release(job)
         raise
     if not finished:
-        await app.jobs.hand_off(job, lambda ended: _job_result(app, ended))
-        return RESULT_TYPES[kind].running(job, registry_notice=app.store.take_notice())
+        job.result_notes = prepared.notes()
+        await app.jobs.hand_off(job, lambda ended: _prepared_job_result(app, ended, prepared))
+        return workspace.running(prepared, RESULT_TYPES[kind].running(job, registry_notice=app.store.take_notice()))
     app.jobs.release(job)
-    return _outcome(job)
+    return await workspace.finish(app, prepared, _outcome(job))
+
+
+async def _prepared_job_result(app: AppState, job: Job, prepared: workspace.Prepared) -> TaskResult:
+    await workspace.finished_job(app, prepared, job)
+    return await _job_result(app, job)
 
 
 def _outcome(job: Job) -> ChatResult:
@@ -82,7 +91,8 @@ def _outcome(job: Job) -> ChatResult:
 
 
 async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> SubmittedTask:
-    request = args.chat_request(app.settings)
+    prepared = await workspace.prepare(app, ctx, args, args.chat_request(app.settings))
+    request = prepared.request
     attempts = Attempts()
     try:
         task = await app.glm.submit_async(request, attempts=attempts)
@@ -95,10 +105,18 @@ async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> Su
     )
     not_recorded = await app.jobs.record_task(record)
     submitted = SubmittedTask.from_task(task, attempts.count)
-    return submitted.model_copy(update={"not_recorded": not_recorded, "registry_notice": app.store.take_notice()})
+    notes = {"not_recorded": not_recorded, "registry_notice": app.store.take_notice(), "files": prepared.files or None}
+    return submitted.model_copy(update=notes)
 
 
 async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> TaskResult:
+    """The caller's own job (or conversation turn), its answer paged from `offset`."""
+    if workspace.is_turn(args.task_id):
+        return await workspace.turn_result(app, args.task_id, args.offset)
+    return workspace.paged_task(await _get_result(app, ctx, args), args.offset, app.settings.max_result_chars)
+
+
+async def _get_result(app: AppState, ctx: Context, args: ResultArguments) -> TaskResult:
     """The caller's own job only: another's id reads exactly like an unknown one, and is never polled.
 
     A task id nobody in the registry has (submitted elsewhere, or by a submit whose answer was lost)
@@ -145,7 +163,7 @@ async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> Task
 
 async def _job_result(app: AppState, job: Job) -> TaskResult:
     error = await app.describe_failure(job.error) if job.error is not None else None
-    return TaskResult.from_job(job, RESULT_TYPES[job.kind], error)
+    return workspace.with_notes(TaskResult.from_job(job, RESULT_TYPES[job.kind], error), job.result_notes)
 
 
 async def _recorded_job(app: AppState, job_id: str, wait_seconds: float, reporter: ProgressReporter) -> TaskResult:
@@ -181,6 +199,14 @@ async def list_jobs(app: AppState, ctx: Context, args: ListJobsArguments) -> Job
     )
     listing = JobList.from_records(records, args.limit)
     return listing.model_copy(update={"registry_notice": app.store.take_notice()})
+
+
+async def list_conversations(
+    app: AppState, ctx: Context, args: ListConversationsArguments
+) -> workspace.ConversationList:
+    """The caller's own conversations, and nobody else's."""
+    records = await app.conversations.recent(principal=app.principal, limit=args.limit + 1, before=args.before())
+    return workspace.conversation_list(records, args.limit)
 
 
 def build_tools() -> list[Tool]:
@@ -259,6 +285,21 @@ def build_tools() -> list[Tool]:
                 "outlived their wait. Each with its id, status (running, completed, failed, interrupted), model and "
                 "the start of its prompt. Jobs survive a server restart: use this to find a job id again, then "
                 "get_result for its answer."
+            ),
+            annotations=ToolAnnotations(
+                read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+            ),
+        ),
+        tool(
+            list_conversations,
+            arguments=ListConversationsArguments,
+            result=workspace.ConversationList,
+            name="list_conversations",
+            title="List GLM conversations",
+            description=(
+                "Your recent conversations with GLM, most recently continued first, each with its first question "
+                "and number of turns. Conversations survive a server restart: pass an id to chat or "
+                "web_search_chat as conversation_id to continue it."
             ),
             annotations=ToolAnnotations(
                 read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
