@@ -158,6 +158,7 @@ async def test_an_image_goes_to_a_vision_model_as_an_image_part(
     ("arguments", "env", "said"),
     [
         ({"files": ["blob.txt"]}, {}, ["blob.txt is binary"]),
+        ({"files": ["nul.txt"]}, {}, ["nul.txt is binary"]),  # valid UTF-8, but a NUL says it is no text
         ({"files": ["src/**/*.rs"]}, {}, ["src/**/*.rs", "matches no file"]),
         ({"files": ["missing.py"]}, {}, ["missing.py does not exist"]),
         ({"files": ["src"]}, {}, ["src is a directory"]),
@@ -181,6 +182,7 @@ async def test_what_cannot_be_sent_whole_is_refused_before_anything_is_sent(
 ) -> None:
     (project / "big.png").write_bytes(png(padding=5 * 1024 * 1024))
     (project / "fake.png").write_text("not a picture")
+    (project / "nul.txt").write_bytes(b"looks\0like text")
     async with Client(create_server(in_roots(emulator, data_dir, project, **env))) as client:
         result = await client.call_tool("chat", {"prompt": "Look.", **arguments})
     failure = failed(result)
