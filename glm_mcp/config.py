@@ -80,6 +80,13 @@ def _names(value: object) -> object:
     return value
 
 
+def _paths(value: object) -> object:
+    """A list of directories separated by `os.pathsep`, blanks dropped."""
+    if isinstance(value, str):
+        return tuple(Path(entry.strip()) for entry in value.split(os.pathsep) if entry.strip())
+    return value
+
+
 def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("must be a finite number of seconds")
@@ -94,6 +101,7 @@ def _shown(text: str) -> dict[str, Any]:
 Seconds = Annotated[float, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
 Count = Annotated[int, BeforeValidator(_whole_number)]
 Names = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_names)]
+Paths = Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_paths)]
 
 
 class Settings(BaseSettings):
@@ -232,6 +240,50 @@ class Settings(BaseSettings):
         description="Days a finished job stays in the registry (and `list_jobs`, `get_result`) after it ended; "
         "older ones are deleted.",
     )
+    files_roots: Paths = Field(
+        (),
+        validation_alias="GLM_FILES_ROOTS",
+        description="Directories (absolute, separated by the system's path separator, `:` or `;`) that the `files` "
+        "argument may read from. Over stdio they are used when the client declares no roots of its own "
+        "(`roots/list`), and without them the server's working directory is; over HTTP `files` is off unless this "
+        "is set, since the server's disk is not the caller's.",
+        json_schema_extra=_shown("(client roots, else the working directory; none over HTTP)"),
+    )
+    files_max_chars: Count = Field(
+        200_000,
+        validation_alias="GLM_FILES_MAX_CHARS",
+        ge=1,
+        description="Most characters of text files one call may send through `files`, all files together; more is "
+        "refused before anything is sent, naming the file that passed it.",
+    )
+    files_max_image_bytes: Count = Field(
+        20 * 1024 * 1024,
+        validation_alias="GLM_FILES_MAX_IMAGE_BYTES",
+        ge=1,
+        description="Most bytes of images one call may send through `files`, all images together (20 MiB); each "
+        "image must also be within the platform's 5 MB.",
+    )
+    vision_model: str = Field(
+        "glm-4.6v",
+        validation_alias="GLM_VISION_MODEL",
+        min_length=1,
+        description="The vision model an image sent to a model that cannot see is refused in favour of (the refusal "
+        "names it).",
+    )
+    conversation_retention_days: Count = Field(
+        30,
+        validation_alias="GLM_CONVERSATION_RETENTION_DAYS",
+        ge=1,
+        description="Days a conversation stays in the registry after its last turn; older ones are deleted with "
+        "their turns.",
+    )
+    max_result_chars: Count = Field(
+        20_000,
+        validation_alias="GLM_MAX_RESULT_CHARS",
+        ge=1000,
+        description="Longest answer text one tool result carries (clients cap results: Claude Code at 25,000 tokens); "
+        "a longer answer comes as its beginning with a note, and `get_result` with `offset` reads the rest.",
+    )
     log_level: Annotated[LogLevel, BeforeValidator(_upper)] = Field(
         "WARNING",
         validation_alias="GLM_LOG_LEVEL",
@@ -368,6 +420,15 @@ class Settings(BaseSettings):
         if not value.is_absolute():  # clients start servers in a directory of their choosing
             raise ValueError("must be an absolute path")
         return value
+
+    @field_validator("files_roots")
+    @classmethod
+    def _check_roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        roots = tuple(root.expanduser() for root in value)
+        for root in roots:
+            if not root.is_absolute():
+                raise ValueError(f"has a directory that is not an absolute path: {str(root)!r}")
+        return roots
 
     @field_validator(
         "wait_seconds",

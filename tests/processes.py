@@ -9,9 +9,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import IO
 
 import httpx2
 
@@ -87,3 +89,26 @@ def listening(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def drain(process: subprocess.Popen[bytes]) -> Callable[[], bytes]:
+    """Read the process's stdout and stderr as it writes them (a full pipe would block a process that logs a lot,
+    at DEBUG); the returned function gives all of it once the process has ended."""
+    chunks: list[bytes] = []
+
+    def read(stream: IO[bytes]) -> None:
+        while block := stream.read1(65536):  # type: ignore[attr-defined]
+            chunks.append(block)
+
+    streams = [stream for stream in (process.stdout, process.stderr) if stream is not None]
+    readers = [threading.Thread(target=read, args=(stream,), daemon=True) for stream in streams]
+    for reader in readers:
+        reader.start()
+
+    def output() -> bytes:
+        process.wait(timeout=20)
+        for reader in readers:
+            reader.join(timeout=20)
+        return b"".join(chunks)
+
+    return output

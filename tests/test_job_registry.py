@@ -58,10 +58,13 @@ async def _hand_off(client: Client, prompt: str, wait_seconds: float = 0.3) -> d
 # --- the per-call path --------------------------------------------------------------------------------
 
 
-async def test_a_chat_that_ends_within_its_wait_writes_nothing(client: Client, data_dir: Path) -> None:
+async def test_a_chat_that_ends_within_its_wait_records_no_job(client: Client, data_dir: Path) -> None:
+    """Only its conversation turn is kept (so it can be continued); no job is."""
     ok(await client.call_tool("chat", {"prompt": "quick"}))
     ok(await client.call_tool("web_search_chat", {"question": "quick"}))
-    assert not (data_dir / JOBS_FILE).exists()
+    with sqlite3.connect(data_dir / JOBS_FILE) as db:
+        assert db.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
+        assert db.execute("SELECT COUNT(*) FROM turns WHERE answer IS NOT NULL").fetchone() == (2,)
 
 
 async def test_a_handed_off_job_is_recorded_before_its_id_returns_then_its_progress_and_result(
@@ -350,7 +353,7 @@ async def test_a_registry_of_schema_1_is_migrated_and_its_jobs_are_the_servers(t
         await store.add(record("job_new", principal=caller), runs_here=False)
         assert [r.id for r in await store.page(principal=caller, status=None, limit=10, after=None)] == ["job_new"]
     check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone() == (2,)
+    assert check.execute("PRAGMA user_version").fetchone() == (sqlite.SCHEMA_VERSION,)
     assert check.execute("SELECT id, principal FROM jobs ORDER BY id").fetchall() == [
         ("job_new", caller),
         ("task_old", "server"),

@@ -24,7 +24,7 @@ from tests.conftest import CODING_KEY, GENERAL_KEY, settings_for, upstream_calls
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = ("chat", "web_search_chat", "submit_async", "get_result", "list_jobs")
+TOOLS = ("chat", "web_search_chat", "submit_async", "get_result", "list_jobs", "list_conversations")
 
 
 def ok(result: CallToolResult) -> dict[str, Any]:

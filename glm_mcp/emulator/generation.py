@@ -26,6 +26,8 @@ FAIL_MARKER = "[emulator:fail]"
 """In the last user message: the reply breaks off (``network_error``; an async task FAILs)."""
 SENSITIVE_MARKER = "[emulator:sensitive]"
 """In the last user message: the content filter trips (400 / 1301, or ``sensitive`` mid-stream)."""
+LENGTH_MARKER = re.compile(r"\[emulator:chars=(\d{1,7})\]")
+"""In the last user message: the answer runs to at least that many characters (a long answer, on request)."""
 PER_MESSAGE_TOKENS = 4
 BOX = ("<|begin_of_box|>", "<|end_of_box|>")
 
@@ -101,6 +103,9 @@ def generate(
         content, plan = _knowledge_answer(dice, _ack(dice, last), user_text, request.retrieval)
     else:
         content = paragraph(dice, dice.between(40, 105), _ack(dice, last))
+        if (wanted := LENGTH_MARKER.search(user_text)) is not None:
+            while len(content) < int(wanted[1]):
+                content += "\n\n" + paragraph(dice, 60)
         plan = fill("I should explain how {D} {N} {V} {D} {N}.", dice)
     if request.json_mode and not calls:
         content = json.dumps(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +18,9 @@ SEARCH_ENGINES = frozenset(
 )
 RECENCY_FILTERS = frozenset({"oneDay", "oneWeek", "oneMonth", "oneYear", "noLimit"})
 MAX_TOOLS = 128
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+"""An image's limit on the vision models' pages: 5 MB."""
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 MAX_SEARCH_COUNT = 50
 MIN_TOP_P = 0.01
 _FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
@@ -219,6 +224,23 @@ def _parts(parts: list[Any], i: int, *, vision: bool, model: str) -> None:
         media = part.get(kind)
         if not isinstance(media, dict) or not isinstance(media.get("url"), str) or not media["url"]:
             raise _illegal(f"messages[{i}] has a {kind} part without {kind}.url.")
+        if kind == "image_url":
+            _image(media["url"], i)
+
+
+def _image(url: str, i: int) -> None:
+    """An image is an http(s) URL or base64 (a ``data:`` prefix allowed) of a png, jpeg, gif or webp within 5 MB."""
+    if url.startswith(("http://", "https://")):
+        return
+    data = url.split(",", 1)[1] if url.startswith("data:") and "," in url else url
+    try:
+        image = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request(f"messages[{i}] has an image_url that is neither a URL nor base64 image data.") from None
+    if len(image) > MAX_IMAGE_BYTES:
+        raise bad_request(f"messages[{i}] has an image of {len(image)} bytes, over the 5 MB limit.")
+    if not (image.startswith(_IMAGE_MAGIC) or (image[:4] == b"RIFF" and image[8:12] == b"WEBP")):
+        raise bad_request(f"messages[{i}] has image data that is not a png, jpeg, gif or webp image.")
 
 
 def _tools(tools: list[Any]) -> tuple[tuple[FunctionTool, ...], WebSearch | None, Retrieval | None]:

@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 import anyio
 
 from glm_mcp.errors import RegistryUnavailable
+from glm_mcp.jobs.conversations import TABLES as CONVERSATION_TABLES
 from glm_mcp.jobs.owner import OwnerLock, new_owner, owner_gone
 from glm_mcp.jobs.principal import SECRET_BYTES, Principal
 from glm_mcp.jobs.store import JobRecord, JobState, Position
@@ -49,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 5.0
 PRUNE_EVERY_S = 3600.0
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _T = TypeVar("_T")
 
 _JOBS_TABLE = """
@@ -74,9 +75,11 @@ _SHARED = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 MIGRATIONS: dict[int, tuple[str, ...]] = {
-    0: (_JOBS_TABLE, *_SHARED),
+    0: (_JOBS_TABLE, *_SHARED, *CONVERSATION_TABLES),
     # 1 -> 2: jobs get their principal; every job recorded before belongs to the server's key.
-    1: ("ALTER TABLE jobs ADD COLUMN principal TEXT NOT NULL DEFAULT 'server'", *_SHARED),
+    1: ("ALTER TABLE jobs ADD COLUMN principal TEXT NOT NULL DEFAULT 'server'", *_SHARED, *CONVERSATION_TABLES),
+    # 2 -> 3: conversations and their turns (glm_mcp/jobs/conversations.py).
+    2: CONVERSATION_TABLES,
 }
 """From each older schema version (0: a new file), the statements that bring it to `SCHEMA_VERSION`."""
 
@@ -132,6 +135,16 @@ class SQLiteJobStore:
 
     async def principal_secret(self) -> bytes:
         return await self._run(self._secret)
+
+    async def run(self, operation: Callable[..., _T], *args: Any, write: bool = False) -> _T:
+        """`operation(connection, *args)` in the store's worker thread, with its failures said as
+        `RegistryUnavailable`: for the conversations kept in the same file. A write completes even
+        when its caller is cancelled."""
+        if not write:
+            return await self._run(operation, *args)
+        with anyio.CancelScope(shield=True):
+            result = await self._run(operation, *args, write=True)
+        return result
 
     def take_notice(self) -> str | None:
         notice, self._notice = self._notice, None

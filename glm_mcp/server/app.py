@@ -12,6 +12,7 @@ from mcp.server.mcpserver import MCPServer
 from glm_mcp import __version__
 from glm_mcp.config import Settings
 from glm_mcp.jobs import JobRunner, SQLiteJobStore
+from glm_mcp.jobs.conversations import SQLiteConversationStore
 from glm_mcp.server.icons import ICONS
 from glm_mcp.server.state import AppState, principal_secret
 from glm_mcp.server.tasks import TasksExtension
@@ -43,7 +44,15 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
             jobs = JobRunner(background, store)
             try:
                 secret = await principal_secret(store, settings)
-                yield AppState(settings=settings, glm=glm, jobs=jobs, store=store, principal_secret=secret)
+                conversations = SQLiteConversationStore(store, retention_days=settings.conversation_retention_days)
+                yield AppState(
+                    settings=settings,
+                    glm=glm,
+                    jobs=jobs,
+                    store=store,
+                    conversations=conversations,
+                    principal_secret=secret,
+                )
             finally:
                 await jobs.interrupt_running()  # recorded with their partial text, for after the restart
                 background.cancel_scope.cancel()  # jobs still running end with the server

@@ -86,11 +86,11 @@ MESSAGES_SCHEMA: dict[str, object] = {
             "role": {"enum": ["system", "user", "assistant", "tool"]},
             "content": {
                 "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}],
-                "description": 'Text, or for vision models a list of parts: {"type":"text","text":"…"}, '
-                '{"type":"image_url","image_url":{"url":"https://… or data:…"}} (also video_url, file_url).',
+                "description": 'Text, or parts for vision models: {"type":"text","text":…}, '
+                '{"type":"image_url","image_url":{"url":…}} (also video_url, file_url).',
             },
-            "tool_call_id": {"type": "string", "description": "role tool: the id of the call it answers."},
-            "tool_calls": {"type": "array", "description": "role assistant: its tool calls, as it returned them."},
+            "tool_call_id": {"type": "string", "description": "role tool: the call it answers."},
+            "tool_calls": {"type": "array", "description": "role assistant: its tool_calls."},
         },
     },
 }
@@ -103,7 +103,7 @@ class Conversation(_Arguments):
 
     prompt: Annotated[
         str,
-        Field(description="The message to send. Give this or `messages`, not both."),
+        Field(description="The message. Give this or `messages`."),
     ] = ""
     messages: Annotated[
         list[Message] | None,
@@ -171,9 +171,7 @@ class Generation(_Arguments):
     model: Annotated[
         str,
         Field(
-            description=(
-                "GLM model code: glm-4.6, glm-4.5-air, glm-4.5-flash, glm-4.5v (sees images), …. Empty: GLM_MODEL."
-            ),
+            description="e.g. glm-4.6, glm-4.5-air, glm-4.6v (images). Empty: GLM_MODEL.",
             max_length=100,
         ),
     ] = ""
@@ -185,13 +183,13 @@ class Generation(_Arguments):
     max_tokens: Annotated[int | None, Field(description="Most tokens the answer may take.", ge=1, le=131_072)] = None
     stop: Annotated[
         list[str] | None,
-        Field(description="Stop when this text appears (the API honours one).", max_length=4),
+        Field(description="Stop at this text (one is honoured).", max_length=4),
     ] = None
     thinking: Annotated[
         Literal["enabled", "disabled"] | None,
-        Field(description="Deep thinking (GLM-4.5 and later); models default to enabled."),
+        Field(description="Deep thinking (GLM-4.5+); on by default."),
     ] = None
-    do_sample: Annotated[bool | None, Field(description="false: greedy decoding (temperature, top_p ignored).")] = None
+    do_sample: Annotated[bool | None, Field(description="false: greedy (temperature, top_p ignored).")] = None
 
     def to_request(self, messages: list[Message], settings: Settings) -> ChatRequest:
         """The GLM request for `messages`, with these options applied."""
@@ -235,10 +233,7 @@ class Waiting(_Waiting):
 
     wait_seconds: Annotated[
         float | None,
-        _wait_field(
-            "Seconds to wait for the answer. Past it the call returns status running, a job_id and the text so "
-            "far; the generation goes on and get_result returns the rest."
-        ),
+        _wait_field("Seconds to wait; past it: status running, the text so far, and the call that gets the rest."),
     ] = None
 
 
@@ -254,12 +249,35 @@ class JobWaiting(_Waiting):
 class Reasoning(_Arguments):
     """How much of the model's reasoning the result carries."""
 
-    include_reasoning: Annotated[
-        bool, Field(description="Return the model's reasoning whole, not just its beginning and length.")
-    ] = False
+    include_reasoning: Annotated[bool, Field(description="The reasoning whole, not its start and length.")] = False
 
 
-class SubmitArguments(Generation, Conversation):
+class Attached(_Arguments):
+    """Files sent with the message, read by the server from the workspace (`glm_mcp.server.files`)."""
+
+    files: Annotated[
+        list[str] | None,
+        Field(description="Paths or globs of files to send: text, or images (vision models)."),
+    ] = None
+
+
+class Continued(_Arguments):
+    """Which earlier conversation a chat continues (`glm_mcp.server.workspace`)."""
+
+    conversation_id: Annotated[
+        str,
+        Field(description="An earlier result's: continue that conversation."),
+    ] = ""
+    from_turn: Annotated[int | None, Field(description="Branch from this turn of it.", ge=1)] = None
+
+
+class Paging(_Arguments):
+    """Which part of a long answer to read."""
+
+    offset: Annotated[int, Field(description="A long answer's next_offset: read on from there.", ge=0)] = 0
+
+
+class SubmitArguments(Attached, Generation, Conversation):
     """`submit_async`: a conversation and how to answer it."""
 
     json_output: Annotated[bool, Field(description="Answer as a JSON object.")] = False
@@ -280,16 +298,14 @@ class WebSearchQuery(_Arguments):
         Field(description="Default search_std."),
     ] = None
     count: Annotated[int | None, Field(description="Results to search (default 10).", ge=1, le=50)] = None
-    domain_filter: Annotated[
-        str | None, Field(description="Only results from this domain (www.example.com).", max_length=253)
-    ] = None
+    domain_filter: Annotated[str | None, Field(description="Only this domain's results.", max_length=253)] = None
     recency: Annotated[
         RecencyFilter | None,
         Field(description="Only results from this period."),
     ] = None
     content_size: Annotated[
         ContentSize | None,
-        Field(description="Text the model reads per result: medium (400-600 chars) or high (~2500)."),
+        Field(description="Text read per result: medium 400-600 chars, high ~2500."),
     ] = None
     require_search: Annotated[bool | None, Field(description="true: search even if the model thinks it knows.")] = None
     search_query: Annotated[str | None, Field(description="Search exactly this, not a query the model picks.")] = None
@@ -299,11 +315,11 @@ class WebSearchQuery(_Arguments):
     ] = None
 
 
-class ChatArguments(Reasoning, Waiting, SubmitArguments):
+class ChatArguments(Reasoning, Waiting, Continued, SubmitArguments):
     """`chat`: a conversation, how to answer it, and how long to wait."""
 
 
-class WebSearchArguments(Reasoning, Waiting, Generation, WebSearchQuery):
+class WebSearchArguments(Reasoning, Waiting, Continued, Attached, Generation, WebSearchQuery):
     """`web_search_chat`: a question answered with the platform's web_search tool."""
 
     def chat_request(self, settings: Settings) -> ChatRequest:
@@ -340,7 +356,7 @@ class TaskReference(_Arguments):
     ]
 
 
-class ResultArguments(Reasoning, JobWaiting, TaskReference):
+class ResultArguments(Reasoning, Paging, JobWaiting, TaskReference):
     """`get_result`: which job to look at, and how long to wait for it to finish."""
 
 
@@ -365,6 +381,23 @@ class ListJobsArguments(_Arguments):
             return Position.parse(self.cursor)
         except ValueError:
             raise ArgumentError("cursor", "it is not a next_cursor that list_jobs returned.") from None
+
+
+class ListConversationsArguments(_Arguments):
+    """`list_conversations`: which page of the caller's conversations."""
+
+    limit: Annotated[int, Field(description="Conversations per page, 1 to 100.", ge=1, le=100)] = 20
+    cursor: Annotated[str, Field(description="The last page's next_cursor. Empty: the latest.", max_length=200)] = ""
+
+    def before(self) -> tuple[float, str] | None:
+        """Where the page starts; raises `ArgumentError` for a cursor list_conversations did not give."""
+        if not self.cursor:
+            return None
+        updated_at, _, conversation_id = self.cursor.partition(":")
+        try:
+            return float(updated_at), conversation_id
+        except ValueError:
+            raise ArgumentError("cursor", "it is not a next_cursor that list_conversations returned.") from None
 
 
 def new_request_id() -> str:

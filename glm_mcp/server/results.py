@@ -13,6 +13,7 @@ from glm_mcp.errors import Advice, ErrorKind
 from glm_mcp.glm.errors import GLMAnswerCutError
 from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ChatCompletion, WebSearchItem, split_answer
 from glm_mcp.jobs import Job, JobKind, JobRecord, JobState
+from glm_mcp.server.answers import ConversationNotes, Paged, SentFiles
 
 REASONING_PREVIEW_CHARS = 300
 """How much of the model's reasoning a result shows unless the call asks for all of it (`include_reasoning`)."""
@@ -71,7 +72,7 @@ class RegistryNotes(Result):
         )
 
 
-class ChatResult(RegistryNotes):
+class ChatResult(RegistryNotes, ConversationNotes, Paged):
     """An answer from a GLM model, or the start of one that is still being generated."""
 
     FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "job_id", "text")
@@ -134,9 +135,14 @@ class ChatResult(RegistryNotes):
             return _join(
                 f"Still generating when this call's wait ran out; the answer goes on in the background. {self.next}",
                 self._registry_text(),
+                self._files_text(),
+                self._conversation_text(),
                 "Answer so far:\n" + self.text if self.text else "",
             )
-        return _join(self.text, _tool_calls_text(self.tool_calls), self._footer())
+        return _join(self.text, self._page_text(), _tool_calls_text(self.tool_calls), self._workspace_footer())
+
+    def _workspace_footer(self) -> str:
+        return _join(self._files_text(), self._conversation_text(), self._footer())
 
     def _footer(self) -> str:
         parts = [f"model {self.model}"]
@@ -217,10 +223,15 @@ class WebSearchResult(ChatResult):
             + (f" ({s.media}, {s.publish_date})" if s.media and s.publish_date else "")
             for i, s in enumerate(self.sources, 1)
         )
-        return _join(self.text, "Sources:\n" + listing if listing else self.note or "", self._footer())
+        return _join(
+            self.text,
+            self._page_text(),
+            "Sources:\n" + listing if listing else self.note or "",
+            self._workspace_footer(),
+        )
 
 
-class SubmittedTask(RegistryNotes):
+class SubmittedTask(RegistryNotes, SentFiles):
     """An async chat job the platform accepted."""
 
     FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "task_id")
@@ -245,7 +256,7 @@ class SubmittedTask(RegistryNotes):
 
     def to_text(self) -> str:
         summary = f"Task {self.task_id} submitted ({self.status}, model {self.model}). {self.next}"
-        return _join(summary, self._registry_text())
+        return _join(summary, self._files_text(), self._registry_text())
 
 
 class TaskResult(RegistryNotes):

@@ -15,6 +15,7 @@ from glm_mcp.config import Settings
 from glm_mcp.errors import GenerationFailed
 from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
 from glm_mcp.jobs import SERVER, JobRunner, JobStore, Principal, RegistryUnavailable
+from glm_mcp.jobs.conversations import ConversationStore
 from glm_mcp.jobs.principal import SECRET_BYTES
 from glm_mcp.server.auth import CALLER_KEY_SCOPE, caller_key
 from glm_mcp.server.failures import describe_failure
@@ -32,6 +33,7 @@ class AppState:
     glm: GLMClient
     jobs: JobRunner
     store: JobStore
+    conversations: ConversationStore
     principal_secret: bytes = b""
     """What callers' keys are hashed with to make their principal: the job store's own secret."""
     principal: Principal = SERVER

@@ -16,10 +16,12 @@ from mcp.types import ToolAnnotations
 
 from glm_mcp.errors import GenerationFailed, JobCancelledError, SubmitUncertainError, UnknownJobError
 from glm_mcp.glm import Attempts, GLMAPIError, GLMTransportError
-from glm_mcp.glm.types import AsyncTaskResult, ChatRequest
+from glm_mcp.glm.types import AsyncTaskResult
 from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, JobRecord, RegistryUnavailable, poll_task
+from glm_mcp.server import workspace
 from glm_mcp.server.arguments import (
     ChatArguments,
+    ListConversationsArguments,
     ListJobsArguments,
     ResultArguments,
     SubmitArguments,
@@ -42,21 +44,22 @@ RECORD_POLL_S = 1.0
 
 
 async def chat(app: AppState, ctx: Context, args: ChatArguments) -> ChatResult:
-    request = args.chat_request(app.settings)
-    result = await _generate(app, ctx, "chat", request, task_wait(args.wait(app.settings.wait_seconds)))
+    prepared = await workspace.prepare(app, ctx, args, args.chat_request(app.settings))
+    result = await _generate(app, ctx, "chat", prepared, task_wait(args.wait(app.settings.wait_seconds)))
     return result.shaped(full_reasoning=args.include_reasoning)
 
 
 async def web_search_chat(app: AppState, ctx: Context, args: WebSearchArguments) -> ChatResult:
-    request = args.chat_request(app.settings)
-    result = await _generate(app, ctx, "web_search_chat", request, task_wait(args.wait(app.settings.wait_seconds)))
+    prepared = await workspace.prepare(app, ctx, args, args.chat_request(app.settings))
+    result = await _generate(app, ctx, "web_search_chat", prepared, task_wait(args.wait(app.settings.wait_seconds)))
     return result.shaped(full_reasoning=args.include_reasoning)
 
 
 async def _generate(
-    app: AppState, ctx: Context, kind: ChatKind, request: ChatRequest, wait_seconds: float
+    app: AppState, ctx: Context, kind: ChatKind, prepared: workspace.Prepared, wait_seconds: float
 ) -> ChatResult:
     """Stream the answer with progress; past `wait_seconds`, hand back a job that carries on."""
+    request = prepared.request
     job = app.jobs.start(kind, request, app.glm, principal=app.principal)
     try:
         finished = await follow_job(job, ProgressReporter(ctx, total=wait_seconds), wait_seconds)
@@ -65,11 +68,18 @@ async def _generate(
         app.jobs.release(job)
         raise
     if not finished:
-        await app.jobs.hand_off(job, lambda ended: _job_result(app, ended))
+        job.result_notes = prepared.notes()
+        await app.jobs.hand_off(job, lambda ended: _prepared_job_result(app, ended, prepared))
         notice = app.store.take_notice()
-        return RESULT_TYPES[kind].running(job, wait_seconds=app.settings.wait_seconds, registry_notice=notice)
+        running = RESULT_TYPES[kind].running(job, wait_seconds=app.settings.wait_seconds, registry_notice=notice)
+        return workspace.running(prepared, running)
     app.jobs.release(job)
-    return _outcome(job)
+    return await workspace.finish(app, prepared, _outcome(job))
+
+
+async def _prepared_job_result(app: AppState, job: Job, prepared: workspace.Prepared) -> TaskResult:
+    await workspace.finished_job(app, prepared, job)
+    return await _job_result(app, job)
 
 
 def _outcome(job: Job) -> ChatResult:
@@ -80,7 +90,8 @@ def _outcome(job: Job) -> ChatResult:
 
 
 async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> SubmittedTask:
-    request = args.chat_request(app.settings)
+    prepared = await workspace.prepare(app, ctx, args, args.chat_request(app.settings))
+    request = prepared.request
     attempts = Attempts()
     try:
         task = await app.glm.submit_async(request, attempts=attempts)
@@ -95,16 +106,21 @@ async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> Su
     submitted = SubmittedTask.from_task(
         task, attempts.count, wait_seconds=app.settings.wait_seconds, model=request.model
     )
-    return submitted.model_copy(update={"not_recorded": not_recorded, "registry_notice": app.store.take_notice()})
+    notes = {"not_recorded": not_recorded, "registry_notice": app.store.take_notice(), "files": prepared.files or None}
+    return submitted.model_copy(update=notes)
 
 
 async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> TaskResult:
-    """The caller's own job only: another's id reads exactly like an unknown one, and is never polled.
+    """The caller's own job (or conversation turn), its answer paged from `offset`.
 
-    A task id nobody in the registry has (submitted elsewhere, or by a submit whose answer was lost)
-    is asked of the platform with the caller's own key, which scopes what it can see.
+    Another's id reads exactly like an unknown one, and is never polled. A task id nobody in the
+    registry has (submitted elsewhere, or by a submit whose answer was lost) is asked of the platform
+    with the caller's own key, which scopes what it can see.
     """
-    result = await _job_state(app, ctx, args)
+    if workspace.is_turn(args.task_id):
+        result = await workspace.turn_result(app, args.task_id, args.offset)
+    else:
+        result = workspace.paged_task(await _job_state(app, ctx, args), args.offset, app.settings.max_result_chars)
     return result.shaped(full_reasoning=args.include_reasoning, wait_seconds=app.settings.wait_seconds)
 
 
@@ -153,7 +169,7 @@ async def _job_result(app: AppState, job: Job) -> TaskResult:
     if cause is None and job.status == "cancelled":  # said as such, so that a task reads as cancelled
         cause = JobCancelledError("the generation was stopped before it ended (tasks/cancel)")
     error = await app.describe_failure(cause) if cause is not None else None
-    return TaskResult.from_job(job, RESULT_TYPES[job.kind], error)
+    return workspace.with_notes(TaskResult.from_job(job, RESULT_TYPES[job.kind], error), job.result_notes)
 
 
 async def _recorded_job(app: AppState, job_id: str, wait_seconds: float, reporter: ProgressReporter) -> TaskResult:
@@ -189,6 +205,14 @@ async def list_jobs(app: AppState, ctx: Context, args: ListJobsArguments) -> Job
     )
     listing = JobList.from_records(records, args.limit)
     return listing.model_copy(update={"registry_notice": app.store.take_notice()})
+
+
+async def list_conversations(
+    app: AppState, ctx: Context, args: ListConversationsArguments
+) -> workspace.ConversationList:
+    """The caller's own conversations, and nobody else's."""
+    records = await app.conversations.recent(principal=app.principal, limit=args.limit + 1, before=args.before())
+    return workspace.conversation_list(records, args.limit)
 
 
 ASKS = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
@@ -255,6 +279,17 @@ TOOLS: tuple[ToolSpec, ...] = (
         list_jobs,
         ListJobsArguments,
         JobList,
+        LISTS,
+    ),
+    ToolSpec(
+        "list_conversations",
+        "List GLM conversations",
+        "Your recent conversations with GLM, most recently continued first, each with its first question and number "
+        "of turns. Conversations survive a server restart: pass an id to chat or web_search_chat as "
+        "conversation_id to continue it.",
+        list_conversations,
+        ListConversationsArguments,
+        workspace.ConversationList,
         LISTS,
     ),
 )

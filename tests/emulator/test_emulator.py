@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -250,12 +251,34 @@ def test_thinking_on_off_and_old_models(client: httpx2.Client) -> None:
     assert "reasoning_content" not in old["choices"][0]["message"] and "completion_tokens_details" not in old["usage"]
 
 
+PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+def test_image_parts_are_checked_as_the_platform_checks_them(client: httpx2.Client) -> None:
+    """An image is a URL or base64 image data (a data: prefix or not) within 5 MB; anything else is refused."""
+
+    def send(url: str) -> httpx2.Response:
+        parts = [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]
+        return client.post(
+            "/chat/completions", json={"model": "glm-4.6v", "messages": [{"role": "user", "content": parts}]}
+        )
+
+    assert send(PIXEL_PNG).status_code == 200
+    assert send("https://example.com/cat.png").status_code == 200
+    for bad in ("data:x", base64.b64encode(b"not an image at all").decode(), "%%%"):
+        answer = send(bad)
+        assert answer.status_code == 400, bad
+    too_big = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(5 * 1024 * 1024)).decode()
+    answer = send(too_big)
+    assert answer.status_code == 400 and "5 MB" in answer.text
+
+
 def test_z1_think_tags_and_vision_box(client: httpx2.Client) -> None:
     z1 = chat(client, ask("Is zero even?", model="glm-z1-air"))["choices"][0]["message"]
     assert re.match(r"<think>\n.+\n</think>\n\S", z1["content"], re.S) and "reasoning_content" not in z1
     parts = [
         {"type": "text", "text": "What is in this picture?"},
-        {"type": "image_url", "image_url": {"url": "data:x"}},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + PIXEL_PNG}},
     ]
     body = {"model": "glm-4v-flash", "messages": [{"role": "user", "content": parts}]}
     content = chat(client, body)["choices"][0]["message"]["content"]

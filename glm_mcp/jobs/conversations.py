@@ -1,0 +1,229 @@
+"""Conversations that outlive the process: their turns kept in the job registry's database, owned like jobs.
+
+A conversation is a system prompt and numbered turns; a turn is the messages the caller sent
+(with the files' text as it was sent; an image is kept as a line naming it, not its bytes) and
+the assistant's answer (not its reasoning). A turn is recorded before its answer is asked for and
+answered when the answer is complete, so a chat handed off as a job, or one another process is
+generating, never puts a half answer in the history: a turn without an answer is left out of it.
+A branch is a new conversation starting with the first turns of another.
+
+`ConversationStore` is the interface; `SQLiteConversationStore` keeps two tables in the same
+SQLite file as the jobs (`SQLiteJobStore`), through its worker thread, so it shares its
+behaviour on full, read-only and corrupt files: what cannot be done raises `RegistryUnavailable`.
+Conversations whose last turn is older than `retention_days` are deleted with their turns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from glm_mcp.jobs.principal import Principal
+from glm_mcp.jobs.store import SUMMARY_CHARS
+
+if TYPE_CHECKING:
+    from glm_mcp.jobs.sqlite import SQLiteJobStore
+
+CONVERSATION_ID_PREFIX = "conv_"
+PRUNE_EVERY_S = 3600.0
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,      -- WHO it belongs to, as for jobs: server | key:<hmac>
+    system TEXT NOT NULL,         -- the system prompt, '' for none
+    summary TEXT NOT NULL,        -- the start of its first question
+    branched_from TEXT,           -- '<conversation id>:<turn>' for a branch
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL      -- unix time of its last turn: retention counts from it
+)""",
+    """CREATE TABLE IF NOT EXISTS turns (
+    conversation_id TEXT NOT NULL,
+    number INTEGER NOT NULL,      -- 1, 2, ...
+    model TEXT NOT NULL,
+    messages TEXT NOT NULL,       -- JSON: the messages the caller sent in this turn, files' text included
+    answer TEXT,                  -- the assistant's answer; NULL until it is complete (or if it never was)
+    created_at REAL NOT NULL,
+    PRIMARY KEY (conversation_id, number)
+)""",
+    "CREATE INDEX IF NOT EXISTS conversations_by_principal ON conversations (principal, updated_at DESC, id DESC)",
+)
+"""Created with the jobs tables (`glm_mcp.jobs.sqlite.MIGRATIONS`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    number: int
+    model: str
+    messages: list[dict[str, Any]]
+    """As `glm.types.Message` dumps them."""
+    answer: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    principal: Principal
+    system: str
+    summary: str
+    created_at: float
+    updated_at: float
+    turns: int
+    """How many turns it has (answered or not)."""
+    branched_from: str | None = None
+
+
+def new_conversation_id() -> str:
+    return f"{CONVERSATION_ID_PREFIX}{secrets.token_hex(12)}"
+
+
+def summary_of(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 1] + "…"
+
+
+class ConversationStore(Protocol):
+    """Conversations shared by every server process using the same store; each principal sees only its own.
+
+    Whatever cannot be done raises `RegistryUnavailable`, never anything else.
+    """
+
+    async def create(self, conversation: Conversation, *, branch_of: tuple[str, int] | None = None) -> None:
+        """Record a new conversation; for a branch, with copies of the first turns of (conversation id, turn)."""
+        ...
+
+    async def add_turn(self, conversation_id: str, *, model: str, messages: list[dict[str, Any]]) -> int:
+        """Add a turn awaiting its answer; its number."""
+        ...
+
+    async def answer(self, conversation_id: str, number: int, answer: str) -> None:
+        """Record the complete answer of a turn."""
+        ...
+
+    async def get(self, conversation_id: str, *, principal: Principal) -> Conversation | None:
+        """The conversation, if `principal` owns it (None for an unknown one and another's alike)."""
+        ...
+
+    async def turns(self, conversation_id: str, *, principal: Principal) -> list[Turn]:
+        """Its turns, oldest first (none for another principal's)."""
+        ...
+
+    async def recent(self, *, principal: Principal, limit: int, before: tuple[float, str] | None) -> list[Conversation]:
+        """Up to `limit` of `principal`'s conversations, most recently continued first, from after the
+        (updated_at, id) of the last one listed before."""
+        ...
+
+
+class SQLiteConversationStore:
+    """A `ConversationStore` in the job registry's SQLite file, run through `jobs`' worker thread and lock."""
+
+    def __init__(self, jobs: SQLiteJobStore, *, retention_days: float) -> None:
+        self._jobs = jobs
+        self._retention_s = retention_days * 86_400
+        self._pruned_at = -math.inf
+
+    async def create(self, conversation: Conversation, *, branch_of: tuple[str, int] | None = None) -> None:
+        await self._jobs.run(self._create, conversation, branch_of, write=True)
+
+    async def add_turn(self, conversation_id: str, *, model: str, messages: list[dict[str, Any]]) -> int:
+        return await self._jobs.run(self._add_turn, conversation_id, model, json.dumps(messages), write=True)
+
+    async def answer(self, conversation_id: str, number: int, answer: str) -> None:
+        await self._jobs.run(self._answer, conversation_id, number, answer, write=True)
+
+    async def get(self, conversation_id: str, *, principal: Principal) -> Conversation | None:
+        rows = await self._jobs.run(self._select, "c.id = ? AND c.principal = ?", (conversation_id, principal), 1)
+        return rows[0] if rows else None
+
+    async def turns(self, conversation_id: str, *, principal: Principal) -> list[Turn]:
+        return await self._jobs.run(self._turns, conversation_id, principal)
+
+    async def recent(self, *, principal: Principal, limit: int, before: tuple[float, str] | None) -> list[Conversation]:
+        where, parameters = "c.principal = ?", list[object]([principal])
+        if before is not None:
+            where += " AND (c.updated_at, c.id) < (?, ?)"
+            parameters += [*before]
+        return await self._jobs.run(self._select, where, tuple(parameters), limit)
+
+    # --- in the store's worker thread ---------------------------------------------------------------
+
+    def _create(self, db: sqlite3.Connection, conversation: Conversation, branch_of: tuple[str, int] | None) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT INTO conversations (id, principal, system, summary, branched_from, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation.id,
+                    conversation.principal,
+                    conversation.system,
+                    conversation.summary,
+                    conversation.branched_from,
+                    conversation.created_at,
+                    conversation.updated_at,
+                ),
+            )
+            if branch_of is not None:
+                db.execute(
+                    "INSERT INTO turns (conversation_id, number, model, messages, answer, created_at) "
+                    "SELECT ?, number, model, messages, answer, created_at FROM turns "
+                    "WHERE conversation_id = ? AND number <= ?",
+                    (conversation.id, *branch_of),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+
+    def _add_turn(self, db: sqlite3.Connection, conversation_id: str, model: str, messages: str) -> int:
+        now = time.time()
+        # One statement: two processes adding a turn at once get two numbers.
+        row = db.execute(
+            "INSERT INTO turns (conversation_id, number, model, messages, created_at) "
+            "SELECT ?, COALESCE(MAX(number), 0) + 1, ?, ?, ? FROM turns WHERE conversation_id = ? RETURNING number",
+            (conversation_id, model, messages, now, conversation_id),
+        ).fetchone()
+        db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+        if now - self._pruned_at > PRUNE_EVERY_S:
+            self._prune(db, now)
+        return int(row[0])
+
+    def _answer(self, db: sqlite3.Connection, conversation_id: str, number: int, answer: str) -> None:
+        db.execute(
+            "UPDATE turns SET answer = ? WHERE conversation_id = ? AND number = ? AND answer IS NULL",
+            (answer, conversation_id, number),
+        )
+
+    def _select(
+        self, db: sqlite3.Connection, where: str, parameters: tuple[object, ...], limit: int
+    ) -> list[Conversation]:
+        rows = db.execute(
+            "SELECT c.id, c.principal, c.system, c.summary, c.created_at, c.updated_at, "
+            "(SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id), c.branched_from "
+            f"FROM conversations c WHERE {where} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+            (*parameters, limit),
+        )
+        return [Conversation(*row) for row in rows]
+
+    def _turns(self, db: sqlite3.Connection, conversation_id: str, principal: Principal) -> list[Turn]:
+        rows = db.execute(
+            "SELECT t.number, t.model, t.messages, t.answer FROM turns t JOIN conversations c "
+            "ON c.id = t.conversation_id WHERE t.conversation_id = ? AND c.principal = ? ORDER BY t.number",
+            (conversation_id, principal),
+        )
+        return [Turn(number, model, json.loads(messages), answer) for number, model, messages, answer in rows]
+
+    def _prune(self, db: sqlite3.Connection, now: float) -> None:
+        cutoff = now - self._retention_s
+        db.execute(
+            "DELETE FROM turns WHERE conversation_id IN (SELECT id FROM conversations WHERE updated_at < ?)", (cutoff,)
+        )
+        db.execute("DELETE FROM conversations WHERE updated_at < ?", (cutoff,))
+        self._pruned_at = now
