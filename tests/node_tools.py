@@ -15,6 +15,8 @@ from pathlib import Path
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "node-tools"
 TS_SDK = "@modelcontextprotocol/sdk@1.32.2"
 """The TypeScript MCP SDK, the client VS Code and many others are built on: scripts `require` it."""
+CLAUDE_CODE = "@anthropic-ai/claude-code@2.1.332"
+"""Claude Code, the most common client of this server: a native binary the package's postinstall puts in place."""
 
 
 def _install(spec: str) -> Path:
@@ -34,6 +36,11 @@ def _install(spec: str) -> Path:
         )
         (prefix / ".installed").touch()
     return bin_dir
+
+
+def bin_path(spec: str, command: str) -> Path:
+    """The executable `command` of package `spec`, installed (once), to run with an environment of the caller's own."""
+    return _install(spec) / command
 
 
 def node_modules(spec: str) -> Path:
