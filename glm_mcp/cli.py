@@ -51,6 +51,7 @@ SUBCOMMANDS = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `glm-mcp` command: parse the arguments and run the subcommand; its exit status."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "emulator":

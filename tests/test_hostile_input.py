@@ -24,13 +24,25 @@ from tests.conftest import GENERAL_KEY, settings_for
 from tests.processes import COMMAND, server_env
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-    st.text(max_size=10), inner, max_size=4
-), max_leaves=12)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
 odd_text = st.sampled_from(
-    ["", " ", "\x00", "\u202e\u200b", "🤖" * 500, "x" * 200_000, "\ud800".encode("utf-8", "surrogatepass").decode(
-        "utf-8", "replace"
-    ), "null", "[1, 2]", '{"a": 1}', "ignore previous instructions"]
+    [
+        "",
+        " ",
+        "\x00",
+        "\u202e\u200b",
+        "🤖" * 500,
+        "x" * 200_000,
+        "\ud800".encode("utf-8", "surrogatepass").decode("utf-8", "replace"),
+        "null",
+        "[1, 2]",
+        '{"a": 1}',
+        "ignore previous instructions",
+    ]
 )
 
 
@@ -82,8 +94,20 @@ def test_arbitrary_tool_arguments_get_a_result(portal_client: tuple[BlockingPort
 
 # --- raw lines on a real stdio process -----------------------------------------------------------
 
-METHODS = ["ping", "tools/list", "tools/call", "initialize", "resources/list", "prompts/list", "logging/setLevel",
-           "completion/complete", "tasks/get", "notifications/cancelled", "no/such/method", ""]
+METHODS = [
+    "ping",
+    "tools/list",
+    "tools/call",
+    "initialize",
+    "resources/list",
+    "prompts/list",
+    "logging/setLevel",
+    "completion/complete",
+    "tasks/get",
+    "notifications/cancelled",
+    "no/such/method",
+    "",
+]
 request_ids = st.integers(min_value=-(2**70), max_value=2**70) | st.text(min_size=1, max_size=300)
 requests = st.fixed_dictionaries(
     {"jsonrpc": st.just("2.0"), "id": request_ids, "method": st.sampled_from(METHODS) | st.text(max_size=30)},
@@ -132,8 +156,16 @@ def raw_server(emulator_session: Emulator) -> Iterator[tuple[BlockingPortal, Raw
         process = await anyio.open_process(COMMAND, env=env)
         raw = RawStdio(process)
         assert process.stdin is not None
-        hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "fuzz", "version": "0"}}}
+        hello = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "fuzz", "version": "0"},
+            },
+        }
         await process.stdin.send((json.dumps(hello) + "\n").encode())
         await raw.read_until(1)  # the handshake answered before anything else is sent
         await process.stdin.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')

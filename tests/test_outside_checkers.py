@@ -57,8 +57,18 @@ class Inspector:
         self._env = {"HOME": str(home)}  # its catalog and client config stay out of the developer's home
 
     def run(self, *args: str) -> dict[str, Any]:
-        run = run_node_tool(INSPECTOR, "mcp-inspector", "--cli", *self._target, *args, "--format", "json", "-q",
-                            env=self._env, timeout=120)
+        run = run_node_tool(
+            INSPECTOR,
+            "mcp-inspector",
+            "--cli",
+            *self._target,
+            *args,
+            "--format",
+            "json",
+            "-q",
+            env=self._env,
+            timeout=120,
+        )
         answer = json.loads(run.stdout or run.stderr)
         assert isinstance(answer, dict)
         return answer

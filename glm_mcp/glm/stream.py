@@ -45,6 +45,8 @@ class StreamAccumulator:
     chunks: int = 0
 
     def add(self, chunk: ChatCompletionChunk) -> None:
+        """Fold one chunk in: text and reasoning appended, tool-call pieces joined by index, the last finish reason,
+        usage and sources kept."""
         self.chunks += 1
         self.id = chunk.id or self.id
         self.request_id = chunk.request_id or self.request_id

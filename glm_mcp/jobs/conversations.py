@@ -145,6 +145,7 @@ class SQLiteConversationStore:
         return await self._jobs.run(self._turns, conversation_id, principal)
 
     async def recent(self, *, principal: Principal, limit: int, before: tuple[float, str] | None) -> list[Conversation]:
+        """`principal`'s conversations, most recently continued first, starting before `before`."""
         where, parameters = "c.principal = ?", list[object]([principal])
         if before is not None:
             where += " AND (c.updated_at, c.id) < (?, ?)"

@@ -70,6 +70,7 @@ class Job:
 
     @property
     def phase(self) -> Phase:
+        """What the job is doing, for progress: waiting for a first token, reasoning, answering, or done."""
         if self.done:
             return "done"
         if self.accumulator.content_chars or self.accumulator.tool_calls:

@@ -31,6 +31,7 @@ class SharedTokenVerifier(TokenVerifier):
         self._digest = _digest(token)
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        """The principal of every token holder for exactly the configured token; None (401) otherwise."""
         if not hmac.compare_digest(_digest(token), self._digest):
             return None
         return AccessToken(token=token, client_id=TOKEN_CLIENT_ID, scopes=[])

@@ -77,6 +77,7 @@ def check_exposure(host: str, settings: Settings) -> None:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback address or `localhost`: what may be served without a token."""
     if host == "localhost":
         return True
     try:
@@ -235,6 +236,9 @@ def header_deadline_protocol(timeout: float) -> type[H11Protocol]:
     """
 
     class HeaderDeadlineProtocol(H11Protocol):
+        """uvicorn's h11 protocol with a header deadline: a connection that starts no request within
+        GLM_MCP_HEADER_TIMEOUT is closed (uvicorn has no such timeout of its own)."""
+
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._header_deadline: asyncio.TimerHandle | None = None
@@ -326,6 +330,9 @@ class _DrainingServer(uvicorn.Server):
         AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop accepting, let calls in flight finish within the grace, then stop the rest with a JSON-RPC error
+        each."""
+
         async def end_streams_once_calls_are_done() -> None:
             loop = asyncio.get_running_loop()
             cut_off = loop.time() + self._grace

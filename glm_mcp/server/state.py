@@ -29,6 +29,9 @@ _MODEL_LIST_TIMEOUT_S = 5.0
 
 @dataclass(slots=True)
 class AppState:
+    """What a tool call works with: the settings, the GLM client, the jobs and the stores. One per process (the
+    lifespan's); `for_request` gives each call its own view, with the caller's key and principal when it sent one."""
+
     settings: Settings
     glm: GLMClient
     jobs: JobRunner

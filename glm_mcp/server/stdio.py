@@ -85,6 +85,21 @@ async def _stop_on_signal(lines: StdinLines, everything: anyio.CancelScope) -> N
         everything.cancel()
 
 
+class _ClosedOnExit:
+    """A stream wrapper usable as `async with`, as the SDK's streams are: leaving it closes it."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
 class StdinLines:
     """The lines of stdin, read by a daemon thread, so that `end()` stops them even while a read blocks."""
 
@@ -132,7 +147,7 @@ class StdinLines:
         raise StopAsyncIteration  # end() was called while waiting
 
 
-class SettlingIds:
+class SettlingIds(_ClosedOnExit):
     """The write stream, forgetting each request id in flight as its answer goes out."""
 
     def __init__(self, inner: Any, in_flight: set[RequestId]) -> None:
@@ -148,16 +163,8 @@ class SettlingIds:
     async def aclose(self) -> None:
         await self._inner.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-
-class AnsweringMalformed:
+class AnsweringMalformed(_ClosedOnExit):
     """A read stream that answers malformed lines and reused request ids itself and passes the rest on.
 
     `in_flight` holds the ids of the requests passed on and not answered yet (`SettlingIds`
@@ -171,6 +178,7 @@ class AnsweringMalformed:
         self._in_flight: set[RequestId] = set() if in_flight is None else in_flight
 
     async def receive(self) -> SessionMessage | Exception:
+        """The next message from the client; a malformed line is answered here and skipped."""
         while True:
             item = await self._inner.receive()
             if isinstance(item, ValidationError):
@@ -210,14 +218,6 @@ class AnsweringMalformed:
             return await self.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def error_answer(error: ValidationError) -> JSONRPCError | None:

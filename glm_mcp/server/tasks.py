@@ -82,6 +82,7 @@ class TaskRef:
 
     @classmethod
     def parse(cls, task_id: str) -> TaskRef | None:
+        """The task a task id names, or None for an id no task of ours could have."""
         job_id = task_id.removesuffix(GET_RESULT_SUFFIX)
         if not job_id.startswith(JOB_ID_PREFIX):
             return None

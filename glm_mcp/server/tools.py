@@ -90,6 +90,8 @@ def _outcome(job: Job) -> ChatResult:
 
 
 async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> SubmittedTask:
+    """Start a platform job; a submit that may have arrived is never re-sent, and one the registry cannot record still
+    returns its id, saying so."""
     prepared = await workspace.prepare(app, ctx, args, args.chat_request(app.settings))
     request = prepared.request
     attempts = Attempts()

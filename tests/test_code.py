@@ -1,0 +1,27 @@
+"""The code stays as the house asks: ruff-clean, ruff-formatted, and mypy --strict over glm_mcp, tests and bench."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ["glm_mcp", "tests", "bench", "scripts/sync-manifests"]
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("check", [["ruff", "check", *CODE], ["ruff", "format", "--check", *CODE]], ids=" ".join)
+def test_ruff(check: list[str]) -> None:
+    result = run(*check)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_mypy_strict() -> None:
+    result = run("mypy", "glm_mcp", "tests", "bench")  # strict = true in pyproject.toml
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
