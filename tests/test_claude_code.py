@@ -220,6 +220,7 @@ async def test_a_successful_call_hands_the_model_our_structured_content_json(
     expected = dict(direct.structured_content)
     assert given.keys() == expected.keys()
     assert given.pop("request_id") != expected.pop("request_id")  # a request of its own, the same answer
+    assert given.pop("conversation_id") != expected.pop("conversation_id")  # each call starts its own
     assert given == expected
     assert read != text_copy and given["text"] in text_copy
 

@@ -297,8 +297,7 @@ async def test_a_conversation_continues_across_a_restart_and_from_a_second_proce
         "question": "Name a river.",
         "turns": 3,
         "updated_at": listed["conversations"][0]["updated_at"],
-        "branched_from": None,
-    }
+    }  # not a branch: no branched_from
 
 
 async def test_a_branch_continues_from_an_earlier_turn(client: Client, emulator: Emulator) -> None:

@@ -242,7 +242,7 @@ class JobWaiting(_Waiting):
 
     wait_seconds: Annotated[
         float | None,
-        _wait_field("Seconds to wait for the job to end; if it has not, status is PROCESSING: call again."),
+        _wait_field("Seconds to wait for the job to end; if it has not, status is running: call again."),
     ] = None
 
 
