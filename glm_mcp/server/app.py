@@ -26,6 +26,9 @@ from a live web search, with its sources.
 the text so far and, in `next`, the exact get_result call that gets the rest: make it. Clients that speak MCP \
 tasks poll instead, with no get_result needed.
 - submit_async starts a chat as a platform job and returns a task_id at once; get_result waits for it.
+- files: paths or globs the server reads and sends (no pasting). Each answer has a conversation_id: pass it to \
+continue that conversation (it survives restarts); list_conversations finds them. A long answer comes in pages: \
+get_result with read_more and next_offset reads on.
 - list_jobs finds job ids again, also after a restart. Errors say what went wrong and what to do."""
 JOBS_FILE = "jobs.sqlite3"
 
