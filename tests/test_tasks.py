@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -198,10 +199,15 @@ async def poll(wire: Wire, task_id: str, headers: dict[str, str] | None = None) 
             await anyio.sleep(0.3)  # faster than pollIntervalMs, to see the progress
 
 
+PER_CALL = re.compile(r"glm-mcp-[0-9a-f]{32}|conv_[0-9a-f]+")
+"""What is new for every call (the platform's request id, the conversation it starts), left out to compare two."""
+
+
 def without_request_id(result: dict[str, Any]) -> dict[str, Any]:
-    """A tool result with the platform's request id (new for every call) left out, to compare two calls."""
-    structured = {k: v for k, v in result["structuredContent"].items() if k != "request_id"}
-    return {"content": result["content"], "structuredContent": structured, "isError": result.get("isError", False)}
+    """A tool result with what is new for every call left out, to compare two calls."""
+    structured = {k: v for k, v in result["structuredContent"].items() if k not in ("request_id", "conversation_id")}
+    content = [{**block, "text": PER_CALL.sub("…", block.get("text", ""))} for block in result["content"]]
+    return {"content": content, "structuredContent": structured, "isError": result.get("isError", False)}
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -232,11 +238,12 @@ async def test_a_slow_chat_becomes_a_task_whose_result_is_the_calls_own(transpor
         direct = await wire("tools/call", {"name": "chat", "arguments": {**PROMPT, "wait_seconds": 60}}, tasks=False)
         assert direct["result"]["resultType"] == "complete" and "taskId" not in direct["result"]
         assert without_request_id(final["result"]) == without_request_id(direct["result"])
-        assert final["result"]["structuredContent"]["status"] == "completed"
+        assert "status" not in final["result"]["structuredContent"]  # a whole answer says no status
+        assert final["result"]["structuredContent"]["text"]
 
         # The task is the job: get_result finds it.
         fetched = await wire("tools/call", {"name": "get_result", "arguments": {"task_id": handle["taskId"]}})
-        assert fetched["result"]["structuredContent"]["status"] == "SUCCESS"
+        assert fetched["result"]["structuredContent"]["status"] == "completed"
         assert fetched["result"]["structuredContent"]["result"] == final["result"]["structuredContent"]
 
 
@@ -244,7 +251,8 @@ async def test_a_quick_answer_comes_back_directly(emulator: Emulator) -> None:
     async with wire_for("stdio", server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url)) as wire:
         answer = await wire("tools/call", {"name": "chat", "arguments": PROMPT})
         assert answer["result"]["resultType"] == "complete"
-        assert answer["result"]["structuredContent"]["status"] == "completed"
+        assert "status" not in answer["result"]["structuredContent"]  # a whole answer says no status
+        assert answer["result"]["structuredContent"]["text"]
 
 
 async def test_get_result_of_a_running_job_becomes_a_task_ending_with_get_results_own_result(
@@ -259,7 +267,7 @@ async def test_get_result_of_a_running_job_becomes_a_task_ending_with_get_result
         final = (await poll(wire, created["result"]["taskId"]))[-1]
         assert final["status"] == "completed"
         direct = await wire("tools/call", {"name": "get_result", "arguments": {"task_id": job_id}}, tasks=False)
-        assert final["result"]["structuredContent"]["status"] == "SUCCESS"
+        assert final["result"]["structuredContent"]["status"] == "completed"
         assert final["result"] == {k: v for k, v in direct["result"].items() if k != "_meta"}
 
 
@@ -336,7 +344,8 @@ async def test_a_task_outlives_a_restart(stop: str, emulator: Emulator) -> None:
     async with stdio_server(env) as (wire, _):
         kept = (await poll(wire, finished["taskId"]))[-1]
         assert kept["status"] == "completed" and not kept["result"].get("isError")
-        assert kept["result"]["structuredContent"]["status"] == "completed"
+        assert "status" not in kept["result"]["structuredContent"]  # a whole answer says no status
+        assert kept["result"]["structuredContent"]["text"]
         interrupted = (await poll(wire, cut_id))[-1]
         assert interrupted["status"] == "completed"
         result = interrupted["result"]
