@@ -161,7 +161,8 @@ class GLMClient:
 
     async def chat(self, request: ChatRequest, *, attempts: Attempts | None = None) -> ChatCompletion:
         """A whole completion in one JSON answer; `GLMAnswerCutError` when the platform stopped it, as for a stream."""
-        response = await self._send("POST", "chat/completions", request.to_json(), attempts=attempts)
+        body = request.model_copy(update={"stream": None, "tool_stream": None}).to_json()
+        response = await self._send("POST", "chat/completions", body, attempts=attempts)
         completion = self._parse(ChatCompletion, response)
         cut = GLMAnswerCutError.of(completion.finish_reason)
         if cut is not None:
@@ -298,7 +299,7 @@ class GLMClient:
         Not re-sent after a failure that may have reached the platform (a read timeout, a cut
         connection): a second submit would be a second paid job.
         """
-        body = request.model_copy(update={"stream": None}).to_json()
+        body = request.model_copy(update={"stream": None, "tool_stream": None}).to_json()
         response = await self._send(
             "POST", "async/chat/completions", body, attempts=attempts, resend_if_maybe_delivered=False
         )

@@ -56,6 +56,15 @@ def sees_images(model: str) -> bool:
     return len(parts) > 1 and parts[1].endswith("v")
 
 
+TOOL_STREAM_FAMILIES = ("glm-4.6", "glm-4.7", "glm-5")
+"""The models that stream function-call arguments in pieces when asked (`tool_stream`); the others send calls whole."""
+
+
+def streams_tool_calls(model: str) -> bool:
+    """Whether `model` takes `tool_stream` (GLM-4.6 and later)."""
+    return model.startswith(TOOL_STREAM_FAMILIES)
+
+
 def estimated_tokens(chars: int) -> int:
     """A generous estimate of the tokens of `chars` characters of text."""
     return -(-chars // CHARS_PER_TOKEN)

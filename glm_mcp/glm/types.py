@@ -115,8 +115,12 @@ class WebSearchTool(_Request):
     web_search: WebSearchOptions
 
 
+FUNCTION_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+"""The platform's rule for a function's name (it answers 1210 otherwise)."""
+
+
 class FunctionDefinition(_Request):
-    name: str
+    name: Annotated[str, Field(pattern=FUNCTION_NAME_PATTERN)]
     description: str | None = None
     parameters: dict[str, object] | None = None
 
@@ -124,6 +128,22 @@ class FunctionDefinition(_Request):
 class FunctionTool(_Request):
     type: Literal["function"] = "function"
     function: FunctionDefinition
+
+
+class RetrievalOptions(_Request):
+    knowledge_id: Annotated[str, Field(min_length=1)]
+    prompt_template: str | None = None
+    """How the retrieved passages and the question are put to the model ({{knowledge}}, {{question}})."""
+
+
+class RetrievalTool(_Request):
+    """Answer from a knowledge base the key's account owns."""
+
+    type: Literal["retrieval"] = "retrieval"
+    retrieval: RetrievalOptions
+
+
+Tool = Annotated[WebSearchTool | FunctionTool | RetrievalTool, Field(discriminator="type")]
 
 
 class Thinking(_Request):
@@ -145,8 +165,10 @@ class ChatRequest(_Request):
     top_p: float | None = None
     max_tokens: int | None = None
     stop: list[str] | None = None
-    tools: list[WebSearchTool | FunctionTool] | None = None
+    tools: list[Tool] | None = None
     tool_choice: Literal["auto"] | None = None
+    tool_stream: bool | None = None
+    """Stream function-call arguments in pieces (streamed calls only, on models that do it: `glm.models`)."""
     thinking: Thinking | None = None
     response_format: ResponseFormat | None = None
     request_id: str | None = None

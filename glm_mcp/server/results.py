@@ -14,6 +14,7 @@ from glm_mcp.glm.errors import GLMAnswerCutError
 from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ChatCompletion, WebSearchItem, split_answer
 from glm_mcp.jobs import Job, JobKind, JobRecord, JobState
 from glm_mcp.server.answers import ConversationNotes, Paged, SentFiles
+from glm_mcp.server.functions import FunctionCallRequest, feed_back
 
 REASONING_PREVIEW_CHARS = 300
 """How much of the model's reasoning a result shows unless the call asks for all of it (`include_reasoning`)."""
@@ -45,14 +46,6 @@ class TokenUsage(BaseModel):
     cached_tokens: int = Field(0, description="Prompt tokens served from the platform's cache (cheaper).")
 
 
-class ToolCallRequest(BaseModel):
-    """A function call the model wants made (only when a conversation declared function tools)."""
-
-    id: str
-    name: str
-    arguments: str = Field(description="JSON text as the model wrote it; it may be invalid JSON.")
-
-
 class RegistryNotes(Result):
     """What a result says about the job registry when something there went wrong: never kept quiet."""
 
@@ -82,10 +75,12 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
         description="Absent when the whole answer is here. running: the wait ran out first; `text` is the answer "
         "so far and the generation goes on: `next` says how to get the rest.",
     )
-    next: str | None = Field(None, description="With status running: the exact call that gets the rest.")
+    next: str | None = Field(
+        None, description="With status running: the exact call that gets the rest; with tool_calls: how to answer them."
+    )
     job_id: str | None = Field(None, description="With status running: pass it to get_result as task_id.")
     text: str = Field("", description="The answer (so far, when status is running).")
-    tool_calls: list[ToolCallRequest] | None = Field(None, description="Function calls the model asked for.")
+    tool_calls: list[FunctionCallRequest] | None = Field(None, description="Function calls the model asked for.")
     reasoning: str | None = Field(
         None,
         description="The model's reasoning, when thinking was on: its beginning, ending in …, unless the call "
@@ -139,7 +134,9 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
                 self._conversation_text(),
                 "Answer so far:\n" + self.text if self.text else "",
             )
-        return _join(self.text, self._page_text(), _tool_calls_text(self.tool_calls), self._workspace_footer())
+        return _join(
+            self.text, self._page_text(), _tool_calls_text(self.tool_calls, self.next), self._workspace_footer()
+        )
 
     def _workspace_footer(self) -> str:
         return _join(self._files_text(), self._conversation_text(), self._footer())
@@ -485,12 +482,10 @@ def _answer_fields(completion: ChatCompletion, model: str) -> dict[str, object]:
             cached_tokens=usage.cached_tokens,
         ),
         "request_id": completion.request_id or completion.id or None,
-        "tool_calls": [
-            ToolCallRequest(id=call.id, name=call.function.name, arguments=call.function.arguments)
-            for call in message.tool_calls
-        ]
+        "tool_calls": [FunctionCallRequest.from_call(call) for call in message.tool_calls]
         if message.tool_calls
         else None,
+        "next": feed_back("chat") if message.tool_calls else None,
     }
 
 
@@ -509,10 +504,10 @@ def _pruned(value: Any) -> Any:
     return value
 
 
-def _tool_calls_text(calls: list[ToolCallRequest] | None) -> str:
+def _tool_calls_text(calls: list[FunctionCallRequest] | None, next_step: str | None) -> str:
     if not calls:
         return ""
-    return "The model asks to call:\n" + "\n".join(f"- {c.name}({c.arguments}) [id {c.id}]" for c in calls)
+    return _join("The model asks to call:\n" + "\n".join(call.to_text() for call in calls), next_step or "")
 
 
 def _partial(text: str | None) -> str:

@@ -230,7 +230,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Ask a GLM model",
         "Ask a GLM model (Zhipu / Z.ai) and get its answer: a second opinion, a draft, a translation (GLM is strong "
         "in Chinese), or a question about an image with a vision model. Give `prompt` for one message or `messages` "
-        "for a whole conversation. Returns the answer, the model's reasoning when thinking is on, token usage and "
+        "for a whole conversation; `tools` lets it call your functions. Returns the answer, the model's reasoning when thinking is on, token usage and "
         "the request id.",
         chat,
         ChatArguments,
