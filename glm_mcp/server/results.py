@@ -15,6 +15,7 @@ from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ChatCompletion, WebSea
 from glm_mcp.jobs import Job, JobKind, JobRecord, JobState
 from glm_mcp.server.answers import ConversationNotes, Paged, SentFiles
 from glm_mcp.server.functions import FunctionCallRequest, feed_back
+from glm_mcp.server.media import ImageFile, VideoFile, media_of
 
 REASONING_PREVIEW_CHARS = 300
 """How much of the model's reasoning a result shows unless the call asks for all of it (`include_reasoning`)."""
@@ -259,11 +260,12 @@ class SubmittedTask(RegistryNotes, SentFiles):
 class TaskResult(RegistryNotes):
     """The state of a job, and its answer once it has one."""
 
-    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "result", "error", "partial_text")
+    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "result", "videos", "images", "error", "partial_text")
 
     task_id: str
     kind: JobKind = Field(
-        description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait."
+        description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait. "
+        "image_task / video_task: generate_image / generate_video."
     )
     status: JobState = Field(
         description="running (ask again), completed (`result` has the answer), failed (`error` says why), cancelled, "
@@ -279,6 +281,8 @@ class TaskResult(RegistryNotes):
     )
     error: ToolFailure | None = Field(None, description="Why the job failed or was interrupted, when known.")
     next: str | None = Field(None, description="While it runs: the exact call to wait for it again.")
+    images: list[ImageFile] = Field(default_factory=list, description="An image task's images, once completed.")
+    videos: list[VideoFile] = Field(default_factory=list, description="A video task's video, once completed.")
 
     def shaped(self, *, full_reasoning: bool, wait_seconds: float) -> TaskResult:
         """As the call asked for it: the answer's reasoning whole or its beginning, and what to do next."""
@@ -305,6 +309,17 @@ class TaskResult(RegistryNotes):
                 error=ToolFailure(
                     error=cut.error_kind, message=cut.message, hint=cut.advice(Advice()), retryable=cut.retryable
                 ),
+            )
+        images, videos = media_of(poll) if poll.state == "completed" else ([], [])
+        if images or videos:  # an image or video task: its files are its answer
+            return cls(
+                task_id=task_id,
+                kind="video_task" if videos else "image_task",
+                status="completed",
+                model=poll.model,
+                request_id=poll.request_id,
+                images=images,
+                videos=videos,
             )
         result = ChatResult.from_completion(poll, model=poll.model) if poll.state == "completed" else None
         return cls(
@@ -362,6 +377,10 @@ class TaskResult(RegistryNotes):
     def to_text(self) -> str:
         if self.result is not None:
             return _join(self.result.to_text(), self._registry_text())
+        if self.images or self.videos:
+            files = [f"- image {i.url} (expires {i.expires_at})" for i in self.images]
+            files += [f"- video {v.url} (cover {v.cover_url}, expires {v.expires_at})" for v in self.videos]
+            return _join(f"Task {self.task_id} completed (model {self.model}):\n" + "\n".join(files))
         if self.status in ("failed", "cancelled", "interrupted"):
             reason = self.error.to_text() if self.error else "submit it again if needed."
             return _join(
@@ -412,7 +431,8 @@ class JobSummary(Result):
 
     job_id: str = Field(description="Pass it to get_result as task_id.")
     kind: JobKind = Field(
-        description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait."
+        description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait. "
+        "image_task / video_task: generate_image / generate_video."
     )
     status: JobState = Field(
         description="interrupted: the server generating it stopped first (get_result gives the partial text)."
