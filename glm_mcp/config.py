@@ -301,7 +301,7 @@ class Settings(BaseSettings):
         "submit_async, get_result, list_jobs, list_conversations), `search` (web_search, read_url), `images` "
         "(generate_image), `video` (generate_video), `models` (list_models), `usage` (usage). Every tool costs the "
         "agent context: offer the ones it needs.",
-        json_schema_extra=_shown("core,search"),
+        json_schema_extra=_shown("(core,search)"),
     )
     prices: str = Field(
         "",

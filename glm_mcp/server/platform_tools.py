@@ -123,10 +123,9 @@ async def generate_image(app: AppState, ctx: Context, args: ImageArguments) -> I
             raise _no_image(state)
         url, created = images[0].url, None
     else:
-        async with anyio.create_task_group() as heartbeat:
-            heartbeat.start_soon(_beat, reporter, "drawing")
-            response = await _submitted(app.glm.generate_image(request), request.request_id)
-            heartbeat.cancel_scope.cancel()
+        response = await _with_heartbeat(
+            reporter, "drawing", _submitted(app.glm.generate_image(request), request.request_id)
+        )
         if not response.data or not response.data[0].url:
             raise GLMProtocolError("the GLM API answered the image request without an image URL")
         url, created = response.data[0].url, response.created
@@ -178,10 +177,27 @@ def _no_image(state: AsyncTaskResult) -> GLMProtocolError:
     return GLMProtocolError(f"the GLM API reports image task {state.id} {state.state} without an image")
 
 
-async def _beat(reporter: ProgressReporter, what: str) -> None:
-    while True:
-        await anyio.sleep(HEARTBEAT_S)
-        await reporter.send(f"{what} ({reporter.elapsed:.0f} s)")
+async def _with_heartbeat(reporter: ProgressReporter, what: str, call: Awaitable[_T]) -> _T:
+    """`call`'s answer, with a progress notification every HEARTBEAT_S meanwhile; its error raised as it is."""
+    answer: list[_T] = []
+    error: list[Exception] = []
+
+    async def beat() -> None:
+        while True:
+            await anyio.sleep(HEARTBEAT_S)
+            await reporter.send(f"{what} ({reporter.elapsed:.0f} s)")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(beat)
+        try:
+            answer.append(await call)
+        except Exception as exc:  # raised outside the group, not wrapped in an ExceptionGroup
+            error.append(exc)
+        finally:
+            group.cancel_scope.cancel()
+    if error:
+        raise error[0]
+    return answer[0]
 
 
 # --- video ------------------------------------------------------------------------------------------------
