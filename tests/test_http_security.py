@@ -205,8 +205,11 @@ async def test_configured_hosts_and_origins_are_answered_and_origins_get_cors() 
         other_host = await http.post(MCP_PATH, content=INITIALIZE, headers={**headers, "Host": "evil.example.com"})
         preflight = await http.options(
             MCP_PATH,
-            headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
-                     "Access-Control-Request-Headers": "authorization, content-type"},
+            headers={
+                "Origin": "https://app.example.com",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
         )
         refused = await http.options(
             MCP_PATH, headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"}
@@ -319,7 +322,7 @@ async def test_stateless_replicas_taking_turns_answer_as_one_server(emulator: Em
             tools = await listed_tools(client)
             replicas = await call_every_tool(tools, calls_through(client))
     # Turn by turn: each replica answered about half of the requests (initialize, list, one or more per tool).
-    assert len(balancer.sent) == 2 and min(balancer.sent.values()) >= len(tools) - 1, balancer.sent
+    assert len(balancer.sent) == 2 and min(balancer.sent.values()) >= sum(balancer.sent.values()) // 2, balancer.sent
 
     emulator.state.clear()  # the prompt cache too: both runs meet the same emulator
     async with Client(create_server(settings_for(emulator))) as client:
@@ -389,8 +392,11 @@ async def test_sigterm_gives_up_on_a_call_after_the_grace_period(emulator: Emula
     emulator.config.latency = 6.0
     env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MCP_SHUTDOWN_GRACE="1")
     call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
-    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-               "MCP-Protocol-Version": "2025-06-18"}
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2025-06-18",
+    }
     with http_server_process(env=env) as (process, origin):
         async with httpx2.AsyncClient(timeout=30) as http, anyio.create_task_group() as group:
 
@@ -415,9 +421,10 @@ async def test_a_callers_own_key_serves_that_call_only(emulator: Emulator) -> No
 
         async def call(tool: str, arguments: dict[str, object], key: str | None) -> Any:
             headers = {**BEARER, **({CLIENT_KEY_HEADER: key} if key else {})}
-            async with httpx2.AsyncClient(headers=headers) as http, Client(
-                streamable_http_client(origin + "/mcp", http_client=http)
-            ) as client:
+            async with (
+                httpx2.AsyncClient(headers=headers) as http,
+                Client(streamable_http_client(origin + "/mcp", http_client=http)) as client,
+            ):
                 return await client.call_tool(tool, arguments)
 
         answered = await call("chat", {"prompt": "with my own key"}, GENERAL_KEY)

@@ -378,6 +378,9 @@ async def test_todays_set_ups_work_as_written(name: str, emulator: Emulator) -> 
             "submit_async",
             "get_result",
             "list_jobs",
+            "list_conversations",
+            "web_search",
+            "read_url",
         }
         answer = await client.call_tool("chat", {"prompt": "Hello from a client config"})
     assert not answer.is_error, answer.content

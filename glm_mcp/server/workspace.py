@@ -289,7 +289,7 @@ async def turn_result(app: AppState, ref: str, offset: int) -> TaskResult:
         )
     chat = ChatResult(text=turn.answer, model=turn.model, conversation_id=conversation_id, turn=turn.number)
     chat = paged(chat, offset, app.settings.max_result_chars, ref)
-    return TaskResult(task_id=ref, kind="chat", status="SUCCESS", model=turn.model, result=chat)
+    return TaskResult(task_id=ref, kind="chat", status="completed", model=turn.model, result=chat)
 
 
 # --- list_conversations -----------------------------------------------------------------------------
