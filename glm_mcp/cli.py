@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -70,6 +71,8 @@ def _serve(args: argparse.Namespace, *, demo: bool) -> int:
 
     try:
         settings = Settings.from_env()
+        if args.toolsets is not None:  # the flag wins over GLM_MCP_TOOLSETS, checked as the variable is
+            settings = Settings.from_env({**os.environ, "GLM_MCP_TOOLSETS": args.toolsets})
         if args.transport == "http":
             settings = _http_settings(args, settings)
     except ConfigError as exc:
@@ -239,8 +242,19 @@ def _add_transport_options(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="HTTP: allow a non-loopback --host without GLM_MCP_HTTP_TOKEN (GLM_MCP_ALLOW_INSECURE)",
     )
+    parser.add_argument(
+        "--toolsets",
+        default=argparse.SUPPRESS,
+        help="the toolsets to offer, comma-separated or all: core, search, images, video, models, usage "
+        "(default core,search; GLM_MCP_TOOLSETS)",
+    )
     parser.set_defaults(
-        transport="stdio", host="127.0.0.1", port=DEFAULT_HTTP_PORT, stateless=None, allow_insecure=False
+        transport="stdio",
+        host="127.0.0.1",
+        port=DEFAULT_HTTP_PORT,
+        stateless=None,
+        allow_insecure=False,
+        toolsets=None,
     )
 
 

@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, Pydanti
 from pydantic_settings.sources.utils import parse_env_vars
 
 from glm_mcp.glm.auth import AuthMode, Credentials
+from glm_mcp.glm.models import parse_prices
 
 Region = Literal["international", "mainland"]
 Plan = Literal["general", "coding"]
@@ -47,6 +48,8 @@ API_KEY_VARS = ("GLM_API_KEY", "ZAI_API_KEY", "ZHIPUAI_API_KEY")
 DEFAULT_MODEL = "glm-4.6"
 MIN_HTTP_TOKEN_CHARS = 16
 APP_NAME = "glm-mcp"
+TOOLSETS = ("core", "search", "images", "video", "models", "usage")
+"""The groups of tools GLM_MCP_TOOLSETS chooses from (each tool's `ToolSpec.toolset`)."""
 
 
 def user_data_dir() -> Path:
@@ -270,6 +273,43 @@ class Settings(BaseSettings):
         description="The vision model an image sent to a model that cannot see is refused in favour of (the refusal "
         "names it).",
     )
+    image_model: str = Field(
+        "cogview-4",
+        validation_alias="GLM_IMAGE_MODEL",
+        min_length=1,
+        description="Model `generate_image` uses when a call names none (`cogview-4`, `cogview-3-flash`, `glm-image`).",
+    )
+    video_model: str = Field(
+        "cogvideox-flash",
+        validation_alias="GLM_VIDEO_MODEL",
+        min_length=1,
+        description="Model `generate_video` uses when a call names none (`cogvideox-3`, `cogvideox-flash`, "
+        "`viduq1-text`, …).",
+    )
+    image_dir: Path | None = Field(
+        None,
+        validation_alias="GLM_IMAGE_DIR",
+        description="Where `generate_image` saves a copy of each image over stdio (the platform's URLs expire); "
+        "by default `images/` in GLM_DATA_DIR. An absolute path. Over HTTP no copy is saved (the server's disk is "
+        "not the caller's).",
+        json_schema_extra=_shown("(GLM_DATA_DIR/images)"),
+    )
+    toolsets: Names = Field(
+        ("core", "search"),
+        validation_alias="GLM_MCP_TOOLSETS",
+        description="The toolsets the server offers, comma-separated, or `all`: `core` (chat, web_search_chat, "
+        "submit_async, get_result, list_jobs, list_conversations), `search` (web_search, read_url), `images` "
+        "(generate_image), `video` (generate_video), `models` (list_models), `usage` (usage). Every tool costs the "
+        "agent context: offer the ones it needs.",
+        json_schema_extra=_shown("(core,search)"),
+    )
+    prices: str = Field(
+        "",
+        validation_alias="GLM_PRICES",
+        description="Prices `usage` estimates cost with, overriding the built-in table (docs/usage.md): "
+        "`model=input/output` per million tokens, comma-separated, e.g. `glm-4.6=0.6/2.2,glm-4.5-air=0.2/1.1`; a "
+        "model code or family prefix. In the currency you write them in (the built-in table is USD).",
+    )
     conversation_retention_days: Count = Field(
         30,
         validation_alias="GLM_CONVERSATION_RETENTION_DAYS",
@@ -421,6 +461,33 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute path")
         return value
 
+    @field_validator("image_dir")
+    @classmethod
+    def _check_image_dir(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        value = value.expanduser()
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("toolsets")
+    @classmethod
+    def _check_toolsets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        names = tuple(name.lower() for name in value)
+        if "all" in names:
+            return TOOLSETS
+        unknown = [name for name in names if name not in TOOLSETS]
+        if unknown:
+            raise ValueError(f"has unknown toolsets {', '.join(unknown)}; the toolsets are {', '.join(TOOLSETS)}, all")
+        return names
+
+    @field_validator("prices")
+    @classmethod
+    def _check_prices(cls, value: str) -> str:
+        parse_prices(value)
+        return value
+
     @field_validator("files_roots")
     @classmethod
     def _check_roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
@@ -491,6 +558,11 @@ class Settings(BaseSettings):
     @property
     def base_url_from_env(self) -> bool:
         return bool(self.base_url_override)
+
+    @property
+    def images_dir(self) -> Path:
+        """Where generate_image saves its copies over stdio."""
+        return self.image_dir or self.data_dir / "images"
 
     @property
     def request_headers(self) -> dict[str, str]:

@@ -8,6 +8,7 @@
     ├── SubmitUncertainError     submit_uncertain      a submit that may have reached the platform
     ├── RegistryUnavailable      registry_unavailable  the job registry cannot do what was asked
     ├── GenerationFailed         (its cause's kind)    a generation that failed, with its partial text
+    ├── MediaTaskFailed          media_failed          the platform reports an image or video task failed
     └── GLMError                 upstream_error        glm/errors.py: talking to the GLM API
         ├── MissingAPIKeyError   missing_api_key
         ├── GLMAPIError          upstream_error        the platform's error; advice by business code
@@ -50,6 +51,7 @@ ErrorKind = Literal[
     "answer_cut",
     "submit_uncertain",
     "registry_unavailable",
+    "media_failed",
     "content_blocked",
     "cancelled",
     "interrupted",
@@ -202,3 +204,18 @@ class GenerationFailed(GlmMcpError):
         self.__cause__ = cause
         self.cause = cause
         self.partial_text = partial_text
+
+
+class MediaTaskFailed(GlmMcpError):
+    """An image or video task the platform reports as failed (FAIL), saying no more: often its content review."""
+
+    kind: ClassVar[ErrorKind] = "media_failed"
+    hint: ClassVar[str | None] = "Try again, or change the prompt: the platform's content review refuses some."
+
+    def __init__(self, task_id: str, what: str) -> None:
+        super().__init__(f"The platform reports that {what} task {task_id} failed.")
+        self.task_id = task_id
+
+    @property
+    def retryable(self) -> bool:
+        return True

@@ -114,4 +114,6 @@ def _sample(schema: Mapping[str, Any]) -> Any:
         return schema.get("minimum", 1)
     if kind == "boolean":
         return False
+    if "https?://" in schema.get("pattern", ""):  # a URL (read_url)
+        return "https://example.com/sample"
     return SAMPLE_TEXT

@@ -322,7 +322,7 @@ async def test_stateless_replicas_taking_turns_answer_as_one_server(emulator: Em
             tools = await listed_tools(client)
             replicas = await call_every_tool(tools, calls_through(client))
     # Turn by turn: each replica answered about half of the requests (initialize, list, one or more per tool).
-    assert len(balancer.sent) == 2 and min(balancer.sent.values()) >= len(tools) - 1, balancer.sent
+    assert len(balancer.sent) == 2 and min(balancer.sent.values()) >= sum(balancer.sent.values()) // 2, balancer.sent
 
     emulator.state.clear()  # the prompt cache too: both runs meet the same emulator
     async with Client(create_server(settings_for(emulator))) as client:

@@ -46,7 +46,8 @@ def json_blocks(text: str) -> list[Any]:
 
 @pytest.fixture
 async def tools() -> dict[str, Any]:
-    async with Client(create_server(Settings.from_env({}))) as client:
+    """Every tool, whatever the default toolsets: the reference documents them all."""
+    async with Client(create_server(Settings.from_env({"GLM_MCP_TOOLSETS": "all"}))) as client:
         return {tool.name: tool for tool in (await client.list_tools()).tools}
 
 

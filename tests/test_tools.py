@@ -24,7 +24,16 @@ from tests.conftest import CODING_KEY, GENERAL_KEY, settings_for, upstream_calls
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = ("chat", "web_search_chat", "submit_async", "get_result", "list_jobs", "list_conversations")
+TOOLS = (
+    "chat",
+    "web_search_chat",
+    "submit_async",
+    "get_result",
+    "list_jobs",
+    "list_conversations",
+    "web_search",
+    "read_url",
+)
 
 
 def ok(result: CallToolResult) -> dict[str, Any]:

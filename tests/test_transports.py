@@ -16,7 +16,16 @@ from tests.processes import COMMAND, free_port, http_server, listening, server_e
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = {"chat", "web_search_chat", "submit_async", "get_result", "list_jobs", "list_conversations"}
+TOOLS = {
+    "chat",
+    "web_search_chat",
+    "submit_async",
+    "get_result",
+    "list_jobs",
+    "list_conversations",
+    "web_search",
+    "read_url",
+}
 
 
 def stdio(*args: str, **env: str) -> StdioServerParameters:

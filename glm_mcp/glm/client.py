@@ -41,8 +41,16 @@ from glm_mcp.glm.types import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatRequest,
+    ImageRequest,
+    ImagesResponse,
     ModelInfo,
     ModelList,
+    MonitorResponse,
+    ReaderRequest,
+    ReaderResponse,
+    VideoRequest,
+    WebSearchRequest,
+    WebSearchResponse,
 )
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
@@ -161,7 +169,8 @@ class GLMClient:
 
     async def chat(self, request: ChatRequest, *, attempts: Attempts | None = None) -> ChatCompletion:
         """A whole completion in one JSON answer; `GLMAnswerCutError` when the platform stopped it, as for a stream."""
-        response = await self._send("POST", "chat/completions", request.to_json(), attempts=attempts)
+        body = request.model_copy(update={"stream": None, "tool_stream": None}).to_json()
+        response = await self._send("POST", "chat/completions", body, attempts=attempts)
         completion = self._parse(ChatCompletion, response)
         cut = GLMAnswerCutError.of(completion.finish_reason)
         if cut is not None:
@@ -298,7 +307,7 @@ class GLMClient:
         Not re-sent after a failure that may have reached the platform (a read timeout, a cut
         connection): a second submit would be a second paid job.
         """
-        body = request.model_copy(update={"stream": None}).to_json()
+        body = request.model_copy(update={"stream": None, "tool_stream": None}).to_json()
         response = await self._send(
             "POST", "async/chat/completions", body, attempts=attempts, resend_if_maybe_delivered=False
         )
@@ -315,6 +324,74 @@ class GLMClient:
         models = self._parse(ModelList, response).data
         # The ids end up in advice ("models this key can use"): upstream text like any other.
         return [model.model_copy(update={"id": self._text(model.id, 200)}) for model in models]
+
+    # --- the platform beyond chat (docs/glm-endpoints.md) ----------------------------------------
+
+    async def web_search(self, request: WebSearchRequest, *, attempts: Attempts | None = None) -> WebSearchResponse:
+        """Search results without a model's answer (POST /web_search)."""
+        response = await self._send("POST", "web_search", _json(request), attempts=attempts)
+        return self._parse(WebSearchResponse, response)
+
+    async def read_url(self, request: ReaderRequest, *, attempts: Attempts | None = None) -> ReaderResponse:
+        """A web page as clean markdown or text, with its title and metadata (POST /reader)."""
+        response = await self._send("POST", "reader", _json(request), attempts=attempts)
+        return self._parse(ReaderResponse, response)
+
+    async def generate_image(self, request: ImageRequest, *, attempts: Attempts | None = None) -> ImagesResponse:
+        """One image, answered when it is made. Paid: not re-sent after a failure that may have reached the platform."""
+        response = await self._send(
+            "POST", "images/generations", _json(request), attempts=attempts, resend_if_maybe_delivered=False
+        )
+        return self._parse(ImagesResponse, response)
+
+    async def submit_image(self, request: ImageRequest, *, attempts: Attempts | None = None) -> AsyncTask:
+        """Start an image as a platform task (glm-image); poll it with `async_result`. Not re-sent either."""
+        response = await self._send(
+            "POST", "async/images/generations", _json(request), attempts=attempts, resend_if_maybe_delivered=False
+        )
+        return self._parse(AsyncTask, response)
+
+    async def submit_video(self, request: VideoRequest, *, attempts: Attempts | None = None) -> AsyncTask:
+        """Start a video (always a platform task); poll it with `async_result`. Not re-sent either."""
+        response = await self._send(
+            "POST", "videos/generations", _json(request), attempts=attempts, resend_if_maybe_delivered=False
+        )
+        return self._parse(AsyncTask, response)
+
+    async def coding_quota(self) -> MonitorResponse:
+        """A GLM Coding Plan key's quota windows: the monitor API on the platform's origin, not the model API."""
+        response = await self._send("GET", f"{self.origin}/api/monitor/usage/quota/limit")
+        return self._parse(MonitorResponse, response)
+
+    @property
+    def origin(self) -> str:
+        url = self._http.base_url
+        return f"{url.scheme}://{url.netloc.decode('ascii')}"
+
+    async def download(self, url: str) -> tuple[bytes, str]:
+        """A file the platform made (an image), read within GLM_MAX_RESPONSE_BYTES, with its media type.
+
+        Not signed: the URL may be a storage host that is not the API, which must never see the key.
+        """
+        with self._deadline():
+            async with self._limiter:
+                try:
+                    response = await self._http.send(self._http.build_request("GET", url), stream=True)
+                except httpx2.HTTPError as exc:
+                    raise self._transport_error(exc) from None
+                try:
+                    if response.status_code >= 400:
+                        raise await self._error_of(response)
+                    try:
+                        content = await self._read(
+                            response, self._limits.max_response_bytes, setting="GLM_MAX_RESPONSE_BYTES"
+                        )
+                    except httpx2.HTTPError as exc:
+                        raise self._transport_error(exc) from None
+                    kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+                    return content, kind
+                finally:
+                    await _close(response)
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -454,6 +531,11 @@ class GLMClient:
     def _text(self, raw: bytes | str | None, limit: int) -> str:
         """Upstream bytes as text for a message: scrubbed of the key, then cut (the one way, `upstream_text`)."""
         return upstream_text(raw, limit, self.credentials)
+
+
+def _json(request: BaseModel) -> bytes:
+    """A request model as its wire body: unset fields are left out rather than sent as null."""
+    return request.model_dump_json(exclude_none=True).encode()
 
 
 async def _drain(events: AsyncIterator[httpx2.ServerSentEvent]) -> None:

@@ -1,6 +1,6 @@
 """What the server must know about GLM models before it sends anything: how much they read, whether they see.
 
-One table for everything that decides on a model's limits (the context-window trimming of
+One table (`MODELS`) for everything that decides on a model's limits (the context-window trimming of
 conversations, the refusal of images for a model that cannot see), so that adding a model is one
 line here. Codes not listed fall back on their family (the longest listed prefix), then on
 `DEFAULT_CONTEXT_TOKENS`.
@@ -8,22 +8,60 @@ line here. Codes not listed fall back on their family (the longest listed prefix
 
 from __future__ import annotations
 
-CONTEXT_WINDOWS: dict[str, int] = {
-    "glm-5": 200_000,
-    "glm-4.7": 200_000,
-    "glm-4.6v": 128_000,
-    "glm-4.6": 200_000,
-    "glm-4.5v": 64_000,
-    "glm-4.5": 128_000,
-    "glm-4-long": 1_000_000,
-    "glm-4-airx": 8_000,
-    "glm-4v-flash": 8_000,
-    "glm-4v": 8_000,
-    "glm-4": 128_000,
-    "glm-z1": 128_000,
+from dataclasses import dataclass
+from typing import Literal
+
+ModelKind = Literal["chat", "image", "video"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTraits:
+    """What one model (or family) can do, as the platform's model pages say."""
+
+    kind: ModelKind = "chat"
+    context_tokens: int | None = None
+    """Prompt plus answer, in tokens (chat models)."""
+    max_output_tokens: int | None = None
+    vision: bool = False
+    """Reads images (and, for the vision models, video)."""
+    reasoning: bool = False
+    """Thinks before answering (`thinking`, or glm-z1's `<think>`)."""
+    tool_stream: bool = False
+    """Streams function-call arguments in pieces when asked (`tool_stream`)."""
+
+
+_K = 1024
+MODELS: dict[str, ModelTraits] = {
+    "glm-5": ModelTraits(context_tokens=200 * _K, max_output_tokens=128 * _K, reasoning=True, tool_stream=True),
+    "glm-4.7": ModelTraits(context_tokens=200 * _K, max_output_tokens=128 * _K, reasoning=True, tool_stream=True),
+    "glm-4.6v": ModelTraits(context_tokens=128 * _K, max_output_tokens=32 * _K, vision=True, reasoning=True),
+    "glm-4.6": ModelTraits(context_tokens=200 * _K, max_output_tokens=128 * _K, reasoning=True, tool_stream=True),
+    "glm-4.5v": ModelTraits(context_tokens=64 * _K, max_output_tokens=16 * _K, vision=True, reasoning=True),
+    "glm-4.5": ModelTraits(context_tokens=128 * _K, max_output_tokens=96 * _K, reasoning=True),
+    "glm-4-long": ModelTraits(context_tokens=1000 * _K, max_output_tokens=4095),
+    "glm-4-airx": ModelTraits(context_tokens=8 * _K, max_output_tokens=4095),
+    "glm-4v-flash": ModelTraits(context_tokens=16 * _K, max_output_tokens=1 * _K, vision=True),
+    "glm-4v": ModelTraits(context_tokens=8 * _K, max_output_tokens=1 * _K, vision=True),
+    "glm-4": ModelTraits(context_tokens=128 * _K, max_output_tokens=4095),
+    "glm-z1-airx": ModelTraits(context_tokens=32 * _K, max_output_tokens=30 * _K, reasoning=True),
+    "glm-z1": ModelTraits(context_tokens=128 * _K, max_output_tokens=32 * _K, reasoning=True),
+    "cogview-4": ModelTraits(kind="image"),
+    "cogview-3": ModelTraits(kind="image"),
+    "glm-image": ModelTraits(kind="image"),
+    "cogvideox": ModelTraits(kind="video"),
+    "vidu": ModelTraits(kind="video"),
 }
-"""Prompt plus answer, in tokens, by model code or family prefix (the platform's model pages)."""
+"""Every model the server knows, by code or family prefix (the longest listed prefix wins): the one table the
+context-window trimming, the refusal of images for a blind model, `tool_stream` and `list_models` read. Figures
+from the platform's model pages (docs/glm-endpoints.md); a code that matches nothing is unknown."""
 DEFAULT_CONTEXT_TOKENS = 128_000
+
+
+def traits(model: str) -> ModelTraits | None:
+    """What `model` can do: its own entry, else its family's (the longest listed prefix), else None."""
+    matches = [prefix for prefix in MODELS if model.startswith(prefix)]
+    return MODELS[max(matches, key=len)] if matches else None
+
 
 IMAGE_MAX_BYTES = 5 * 1024 * 1024
 """The platform's limit for one image (its vision model pages: "image size up to 5 MB")."""
@@ -46,14 +84,77 @@ IMAGE_TOKENS = 1_600
 
 def context_window(model: str) -> int:
     """The context window of `model`, in tokens: its own entry, else its family's, else the default."""
-    matches = [prefix for prefix in CONTEXT_WINDOWS if model.startswith(prefix)]
-    return CONTEXT_WINDOWS[max(matches, key=len)] if matches else DEFAULT_CONTEXT_TOKENS
+    known = traits(model)
+    return known.context_tokens if known is not None and known.context_tokens else DEFAULT_CONTEXT_TOKENS
 
 
 def sees_images(model: str) -> bool:
-    """Whether `model` takes image parts: the vision models' version ends in "v" (glm-4.5v, glm-4v-flash)."""
+    """Whether `model` takes image parts: the table's word, else by name (a vision model's version ends in "v")."""
+    known = traits(model)
+    if known is not None:
+        return known.vision
     parts = model.split("-")
     return len(parts) > 1 and parts[1].endswith("v")
+
+
+def streams_tool_calls(model: str) -> bool:
+    """Whether `model` streams function-call arguments in pieces with `tool_stream` (GLM-4.6 and later)."""
+    known = traits(model)
+    return known is not None and known.tool_stream
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """What a million tokens cost, read and written."""
+
+    input: float
+    output: float
+
+
+PRICES: dict[str, Price] = {
+    "glm-5": Price(1.0, 3.2),
+    "glm-4.7-flash": Price(0.0, 0.0),
+    "glm-4.7": Price(0.6, 2.2),
+    "glm-4.6v-flash": Price(0.0, 0.0),
+    "glm-4.6v": Price(0.3, 0.9),
+    "glm-4.6": Price(0.6, 2.2),
+    "glm-4.5v": Price(0.6, 1.8),
+    "glm-4.5-flash": Price(0.0, 0.0),
+    "glm-4.5-airx": Price(1.1, 4.5),
+    "glm-4.5-air": Price(0.2, 1.1),
+    "glm-4.5-x": Price(2.2, 8.9),
+    "glm-4.5": Price(0.6, 2.2),
+    "glm-4-flash": Price(0.0, 0.0),
+    "glm-4v-flash": Price(0.0, 0.0),
+    "glm-z1-flash": Price(0.0, 0.0),
+    "glm-4": Price(0.1, 0.1),
+}
+"""Estimated USD per million tokens (input / output), by model code or family prefix, from the platform's price
+page as recalled (docs/usage.md): an estimate, not a bill. GLM_PRICES overrides entries."""
+
+
+def parse_prices(text: str) -> dict[str, Price]:
+    """`model=input/output,…` as a price table; ValueError naming the entry that is wrong."""
+    table: dict[str, Price] = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        model, _, figures = entry.partition("=")
+        read, slash, written = figures.partition("/")
+        try:
+            price = Price(float(read), float(written))
+        except ValueError:
+            raise ValueError(f"has an entry that is not model=input/output: {entry!r}") from None
+        if not model.strip() or not slash or price.input < 0 or price.output < 0:
+            raise ValueError(f"has an entry that is not model=input/output: {entry!r}")
+        table[model.strip()] = price
+    return table
+
+
+def price_of(model: str, table: dict[str, Price]) -> Price | None:
+    """The price of `model` in `table`: its own entry, else its family's (the longest prefix), else None."""
+    matches = [prefix for prefix in table if model.startswith(prefix)]
+    return table[max(matches, key=len)] if matches else None
 
 
 def estimated_tokens(chars: int) -> int:

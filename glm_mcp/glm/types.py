@@ -115,8 +115,12 @@ class WebSearchTool(_Request):
     web_search: WebSearchOptions
 
 
+FUNCTION_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+"""The platform's rule for a function's name (it answers 1210 otherwise)."""
+
+
 class FunctionDefinition(_Request):
-    name: str
+    name: Annotated[str, Field(pattern=FUNCTION_NAME_PATTERN)]
     description: str | None = None
     parameters: dict[str, object] | None = None
 
@@ -124,6 +128,22 @@ class FunctionDefinition(_Request):
 class FunctionTool(_Request):
     type: Literal["function"] = "function"
     function: FunctionDefinition
+
+
+class RetrievalOptions(_Request):
+    knowledge_id: Annotated[str, Field(min_length=1)]
+    prompt_template: str | None = None
+    """How the retrieved passages and the question are put to the model ({{knowledge}}, {{question}})."""
+
+
+class RetrievalTool(_Request):
+    """Answer from a knowledge base the key's account owns."""
+
+    type: Literal["retrieval"] = "retrieval"
+    retrieval: RetrievalOptions
+
+
+Tool = Annotated[WebSearchTool | FunctionTool | RetrievalTool, Field(discriminator="type")]
 
 
 class Thinking(_Request):
@@ -145,8 +165,10 @@ class ChatRequest(_Request):
     top_p: float | None = None
     max_tokens: int | None = None
     stop: list[str] | None = None
-    tools: list[WebSearchTool | FunctionTool] | None = None
+    tools: list[Tool] | None = None
     tool_choice: Literal["auto"] | None = None
+    tool_stream: bool | None = None
+    """Stream function-call arguments in pieces (streamed calls only, on models that do it: `glm.models`)."""
     thinking: Thinking | None = None
     response_format: ResponseFormat | None = None
     request_id: str | None = None
@@ -316,3 +338,163 @@ def split_answer(content: str | None, reasoning: str | None) -> tuple[str, str |
         if token in text:
             text = text.replace(token, "")
     return text, reasoning or None
+
+
+# --- the platform beyond chat (docs/glm-endpoints.md) -----------------------------------------------
+
+
+class WebSearchRequest(_Request):
+    """The body of POST /web_search: search results without a model's answer."""
+
+    search_query: str
+    search_engine: SearchEngine
+    count: int | None = None
+    search_domain_filter: str | None = None
+    search_recency_filter: RecencyFilter | None = None
+    content_size: ContentSize | None = None
+    request_id: str | None = None
+
+
+class SearchIntent(_Response):
+    query: str = ""
+    intent: str = ""
+    keywords: str = ""
+
+
+class WebSearchResponse(_Response):
+    id: str = ""
+    created: int | None = None
+    request_id: str | None = None
+    search_intent: list[SearchIntent] = Field(default_factory=list)
+    search_result: list[WebSearchItem] = Field(default_factory=list)
+
+
+ReaderFormat = Literal["markdown", "text"]
+
+
+class ReaderRequest(_Request):
+    """The body of POST /reader: a page as clean markdown or text."""
+
+    url: str
+    return_format: ReaderFormat | None = None
+    no_cache: bool | None = None
+    retain_images: bool | None = None
+    with_links_summary: bool | None = None
+    with_images_summary: bool | None = None
+    timeout: str | None = None
+    request_id: str | None = None
+
+
+class ReaderPage(_Response):
+    title: str = ""
+    description: str = ""
+    url: str = ""
+    content: str = ""
+    publishedTime: str | None = None
+    metadata: dict[str, object] = Field(default_factory=dict)
+    images: dict[str, str] = Field(default_factory=dict)
+    links: dict[str, str] = Field(default_factory=dict)
+
+
+class ReaderResponse(_Response):
+    id: str = ""
+    request_id: str | None = None
+    reader_result: ReaderPage = Field(default_factory=ReaderPage)
+
+
+ImageQuality = Literal["hd", "standard"]
+
+
+class ImageRequest(_Request):
+    """The body of POST /images/generations and POST /async/images/generations."""
+
+    model: str
+    prompt: str
+    size: str | None = None
+    quality: ImageQuality | None = None
+    request_id: str | None = None
+
+
+class GeneratedImage(_Response):
+    url: str = ""
+    b64_json: str | None = None
+    revised_prompt: str | None = None
+
+
+class ContentFilter(_Response):
+    role: str = ""
+    level: int | None = None
+
+
+class ImagesResponse(_Response):
+    created: int | None = None
+    request_id: str | None = None
+    data: list[GeneratedImage] = Field(default_factory=list)
+    content_filter: list[ContentFilter] | None = None
+
+
+class AsyncImageResult(_TaskStatusField):
+    """A poll of an async image task: `image_result` on SUCCESS."""
+
+    id: str = ""
+    model: str = ""
+    request_id: str | None = None
+    image_result: list[GeneratedImage] = Field(default_factory=list)
+
+
+VideoQuality = Literal["quality", "speed"]
+
+
+class VideoRequest(_Request):
+    """The body of POST /videos/generations (CogVideoX, Vidu)."""
+
+    model: str
+    prompt: str | None = None
+    image_url: str | None = None
+    quality: VideoQuality | None = None
+    with_audio: bool | None = None
+    size: str | None = None
+    duration: int | None = None
+    fps: int | None = None
+    request_id: str | None = None
+
+
+class VideoFile(_Response):
+    url: str = ""
+    cover_image_url: str = ""
+
+
+class VideoTaskResult(_TaskStatusField):
+    """A poll of a video task: `video_result` on SUCCESS."""
+
+    id: str = ""
+    model: str = ""
+    request_id: str | None = None
+    video_result: list[VideoFile] = Field(default_factory=list)
+
+
+class QuotaLimit(_Response):
+    """One window of a GLM Coding Plan's quota: TOKENS_LIMIT (5-hour, weekly) or TIME_LIMIT (monthly tool calls)."""
+
+    type: str = ""
+    unit: int | None = None
+    number: int | None = None
+    percentage: float | None = None
+    usage: int | None = None
+    currentValue: int | None = None
+    remaining: int | None = None
+    nextResetTime: int | None = None
+
+
+class QuotaData(_Response):
+    limits: list[QuotaLimit] = Field(default_factory=list)
+    level: str | None = None
+
+
+class MonitorResponse(_Response):
+    """The monitor API's envelope: `{code, msg, data, success}`."""
+
+    code: int | str | None = None
+    msg: str = ""
+    success: bool = False
+    data: QuotaData | None = None

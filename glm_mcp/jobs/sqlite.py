@@ -45,18 +45,19 @@ from glm_mcp.jobs.conversations import TABLES as CONVERSATION_TABLES
 from glm_mcp.jobs.owner import OwnerLock, new_owner, owner_gone
 from glm_mcp.jobs.principal import SECRET_BYTES, Principal
 from glm_mcp.jobs.store import JobRecord, JobState, Position
+from glm_mcp.jobs.usage import TABLES as USAGE_TABLES
 
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 5.0
 PRUNE_EVERY_S = 3600.0
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _T = TypeVar("_T")
 
 _JOBS_TABLE = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,           -- async_task | chat | web_search_chat
+    kind TEXT NOT NULL,           -- async_task | chat | web_search_chat | image_task | video_task
     model TEXT NOT NULL,
     summary TEXT NOT NULL,        -- the start of the prompt or question
     created_at REAL NOT NULL,     -- unix time
@@ -75,11 +76,18 @@ _SHARED = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 MIGRATIONS: dict[int, tuple[str, ...]] = {
-    0: (_JOBS_TABLE, *_SHARED, *CONVERSATION_TABLES),
+    0: (_JOBS_TABLE, *_SHARED, *CONVERSATION_TABLES, *USAGE_TABLES),
     # 1 -> 2: jobs get their principal; every job recorded before belongs to the server's key.
-    1: ("ALTER TABLE jobs ADD COLUMN principal TEXT NOT NULL DEFAULT 'server'", *_SHARED, *CONVERSATION_TABLES),
+    1: (
+        "ALTER TABLE jobs ADD COLUMN principal TEXT NOT NULL DEFAULT 'server'",
+        *_SHARED,
+        *CONVERSATION_TABLES,
+        *USAGE_TABLES,
+    ),
     # 2 -> 3: conversations and their turns (glm_mcp/jobs/conversations.py).
-    2: CONVERSATION_TABLES,
+    2: (*CONVERSATION_TABLES, *USAGE_TABLES),
+    # 3 -> 4: every call's tokens and model (glm_mcp/jobs/usage.py).
+    3: USAGE_TABLES,
 }
 """From each older schema version (0: a new file), the statements that bring it to `SCHEMA_VERSION`."""
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 from glm_mcp import __version__
 from glm_mcp.config import Settings
 from glm_mcp.jobs import JobRunner, SQLiteJobStore
 from glm_mcp.jobs.conversations import SQLiteConversationStore
+from glm_mcp.jobs.usage import SQLiteUsageStore
 from glm_mcp.server.icons import ICONS
+from glm_mcp.server.platform_tools import model_list
 from glm_mcp.server.state import AppState, principal_secret
 from glm_mcp.server.tasks import TasksExtension
 from glm_mcp.server.tools import build_tools
@@ -31,6 +34,8 @@ continue that conversation (it survives restarts); list_conversations finds them
 get_result with read_more and next_offset reads on.
 - list_jobs finds job ids again, also after a restart. Errors say what went wrong and what to do."""
 JOBS_FILE = "jobs.sqlite3"
+MODELS_URI = "glm://models{?kind}"
+"""The models resource: a template only because the SDK gives a request's context (its key) to templates alone."""
 
 
 def create_server(settings: Settings) -> MCPServer[AppState]:
@@ -54,6 +59,7 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
                     jobs=jobs,
                     store=store,
                     conversations=conversations,
+                    usage=SQLiteUsageStore(store),
                     principal_secret=secret,
                 )
             finally:
@@ -69,7 +75,19 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
         icons=ICONS,
         lifespan=lifespan,
         log_level=settings.log_level,
-        tools=build_tools(),
+        tools=build_tools(settings.toolsets),
         extensions=[TasksExtension()],
     )
+
+    @server.resource(
+        MODELS_URI,
+        name="models",
+        title="GLM models",
+        description="The models this key can use, each with what it can do (the list_models tool's answer).",
+        mime_type="application/json",
+    )
+    async def models(ctx: Context, kind: str = "") -> str:
+        state = cast(AppState, ctx.request_context.lifespan_context).for_request(ctx)
+        return json.dumps((await model_list(state, kind or None)).structured(), ensure_ascii=False)
+
     return server

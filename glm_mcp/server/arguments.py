@@ -12,7 +12,7 @@ import difflib
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 from pydantic_core import ErrorDetails
 
 from glm_mcp.config import Settings
@@ -34,6 +34,7 @@ from glm_mcp.glm.types import (
     WebSearchTool,
 )
 from glm_mcp.jobs import JobState, Position
+from glm_mcp.server.functions import Functions, wire_tool_calls
 
 
 def argument_error(error: ValidationError, model: type[BaseModel]) -> ArgumentError:
@@ -69,7 +70,8 @@ def _problem(problem: ErrorDetails, model: type[BaseModel]) -> str:
         return "it is required."
     got = problem.get("input")
     shown = repr(got) if isinstance(got, int | float | bool | None) or (isinstance(got, str) and len(got) <= 40) else ""
-    return f"{problem['msg']}{f'; got {shown}' if shown else ''}."
+    message = problem["msg"].removeprefix("Value error, ")
+    return f"{message}{f'; got {shown}' if shown else ''}."
 
 
 class _Arguments(BaseModel):
@@ -85,11 +87,10 @@ MESSAGES_SCHEMA: dict[str, object] = {
         "properties": {
             "role": {"enum": ["system", "user", "assistant", "tool"]},
             "content": {
-                "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}],
-                "description": 'Text, or parts for vision models: {"type":"text","text":…}, '
-                '{"type":"image_url","image_url":{"url":…}} (also video_url, file_url).',
+                "description": 'Text, or parts: {"type":"text","text":…}, {"type":"image_url","image_url":{"url":…}}, '
+                "video_url, file_url.",
             },
-            "tool_call_id": {"type": "string", "description": "role tool: the call it answers."},
+            "tool_call_id": {"type": "string", "description": "Role tool: the call's id."},
             "tool_calls": {"type": "array", "description": "role assistant: its tool_calls."},
         },
     },
@@ -110,6 +111,17 @@ class Conversation(_Arguments):
         Field(description="Instead of `prompt`: the whole conversation, oldest first.", min_length=1),
         WithJsonSchema(MESSAGES_SCHEMA),
     ] = None
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _wire_tool_calls(cls, value: object) -> object:
+        """An assistant's tool_calls may be sent back as a result gave them."""
+        if not isinstance(value, list):
+            return value
+        return [
+            {**m, "tool_calls": wire_tool_calls(m["tool_calls"])} if isinstance(m, dict) and "tool_calls" in m else m
+            for m in value
+        ]
 
     def conversation(self, system: str) -> list[Message]:
         """The messages to send, with `system` in front; raises `ArgumentError` on a bad combination."""
@@ -167,29 +179,29 @@ def _media(part: ImagePart | VideoPart | FilePart) -> MediaURL:
 class Generation(_Arguments):
     """How the model generates: which model, sampling, length and format."""
 
-    system: Annotated[str, Field(description="A system prompt, put before the conversation.")] = ""
+    system: Annotated[str, Field(description="A system prompt.")] = ""
     model: Annotated[
         str,
         Field(
-            description="e.g. glm-4.6, glm-4.5-air, glm-4.6v (images). Empty: GLM_MODEL.",
+            description="e.g. glm-4.6, glm-4.6v (images). Empty: GLM_MODEL.",
             max_length=100,
         ),
     ] = ""
     temperature: Annotated[
         float | None,
-        Field(description="0 (most deterministic) to 1.", ge=0, le=1),
+        Field(description="0 (deterministic) to 1.", ge=0, le=1),
     ] = None
     top_p: Annotated[float | None, Field(description="Nucleus sampling mass.", ge=0, le=1)] = None
-    max_tokens: Annotated[int | None, Field(description="Most tokens the answer may take.", ge=1, le=131_072)] = None
+    max_tokens: Annotated[int | None, Field(description="Most tokens to write.", ge=1, le=131_072)] = None
     stop: Annotated[
         list[str] | None,
-        Field(description="Stop at this text (one is honoured).", max_length=4),
+        Field(description="Stop at this text.", max_length=4),
     ] = None
     thinking: Annotated[
         Literal["enabled", "disabled"] | None,
-        Field(description="Deep thinking (GLM-4.5+); on by default."),
+        Field(description="Deep thinking (GLM-4.5+), default on."),
     ] = None
-    do_sample: Annotated[bool | None, Field(description="false: greedy (temperature, top_p ignored).")] = None
+    do_sample: Annotated[bool | None, Field(description="false: greedy decoding.")] = None
 
     def to_request(self, messages: list[Message], settings: Settings) -> ChatRequest:
         """The GLM request for `messages`, with these options applied."""
@@ -216,7 +228,7 @@ class Generation(_Arguments):
 
 
 def _wait_field(description: str) -> object:
-    return Field(description=description + " Default GLM_WAIT_SECONDS (45).", ge=0, le=3600)
+    return Field(description=description + " Default 45 (GLM_WAIT_SECONDS).", ge=0, le=3600)
 
 
 class _Waiting(_Arguments):
@@ -233,7 +245,7 @@ class Waiting(_Waiting):
 
     wait_seconds: Annotated[
         float | None,
-        _wait_field("Seconds to wait; past it: status running, the text so far, and the call that gets the rest."),
+        _wait_field("Seconds to wait; then status running, the text so far and `next`."),
     ] = None
 
 
@@ -242,14 +254,14 @@ class JobWaiting(_Waiting):
 
     wait_seconds: Annotated[
         float | None,
-        _wait_field("Seconds to wait for the job to end; if it has not, status is running: call again."),
+        _wait_field("Seconds to wait for the end; then status running: call again."),
     ] = None
 
 
 class Reasoning(_Arguments):
     """How much of the model's reasoning the result carries."""
 
-    include_reasoning: Annotated[bool, Field(description="The reasoning whole, not its start and length.")] = False
+    include_reasoning: Annotated[bool, Field(description="The reasoning whole, not its start.")] = False
 
 
 class Attached(_Arguments):
@@ -257,7 +269,7 @@ class Attached(_Arguments):
 
     files: Annotated[
         list[str] | None,
-        Field(description="Paths or globs of files to send: text, or images (vision models)."),
+        Field(description="Paths or globs of files to send (images: vision models)."),
     ] = None
 
 
@@ -266,7 +278,7 @@ class Continued(_Arguments):
 
     conversation_id: Annotated[
         str,
-        Field(description="An earlier result's: continue that conversation."),
+        Field(description="Continue this earlier conversation."),
     ] = ""
     from_turn: Annotated[int | None, Field(description="Branch from this turn of it.", ge=1)] = None
 
@@ -277,8 +289,8 @@ class Paging(_Arguments):
     offset: Annotated[int, Field(description="A long answer's next_offset: read on from there.", ge=0)] = 0
 
 
-class SubmitArguments(Attached, Generation, Conversation):
-    """`submit_async`: a conversation and how to answer it."""
+class SubmitArguments(Functions, Attached, Generation, Conversation):
+    """`submit_async`: a conversation, how to answer it, and what the model may call."""
 
     json_output: Annotated[bool, Field(description="Answer as a JSON object.")] = False
 
@@ -286,6 +298,7 @@ class SubmitArguments(Attached, Generation, Conversation):
         request = self.to_request(self.conversation(self.system), settings)
         if self.json_output:
             request.response_format = ResponseFormat(type="json_object")
+        self.add_tools(request)
         return request
 
 
@@ -305,13 +318,13 @@ class WebSearchQuery(_Arguments):
     ] = None
     content_size: Annotated[
         ContentSize | None,
-        Field(description="Text read per result: medium 400-600 chars, high ~2500."),
+        Field(description="Per result: medium 400-600 chars, high ~2500."),
     ] = None
-    require_search: Annotated[bool | None, Field(description="true: search even if the model thinks it knows.")] = None
-    search_query: Annotated[str | None, Field(description="Search exactly this, not a query the model picks.")] = None
+    require_search: Annotated[bool | None, Field(description="Always search.")] = None
+    search_query: Annotated[str | None, Field(description="Search exactly this query.")] = None
     search_prompt: Annotated[
         str | None,
-        Field(description="How to use the results; {{current_date}} becomes today's date."),
+        Field(description="How to use the results ({{current_date}}: today)."),
     ] = None
 
 
@@ -347,8 +360,7 @@ class TaskReference(_Arguments):
     task_id: Annotated[
         str,
         Field(
-            description="The task_id that submit_async returned, or the job_id of a chat or web_search_chat "
-            "call that was still running when it returned.",
+            description="submit_async's task_id, or a running chat's job_id.",
             min_length=1,
             max_length=200,
             pattern=r"^[\w.:-]+$",
@@ -365,12 +377,12 @@ class ListJobsArguments(_Arguments):
 
     status: Annotated[
         JobState | None,
-        Field(description="Only jobs in this state. Empty: all."),
+        Field(description="Only jobs in this state."),
     ] = None
     limit: Annotated[int, Field(description="Jobs per page, 1 to 100.", ge=1, le=100)] = 20
     cursor: Annotated[
         str,
-        Field(description="The next_cursor of the previous page, for older jobs. Empty: the newest.", max_length=200),
+        Field(description="The last page's next_cursor.", max_length=200),
     ] = ""
 
     def after(self) -> Position | None:

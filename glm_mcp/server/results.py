@@ -14,6 +14,8 @@ from glm_mcp.glm.errors import GLMAnswerCutError
 from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ChatCompletion, WebSearchItem, split_answer
 from glm_mcp.jobs import Job, JobKind, JobRecord, JobState
 from glm_mcp.server.answers import ConversationNotes, Paged, SentFiles
+from glm_mcp.server.functions import FunctionCallRequest, feed_back
+from glm_mcp.server.media import ImageFile, VideoFile, media_of
 
 REASONING_PREVIEW_CHARS = 300
 """How much of the model's reasoning a result shows unless the call asks for all of it (`include_reasoning`)."""
@@ -45,14 +47,6 @@ class TokenUsage(BaseModel):
     cached_tokens: int = Field(0, description="Prompt tokens served from the platform's cache (cheaper).")
 
 
-class ToolCallRequest(BaseModel):
-    """A function call the model wants made (only when a conversation declared function tools)."""
-
-    id: str
-    name: str
-    arguments: str = Field(description="JSON text as the model wrote it; it may be invalid JSON.")
-
-
 class RegistryNotes(Result):
     """What a result says about the job registry when something there went wrong: never kept quiet."""
 
@@ -82,10 +76,12 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
         description="Absent when the whole answer is here. running: the wait ran out first; `text` is the answer "
         "so far and the generation goes on: `next` says how to get the rest.",
     )
-    next: str | None = Field(None, description="With status running: the exact call that gets the rest.")
+    next: str | None = Field(
+        None, description="With status running: the exact call that gets the rest; with tool_calls: how to answer them."
+    )
     job_id: str | None = Field(None, description="With status running: pass it to get_result as task_id.")
     text: str = Field("", description="The answer (so far, when status is running).")
-    tool_calls: list[ToolCallRequest] | None = Field(None, description="Function calls the model asked for.")
+    tool_calls: list[FunctionCallRequest] | None = Field(None, description="Function calls the model asked for.")
     reasoning: str | None = Field(
         None,
         description="The model's reasoning, when thinking was on: its beginning, ending in …, unless the call "
@@ -139,7 +135,9 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
                 self._conversation_text(),
                 "Answer so far:\n" + self.text if self.text else "",
             )
-        return _join(self.text, self._page_text(), _tool_calls_text(self.tool_calls), self._workspace_footer())
+        return _join(
+            self.text, self._page_text(), _tool_calls_text(self.tool_calls, self.next), self._workspace_footer()
+        )
 
     def _workspace_footer(self) -> str:
         return _join(self._files_text(), self._conversation_text(), self._footer())
@@ -262,11 +260,12 @@ class SubmittedTask(RegistryNotes, SentFiles):
 class TaskResult(RegistryNotes):
     """The state of a job, and its answer once it has one."""
 
-    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "result", "error", "partial_text")
+    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "result", "videos", "images", "error", "partial_text")
 
     task_id: str
     kind: JobKind = Field(
-        description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait."
+        description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait. "
+        "image_task / video_task: generate_image / generate_video."
     )
     status: JobState = Field(
         description="running (ask again), completed (`result` has the answer), failed (`error` says why), cancelled, "
@@ -282,6 +281,8 @@ class TaskResult(RegistryNotes):
     )
     error: ToolFailure | None = Field(None, description="Why the job failed or was interrupted, when known.")
     next: str | None = Field(None, description="While it runs: the exact call to wait for it again.")
+    images: list[ImageFile] = Field(default_factory=list, description="An image task's images, once completed.")
+    videos: list[VideoFile] = Field(default_factory=list, description="A video task's video, once completed.")
 
     def shaped(self, *, full_reasoning: bool, wait_seconds: float) -> TaskResult:
         """As the call asked for it: the answer's reasoning whole or its beginning, and what to do next."""
@@ -308,6 +309,17 @@ class TaskResult(RegistryNotes):
                 error=ToolFailure(
                     error=cut.error_kind, message=cut.message, hint=cut.advice(Advice()), retryable=cut.retryable
                 ),
+            )
+        images, videos = media_of(poll) if poll.state == "completed" else ([], [])
+        if images or videos:  # an image or video task: its files are its answer
+            return cls(
+                task_id=task_id,
+                kind="video_task" if videos else "image_task",
+                status="completed",
+                model=poll.model,
+                request_id=poll.request_id,
+                images=images,
+                videos=videos,
             )
         result = ChatResult.from_completion(poll, model=poll.model) if poll.state == "completed" else None
         return cls(
@@ -365,6 +377,10 @@ class TaskResult(RegistryNotes):
     def to_text(self) -> str:
         if self.result is not None:
             return _join(self.result.to_text(), self._registry_text())
+        if self.images or self.videos:
+            files = [f"- image {i.url} (expires {i.expires_at})" for i in self.images]
+            files += [f"- video {v.url} (cover {v.cover_url}, expires {v.expires_at})" for v in self.videos]
+            return _join(f"Task {self.task_id} completed (model {self.model}):\n" + "\n".join(files))
         if self.status in ("failed", "cancelled", "interrupted"):
             reason = self.error.to_text() if self.error else "submit it again if needed."
             return _join(
@@ -415,7 +431,8 @@ class JobSummary(Result):
 
     job_id: str = Field(description="Pass it to get_result as task_id.")
     kind: JobKind = Field(
-        description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait."
+        description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait. "
+        "image_task / video_task: generate_image / generate_video."
     )
     status: JobState = Field(
         description="interrupted: the server generating it stopped first (get_result gives the partial text)."
@@ -485,12 +502,10 @@ def _answer_fields(completion: ChatCompletion, model: str) -> dict[str, object]:
             cached_tokens=usage.cached_tokens,
         ),
         "request_id": completion.request_id or completion.id or None,
-        "tool_calls": [
-            ToolCallRequest(id=call.id, name=call.function.name, arguments=call.function.arguments)
-            for call in message.tool_calls
-        ]
+        "tool_calls": [FunctionCallRequest.from_call(call) for call in message.tool_calls]
         if message.tool_calls
         else None,
+        "next": feed_back("chat") if message.tool_calls else None,
     }
 
 
@@ -509,10 +524,10 @@ def _pruned(value: Any) -> Any:
     return value
 
 
-def _tool_calls_text(calls: list[ToolCallRequest] | None) -> str:
+def _tool_calls_text(calls: list[FunctionCallRequest] | None, next_step: str | None) -> str:
     if not calls:
         return ""
-    return "The model asks to call:\n" + "\n".join(f"- {c.name}({c.arguments}) [id {c.id}]" for c in calls)
+    return _join("The model asks to call:\n" + "\n".join(call.to_text() for call in calls), next_step or "")
 
 
 def _partial(text: str | None) -> str:

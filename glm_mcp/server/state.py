@@ -17,6 +17,7 @@ from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
 from glm_mcp.jobs import SERVER, JobRunner, JobStore, Principal, RegistryUnavailable
 from glm_mcp.jobs.conversations import ConversationStore
 from glm_mcp.jobs.principal import SECRET_BYTES
+from glm_mcp.jobs.usage import UsageStore
 from glm_mcp.server.auth import CALLER_KEY_SCOPE, caller_key
 from glm_mcp.server.failures import describe_failure
 from glm_mcp.server.results import ToolFailure
@@ -37,6 +38,8 @@ class AppState:
     jobs: JobRunner
     store: JobStore
     conversations: ConversationStore
+    usage: UsageStore
+    """Every call's cost (`glm_mcp.jobs.usage`), in the same database."""
     principal_secret: bytes = b""
     """What callers' keys are hashed with to make their principal: the job store's own secret."""
     principal: Principal = SERVER

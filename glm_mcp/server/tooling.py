@@ -20,7 +20,7 @@ from typing import Annotated, Any, Protocol, TypeVar, cast
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
-from mcp.types import CallToolResult, Icon, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ContentBlock, Icon, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from glm_mcp.server.arguments import argument_error
@@ -33,6 +33,12 @@ class Renderable(Protocol):
 
     def structured(self) -> dict[str, Any]: ...
     def to_text(self) -> str: ...
+
+
+def _extra_content(model: Renderable) -> list[ContentBlock]:
+    """Blocks a result sends beside its text (an image), when it has any (`extra_content()`)."""
+    extra = getattr(model, "extra_content", None)
+    return list(extra()) if callable(extra) else []
 
 
 Handler = Callable[[AppState, Context, Any], Awaitable[Renderable]]
@@ -50,6 +56,8 @@ class ToolSpec:
     arguments: type[BaseModel]
     result: type[BaseModel]
     annotations: ToolAnnotations
+    toolset: str = "core"
+    """Which toolset offers it (GLM_MCP_TOOLSETS, `config.TOOLSETS`)."""
 
 
 def register(spec: ToolSpec, *, icons: list[Icon] | None = None) -> Tool:
@@ -188,7 +196,7 @@ def tool_result(model: Renderable, *, is_error: bool) -> CallToolResult:
     call would have returned.
     """
     return CallToolResult(
-        content=[TextContent(type="text", text=model.to_text())],
+        content=[TextContent(type="text", text=model.to_text()), *_extra_content(model)],
         structured_content=model.structured(),
         is_error=is_error,
     )

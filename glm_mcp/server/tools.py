@@ -18,7 +18,7 @@ from glm_mcp.errors import GenerationFailed, JobCancelledError, SubmitUncertainE
 from glm_mcp.glm import Attempts, GLMAPIError, GLMTransportError
 from glm_mcp.glm.types import AsyncTaskResult
 from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, JobRecord, RegistryUnavailable, poll_task
-from glm_mcp.server import workspace
+from glm_mcp.server import accounting, platform_tools, workspace
 from glm_mcp.server.arguments import (
     ChatArguments,
     ListConversationsArguments,
@@ -28,6 +28,15 @@ from glm_mcp.server.arguments import (
     WebSearchArguments,
 )
 from glm_mcp.server.icons import ICONS
+from glm_mcp.server.platform_args import (
+    ImageArguments,
+    ModelsArguments,
+    ReadArguments,
+    SearchArguments,
+    UsageArguments,
+    VideoArguments,
+)
+from glm_mcp.server.platform_results import ImageResult, ModelList, PageResult, SearchResults, UsageReport, VideoJob
 from glm_mcp.server.progress import ProgressReporter, follow_job
 from glm_mcp.server.results import ChatResult, JobList, SubmittedTask, TaskResult, WebSearchResult
 from glm_mcp.server.state import AppState
@@ -39,6 +48,8 @@ logger = logging.getLogger(__name__)
 RESULT_TYPES: dict[ChatKind, type[ChatResult]] = {"chat": ChatResult, "web_search_chat": WebSearchResult}
 UNKNOWN_TASK_CODE = "1210"
 """What the platform answers when polling an async task id it does not know ("parameters rejected")."""
+TASK_TOOLS = {"async_task": "submit_async", "image_task": "generate_image"}
+"""Platform tasks whose cost is recorded when get_result first sees them completed, and the tool they count for."""
 RECORD_POLL_S = 1.0
 """How often the registry is read while another process generates the job asked for."""
 
@@ -74,12 +85,21 @@ async def _generate(
         running = RESULT_TYPES[kind].running(job, wait_seconds=app.settings.wait_seconds, registry_notice=notice)
         return workspace.running(prepared, running)
     app.jobs.release(job)
+    await _record_usage(app, job)
     return await workspace.finish(app, prepared, _outcome(job))
 
 
 async def _prepared_job_result(app: AppState, job: Job, prepared: workspace.Prepared) -> TaskResult:
     await workspace.finished_job(app, prepared, job)
+    await _record_usage(app, job)
     return await _job_result(app, job)
+
+
+async def _record_usage(app: AppState, job: Job) -> None:
+    """The tokens a chat job cost, once it has ended (also when stopped: what was generated was paid for)."""
+    completion = job.completion or job.accumulator.completion()
+    if completion.usage is not None or job.completion is not None:
+        await accounting.record(app, job.kind, completion.model or job.model, completion.usage, principal=job.principal)
 
 
 def _outcome(job: Job) -> ChatResult:
@@ -156,6 +176,10 @@ async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> Task
         # The platform answers an id it does not know as a bad parameter (1210): say what is really wrong.
         raise _unknown(app, args.task_id) from exc
     result = TaskResult.from_poll(args.task_id, state)
+    if record is not None and record.kind != result.kind:
+        result = result.model_copy(update={"kind": record.kind})
+    if result.status == "completed" and record is not None and record.kind in TASK_TOOLS:  # video: at submit
+        await accounting.record(app, TASK_TOOLS[record.kind], state.model or record.model, state.usage)
     if app.jobs.unrecorded_task(args.task_id, app.principal) is not None:
         return result.model_copy(update={"not_recorded": "This task is not in the job registry: see its submit."})
     if record is not None and result.status != "running":
@@ -232,8 +256,8 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Ask a GLM model",
         "Ask a GLM model (Zhipu / Z.ai) and get its answer: a second opinion, a draft, a translation (GLM is strong "
         "in Chinese), or a question about an image with a vision model. Give `prompt` for one message or `messages` "
-        "for a whole conversation. Returns the answer, the model's reasoning when thinking is on, token usage and "
-        "the request id.",
+        "for a whole conversation; `tools` lets it call your functions. Returns the answer, the model's reasoning "
+        "when thinking is on, token usage and the request id.",
         chat,
         ChatArguments,
         ChatResult,
@@ -294,9 +318,80 @@ TOOLS: tuple[ToolSpec, ...] = (
         workspace.ConversationList,
         LISTS,
     ),
+    ToolSpec(
+        "web_search",
+        "Search the web",
+        "Search the web with the GLM platform's search engine and get the results themselves (title, URL, site, "
+        "date, text), with no model's answer: cheaper than web_search_chat, for an agent that reads sources "
+        "itself. Follow up with read_url for a whole page.",
+        platform_tools.web_search,
+        SearchArguments,
+        SearchResults,
+        ASKS,
+        toolset="search",
+    ),
+    ToolSpec(
+        "read_url",
+        "Read a web page",
+        "Fetch a web page through the GLM platform's reader and get it as clean markdown (or text), with its "
+        "title, description and metadata; optionally its links and images. A long page comes in parts: `next` "
+        "says how to read on.",
+        platform_tools.read_url,
+        ReadArguments,
+        PageResult,
+        ASKS,
+        toolset="search",
+    ),
+    ToolSpec(
+        "generate_image",
+        "Generate an image",
+        "Draw an image from a prompt with CogView-4 or glm-image. Returns the image itself (to show), its URL "
+        "and when that URL expires, and over stdio the path of a saved copy. A long glm-image generation comes "
+        "back as status running with `next`.",
+        platform_tools.generate_image,
+        ImageArguments,
+        ImageResult,
+        STARTS,
+        toolset="images",
+    ),
+    ToolSpec(
+        "generate_video",
+        "Generate a video",
+        "Make a short video from a prompt and/or a first image with CogVideoX or Vidu. It takes minutes: the "
+        "call returns a job (status running, task_id, `next`); get_result gives the video and cover URLs.",
+        platform_tools.generate_video,
+        VideoArguments,
+        VideoJob,
+        STARTS,
+        toolset="video",
+    ),
+    ToolSpec(
+        "list_models",
+        "List GLM models",
+        "The models this key can use, each with what it can do (chat, image or video; vision, reasoning, context "
+        "window, output limit) from glm-mcp's model table; a model the table does not know is marked so.",
+        platform_tools.list_models,
+        ModelsArguments,
+        ModelList,
+        LOOKS_UP,
+        toolset="models",
+    ),
+    ToolSpec(
+        "usage",
+        "GLM usage and cost",
+        "Tokens and calls made through this server, by day and model, with an estimated cost (a price table, "
+        "GLM_PRICES overrides it); yours only when you use your own key. For a GLM Coding Plan key, the plan's "
+        "quota windows too.",
+        platform_tools.usage,
+        UsageArguments,
+        UsageReport,
+        LISTS,
+        toolset="usage",
+    ),
 )
-"""Every tool the server offers, in the order clients list them."""
+"""Every tool the server offers, in the order clients list them, each in its toolset (GLM_MCP_TOOLSETS)."""
 
 
-def build_tools() -> list[Tool]:
-    return [register(spec, icons=ICONS) for spec in TOOLS]
+def build_tools(toolsets: tuple[str, ...] | None = None) -> list[Tool]:
+    """The tools of `toolsets` (all of them when None)."""
+    return [register(spec, icons=ICONS) for spec in TOOLS if toolsets is None or spec.toolset in toolsets]

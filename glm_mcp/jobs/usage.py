@@ -1,0 +1,131 @@
+"""What every call cost: its model and tokens, recorded in the job registry's database, owned like jobs.
+
+`UsageStore` is the interface; `SQLiteUsageStore` keeps one table in the same SQLite file as the jobs
+(`SQLiteJobStore`), through its worker thread, so it shares its behaviour on full, read-only and corrupt files:
+what cannot be done raises `RegistryUnavailable`. A record belongs to the principal whose key paid for it;
+`totals` answers only with that principal's. Records older than `USAGE_RETENTION_DAYS` are deleted.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from glm_mcp.jobs.principal import Principal
+
+if TYPE_CHECKING:
+    from glm_mcp.jobs.sqlite import SQLiteJobStore
+
+USAGE_RETENTION_DAYS = 400
+PRUNE_EVERY_S = 3600.0
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS usage (
+    principal TEXT NOT NULL,      -- WHO paid for it, as for jobs: server | key:<hmac>
+    at REAL NOT NULL,             -- unix time the call ended
+    tool TEXT NOT NULL,           -- the tool that made the call: chat, web_search, generate_image, ...
+    model TEXT NOT NULL,          -- the model (or search engine) that answered
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    calls INTEGER NOT NULL        -- requests the platform billed (1; images: the images made)
+)""",
+    "CREATE INDEX IF NOT EXISTS usage_by_principal ON usage (principal, at)",
+)
+"""Created with the jobs tables (`glm_mcp.jobs.sqlite.MIGRATIONS`)."""
+
+Grouping = Literal["day", "model", "day_model"]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One call's cost."""
+
+    principal: Principal
+    tool: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    calls: int = 1
+    at: float = 0.0
+    """Unix time; 0 means now."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotal:
+    """The calls of one day (UTC, `YYYY-MM-DD`, "" when not grouped by day) and one model ("" likewise)."""
+
+    day: str
+    model: str
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+
+
+class UsageStore(Protocol):
+    async def record(self, record: UsageRecord) -> None:
+        """Add one call's cost."""
+        ...
+
+    async def totals(self, *, principal: Principal, since: float, by: Grouping) -> list[UsageTotal]:
+        """`principal`'s calls since `since` (unix time), summed by day and/or model, newest day first."""
+        ...
+
+
+class SQLiteUsageStore:
+    """A `UsageStore` in the job registry's SQLite file, run through `jobs`' worker thread and lock."""
+
+    def __init__(self, jobs: SQLiteJobStore) -> None:
+        self._jobs = jobs
+        self._pruned_at = -math.inf
+
+    async def record(self, record: UsageRecord) -> None:
+        await self._jobs.run(self._insert, record, write=True)
+
+    async def totals(self, *, principal: Principal, since: float, by: Grouping) -> list[UsageTotal]:
+        return await self._jobs.run(self._totals, principal, since, by)
+
+    # --- in the store's worker thread ---------------------------------------------------------------
+
+    def _insert(self, db: sqlite3.Connection, record: UsageRecord) -> None:
+        now = time.time()
+        db.execute(
+            "INSERT INTO usage (principal, at, tool, model, prompt_tokens, completion_tokens, cached_tokens, calls) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.principal,
+                record.at or now,
+                record.tool,
+                record.model,
+                record.prompt_tokens,
+                record.completion_tokens,
+                record.cached_tokens,
+                record.calls,
+            ),
+        )
+        if now - self._pruned_at > PRUNE_EVERY_S:
+            self._pruned_at = now
+            db.execute("DELETE FROM usage WHERE at < ?", (now - USAGE_RETENTION_DAYS * 86_400,))
+
+    def _totals(self, db: sqlite3.Connection, principal: Principal, since: float, by: Grouping) -> list[UsageTotal]:
+        rows = db.execute(
+            "SELECT at, model, calls, prompt_tokens, completion_tokens, cached_tokens FROM usage "
+            "WHERE principal = ? AND at >= ?",
+            (principal, since),
+        ).fetchall()
+        sums: dict[tuple[str, str], list[int]] = {}
+        for at, model, *counts in rows:
+            day = datetime.fromtimestamp(at, UTC).date().isoformat() if by != "model" else ""
+            key = (day, model if by != "day" else "")
+            total = sums.setdefault(key, [0, 0, 0, 0])
+            for i, count in enumerate(counts):
+                total[i] += count
+        ordered = sorted(sums.items(), key=lambda item: (item[0][0], -sum(item[1][1:3]), item[0][1]), reverse=False)
+        ordered.sort(key=lambda item: item[0][0], reverse=True)  # newest day first, stable within a day
+        return [UsageTotal(day, model, *counts) for (day, model), counts in ordered]
