@@ -1,5 +1,6 @@
 """Long calls as MCP tasks in the 2025-11-25 form (VS Code's): raw JSON-RPC after an `initialize` on that
-version, to real server processes over stdio and Streamable HTTP, against a slow emulator."""
+version, to real server processes over stdio and Streamable HTTP, and the TypeScript SDK's task client,
+against a slow emulator."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import httpx2
 import pytest
 
 from glm_mcp.emulator import Emulator
+from tests.node_tools import TS_SDK, node_env, node_modules
 from tests.processes import COMMAND
 from tests.test_tasks import BEARER, PROMPT, http_origin, slow_env, without_request_id
 
@@ -204,3 +206,55 @@ async def test_no_execution_field_and_no_task_without_a_declared_session(
         assert answer["structuredContent"]["status"] == "running"  # the classic hand-off, as before
         refused = await wire("tasks/list", {})
         assert "error" in refused
+
+
+TS_TASKS = r"""
+const { Client } = require("@modelcontextprotocol/sdk/client/index.js");
+const { StdioClientTransport } = require("@modelcontextprotocol/sdk/client/stdio.js");
+
+(async () => {
+  const [command, ...args] = JSON.parse(process.env.SERVER_COMMAND);
+  const tasks = process.env.DECLARE_TASKS === "1";
+  const capabilities = tasks ? { tasks: { list: {}, cancel: {}, requests: {} } } : {};
+  const client = new Client({ name: "glm-mcp-tasks-2025-test", version: "0.0.0" }, { capabilities });
+  await client.connect(new StdioClientTransport({ command, args, env: JSON.parse(process.env.SERVER_ENV) }));
+  const out = (value) => console.log(JSON.stringify(value));
+  out({ version: client.transport._protocolVersion ?? null, server: client.getServerCapabilities() });
+  out({ tools: (await client.listTools()).tools });
+  const stream = client.experimental.tasks.callToolStream(
+    { name: "chat", arguments: JSON.parse(process.env.PROMPT) }, undefined, { timeout: 120000 });
+  for await (const message of stream) out(message);
+  await client.close();
+  process.exit(0);
+})().catch((error) => { console.error(error); process.exit(1); });
+"""
+
+
+@pytest.mark.parametrize("declare", [True, False])
+async def test_the_typescript_sdk_drives_a_task_to_the_tools_result(declare: bool, emulator: Emulator) -> None:
+    """The TS SDK (what VS Code is built on) speaks 2025-11-25: with `tasks` declared, its callToolStream makes
+    the chat a task, follows it and ends with the tool's result; without, it never sees `execution` or a task."""
+    env = node_env(
+        {
+            "NODE_PATH": str(node_modules(TS_SDK)),
+            "SERVER_COMMAND": json.dumps(COMMAND),
+            "SERVER_ENV": json.dumps(slow_env(emulator, GLM_WAIT_SECONDS="60")),
+            "DECLARE_TASKS": "1" if declare else "0",
+            "PROMPT": json.dumps(PROMPT),
+        }
+    )
+    with anyio.fail_after(120):
+        done = await anyio.run_process(["node", "-e", TS_TASKS], env=env, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    lines = [json.loads(line) for line in done.stdout.decode().splitlines() if line.startswith("{")]
+    capabilities, tools, messages = lines[0]["server"], lines[1]["tools"], lines[2:]
+    kinds = [message["type"] for message in messages]
+    result = messages[-1]["result"]
+    assert kinds[-1] == "result" and result["structuredContent"]["text"] and not result.get("isError")
+    if declare:
+        assert capabilities["tasks"]["requests"] == {"tools": {"call": {}}}
+        assert {tool["name"] for tool in tools if "execution" in tool} == TASK_TOOLS
+        assert kinds[0] == "taskCreated" and messages[0]["task"]["taskId"].startswith("job_")
+    else:
+        assert "tasks" not in capabilities and not any("execution" in tool for tool in tools)
+        assert kinds == ["result"]
