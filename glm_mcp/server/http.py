@@ -47,6 +47,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from glm_mcp import __version__
 from glm_mcp.config import API_KEY_VARS, ConfigError, Settings
 from glm_mcp.errors import ClientKeyError
+from glm_mcp.server import tasks_2025
 from glm_mcp.server.auth import CALLER_KEY_SCOPE, SharedTokenVerifier, read_caller_key
 from glm_mcp.server.cancellation import CallRegistry, CallStopper, StopCalls
 
@@ -111,6 +112,8 @@ def create_http_app(server: MCPServer[Any], settings: Settings, calls: CallRegis
     """
     calls = calls if calls is not None else CallRegistry()
     server.middleware.append(StopCalls(calls))
+    if not settings.stateless:  # a stateless POST cannot know what its client declared at `initialize`
+        tasks_2025.install(server)
     sdk_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=settings.stateless,

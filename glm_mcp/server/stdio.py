@@ -44,6 +44,8 @@ from mcp.types import (
 )
 from pydantic import ValidationError
 
+from glm_mcp.server import tasks_2025
+
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -55,6 +57,7 @@ _READ_SIZE = 64 * 1024
 async def serve_stdio(server: MCPServer[Any]) -> None:
     """What `MCPServer.run_stdio_async` does, with malformed lines answered and signals obeyed."""
     lowlevel = server._lowlevel_server  # the SDK's own run_stdio_async drives this same object
+    tasks_2025.install(server)  # one session per process: its `initialize` says whether the client takes tasks
     lines = StdinLines()
     async with anyio.create_task_group() as tg:
         if sys.platform != "win32":
