@@ -35,7 +35,7 @@ NOT_JUDGED = (
     "run `python -m bench` for the verdicts"
 )
 FULL = Size(
-    cold_starts=7,
+    cold_starts=15,
     calls=300,
     warmup=20,
     load_levels=(64, 256, 1000),

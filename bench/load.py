@@ -16,6 +16,7 @@ connection of the servers' own upstream pools is closed and seen as closed befor
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -208,7 +209,11 @@ def _level_figures(
     mode: str, level: int, ours: Running, bare: Running, direct: Run, floor: Run, mine: Run
 ) -> list[Figure]:
     errors = sum(mine.errors.values())
-    details = f"glm-mcp: {mine.summary()}; bare: {floor.summary()}; direct: {direct.summary()}"
+    load_average = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    details = (
+        f"glm-mcp: {mine.summary()}; bare: {floor.summary()}; direct: {direct.summary()}; "
+        f"load average after it {load_average}"
+    )
     command = (
         f"{mine.calls} raw JSON-RPC tools/call chat, {level} at once, to {shown(ours.command)} "
         f"(GLM_MAX_CONCURRENCY={CONCURRENCY}, GLM_WAIT_SECONDS={WAIT_S}, {mode})"
