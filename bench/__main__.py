@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from bench import context, measure, tasks
+from bench import context, load, measure, tasks
 from bench.figures import Figure, machine, markdown
 from bench.processes import BARE_SERVER, GLM_MCP, emulator, shown
 
@@ -25,6 +25,7 @@ class Size:
     warmup: int
     load_levels: tuple[int, ...]
     load_min_calls: int
+    load_pause_s: float
     progress_runs: int
     long_generation_s: float
 
@@ -34,16 +35,24 @@ NOT_JUDGED = (
     "run `python -m bench` for the verdicts"
 )
 FULL = Size(
-    cold_starts=7,
+    cold_starts=15,
     calls=300,
     warmup=20,
-    load_levels=(1, 16, 64, 256, 1000),
-    load_min_calls=20,
+    load_levels=(64, 256, 1000),
+    load_min_calls=256,
+    load_pause_s=load.KEEP_ALIVE_S + 1,
     progress_runs=9,
     long_generation_s=60,
 )
 QUICK = Size(
-    cold_starts=1, calls=10, warmup=2, load_levels=(1, 16), load_min_calls=2, progress_runs=2, long_generation_s=2
+    cold_starts=1,
+    calls=10,
+    warmup=2,
+    load_levels=(1, 16),
+    load_min_calls=2,
+    load_pause_s=0,
+    progress_runs=2,
+    long_generation_s=2,
 )
 
 
@@ -98,7 +107,9 @@ async def _run(sections: set[str], size: Size, judge: bool = True) -> tuple[list
         show(new)
         notes += context_notes
     if "load" in sections:
-        new, load_memory = await measure.load(size.load_levels, size.load_min_calls)
+        new, load_memory = await load.load(
+            size.load_levels, size.load_min_calls, size.load_pause_s, measure.upstream_body
+        )
         show(new)
         bare = memory.get("bare_rss_mib")
         if bare:
@@ -126,9 +137,10 @@ async def _run(sections: set[str], size: Size, judge: bool = True) -> tuple[list
                 ]
             )
         notes.append(
-            f"Load: the server ran with GLM_MAX_CONCURRENCY={measure.LOAD_CONCURRENCY} (the default 32 would "
-            f"queue the calls on purpose) and GLM_WAIT_SECONDS={measure.LOAD_WAIT_S}; MCP calls were raw "
-            "JSON-RPC POSTs on one pooled httpx2.AsyncClient, in one session."
+            f"Load: the servers ran with GLM_MAX_CONCURRENCY={load.CONCURRENCY} (the default 32 would "
+            f"queue the calls on purpose) and GLM_WAIT_SECONDS={load.WAIT_S}; MCP calls were raw JSON-RPC POSTs "
+            f"from pools of {load.POOL} connections (fresh for each run, one session per pool when sessionful), "
+            f"{size.load_pause_s:g} s apart (uvicorn's keep-alive is {load.KEEP_ALIVE_S:g} s)."
         )
     return figures, notes
 

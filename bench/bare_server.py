@@ -1,9 +1,16 @@
-"""The floor for any stdio server on this SDK: a bare `MCPServer` with one trivial tool.
+"""The floor for any server on this SDK: a bare `MCPServer`.
 
-Run as `python -m bench.bare_server`; it speaks MCP over stdio like `glm-mcp` does.
+`python -m bench.bare_server`: over stdio, with one trivial tool (the cold-start and idle-memory floor).
+
+`python -m bench.bare_server --http PORT --upstream URL [--stateless]`: over Streamable HTTP, with
+one tool `chat(prompt)` that makes the same streamed request as glm-mcp (the body is read from the
+environment variable BENCH_UPSTREAM_BODY, built by glm-mcp's own code) and returns its text: the least
+any MCP server doing that upstream call can cost (the load floor).
 """
 
 from __future__ import annotations
+
+import sys
 
 from mcp.server.mcpserver import MCPServer
 
@@ -16,5 +23,51 @@ async def echo(text: str) -> str:
     return text
 
 
+def serve_http(port: int, upstream: str, stateless: bool, max_connections: int) -> None:
+    """The same streamed upstream request as glm-mcp, behind a bare MCPServer over Streamable HTTP."""
+    import json
+    import os
+
+    import httpx2
+    import uvicorn
+
+    body = os.environ["BENCH_UPSTREAM_BODY"].encode()
+    headers = {"Authorization": f"Bearer {os.environ['BENCH_UPSTREAM_KEY']}", "Content-Type": "application/json"}
+    # httpx2's default keep-alive (20 idle connections), enough connections that nothing queues.
+    limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=20)
+    http = httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(300.0), trust_env=False)
+    url = upstream.rstrip("/") + "/chat/completions"
+
+    @server.tool()
+    async def chat(prompt: str) -> str:
+        """The streamed chat completion's text, read to the end."""
+        parts: list[str] = []
+        async with http.stream("POST", url, content=body, headers=headers) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                    for choice in json.loads(line[5:])["choices"]:
+                        parts.append(choice["delta"].get("content") or "")
+        return "".join(parts)
+
+    app = server.streamable_http_app(stateless_http=stateless)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def main(argv: list[str]) -> None:
+    if not argv:  # the stdio floor imports nothing more than it needs
+        server.run()
+        return
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.bare_server")
+    parser.add_argument("--upstream", metavar="URL", required=True)
+    parser.add_argument("--stateless", action="store_true")
+    parser.add_argument("--max-connections", type=int, default=1000)
+    parser.add_argument("--http", type=int, metavar="PORT", required=True)
+    args = parser.parse_args(argv)
+    serve_http(args.http, args.upstream, args.stateless, args.max_connections)
+
+
 if __name__ == "__main__":
-    server.run()
+    main(sys.argv[1:])

@@ -5,26 +5,18 @@ client's round trips (HTTP requests), and the CPU seconds the server process spe
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any
 
 import httpx2
 
 from bench.figures import Figure
-from bench.processes import GLM_MCP, emulator, http_server, server_env, shown
+from bench.processes import GLM_MCP, cpu_seconds, emulator, http_server, server_env, shown
 
 MODEL = "glm-4-flash"
 PROMPT = "Write about rivers and their deltas."
 EXTENSION = "io.modelcontextprotocol/tasks"
 VERSION = "2026-07-28"
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process so far, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _meta(tasks: bool) -> dict[str, Any]:

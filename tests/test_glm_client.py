@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import anyio
 import httpx2
@@ -20,8 +22,10 @@ from glm_mcp.glm import (
     StreamAccumulator,
     open_http_client,
 )
+from glm_mcp.glm.client import KEEPALIVE_CONNECTIONS
 from glm_mcp.glm.types import ChatRequest, Message, WebSearchOptions, WebSearchTool, split_answer
-from tests.conftest import GENERAL_KEY
+from glm_mcp.upstream import open_glm_client
+from tests.conftest import GENERAL_KEY, settings_for
 from tests.hostile_upstream import HostileUpstream, json_reply
 
 pytestmark = pytest.mark.anyio
@@ -305,3 +309,37 @@ async def test_a_jwt_is_signed_again_after_its_reuse_window(
     # The emulator checked the signatures; here, only when each token was signed.
     signed = [jwt.decode(token, options={"verify_signature": False})["timestamp"] for token in (first, renewed)]
     assert 214_000 <= signed[1] - signed[0] <= 216_000  # milliseconds: signed at the later time
+
+
+def _established_to(port: int) -> int:
+    """Open TCP connections whose far end is `port` on loopback, from /proc/net/tcp (this process's namespace)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+            count += 1
+    return count
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/net/tcp")
+async def test_a_burst_wider_than_the_keep_alive_cap_runs_at_once_and_leaves_only_the_cap_pooled(
+    emulator: Emulator,
+) -> None:
+    """httpcore2 re-checks every idle pooled connection on each request: the pool keeps at most
+    KEEPALIVE_CONNECTIONS idle, however many GLM_MAX_CONCURRENCY lets run at once."""
+    width = KEEPALIVE_CONNECTIONS + 24
+    emulator.config.latency = 0.3  # every stream of the burst is open at once
+    port = int(emulator.base_url.split(":")[2].split("/")[0])
+    async with open_glm_client(settings_for(emulator, GLM_MAX_CONCURRENCY=str(width))) as glm:
+
+        async def one() -> None:
+            async with glm.stream_chat(REQUEST) as chunks:
+                async for _ in chunks:
+                    pass
+
+        async with anyio.create_task_group() as burst:
+            for _ in range(width):
+                burst.start_soon(one)
+        assert emulator.state.peak_in_flight == width  # the cap bounds what is kept, not what runs
+        kept = _established_to(port)
+        assert 0 < kept <= KEEPALIVE_CONNECTIONS, kept

@@ -67,6 +67,14 @@ MESSAGE_CHARS = 300
 """Longest upstream message (an error body, an error frame's message) quoted in an error."""
 SNIPPET_CHARS = 200
 """Longest piece of an unexpected answer (malformed JSON, a frame that is not JSON) quoted in an error."""
+KEEPALIVE_CONNECTIONS = 32
+"""Most idle upstream connections the pool keeps for reuse, whatever GLM_MAX_CONCURRENCY allows in flight.
+
+httpcore2 (2.16) re-checks every idle pooled connection, with a socket probe, twice per request, so a
+pool keeping N costs O(N) CPU per request and O(N²) per burst (docs/httpcore2-pool.md): at 1,000
+kept, that was most of the server's CPU per call. Past this many idle ones, a connection is closed
+when its response ends; under a sustained load the in-flight ones are reused as they free up.
+"""
 # Failures that happen before a request is on the wire: re-sending can never duplicate work.
 _NOT_DELIVERED = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
 
@@ -77,17 +85,20 @@ def open_http_client(
     timeout: float,
     connect_timeout: float,
     max_connections: int = 100,
+    max_keepalive_connections: int = KEEPALIVE_CONNECTIONS,
     headers: dict[str, str] | None = None,
 ) -> httpx2.AsyncClient:
     """The pooled HTTP client for one base URL; proxies come from the usual environment variables.
 
     `timeout` bounds each wait for bytes from the upstream (a stream may last longer in total, as
-    long as it keeps sending); `connect_timeout` bounds connection set-up.
+    long as it keeps sending); `connect_timeout` bounds connection set-up. The pool opens up to
+    `max_connections` at once and keeps at most `max_keepalive_connections` of them idle.
     """
+    keepalive = min(max_connections, max_keepalive_connections)
     return httpx2.AsyncClient(
         base_url=base_url.rstrip("/") + "/",
         timeout=httpx2.Timeout(timeout, connect=connect_timeout),
-        limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=keepalive),
         headers={"Content-Type": "application/json", **(headers or {})},
         trust_env=True,
     )

@@ -102,6 +102,18 @@ class ConversationStore(Protocol):
         """Add a turn awaiting its answer; its number."""
         ...
 
+    async def start_turn(
+        self,
+        conversation: Conversation,
+        *,
+        model: str,
+        messages: list[dict[str, Any]],
+        branch_of: tuple[str, int] | None,
+    ) -> int:
+        """Record a new conversation (a branch when `branch_of` is given) with its first turn: `create` then
+        `add_turn`, as one write (a new conversation is every chat call's, so it is made in one step)."""
+        ...
+
     async def answer(self, conversation_id: str, number: int, answer: str) -> None:
         """Record the complete answer of a turn."""
         ...
@@ -134,6 +146,16 @@ class SQLiteConversationStore:
     async def add_turn(self, conversation_id: str, *, model: str, messages: list[dict[str, Any]]) -> int:
         return await self._jobs.run(self._add_turn, conversation_id, model, json.dumps(messages), write=True)
 
+    async def start_turn(
+        self,
+        conversation: Conversation,
+        *,
+        model: str,
+        messages: list[dict[str, Any]],
+        branch_of: tuple[str, int] | None,
+    ) -> int:
+        return await self._jobs.run(self._start_turn, conversation, branch_of, model, json.dumps(messages), write=True)
+
     async def answer(self, conversation_id: str, number: int, answer: str) -> None:
         await self._jobs.run(self._answer, conversation_id, number, answer, write=True)
 
@@ -157,31 +179,54 @@ class SQLiteConversationStore:
     def _create(self, db: sqlite3.Connection, conversation: Conversation, branch_of: tuple[str, int] | None) -> None:
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(
-                "INSERT INTO conversations (id, principal, system, summary, branched_from, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    conversation.id,
-                    conversation.principal,
-                    conversation.system,
-                    conversation.summary,
-                    conversation.branched_from,
-                    conversation.created_at,
-                    conversation.updated_at,
-                ),
-            )
-            if branch_of is not None:
-                db.execute(
-                    "INSERT INTO turns (conversation_id, number, model, messages, answer, created_at) "
-                    "SELECT ?, number, model, messages, answer, created_at FROM turns "
-                    "WHERE conversation_id = ? AND number <= ?",
-                    (conversation.id, *branch_of),
-                )
+            self._insert(db, conversation, branch_of)
             db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             raise
+
+    def _start_turn(
+        self,
+        db: sqlite3.Connection,
+        conversation: Conversation,
+        branch_of: tuple[str, int] | None,
+        model: str,
+        messages: str,
+    ) -> int:
+        """One transaction, one hop to this thread: two of the three writes of a chat call's conversation."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert(db, conversation, branch_of)
+            number = self._add_turn(db, conversation.id, model, messages)
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        return number
+
+    def _insert(self, db: sqlite3.Connection, conversation: Conversation, branch_of: tuple[str, int] | None) -> None:
+        db.execute(
+            "INSERT INTO conversations (id, principal, system, summary, branched_from, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                conversation.id,
+                conversation.principal,
+                conversation.system,
+                conversation.summary,
+                conversation.branched_from,
+                conversation.created_at,
+                conversation.updated_at,
+            ),
+        )
+        if branch_of is not None:
+            db.execute(
+                "INSERT INTO turns (conversation_id, number, model, messages, answer, created_at) "
+                "SELECT ?, number, model, messages, answer, created_at FROM turns "
+                "WHERE conversation_id = ? AND number <= ?",
+                (conversation.id, *branch_of),
+            )
 
     def _add_turn(self, db: sqlite3.Connection, conversation_id: str, model: str, messages: str) -> int:
         now = time.time()

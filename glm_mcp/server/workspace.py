@@ -184,8 +184,13 @@ async def _record_turn(
                 branched_from=f"{conversation.id}:{args.from_turn}" if conversation is not None else None,
             )
             branch_of = (conversation.id, args.from_turn) if conversation is not None and args.from_turn else None
-            await app.conversations.create(created, branch_of=branch_of)
-            conversation = created
+            stored = [_kept(m, attachments).model_dump(mode="json", exclude_none=True) for m in new]
+            model = prepared.request.model
+            prepared.turn = await app.conversations.start_turn(
+                created, model=model, messages=stored, branch_of=branch_of
+            )
+            prepared.conversation_id = created.id
+            return
         stored = [_kept(m, attachments).model_dump(mode="json", exclude_none=True) for m in new]
         prepared.turn = await app.conversations.add_turn(conversation.id, model=prepared.request.model, messages=stored)
         prepared.conversation_id = conversation.id
