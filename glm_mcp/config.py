@@ -315,6 +315,25 @@ class Settings(BaseSettings):
         "start the open-files limit is raised as far as the system allows; the cap is lowered to what then fits.",
     )
 
+    database_url: str | None = Field(
+        None,
+        validation_alias="GLM_MCP_DATABASE_URL",
+        repr=False,
+        description="A PostgreSQL URL (`postgresql://user:password@host:5432/glm_mcp`) for a job registry shared by "
+        "several replicas, instead of the SQLite file in `GLM_DATA_DIR`; the schema is created and migrated at start. "
+        "Needs `glm-mcp-server[postgres]`.",
+        json_schema_extra=_shown("(SQLite in GLM_DATA_DIR)"),
+    )
+    lease_seconds: Seconds = Field(
+        15.0,
+        validation_alias="GLM_MCP_LEASE_SECONDS",
+        ge=1,
+        le=3600,
+        description="With `GLM_MCP_DATABASE_URL`: how long a replica's claim on the chats it generates lasts "
+        "without renewal (renewed every third of it). The running jobs of a replica silent that long read as "
+        "interrupted on every replica.",
+    )
+
     key_source: str = Field(API_KEY_VARS[0], exclude=True, repr=False)
     """Where `api_key` came from, for messages ("the key in ZAI_API_KEY …"); not a variable."""
 
@@ -378,10 +397,18 @@ class Settings(BaseSettings):
         "retry_budget",
         "shutdown_grace",
         "header_timeout",
+        "lease_seconds",
     )
     @classmethod
     def _check_finite(cls, value: float) -> float:
         return _finite(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -473,7 +500,7 @@ def _check_token(token: str, source: str) -> None:
         )
 
 
-_SECRET_FIELDS = frozenset({"api_key", "http_token"})
+_SECRET_FIELDS = frozenset({"api_key", "http_token", "database_url"})
 
 
 def _config_error(exc: ValidationError) -> ConfigError:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import aclosing, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 
 from glm_mcp import __version__
 from glm_mcp.config import Settings
-from glm_mcp.jobs import JobRunner, SQLiteJobStore
+from glm_mcp.jobs import JobRunner, JobStore
+from glm_mcp.jobs.open import JOBS_FILE, open_job_store
 from glm_mcp.server.icons import ICONS
 from glm_mcp.server.state import AppState, principal_secret
 from glm_mcp.server.tasks import TasksExtension
@@ -24,25 +26,34 @@ INSTRUCTIONS = (
     "a long chat as a background job and `get_result` fetches its outcome; `list_jobs` finds jobs again, "
     "also after a restart."
 )
-JOBS_FILE = "jobs.sqlite3"
+__all__ = ["JOBS_FILE", "create_server", "registry_of"]
+
+_REGISTRIES: WeakKeyDictionary[MCPServer[Any], JobStore] = WeakKeyDictionary()
+"""The job store each serving server has open, for the HTTP readiness probe (which has no MCP context)."""
+
+
+def registry_of(server: MCPServer[Any]) -> JobStore | None:
+    """The job store `server` has open while it serves; None before and after."""
+    return _REGISTRIES.get(server)
 
 
 def create_server(settings: Settings) -> MCPServer[AppState]:
     """The MCP server for `settings`; the GLM client is opened when the server starts serving."""
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[Any]) -> AsyncIterator[AppState]:
-        store = SQLiteJobStore(settings.data_dir / JOBS_FILE, retention_days=settings.job_retention_days)
+    async def lifespan(this: MCPServer[Any]) -> AsyncIterator[AppState]:
         async with (
-            aclosing(store),
+            open_job_store(settings) as store,
             open_glm_client(settings) as glm,
             anyio.create_task_group() as background,
         ):
             jobs = JobRunner(background, store)
+            _REGISTRIES[this] = store
             try:
                 secret = await principal_secret(store, settings)
                 yield AppState(settings=settings, glm=glm, jobs=jobs, store=store, principal_secret=secret)
             finally:
+                _REGISTRIES.pop(this, None)
                 await jobs.interrupt_running()  # recorded with their partial text, for after the restart
                 background.cancel_scope.cancel()  # jobs still running end with the server
 

@@ -46,7 +46,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from glm_mcp import __version__
 from glm_mcp.config import API_KEY_VARS, ConfigError, Settings
-from glm_mcp.errors import ClientKeyError
+from glm_mcp.errors import ClientKeyError, RegistryUnavailable
+from glm_mcp.server.app import registry_of
 from glm_mcp.server.auth import CALLER_KEY_SCOPE, SharedTokenVerifier, read_caller_key
 from glm_mcp.server.cancellation import CallRegistry, CallStopper, StopCalls
 
@@ -134,7 +135,7 @@ def create_http_app(server: MCPServer[Any], settings: Settings, calls: CallRegis
         mcp = RequireAuthMiddleware(mcp, required_scopes=[])
     routes = [
         Route(HEALTH_PATH, _health, methods=["GET"]),
-        Route(READY_PATH, _readiness(settings), methods=["GET"]),
+        Route(READY_PATH, _readiness(server, settings), methods=["GET"]),
         Route(MCP_PATH, mcp),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lambda _: server.session_manager.run())
@@ -149,18 +150,26 @@ async def _health(_: Request) -> Response:
     return JSONResponse({"status": "ok", "server": "glm-mcp", "version": __version__})
 
 
-def _readiness(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
-    """Readiness: this replica can serve calls, i.e. it has a GLM key to spend or takes callers' keys.
+def _readiness(server: MCPServer[Any], settings: Settings) -> Callable[[Request], Awaitable[Response]]:
+    """Readiness: this replica can serve calls, i.e. it has a GLM key to spend or takes callers' keys, and
+    its job registry answers (a shared database can be down; a SQLite file has nothing to check).
 
     A rollout whose Secret lacks the key then never becomes ready, and the old replicas keep serving.
     """
     ready = settings.credentials is not None or settings.allow_client_keys
 
     async def readiness(_: Request) -> Response:
-        if ready:
-            return JSONResponse({"status": "ready"})
-        reason = f"no GLM API key: set {API_KEY_VARS[0]} (or GLM_MCP_ALLOW_CLIENT_KEYS=true)"
-        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+        if not ready:
+            reason = f"no GLM API key: set {API_KEY_VARS[0]} (or GLM_MCP_ALLOW_CLIENT_KEYS=true)"
+            return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+        store = registry_of(server)
+        if store is not None:
+            try:
+                await store.check()
+            except RegistryUnavailable as exc:
+                reason = f"{exc} {exc.fix}"
+                return JSONResponse({"status": "not ready", "reason": reason, "error": exc.kind}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
     return readiness
 
