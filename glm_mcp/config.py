@@ -315,6 +315,33 @@ class Settings(BaseSettings):
         "start the open-files limit is raised as far as the system allows; the cap is lowered to what then fits.",
     )
 
+    oauth_issuer: str | None = Field(
+        None,
+        validation_alias="GLM_MCP_OAUTH_ISSUER",
+        description="The issuer URL of the organisation's OpenID / OAuth 2.1 provider: the HTTP server then accepts "
+        "its access tokens (signature from its JWKS, issuer, audience, expiry, scope), names it in its "
+        "protected-resource metadata, and each caller's jobs belong to the token's subject. Needs "
+        "`GLM_MCP_OAUTH_AUDIENCE`.",
+    )
+    oauth_audience: str | None = Field(
+        None,
+        validation_alias="GLM_MCP_OAUTH_AUDIENCE",
+        description="The resource URL clients reach the MCP endpoint by (`https://mcp.example.com/mcp`): the `aud` "
+        "access tokens must carry, and the `resource` of the protected-resource metadata.",
+    )
+    oauth_scope: str = Field(
+        "glm-mcp",
+        validation_alias="GLM_MCP_OAUTH_SCOPE",
+        description="The scope an access token must grant; a token without it gets 403 `insufficient_scope`. Empty: "
+        "none required.",
+    )
+    oauth_jwks_url: str | None = Field(
+        None,
+        validation_alias="GLM_MCP_OAUTH_JWKS_URL",
+        description="Where the provider's signing keys are, when not at the `jwks_uri` of its "
+        "`/.well-known/openid-configuration`.",
+        json_schema_extra=_shown("(from the issuer's discovery document)"),
+    )
     database_url: str | None = Field(
         None,
         validation_alias="GLM_MCP_DATABASE_URL",
@@ -437,6 +464,8 @@ class Settings(BaseSettings):
             raise ConfigError("set GLM_MCP_HTTP_TOKEN or GLM_MCP_HTTP_TOKEN_FILE, not both")
         if self.http_token_file is not None:
             object.__setattr__(self, "http_token", _read_token_file(self.http_token_file))
+        if bool(self.oauth_issuer) != bool(self.oauth_audience):
+            raise ConfigError("set GLM_MCP_OAUTH_ISSUER and GLM_MCP_OAUTH_AUDIENCE together")
         if self.http_token is not None:
             _check_token(self.http_token, "GLM_MCP_HTTP_TOKEN_FILE" if self.http_token_file else "GLM_MCP_HTTP_TOKEN")
         return self
