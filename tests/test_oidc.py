@@ -121,7 +121,7 @@ async def test_bad_tokens_are_refused_with_the_right_status_and_challenge(
     brief = token(issuer, "brief")  # lives one second
     wrong_audience = token(issuer, "alice", resource="http://127.0.0.1:9/elsewhere")
     claims = jwt.decode(token(issuer, "alice"), options={"verify_signature": False})
-    unsigned = jwt.encode(claims, None, algorithm="none")
+    unsigned = jwt.encode(claims, "", algorithm="none")
     no_scope = token(issuer, "alice", scope="other")
     await anyio.sleep(4)  # past its expiry and the leeway
     for bad in (brief, wrong_audience, unsigned, "not-a-token"):
