@@ -109,7 +109,7 @@ async def test_a_killed_replicas_jobs_read_interrupted_once_its_lease_lapses(pos
         for line in held.stdout:
             if line.strip() == "held":
                 break
-        async with opened(postgres.url) as other:
+        async with opened(postgres.url, lease_seconds=1.5) as other:
             got = await other.get("job_k_held", principal=SERVER)
             assert got is not None and got.status == "running"  # its lease is live
             async with other.watch("job_k_held") as changes:

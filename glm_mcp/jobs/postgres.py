@@ -12,8 +12,10 @@ SQLite file and file locks gave:
   database's clock, so replicas' clocks never matter) it pushes `lease_seconds` ahead every third
   of that. A running chat job whose owner's lease has lapsed (killed, partitioned, frozen) is
   recorded as `interrupted`, keeping the partial text last saved, by whichever replica reads it or
-  sweeps first; every update of a running job is `WHERE status = 'running'`, so a replica that
-  comes back cannot revive it.
+  sweeps first (a replica sweeps only once it has kept its own lease unbroken for two leases and a
+  connection timeout, so a database outage, during which every lease lapses, interrupts nobody);
+  every update of a running job is `WHERE status = 'running'`, so a replica that comes back cannot
+  revive it.
 - **Readers are woken, not polling.** A trigger on `jobs` sends `NOTIFY glm_mcp_jobs, '<id>'` on
   every change; each replica keeps one listening connection and wakes the readers of that job
   (`watch`). While that connection is down, readers fall back to reading every second, and all are
@@ -121,6 +123,10 @@ class PostgresJobStore:
         self._owner = new_owner()
         self._retention_s = retention_days * 86_400
         self._lease_s = lease_seconds
+        self._settle_s = 2 * lease_seconds + ACQUIRE_TIMEOUT_S
+        """How long this replica must have renewed its own lease without a break before it interrupts others'
+        jobs: time enough for every live replica to renew after the database came back."""
+        self._healthy_since: float | None = None
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._schema_lock = anyio.Lock()
         self._migrated = False
@@ -293,6 +299,12 @@ class PostgresJobStore:
         return bytes.fromhex(row[0])
 
     async def _sweep(self, db: Connection) -> None:
+        """Interrupt the jobs of lapsed leases; only once this replica has itself kept its lease for `_settle_s`.
+
+        A lease also lapses while the database is down, for every replica alike: right after it returns,
+        the live owners have not renewed yet, and must not lose their running jobs to the first sweeper."""
+        if self._healthy_since is None or time.monotonic() - self._healthy_since < self._settle_s:
+            return
         await db.execute(_LAPSED, {"now": time.time(), "me": self._owner})
 
     async def _renew(self, db: Connection) -> None:
@@ -369,8 +381,12 @@ class PostgresJobStore:
         lapsed_since: float | None = None
         while True:
             try:
-                await self._do(self._renew_and_sweep)
+                await self._do(self._renew)
+                if self._healthy_since is None:
+                    self._healthy_since = time.monotonic()
+                await self._do(self._sweep)
             except RegistryUnavailable as exc:
+                self._healthy_since = None
                 if lapsed_since is None:
                     lapsed_since = time.monotonic()
                     logger.warning("%s: the lease of this replica cannot be renewed", exc)
@@ -379,10 +395,6 @@ class PostgresJobStore:
                     logger.info("job registry %s: reachable again, lease renewed", self._where)
                     lapsed_since = None
             await anyio.sleep(self._lease_s / 3)
-
-    async def _renew_and_sweep(self, db: Connection) -> None:
-        await self._renew(db)
-        await self._sweep(db)
 
     async def _listen(self) -> None:
         while True:
