@@ -407,6 +407,52 @@ class Settings(BaseSettings):
         "start the open-files limit is raised as far as the system allows; the cap is lowered to what then fits.",
     )
 
+    oauth_issuer: str | None = Field(
+        None,
+        validation_alias="GLM_MCP_OAUTH_ISSUER",
+        description="The issuer URL of the organisation's OpenID / OAuth 2.1 provider: the HTTP server then accepts "
+        "its access tokens (signature from its JWKS, issuer, audience, expiry, scope), names it in its "
+        "protected-resource metadata, and each caller's jobs belong to the token's subject. Needs "
+        "`GLM_MCP_OAUTH_AUDIENCE`.",
+    )
+    oauth_audience: str | None = Field(
+        None,
+        validation_alias="GLM_MCP_OAUTH_AUDIENCE",
+        description="The resource URL clients reach the MCP endpoint by (`https://mcp.example.com/mcp`): the `aud` "
+        "access tokens must carry, and the `resource` of the protected-resource metadata.",
+    )
+    oauth_scope: str = Field(
+        "glm-mcp",
+        validation_alias="GLM_MCP_OAUTH_SCOPE",
+        description="The scope an access token must grant; a token without it gets 403 `insufficient_scope`. Empty: "
+        "none required.",
+    )
+    oauth_jwks_url: str | None = Field(
+        None,
+        validation_alias="GLM_MCP_OAUTH_JWKS_URL",
+        description="Where the provider's signing keys are, when not at the `jwks_uri` of its "
+        "`/.well-known/openid-configuration`.",
+        json_schema_extra=_shown("(from the issuer's discovery document)"),
+    )
+    database_url: str | None = Field(
+        None,
+        validation_alias="GLM_MCP_DATABASE_URL",
+        repr=False,
+        description="A PostgreSQL URL (`postgresql://user:password@host:5432/glm_mcp`) for a job registry shared by "
+        "several replicas, instead of the SQLite file in `GLM_DATA_DIR`; the schema is created and migrated at start. "
+        "Needs `glm-mcp-server[postgres]`.",
+        json_schema_extra=_shown("(SQLite in GLM_DATA_DIR)"),
+    )
+    lease_seconds: Seconds = Field(
+        15.0,
+        validation_alias="GLM_MCP_LEASE_SECONDS",
+        ge=1,
+        le=3600,
+        description="With `GLM_MCP_DATABASE_URL`: how long a replica's claim on the chats it generates lasts "
+        "without renewal (renewed every third of it). The running jobs of a replica silent that long read as "
+        "interrupted on every replica.",
+    )
+
     key_source: str = Field(API_KEY_VARS[0], exclude=True, repr=False)
     """Where `api_key` came from, for messages ("the key in ZAI_API_KEY …"); not a variable."""
 
@@ -506,10 +552,18 @@ class Settings(BaseSettings):
         "retry_budget",
         "shutdown_grace",
         "header_timeout",
+        "lease_seconds",
     )
     @classmethod
     def _check_finite(cls, value: float) -> float:
         return _finite(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -538,6 +592,8 @@ class Settings(BaseSettings):
             raise ConfigError("set GLM_MCP_HTTP_TOKEN or GLM_MCP_HTTP_TOKEN_FILE, not both")
         if self.http_token_file is not None:
             object.__setattr__(self, "http_token", _read_token_file(self.http_token_file))
+        if bool(self.oauth_issuer) != bool(self.oauth_audience):
+            raise ConfigError("set GLM_MCP_OAUTH_ISSUER and GLM_MCP_OAUTH_AUDIENCE together")
         if self.http_token is not None:
             _check_token(self.http_token, "GLM_MCP_HTTP_TOKEN_FILE" if self.http_token_file else "GLM_MCP_HTTP_TOKEN")
         return self
@@ -606,7 +662,7 @@ def _check_token(token: str, source: str) -> None:
         )
 
 
-_SECRET_FIELDS = frozenset({"api_key", "http_token"})
+_SECRET_FIELDS = frozenset({"api_key", "http_token", "database_url"})
 
 
 def _config_error(exc: ValidationError) -> ConfigError:

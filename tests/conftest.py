@@ -73,3 +73,22 @@ async def client(settings: Settings) -> AsyncIterator[Client]:
 def upstream_calls(emulator: Emulator, path_suffix: str = "") -> list[Any]:
     """The requests the emulator received whose path ends with `path_suffix`."""
     return [e for e in emulator.state.exchanges if e.path.endswith(path_suffix)]
+
+
+@pytest.fixture(scope="session")
+def postgres_session() -> Iterator[Any]:
+    """One real PostgreSQL server for the whole run (tests/postgres_server.py), removed at the end."""
+    from tests import postgres_server
+
+    why_not = postgres_server.available()
+    if why_not is not None:
+        pytest.skip(why_not)
+    with postgres_server.postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres(postgres_session: Any) -> Any:
+    """The session's PostgreSQL server, its glm-mcp schema dropped: every test migrates a fresh one."""
+    postgres_session.reset()
+    return postgres_session

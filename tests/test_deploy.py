@@ -28,7 +28,7 @@ COMMAND = next(
     if target == "glm_mcp.cli:main"
 )
 VARIABLES = {variable.name for variable in ENV_VARS}
-SECRET_VARIABLES = {"GLM_API_KEY", "GLM_MCP_HTTP_TOKEN"}
+SECRET_VARIABLES = {"GLM_API_KEY", "GLM_MCP_HTTP_TOKEN", "GLM_MCP_DATABASE_URL"}
 
 
 def _check_serve_arguments(arguments: list[str]) -> None:
@@ -72,6 +72,7 @@ def test_the_image_installs_the_checkout_with_pip() -> None:
         for source in sources:
             assert (ROOT / source).exists(), f"the Dockerfile copies {source}, which is not in the checkout"
     assert any(name == "RUN" and "pip install ." in value for name, value in _instructions())
+    assert any(name == "RUN" and "pip install .[postgres]" in value for name, value in _instructions())
 
 
 def test_the_image_sets_only_variables_the_server_reads() -> None:
@@ -99,7 +100,7 @@ def container(kinds: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def test_the_deployment_runs_stateless_replicas_of_the_real_command(
     kinds: dict[str, dict[str, Any]], container: dict[str, Any]
 ) -> None:
-    assert kinds["Deployment"]["spec"]["replicas"] >= 2
+    assert kinds["Deployment"]["spec"]["replicas"] == 3  # one service on a shared registry (GLM_MCP_DATABASE_URL)
     _check_serve_arguments(container["args"])
     assert [port["containerPort"] for port in container["ports"]] == [DEFAULT_HTTP_PORT]
 
@@ -135,3 +136,11 @@ def test_the_service_reaches_the_pods_on_the_served_port(
     assert kinds["Deployment"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
     (port,) = service["ports"]
     assert port["port"] == DEFAULT_HTTP_PORT and port["targetPort"] in {p["name"] for p in container["ports"]}
+
+
+def test_the_commented_provider_settings_are_real_and_go_together() -> None:
+    text = (DEPLOY / "kubernetes.yaml").read_text()
+    names = re.findall(r"#\s+- name: (GLM_[A-Z_]+)\n\s+#\s+value: \"([^\"]+)\"", text)
+    assert {name for name, _ in names} == {"GLM_MCP_OAUTH_ISSUER", "GLM_MCP_OAUTH_AUDIENCE", "GLM_MCP_OAUTH_SCOPE"}
+    assert {name for name, _ in names} <= VARIABLES
+    assert Settings.from_env(dict(names)).oauth_issuer  # uncommented, the server accepts them

@@ -12,6 +12,7 @@ as if it were safe.
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
@@ -33,6 +34,8 @@ MAX_KEPT_JOBS = 1000
 MAX_UNRECORDED_TASKS = 10_000
 """Submitted tasks the store could not record, kept in memory for `get_result`; the oldest are forgotten first."""
 SAVE_EVERY_S = 1.0
+FINISH_RETRY_S = 600.0
+"""How long a job's end that the registry could not take is offered again (a database restarting)."""
 """How often a handed-off job's answer so far is saved: what a crash can lose."""
 
 Outcome = Callable[[Job], Awaitable[BaseModel]]
@@ -145,14 +148,28 @@ class JobRunner:
                         )
         result = (await outcome(job)).model_dump_json()
         status: JobState = job.status
-        try:
-            await self._store.finish(job.id, status, result=result, partial_text=None)
-        except RegistryUnavailable as exc:
-            logger.warning("job %s: its result could not be recorded: %s %s", job.id, exc, exc.fix)
-            job.not_recorded = (
-                f"Its result is not in the job registry: {exc} {exc.fix} Only this server process has it, "
-                "until it stops; another reads the job as still running, or interrupted."
-            )
+        deadline = time.monotonic() + FINISH_RETRY_S
+        delay = 1.0
+        while True:
+            try:
+                await self._store.finish(job.id, status, result=result, partial_text=None)
+            except RegistryUnavailable as exc:
+                if job.not_recorded is None:
+                    logger.warning("job %s: its result could not be recorded yet: %s %s", job.id, exc, exc.fix)
+                    job.not_recorded = (
+                        f"Its result is not in the job registry: {exc} {exc.fix} Only this server process has it, "
+                        "until it stops or the registry is back; another reads the job as still running, or "
+                        "interrupted."
+                    )
+                if time.monotonic() + delay > deadline:
+                    return
+                await anyio.sleep(delay)  # a shared database restarting: the end is recorded once it is back
+                delay = min(delay * 2, 30.0)
+            else:
+                if job.not_recorded is not None:
+                    logger.info("job %s: its result is recorded after all", job.id)
+                    job.not_recorded = None
+                return
 
     def __len__(self) -> int:
         return len(self._jobs)

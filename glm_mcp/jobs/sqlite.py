@@ -33,6 +33,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import astuple, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +45,7 @@ from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.jobs.conversations import TABLES as CONVERSATION_TABLES
 from glm_mcp.jobs.owner import OwnerLock, new_owner, owner_gone
 from glm_mcp.jobs.principal import SECRET_BYTES, Principal
-from glm_mcp.jobs.store import JobRecord, JobState, Position
+from glm_mcp.jobs.store import Changes, JobRecord, JobState, Position, polling
 from glm_mcp.jobs.usage import TABLES as USAGE_TABLES
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,13 @@ class SQLiteJobStore:
     def take_notice(self) -> str | None:
         notice, self._notice = self._notice, None
         return notice
+
+    def watch(self, job_id: str) -> AbstractAsyncContextManager[Changes]:
+        """Read again every second: SQLite tells no other process of a change."""
+        return polling(job_id)
+
+    async def check(self) -> None:
+        """Nothing to reach: the file is opened at the first job, and what fails then is said then."""
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):  # a server stopping on a cancellation still lets go of its lock

@@ -6,8 +6,12 @@ implements `JobStore`, such as a database shared by several replicas, can take i
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+
+import anyio
 
 from glm_mcp.glm.types import ChatRequest, TextPart
 from glm_mcp.jobs.principal import SERVER, Principal
@@ -21,6 +25,8 @@ JobState = Literal["running", "completed", "failed", "cancelled", "interrupted"]
 """interrupted: the process generating a chat job stopped (a restart, a crash) before it ended."""
 
 SUMMARY_CHARS = 200
+POLL_S = 1.0
+"""How often a store without change notices is read again while another process generates a job."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +148,41 @@ class JobStore(Protocol):
         """Something the store did that the next result should tell (a corrupt file moved aside), once."""
         ...
 
+    def watch(self, job_id: str) -> AbstractAsyncContextManager[Changes]:
+        """Changes of one job, for a reader following a job another process generates: entered before the
+        job is read, so that a change between the read and the wait is not missed."""
+        ...
+
+    async def check(self) -> None:
+        """Raise `RegistryUnavailable` when the store cannot be reached now (readiness); a store opened on
+        first use (SQLite) has nothing to check."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+class Changes(Protocol):
+    """What `JobStore.watch` gives: a wait for the watched job's next change."""
+
+    async def wait(self, timeout: float) -> None:
+        """Return at the job's next change (perhaps sooner), or once `timeout` seconds have passed."""
+        ...
+
+
+class Polling:
+    """`Changes` for a store that sends no change notices: the job is read again every `POLL_S`."""
+
+    def __init__(self, interval: float = POLL_S) -> None:
+        self._interval = interval
+
+    async def wait(self, timeout: float) -> None:
+        await anyio.sleep(max(0.0, min(self._interval, timeout)))
+
+
+@asynccontextmanager
+async def polling(job_id: str) -> AsyncIterator[Changes]:
+    """`JobStore.watch` for a store that can only be read again: a file shared on one machine."""
+    yield Polling()
 
 
 def summarize(request: ChatRequest) -> str:

@@ -6,14 +6,17 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 
 from glm_mcp import __version__
 from glm_mcp.config import Settings
-from glm_mcp.jobs import JobRunner, SQLiteJobStore
+from glm_mcp.jobs import JobRunner, JobStore
 from glm_mcp.jobs.conversations import SQLiteConversationStore
+from glm_mcp.jobs.open import JOBS_FILE, open_job_store, sqlite_path
+from glm_mcp.jobs.sqlite import SQLiteJobStore
 from glm_mcp.jobs.usage import SQLiteUsageStore
 from glm_mcp.server.icons import ICONS
 from glm_mcp.server.platform_tools import model_list
@@ -33,36 +36,58 @@ tasks poll instead, with no get_result needed.
 continue that conversation (it survives restarts); list_conversations finds them. A long answer comes in pages: \
 get_result with read_more and next_offset reads on.
 - list_jobs finds job ids again, also after a restart. Errors say what went wrong and what to do."""
-JOBS_FILE = "jobs.sqlite3"
 MODELS_URI = "glm://models{?kind}"
 """The models resource: a template only because the SDK gives a request's context (its key) to templates alone."""
+__all__ = ["JOBS_FILE", "create_server", "registry_of"]
+
+_REGISTRIES: WeakKeyDictionary[MCPServer[Any], JobStore] = WeakKeyDictionary()
+"""The job store each serving server has open, for the HTTP readiness probe (which has no MCP context)."""
+
+
+def registry_of(server: MCPServer[Any]) -> JobStore | None:
+    """The job store `server` has open while it serves; None before and after."""
+    return _REGISTRIES.get(server)
+
+
+@asynccontextmanager
+async def _local_store(settings: Settings, store: JobStore) -> AsyncIterator[SQLiteJobStore]:
+    """Where conversations and usage are kept: the job registry itself on SQLite; with a PostgreSQL job
+    registry (several replicas), still this replica's own SQLite file in GLM_DATA_DIR, for now: their
+    tables are not in the PostgreSQL schema yet (docs/jobs.md)."""
+    if isinstance(store, SQLiteJobStore):
+        yield store
+        return
+    async with aclosing(SQLiteJobStore(sqlite_path(settings), retention_days=settings.job_retention_days)) as local:
+        yield local
 
 
 def create_server(settings: Settings) -> MCPServer[AppState]:
     """The MCP server for `settings`; the GLM client is opened when the server starts serving."""
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[Any]) -> AsyncIterator[AppState]:
-        store = SQLiteJobStore(settings.data_dir / JOBS_FILE, retention_days=settings.job_retention_days)
+    async def lifespan(this: MCPServer[Any]) -> AsyncIterator[AppState]:
         async with (
-            aclosing(store),
+            open_job_store(settings) as store,
+            _local_store(settings, store) as local,
             open_glm_client(settings) as glm,
             anyio.create_task_group() as background,
         ):
             jobs = JobRunner(background, store)
+            _REGISTRIES[this] = store
             try:
                 secret = await principal_secret(store, settings)
-                conversations = SQLiteConversationStore(store, retention_days=settings.conversation_retention_days)
+                conversations = SQLiteConversationStore(local, retention_days=settings.conversation_retention_days)
                 yield AppState(
                     settings=settings,
                     glm=glm,
                     jobs=jobs,
                     store=store,
                     conversations=conversations,
-                    usage=SQLiteUsageStore(store),
+                    usage=SQLiteUsageStore(local),
                     principal_secret=secret,
                 )
             finally:
+                _REGISTRIES.pop(this, None)
                 await jobs.interrupt_running()  # recorded with their partial text, for after the restart
                 background.cancel_scope.cancel()  # jobs still running end with the server
 

@@ -30,7 +30,8 @@ from typing import Any
 
 import uvicorn
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
-from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
+from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
+from mcp.server.auth.provider import TokenVerifier
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from sse_starlette.sse import AppStatus
@@ -46,10 +47,12 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from glm_mcp import __version__
 from glm_mcp.config import API_KEY_VARS, ConfigError, Settings
-from glm_mcp.errors import ClientKeyError
+from glm_mcp.errors import ClientKeyError, RegistryUnavailable
 from glm_mcp.server import tasks_2025
+from glm_mcp.server.app import registry_of
 from glm_mcp.server.auth import CALLER_KEY_SCOPE, SharedTokenVerifier, read_caller_key
 from glm_mcp.server.cancellation import CallRegistry, CallStopper, StopCalls
+from glm_mcp.server.oauth import EitherVerifier, OidcTokenVerifier, RequireToken, oauth_routes
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("glm_mcp.access")
@@ -68,7 +71,7 @@ CUT_OFF_FLUSH_S = 2
 
 def check_exposure(host: str, settings: Settings) -> None:
     """Refuse to serve a non-loopback address without a token, unless told the exposure is meant."""
-    if settings.http_token or settings.allow_insecure or is_loopback(host):
+    if settings.http_token or settings.oauth_issuer or settings.allow_insecure or is_loopback(host):
         return
     raise ConfigError(
         f"refusing to serve {host} without a token: anyone who can reach it could spend your GLM key. "
@@ -132,14 +135,20 @@ def create_http_app(server: MCPServer[Any], settings: Settings, calls: CallRegis
                 expose_headers=["Mcp-Session-Id", "WWW-Authenticate"],
             )
         )
+    verifiers: list[TokenVerifier] = []
     if settings.http_token:
-        backend = BearerAuthBackend(SharedTokenVerifier(settings.http_token))
+        verifiers.append(SharedTokenVerifier(settings.http_token))
+    if settings.oauth_issuer and settings.oauth_audience:  # signed in through the provider (server/oauth.py)
+        verifiers.append(OidcTokenVerifier(settings.oauth_issuer, settings.oauth_audience, settings.oauth_jwks_url))
+    if verifiers:
+        backend = BearerAuthBackend(EitherVerifier(*verifiers))
         middleware += [Middleware(AuthenticationMiddleware, backend=backend), Middleware(AuthContextMiddleware)]
-        mcp = RequireAuthMiddleware(mcp, required_scopes=[])
+        mcp = RequireToken(mcp, settings)
     routes = [
         Route(HEALTH_PATH, _health, methods=["GET"]),
-        Route(READY_PATH, _readiness(settings), methods=["GET"]),
+        Route(READY_PATH, _readiness(server, settings), methods=["GET"]),
         Route(MCP_PATH, mcp),
+        *oauth_routes(settings),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lambda _: server.session_manager.run())
 
@@ -153,18 +162,26 @@ async def _health(_: Request) -> Response:
     return JSONResponse({"status": "ok", "server": "glm-mcp", "version": __version__})
 
 
-def _readiness(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
-    """Readiness: this replica can serve calls, i.e. it has a GLM key to spend or takes callers' keys.
+def _readiness(server: MCPServer[Any], settings: Settings) -> Callable[[Request], Awaitable[Response]]:
+    """Readiness: this replica can serve calls, i.e. it has a GLM key to spend or takes callers' keys, and
+    its job registry answers (a shared database can be down; a SQLite file has nothing to check).
 
     A rollout whose Secret lacks the key then never becomes ready, and the old replicas keep serving.
     """
     ready = settings.credentials is not None or settings.allow_client_keys
 
     async def readiness(_: Request) -> Response:
-        if ready:
-            return JSONResponse({"status": "ready"})
-        reason = f"no GLM API key: set {API_KEY_VARS[0]} (or GLM_MCP_ALLOW_CLIENT_KEYS=true)"
-        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+        if not ready:
+            reason = f"no GLM API key: set {API_KEY_VARS[0]} (or GLM_MCP_ALLOW_CLIENT_KEYS=true)"
+            return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+        store = registry_of(server)
+        if store is not None:
+            try:
+                await store.check()
+            except RegistryUnavailable as exc:
+                reason = f"{exc} {exc.fix}"
+                return JSONResponse({"status": "not ready", "reason": reason, "error": exc.kind}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
     return readiness
 

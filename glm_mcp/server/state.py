@@ -20,6 +20,7 @@ from glm_mcp.jobs.principal import SECRET_BYTES
 from glm_mcp.jobs.usage import UsageStore
 from glm_mcp.server.auth import CALLER_KEY_SCOPE, caller_key
 from glm_mcp.server.failures import describe_failure
+from glm_mcp.server.oauth import token_principal
 from glm_mcp.server.results import ToolFailure
 
 logger = logging.getLogger(__name__)
@@ -55,11 +56,12 @@ class AppState:
         """`for_request` from the transport's request object alone (what a lowlevel handler, such as
         `tasks/get`, has): the caller key the HTTP layer read, if any."""
         key = request.scope.get(CALLER_KEY_SCOPE) if isinstance(request, Request) else None
+        signed_in = token_principal(request.scope) if isinstance(request, Request) else None
         if key is None:  # stdio, in process, or no header: the server's key
-            return self
+            return self if signed_in is None else dataclasses.replace(self, principal=signed_in)
         caller = caller_key(key, self.settings, self.principal_secret)
         glm = self.glm.with_credentials(caller.credentials)
-        return dataclasses.replace(self, glm=glm, principal=caller.principal)
+        return dataclasses.replace(self, glm=glm, principal=signed_in or caller.principal)
 
     async def describe_failure(self, exc: BaseException) -> ToolFailure:
         """The failure report for `exc`; for an unknown model it lists the models the key can use."""

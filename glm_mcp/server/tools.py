@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 
-import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
@@ -50,8 +49,6 @@ UNKNOWN_TASK_CODE = "1210"
 """What the platform answers when polling an async task id it does not know ("parameters rejected")."""
 TASK_TOOLS = {"async_task": "submit_async", "image_task": "generate_image"}
 """Platform tasks whose cost is recorded when get_result first sees them completed, and the tool they count for."""
-RECORD_POLL_S = 1.0
-"""How often the registry is read while another process generates the job asked for."""
 
 
 async def chat(app: AppState, ctx: Context, args: ChatArguments) -> ChatResult:
@@ -201,12 +198,16 @@ async def _job_result(app: AppState, job: Job) -> TaskResult:
 async def _recorded_job(app: AppState, job_id: str, wait_seconds: float, reporter: ProgressReporter) -> TaskResult:
     """A chat job this process is not generating: as the registry has it, waiting while another process works on it."""
     deadline = time.monotonic() + wait_seconds
-    while (record := await app.store.get(job_id, principal=app.principal)) is not None:
-        remaining = deadline - time.monotonic()
-        if record.status != "running" or remaining <= 0:
-            return _noted(app, TaskResult.from_record(record))
-        await reporter.send(f"generating in another glm-mcp process ({reporter.elapsed:.0f} s)")
-        await anyio.sleep(min(RECORD_POLL_S, remaining))
+    async with app.store.watch(job_id) as changes:  # woken by its next change (PostgreSQL), or read every second
+        while (record := await app.store.get(job_id, principal=app.principal)) is not None:
+            remaining = deadline - time.monotonic()
+            if record.status != "running" or remaining <= 0:
+                return _noted(app, TaskResult.from_record(record))
+            chars = len(record.partial_text or "")
+            await reporter.send(
+                f"generating in another glm-mcp process: {chars:,} chars so far ({reporter.elapsed:.0f} s)"
+            )
+            await changes.wait(remaining)
     raise _unknown(app, job_id)
 
 

@@ -1,0 +1,41 @@
+"""Which job registry a server uses: the SQLite file by default, PostgreSQL when GLM_MCP_DATABASE_URL is set."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+from pathlib import Path
+
+from glm_mcp.config import ConfigError, Settings
+from glm_mcp.jobs.sqlite import SQLiteJobStore
+from glm_mcp.jobs.store import JobStore
+
+JOBS_FILE = "jobs.sqlite3"
+
+
+@asynccontextmanager
+async def open_job_store(settings: Settings) -> AsyncIterator[JobStore]:
+    """The store for `settings`, open for the `async with` block and closed after it.
+
+    psycopg is imported only here, and only for a database URL: a server on SQLite (every desktop
+    install) needs none of it, which is why it is an optional extra (`glm-mcp-server[postgres]`).
+    """
+    if not settings.database_url:
+        async with aclosing(SQLiteJobStore(sqlite_path(settings), retention_days=settings.job_retention_days)) as s:
+            yield s
+        return
+    try:
+        from glm_mcp.jobs.postgres import PostgresJobStore
+    except ImportError as exc:
+        raise ConfigError(
+            f"GLM_MCP_DATABASE_URL is set, but psycopg is not installed ({exc}): install glm-mcp-server[postgres]"
+        ) from exc
+    store = PostgresJobStore(
+        settings.database_url, retention_days=settings.job_retention_days, lease_seconds=settings.lease_seconds
+    )
+    async with store:
+        yield store
+
+
+def sqlite_path(settings: Settings) -> Path:
+    return settings.data_dir / JOBS_FILE

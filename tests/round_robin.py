@@ -1,0 +1,82 @@
+"""A small round-robin HTTP load balancer for the replica tests: each request goes to the next replica.
+
+Written for the tests (no sticky sessions, no health checks beyond this): a replica that refuses
+the connection (killed) is skipped for that request, as a load balancer's health check would
+soon do. Responses are streamed through, so an SSE answer arrives as it is written.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+import httpx2
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from tests.processes import free_port
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
+
+
+class RoundRobin:
+    """The ASGI app: forwards every request to the next of `backends`; `landed` counts where each went."""
+
+    def __init__(self, backends: list[str]) -> None:
+        self.backends = backends
+        self._next = itertools.cycle(range(len(backends)))
+        self.landed = [0] * len(backends)
+        self._http = httpx2.AsyncClient(timeout=httpx2.Timeout(120, connect=2))
+
+    async def __call__(self, scope: object, receive: object, send: object) -> None:
+        request = Request(scope, receive)  # type: ignore[arg-type]
+        response = await self._forward(request)
+        await response(scope, receive, send)  # type: ignore[arg-type]
+
+    async def _forward(self, request: Request) -> Response:
+        body = await request.body()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        for _ in self.backends:
+            index = next(self._next)
+            url = self.backends[index] + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            try:
+                upstream = await self._http.send(
+                    self._http.build_request(request.method, url, headers=headers, content=body), stream=True
+                )
+            except httpx2.ConnectError:
+                continue  # that replica is gone: the next one answers
+            self.landed[index] += 1
+
+            async def relay(upstream: httpx2.Response = upstream) -> AsyncIterator[bytes]:
+                try:
+                    async for chunk in upstream.aiter_raw():
+                        yield chunk
+                finally:
+                    await upstream.aclose()
+
+            out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+            return StreamingResponse(relay(), status_code=upstream.status_code, headers=out_headers)
+        return Response("no replica answers", status_code=502)
+
+
+@contextmanager
+def round_robin(backends: list[str]) -> Iterator[tuple[str, RoundRobin]]:
+    """The balancer on a free loopback port, in a thread; yields its origin and the app."""
+    app = RoundRobin(backends)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the balancer did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(10)

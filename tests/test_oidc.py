@@ -1,0 +1,151 @@
+"""Sign-in through a real OpenID provider (npm `oidc-provider` on Node 22, run locally): the HTTP server as an
+OAuth 2.1 resource server. Two users see only their own jobs; expired, wrong-audience, unsigned and
+under-scoped tokens are refused with the right status and `WWW-Authenticate`; a static-token server
+answers OAuth probes by saying what is really wrong."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import jwt
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from glm_mcp.emulator import Emulator
+from tests.conftest import GENERAL_KEY
+from tests.node_tools import node_env, node_modules
+from tests.processes import free_port, listening, server_env
+from tests.test_tools import failed, ok
+
+pytestmark = pytest.mark.anyio
+HERE = Path(__file__).resolve().parent
+OIDC_PROVIDER = "oidc-provider@9.13.3"
+TOKEN = "static-token-for-the-probe-test"
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[tuple[str, str]]:
+    """The provider's issuer, and the MCP endpoint URL its tokens are for (the server's port, chosen first)."""
+    port, server_port = free_port(), free_port()
+    resource = f"http://127.0.0.1:{server_port}/mcp"
+    env = node_env({"OIDC_MODULES": str(node_modules(OIDC_PROVIDER))})
+    process = subprocess.Popen(
+        ["node", str(HERE / "oidc_provider.mjs"), str(port), resource],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.strip() == "listening":
+                break
+        yield f"http://127.0.0.1:{port}", resource
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(provider: tuple[str, str]) -> Iterator[str]:
+    issuer, resource = provider
+    port = int(resource.split(":")[-1].split("/")[0])
+    with Emulator() as emulator:
+        emulator.config.chunk_delay = 0.05
+        env = server_env(
+            GLM_API_KEY=GENERAL_KEY,
+            GLM_BASE_URL=emulator.base_url,
+            GLM_MCP_OAUTH_ISSUER=issuer,
+            GLM_MCP_OAUTH_AUDIENCE=resource,
+        )
+        with listening(["--transport", "http", "--port", str(port)], port, env=env) as (_, origin):
+            yield origin
+
+
+def token(issuer: str, user: str, *, scope: str = "glm-mcp", resource: str | None = None) -> str:
+    data = {"grant_type": "client_credentials", "client_id": user, "client_secret": f"{user}-secret", "scope": scope}
+    if resource is not None:
+        data["resource"] = resource
+    answer = httpx2.post(issuer + "/token", data=data, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+async def call(origin: str, bearer: str, tool: str, arguments: dict[str, Any]) -> Any:
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"}, timeout=60) as http,
+        Client(streamable_http_client(origin + "/mcp", http_client=http)) as client,
+    ):
+        return await client.call_tool(tool, arguments)
+
+
+def test_the_protected_resource_metadata_names_the_provider(provider: tuple[str, str], server: str) -> None:
+    issuer, resource = provider
+    metadata = httpx2.get(server + "/.well-known/oauth-protected-resource/mcp").json()
+    assert metadata["resource"] == resource
+    assert [s.rstrip("/") for s in metadata["authorization_servers"]] == [issuer]
+    assert metadata["scopes_supported"] == ["glm-mcp"]
+
+
+async def test_two_signed_in_users_see_only_their_own_jobs(provider: tuple[str, str], server: str) -> None:
+    issuer, _ = provider
+    alice, bob = token(issuer, "alice"), token(issuer, "bob")
+    hand_off = {"thinking": "disabled", "wait_seconds": 0.2}
+    mine = ok(await call(server, alice, "chat", {"prompt": "Alice's essay on tea", **hand_off}))["job_id"]
+    theirs = ok(await call(server, bob, "chat", {"prompt": "Bob's essay on coffee", **hand_off}))["job_id"]
+    listed = {u: ok(await call(server, t, "list_jobs", {}))["jobs"] for u, t in (("alice", alice), ("bob", bob))}
+    assert [j["job_id"] for j in listed["alice"]] == [mine]
+    assert [j["job_id"] for j in listed["bob"]] == [theirs]
+    assert failed(await call(server, alice, "get_result", {"task_id": theirs}))["error"] == "unknown_job"
+    done = ok(await call(server, bob, "get_result", {"task_id": theirs, "wait_seconds": 60}))
+    assert done["status"] == "completed"
+
+
+def refused(server: str, bearer: str) -> httpx2.Response:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json, text/event-stream"}
+    return httpx2.post(server + "/mcp", json=body, headers=headers, timeout=10)
+
+
+async def test_bad_tokens_are_refused_with_the_right_status_and_challenge(
+    provider: tuple[str, str], server: str
+) -> None:
+    issuer, _ = provider
+    brief = token(issuer, "brief")  # lives one second
+    wrong_audience = token(issuer, "alice", resource="http://127.0.0.1:9/elsewhere")
+    claims = jwt.decode(token(issuer, "alice"), options={"verify_signature": False})
+    unsigned = jwt.encode(claims, "", algorithm="none")
+    no_scope = token(issuer, "alice", scope="other")
+    await anyio.sleep(4)  # past its expiry and the leeway
+    for bad in (brief, wrong_audience, unsigned, "not-a-token"):
+        answer = refused(server, bad)
+        assert answer.status_code == 401, answer.text
+        challenge = answer.headers["www-authenticate"]
+        assert challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge
+        assert "resource_metadata=" in challenge and "/.well-known/oauth-protected-resource/mcp" in challenge
+    answer = refused(server, no_scope)
+    assert answer.status_code == 403 and 'error="insufficient_scope"' in answer.headers["www-authenticate"]
+    assert refused(server, token(issuer, "alice")).status_code == 200
+
+
+def test_a_static_token_server_answers_oauth_probes_plainly(emulator: Emulator) -> None:
+    port = free_port()
+    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MCP_HTTP_TOKEN=TOKEN)
+    with listening(["--transport", "http", "--port", str(port)], port, env=env) as (_, origin):
+        unauthorised = httpx2.post(origin + "/mcp", json={}, timeout=10)
+        assert unauthorised.status_code == 401
+        assert "static bearer token" in unauthorised.json()["error_description"]
+        assert "GLM_MCP_HTTP_TOKEN" in unauthorised.headers["www-authenticate"]
+        for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-authorization-server"):
+            probe = httpx2.get(origin + path, timeout=10)
+            assert probe.status_code == 404 and "static bearer token" in probe.json()["error_description"]
+        registration = httpx2.post(origin + "/register", json={"redirect_uris": ["http://localhost/cb"]}, timeout=10)
+        assert registration.status_code == 400 and registration.json()["error"] == "invalid_client_metadata"
+        assert "Authorization: Bearer" in registration.json()["error_description"]
