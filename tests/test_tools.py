@@ -20,20 +20,11 @@ from glm_mcp.emulator import Emulator
 from glm_mcp.glm import GLMAPIError
 from glm_mcp.server import create_server
 from glm_mcp.server.failures import describe_failure
-from tests.conftest import CODING_KEY, GENERAL_KEY, settings_for, upstream_calls
+from tests.conftest import CODING_KEY, DEFAULT_TOOLS, GENERAL_KEY, settings_for, upstream_calls
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = (
-    "chat",
-    "web_search_chat",
-    "submit_async",
-    "get_result",
-    "list_jobs",
-    "list_conversations",
-    "web_search",
-    "read_url",
-)
+TOOLS = DEFAULT_TOOLS
 
 
 def ok(result: CallToolResult) -> dict[str, Any]:

@@ -11,21 +11,12 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from glm_mcp.emulator import Emulator
-from tests.conftest import GENERAL_KEY, upstream_calls
+from tests.conftest import DEFAULT_TOOLS, GENERAL_KEY, upstream_calls
 from tests.processes import COMMAND, free_port, http_server, listening, server_env
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = {
-    "chat",
-    "web_search_chat",
-    "submit_async",
-    "get_result",
-    "list_jobs",
-    "list_conversations",
-    "web_search",
-    "read_url",
-}
+TOOLS = set(DEFAULT_TOOLS)
 
 
 def stdio(*args: str, **env: str) -> StdioServerParameters:

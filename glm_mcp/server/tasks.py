@@ -128,13 +128,7 @@ class TasksExtension(Extension):
 
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> dict[str, Any]:
         app, ref = _task_request(ctx, params)
-        try:
-            task = await _read(app, ref)
-        except RegistryUnavailable as exc:
-            raise MCPError(INTERNAL_ERROR, f"Failed to retrieve task: {exc} {exc.fix}") from exc
-        if task is None:
-            raise MCPError(INVALID_PARAMS, NOT_FOUND)
-        return {**task, "resultType": "complete"}
+        return {**await read_or_fail(app, ref), "resultType": "complete"}
 
     async def _update(self, ctx: ServerRequestContext[Any, Any], params: UpdateParams) -> dict[str, Any]:
         """Acknowledged: no task here ever asks for input, so there is nothing to apply."""
@@ -213,6 +207,18 @@ def _handed_off(tool: str, result: HandlerResult) -> TaskRef | None:
     if tool == GET_RESULT and content.get("status") == "running" and content.get("kind") in CHAT_TOOLS:
         return TaskRef.parse(str(content.get("task_id")) + GET_RESULT_SUFFIX)
     return None
+
+
+async def read_or_fail(app: AppState, ref: TaskRef) -> dict[str, Any]:
+    """The caller's task as tasks/get answers it; the documented JSON-RPC errors for an unknown or foreign
+    id (-32602, the same for both) and for a registry that cannot be read (-32603, with its fix)."""
+    try:
+        task = await _read(app, ref)
+    except RegistryUnavailable as exc:
+        raise MCPError(INTERNAL_ERROR, f"Failed to retrieve task: {exc} {exc.fix}") from exc
+    if task is None:
+        raise MCPError(INVALID_PARAMS, NOT_FOUND)
+    return task
 
 
 async def _read(app: AppState, ref: TaskRef) -> dict[str, Any] | None:

@@ -30,7 +30,6 @@ from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 
 from glm_mcp.jobs import RegistryUnavailable
 from glm_mcp.jobs.store import Position
-from glm_mcp.server.state import AppState
 from glm_mcp.server.task_wait import waiting_for_task
 from glm_mcp.server.tasks import (
     CANCEL_WAIT_S,
@@ -41,6 +40,7 @@ from glm_mcp.server.tasks import (
     _app,
     _handed_off,
     _read,
+    read_or_fail,
 )
 
 logger = logging.getLogger(__name__)
@@ -145,17 +145,7 @@ def _ref(params: dict[str, Any]) -> TaskRef:
 async def _task(ctx: ServerRequestContext[Any, Any], params: dict[str, Any]) -> dict[str, Any]:
     """The task as `server/tasks.py` reads it (2026 shape, result included); -32602 for none of the caller's."""
     app = _app(ctx).for_http(ctx.request)
-    return await _read_or_fail(app, _ref(params))
-
-
-async def _read_or_fail(app: AppState, ref: TaskRef) -> dict[str, Any]:
-    try:
-        task = await _read(app, ref)
-    except RegistryUnavailable as exc:
-        raise MCPError(INTERNAL_ERROR, f"Failed to retrieve task: {exc} {exc.fix}") from exc
-    if task is None:
-        raise MCPError(INVALID_PARAMS, NOT_FOUND)
-    return task
+    return await read_or_fail(app, _ref(params))
 
 
 def _legacy(task: dict[str, Any]) -> dict[str, Any]:
@@ -178,14 +168,14 @@ async def _result(ctx: ServerRequestContext[Any, Any], params: dict[str, Any]) -
     """tasks/result: waits for the task to end, then the tool's own `CallToolResult`."""
     app = _app(ctx).for_http(ctx.request)
     ref = _ref(params)
-    task = await _read_or_fail(app, ref)
+    task = await read_or_fail(app, ref)
     while task["status"] == "working":
         job = app.jobs.get(ref.job_id, app.principal)
         if job is not None and not job.done:
             await job.wait()
         else:
             await anyio.sleep(RESULT_POLL_S)
-        task = await _read_or_fail(app, ref)
+        task = await read_or_fail(app, ref)
     related = {RELATED_TASK: {"taskId": ref.task_id}}
     if "result" in task:
         return {**task["result"], "_meta": {**task["result"].get("_meta", {}), **related}}
@@ -225,7 +215,7 @@ async def _cancel(ctx: ServerRequestContext[Any, Any], params: dict[str, Any]) -
     """
     app = _app(ctx).for_http(ctx.request)
     ref = _ref(params)
-    task = await _read_or_fail(app, ref)
+    task = await read_or_fail(app, ref)
     if task["status"] != "working":
         raise MCPError(INVALID_PARAMS, TERMINAL)
     job = app.jobs.get(ref.job_id, app.principal)
@@ -235,4 +225,4 @@ async def _cancel(ctx: ServerRequestContext[Any, Any], params: dict[str, Any]) -
             await job.wait()
     else:
         logger.info("tasks/cancel of %s, which this process does not generate: it goes on", ref.task_id)
-    return _legacy(await _read_or_fail(app, ref))
+    return _legacy(await read_or_fail(app, ref))
