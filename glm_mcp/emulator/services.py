@@ -17,7 +17,7 @@ from .errors import ApiError, bad_request, platform_error
 from .generation import FAIL_MARKER, SENSITIVE_MARKER
 from .prose import Dice, fill, keywords, paragraph
 from .search import UNREACHABLE_SUFFIX, search
-from .validation import WebSearch, search_options
+from .validation import WebSearch, optional, search_options
 
 IMAGE_QUALITIES = frozenset({"hd", "standard"})
 VIDEO_QUALITIES = frozenset({"quality", "speed"})
@@ -31,21 +31,11 @@ def _missing(name: str) -> ApiError:
     return ApiError(400, "1213", f"The {name} parameter was not received.")
 
 
-def _field(body: dict[str, Any], name: str, kind: Any) -> Any:
-    """``body[name]`` when present and of type ``kind``; None when absent or null."""
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise bad_request(f"{name} has the wrong type.")
-    return value
-
-
 def _object(body: object) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
-    _field(body, "request_id", str)
-    user_id = _field(body, "user_id", str)
+    optional(body, "request_id", str)
+    user_id = optional(body, "user_id", str)
     if user_id is not None and not 6 <= len(user_id) <= 128:
         raise bad_request("user_id must be 6 to 128 characters long.")
     return body
@@ -68,19 +58,19 @@ class ImageRequest:
 def image_request(body: object, config: EmulatorConfig) -> ImageRequest:
     """Check an image generation body: model, prompt, size (per model family), quality."""
     body = _object(body)
-    model = _field(body, "model", str)
+    model = optional(body, "model", str)
     if not model:
         raise _missing("model")
     if model not in config.image_models:
         raise platform_error("1211", model)
-    prompt = _field(body, "prompt", str)
+    prompt = optional(body, "prompt", str)
     if not prompt:
         raise _missing("prompt")
     _check_markers(prompt)
-    quality = _field(body, "quality", str) or "standard"
+    quality = optional(body, "quality", str) or "standard"
     if quality not in IMAGE_QUALITIES:
         raise bad_request(f"quality must be hd or standard, got {quality!r}.")
-    size = _field(body, "size", str) or IMAGE_MODELS.get(model, "1024x1024")
+    size = optional(body, "size", str) or IMAGE_MODELS.get(model, "1024x1024")
     width, height = _image_size(model, size)
     return ImageRequest(model, prompt, width, height, quality)
 
@@ -119,27 +109,27 @@ class VideoRequest:
 def video_request(body: object, config: EmulatorConfig) -> VideoRequest:
     """Check a video generation body: a model, a prompt or an image, and the documented option values."""
     body = _object(body)
-    model = _field(body, "model", str)
+    model = optional(body, "model", str)
     if not model:
         raise _missing("model")
     if model not in config.video_models:
         raise platform_error("1211", model)
-    prompt = _field(body, "prompt", str) or ""
+    prompt = optional(body, "prompt", str) or ""
     image = body.get("image_url")
     if not prompt and not image:
         raise _missing("prompt or image_url")
     if image is not None and not isinstance(image, str | list | dict):
         raise bad_request("image_url must be a URL, a list of URLs or an object.")
     _check_markers(prompt)
-    quality = _field(body, "quality", str)
+    quality = optional(body, "quality", str)
     if quality is not None and quality not in VIDEO_QUALITIES:
         raise bad_request(f"quality must be quality or speed, got {quality!r}.")
     for name, allowed in (("fps", (30, 60)), ("duration", (5, 10))):
-        value = _field(body, name, int)
+        value = optional(body, name, int)
         if value is not None and value not in allowed:
             raise bad_request(f"{name} must be one of {list(allowed)}, got {value}.")
-    _field(body, "with_audio", bool)
-    size = _field(body, "size", str) or "1920x1080"
+    optional(body, "with_audio", bool)
+    size = optional(body, "size", str) or "1920x1080"
     match = _SIZE.fullmatch(size)
     if match is None or not (256 <= int(match[1]) <= 3840 and 256 <= int(match[2]) <= 3840):
         raise bad_request(f"size must look like 1920x1080, got {size!r}.")
@@ -151,14 +141,14 @@ def web_search_request(body: object) -> tuple[WebSearch, str]:
     """Check a ``POST /web_search`` body: the search options and the query (both ``search_query`` and
     ``search_engine`` are required)."""
     body = _object(body)
-    query = _field(body, "search_query", str)
+    query = optional(body, "search_query", str)
     if not query or not query.strip():
         raise _missing("search_query")
-    engine = _field(body, "search_engine", str)
+    engine = optional(body, "search_engine", str)
     if not engine:
         raise _missing("search_engine")
     _check_markers(query)
-    _field(body, "search_intent", bool)
+    optional(body, "search_intent", bool)
     return search_options(body, engine), query
 
 
@@ -185,7 +175,7 @@ class ReaderRequest:
 def reader_request(body: object) -> ReaderRequest:
     """Check a ``POST /reader`` body: an http(s) URL and the output options."""
     body = _object(body)
-    url = _field(body, "url", str)
+    url = optional(body, "url", str)
     if not url:
         raise _missing("url")
     parts = urlsplit(url)
@@ -194,17 +184,17 @@ def reader_request(body: object) -> ReaderRequest:
     if parts.hostname.rstrip(".").endswith(UNREACHABLE_SUFFIX):
         raise bad_request(f"The page could not be fetched: {url}")
     _check_markers(url)
-    return_format = _field(body, "return_format", str) or "markdown"
+    return_format = optional(body, "return_format", str) or "markdown"
     if return_format not in READER_FORMATS:
         raise bad_request(f"return_format must be markdown or text, got {return_format!r}.")
     for name in ("no_cache", "keep_img_data_url"):
-        _field(body, name, bool)
+        optional(body, name, bool)
     timeout = body.get("timeout")
     if timeout is not None and not isinstance(timeout, str | int):
         raise bad_request("timeout has the wrong type.")
 
     def flag(name: str, default: bool) -> bool:
-        value = _field(body, name, bool)
+        value = optional(body, name, bool)
         return default if value is None else bool(value)
 
     return ReaderRequest(

@@ -101,32 +101,32 @@ def parse_chat(body: object, config: EmulatorConfig) -> ChatRequest:
     if model not in config.models:
         raise platform_error("1211", model)
     messages = _messages(body.get("messages"), vision=traits_of(model).vision, model=model)
-    tools = _optional(body, "tools", list) or []
+    tools = optional(body, "tools", list) or []
     if len(tools) > MAX_TOOLS:
         raise bad_request(f"At most {MAX_TOOLS} tools are allowed, got {len(tools)}.")
     functions, web_search, retrieval = _tools(tools)
     for name, low in (("temperature", 0.0), ("top_p", MIN_TOP_P)):
-        value = _optional(body, name, int | float)
+        value = optional(body, name, int | float)
         if value is not None and not low <= value <= 1:
             raise bad_request(f"{name} must be between {low:g} and 1, got {value}.")
-    _optional(body, "do_sample", bool)
+    optional(body, "do_sample", bool)
     cap = config.limits_of(model).max_output
-    max_tokens = _optional(body, "max_tokens", int)
+    max_tokens = optional(body, "max_tokens", int)
     if max_tokens is not None and not 1 <= max_tokens <= cap:
         raise bad_request(f"max_tokens must be between 1 and {cap} for {model}, got {max_tokens}.")
     tool_choice = body.get("tool_choice")
     if tool_choice is not None and tool_choice != "auto":
         raise bad_request(f"tool_choice only supports 'auto', got {tool_choice!r}.")
-    stream = bool(_optional(body, "stream", bool))
-    tool_stream = bool(_optional(body, "tool_stream", bool))
+    stream = bool(optional(body, "stream", bool))
+    tool_stream = bool(optional(body, "tool_stream", bool))
     if tool_stream and not stream:
         raise bad_request("tool_stream requires stream to be true.")
-    user_id = _optional(body, "user_id", str)
+    user_id = optional(body, "user_id", str)
     if user_id is not None and not 6 <= len(user_id) <= 128:
         raise bad_request("user_id must be 6 to 128 characters long.")
-    response_format = _choice(_optional(body, "response_format", dict), "response_format", {"text", "json_object"})
-    thinking = _choice(_optional(body, "thinking", dict), "thinking", {"enabled", "disabled"})
-    _optional(body, "request_id", str)  # only checks the type: request_id_of() reads it
+    response_format = _choice(optional(body, "response_format", dict), "response_format", {"text", "json_object"})
+    thinking = _choice(optional(body, "thinking", dict), "thinking", {"enabled", "disabled"})
+    optional(body, "request_id", str)  # only checks the type: request_id_of() reads it
     return ChatRequest(
         model=model,
         messages=messages,
@@ -155,7 +155,7 @@ def message_text(message: dict[str, Any]) -> str:
     return ""
 
 
-def _optional(body: dict[str, Any], name: str, kind: Any) -> Any:
+def optional(body: dict[str, Any], name: str, kind: Any) -> Any:
     """``body[name]`` when present and of type ``kind``; None when absent or null."""
     value = body.get(name)
     if value is None:
@@ -264,7 +264,7 @@ def _tools(tools: list[Any]) -> tuple[tuple[FunctionTool, ...], WebSearch | None
             knowledge_id = spec.get("knowledge_id")
             if not isinstance(knowledge_id, str) or not knowledge_id:
                 raise bad_request(f"tools[{i}].retrieval.knowledge_id is required.")
-            retrieval = Retrieval(knowledge_id, _optional(spec, "prompt_template", str) or None)
+            retrieval = Retrieval(knowledge_id, optional(spec, "prompt_template", str) or None)
     return tuple(functions), web_search, retrieval
 
 
@@ -272,29 +272,29 @@ def search_options(spec: dict[str, Any], engine: str | None = None) -> WebSearch
     """The options shared by the ``web_search`` tool and ``POST /web_search``, checked against the documented
     ranges: ``count`` 1-50 (10-50 by tens on ``search_pro_sogou``), the listed engines, filters and sizes."""
     defaults = WebSearch()
-    engine = engine or _optional(spec, "search_engine", str) or defaults.engine
+    engine = engine or optional(spec, "search_engine", str) or defaults.engine
     if engine not in SEARCH_ENGINES:
         raise bad_request(f"Unknown search_engine {engine!r}.")
-    recency = _optional(spec, "search_recency_filter", str) or defaults.recency
+    recency = optional(spec, "search_recency_filter", str) or defaults.recency
     if recency not in RECENCY_FILTERS:
         raise bad_request(f"Unknown search_recency_filter {recency!r}.")
-    content_size = _optional(spec, "content_size", str) or defaults.content_size
+    content_size = optional(spec, "content_size", str) or defaults.content_size
     if content_size not in ("medium", "high"):
         raise bad_request(f"content_size must be medium or high, got {content_size!r}.")
-    count = _optional(spec, "count", int)
+    count = optional(spec, "count", int)
     if count is not None and not 1 <= count <= MAX_SEARCH_COUNT:
         raise bad_request(f"count must be between 1 and {MAX_SEARCH_COUNT}, got {count}.")
     if count is not None and engine == "search_pro_sogou" and count % 10:
         raise bad_request(f"count must be 10, 20, 30, 40 or 50 with search_pro_sogou, got {count}.")
     return WebSearch(
         engine=engine,
-        query=_optional(spec, "search_query", str) or None,
+        query=optional(spec, "search_query", str) or None,
         count=count or defaults.count,
-        domain=_optional(spec, "search_domain_filter", str) or None,
+        domain=optional(spec, "search_domain_filter", str) or None,
         recency=recency,
         content_size=content_size,
-        results_first=_optional(spec, "result_sequence", str) == "before",
-        search_result=bool(_optional(spec, "search_result", bool)),
-        require_search=bool(_optional(spec, "require_search", bool)),
-        prompt=_optional(spec, "search_prompt", str) or None,
+        results_first=optional(spec, "result_sequence", str) == "before",
+        search_result=bool(optional(spec, "search_result", bool)),
+        require_search=bool(optional(spec, "require_search", bool)),
+        prompt=optional(spec, "search_prompt", str) or None,
     )
