@@ -15,7 +15,6 @@ Conversations whose last turn is older than `retention_days` are deleted with th
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import secrets
@@ -133,7 +132,7 @@ class ConversationStore(Protocol):
 
 
 class SQLiteConversationStore:
-    """A `ConversationStore` in the job registry's SQLite file, run through `jobs`' worker thread and lock."""
+    """A `ConversationStore` in the job registry's SQLite file, run in `jobs`' worker thread."""
 
     def __init__(self, jobs: SQLiteJobStore, *, retention_days: float) -> None:
         self._jobs = jobs
@@ -176,15 +175,10 @@ class SQLiteConversationStore:
 
     # --- in the store's worker thread ---------------------------------------------------------------
 
+    # A write runs in a transaction of the store's (`SQLiteJobStore._run_batch`): all of it, or none.
+
     def _create(self, db: sqlite3.Connection, conversation: Conversation, branch_of: tuple[str, int] | None) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            self._insert(db, conversation, branch_of)
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise
+        self._insert(db, conversation, branch_of)
 
     def _start_turn(
         self,
@@ -194,17 +188,9 @@ class SQLiteConversationStore:
         model: str,
         messages: str,
     ) -> int:
-        """One transaction, one hop to this thread: two of the three writes of a chat call's conversation."""
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            self._insert(db, conversation, branch_of)
-            number = self._add_turn(db, conversation.id, model, messages)
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise
-        return number
+        """One hop to the store's thread: two of the three writes of a chat call's conversation."""
+        self._insert(db, conversation, branch_of)
+        return self._add_turn(db, conversation.id, model, messages)
 
     def _insert(self, db: sqlite3.Connection, conversation: Conversation, branch_of: tuple[str, int] | None) -> None:
         db.execute(

@@ -2,9 +2,10 @@
 
 Claude Desktop and an IDE each start a server of their own, so two processes may write at once.
 The database is in WAL mode (readers never block the writer), a writer waits up to
-`BUSY_TIMEOUT_S` for another process's write instead of failing, and every change is one short
-statement that commits on its own. All of it runs in worker threads, one statement at a time per
-process, so the event loop never waits on the disk. The file is opened at the first job recorded
+`BUSY_TIMEOUT_S` for another process's write instead of failing. All of it runs in one thread of
+the process (`worker.py`), so the event loop never waits on the disk: what callers queue together
+runs as one batch, its writes in one short transaction (each in a savepoint of its own), and costs
+one wake-up of the event loop however many calls it held. The file is opened at the first job recorded
 or looked up, never at start-up; a chat that ends within its wait never gets here. Finished jobs
 are deleted once `retention_days` have passed since they ended (checked at most hourly, when a
 job is recorded).
@@ -30,7 +31,6 @@ import math
 import os
 import secrets
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
@@ -47,6 +47,7 @@ from glm_mcp.jobs.owner import OwnerLock, new_owner, owner_gone
 from glm_mcp.jobs.principal import SECRET_BYTES, Principal
 from glm_mcp.jobs.store import Changes, JobRecord, JobState, Position, polling
 from glm_mcp.jobs.usage import TABLES as USAGE_TABLES
+from glm_mcp.jobs.worker import BatchThread, Work
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class SQLiteJobStore:
         self._owner = new_owner()
         self._owners_dir = path.parent / "owners"
         self._retention_s = retention_days * 86_400
-        self._lock = threading.Lock()
+        self._worker = BatchThread(self._run_batch, closed=self._closed_error, name="glm-mcp-registry")
         self._db: sqlite3.Connection | None = None
         self._owner_lock: OwnerLock | None = None
         self._read_only: str | None = None
@@ -168,32 +169,73 @@ class SQLiteJobStore:
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):  # a server stopping on a cancellation still lets go of its lock
-            await anyio.to_thread.run_sync(self._close)
+            thread = self._worker.stop(self._close)
+            if thread is not None:
+                await anyio.to_thread.run_sync(thread.join)
 
     async def _run(self, operation: Callable[..., _T], *args: Any, write: bool = False) -> _T:
-        def locked() -> _T:
-            with self._lock:
-                db = self._connection()
-                if write and self._read_only:
-                    raise self._unavailable(f"cannot be written: {self._read_only}", self._fix_writable())
-                try:
-                    return operation(db, *args)
-                except sqlite3.Error as exc:
-                    raise self._failure(exc) from exc
-                except OSError as exc:  # an owner's lock file that cannot be read
-                    raise self._unavailable(f"cannot be used ({exc})", self._fix_writable()) from exc
-
-        return await anyio.to_thread.run_sync(locked)
+        return await self._worker.submit(lambda db: operation(db, *args), write=write)
 
     async def _write(self, operation: Callable[..., None], *args: Any) -> None:
         with anyio.CancelScope(shield=True):
             await self._run(operation, *args, write=True)
 
-    # --- in a worker thread, holding the lock ------------------------------------------------------
+    # --- in the worker thread ---------------------------------------------------------------------
+
+    def _run_batch(self, works: list[Work[Any]]) -> None:
+        """What was queued together: the reads one by one, then the writes in one transaction, each in a
+        savepoint of its own, so one that fails takes nothing of the others with it."""
+        try:
+            db = self._connection()
+        except RegistryUnavailable as exc:
+            for work in works:
+                work.fail(exc)
+            return
+        writes = [work for work in works if work.write]
+        for work in works:
+            if not work.write:
+                self._attempt(work, db)
+        if not writes:
+            return
+        if self._read_only:
+            for work in writes:
+                work.fail(self._unavailable(f"cannot be written: {self._read_only}", self._fix_writable()))
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")  # waits (busy timeout) for another process's write
+            for work in writes:
+                db.execute("SAVEPOINT work")
+                if not self._attempt(work, db):
+                    db.execute("ROLLBACK TO work")
+                db.execute("RELEASE work")
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            failure = self._failure(exc)
+            for work in writes:
+                if work.error is None:
+                    work.fail(_caused(failure, exc))
+
+    def _attempt(self, work: Work[Any], db: sqlite3.Connection) -> bool:
+        """Run `work` on `db`; whether it succeeded (its failure, said as `RegistryUnavailable`, is kept)."""
+        try:
+            work.succeed(work.operation(db))
+        except sqlite3.Error as exc:
+            work.fail(_caused(self._failure(exc), exc))
+        except OSError as exc:  # an owner's lock file that cannot be read
+            work.fail(_caused(self._unavailable(f"cannot be used ({exc})", self._fix_writable()), exc))
+        except Exception as exc:
+            work.fail(exc)
+        return work.error is None
+
+    def _closed_error(self) -> RegistryUnavailable:
+        return self._unavailable("is closed: the server is stopping", "Call again once the server has restarted.")
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
-            raise self._unavailable("is closed: the server is stopping", "Call again once the server has restarted.")
+            raise self._closed_error()
         if self._db is None:
             self._db = self._open()
             if not self._read_only:
@@ -314,12 +356,11 @@ class SQLiteJobStore:
         return db
 
     def _close(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._db is not None:
-                self._db.close()
-            if self._owner_lock is not None:
-                self._owner_lock.release()
+        self._closed = True
+        if self._db is not None:
+            self._db.close()
+        if self._owner_lock is not None:
+            self._owner_lock.release()
 
     def _add(self, db: sqlite3.Connection, record: JobRecord, owner: str | None) -> None:
         now = time.time()
@@ -451,6 +492,11 @@ class SQLiteJobStore:
                 f"moved aside by hand ({self._path}).",
             )
         return self._unavailable(f"cannot be used ({exc})", self._fix_writable())
+
+
+def _caused(error: RegistryUnavailable, exc: BaseException) -> RegistryUnavailable:
+    error.__cause__ = exc
+    return error
 
 
 def _interrupted(record: JobRecord, owner: str | None, gone: set[str]) -> JobRecord:

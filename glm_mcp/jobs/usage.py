@@ -79,7 +79,7 @@ class UsageStore(Protocol):
 
 
 class SQLiteUsageStore:
-    """A `UsageStore` in the job registry's SQLite file, run through `jobs`' worker thread and lock."""
+    """A `UsageStore` in the job registry's SQLite file, run in `jobs`' worker thread."""
 
     def __init__(self, jobs: SQLiteJobStore) -> None:
         self._jobs = jobs
