@@ -25,3 +25,20 @@ def test_ruff(check: list[str]) -> None:
 def test_mypy_strict() -> None:
     result = run("mypy", "glm_mcp", "tests", "bench")  # strict = true in pyproject.toml
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_no_file_keeps_merge_conflict_markers() -> None:
+    """A merge resolved in haste once left `<<<<<<<` … `>>>>>>>` in docs/architecture.md."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    marked = []
+    for name in tracked.splitlines():
+        path = ROOT / name
+        if (
+            path.suffix not in {".py", ".md", ".toml", ".json", ".yaml", ".yml", ".txt", ".mjs", ""}
+            or not path.is_file()
+        ):
+            continue
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if any(line.startswith(("<<<<<<< ", ">>>>>>> ")) for line in lines):
+            marked.append(name)
+    assert not marked, f"merge conflict markers left in {marked}"
