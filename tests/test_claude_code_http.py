@@ -11,10 +11,12 @@ Claude Code 2.1.332 does, with a server that refuses it:
   cut to about 185 characters, quotes blanked. So our 401 says what is wrong and where the token comes from first.
 - no Authorization header: a 401 starts its OAuth sign-in: protected-resource metadata (both paths), the
   authorization-server and OpenID metadata at our origin, then Dynamic Client Registration at /register, and
-  it reports the step that failed, which with a static-token server is always the registration (every earlier
-  step's failure it skips silently; a later one would need an authorization server we are not). Its report
-  quotes our answer to /register whole: that answer is where the user reads that there is no OAuth here and
-  which header to add. The model is told only that the server "did not connect".
+  it reports the step that failed. A 4xx at the metadata steps it passes over (a 5xx it reports as "HTTP 5xx
+  trying to load OAuth metadata from <url>", without our words; getting any further would take an
+  authorization server we are not), so with a static-token server the step reported is always the
+  registration, "Dynamic Client Registration rejected (HTTP 400): <our answer>", quoted whole: our answer to
+  /register is where the user reads that there is no OAuth here and which header to add. The model is told
+  only that the server "did not connect".
 """
 
 from __future__ import annotations
