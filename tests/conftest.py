@@ -95,3 +95,21 @@ def postgres(postgres_session: Any) -> Any:
     """The session's PostgreSQL server, its glm-mcp schema dropped: every test migrates a fresh one."""
     postgres_session.reset()
     return postgres_session
+
+
+@pytest.fixture(scope="session")
+def claude() -> Path:
+    """Claude Code's executable (tests/claude_headless.py), installed from npm on first use."""
+    from tests.claude_headless import claude_executable
+
+    return claude_executable()
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[tuple[str, str]]:
+    """A real OpenID provider (tests/oidc.py): its issuer, and the MCP endpoint URL its tokens are for (the port
+    of the server the module starts, chosen first)."""
+    from tests.oidc import oidc_provider
+
+    with oidc_provider() as running:
+        yield running

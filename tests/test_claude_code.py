@@ -8,7 +8,7 @@ ends the turn. The next Messages request Claude Code sends carries the `tool_res
 a real model would have read. The shim (tests/mcp_shim.py) records every JSON-RPC line and every
 signal our server got.
 
-Claude Code needs no network here beyond loopback: the variables in `_claude_env` turn off its
+Claude Code needs no network here beyond loopback: the variables in `claude_env` turn off its
 auto-updater, telemetry, error reports and the other traffic it makes at start, and a dummy API key
 with a base URL is all the login it asks for.
 """
@@ -16,7 +16,6 @@ with a base URL is all the login it asks for.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -31,17 +30,15 @@ from mcp import Client, StdioServerParameters
 
 from glm_mcp.emulator import Emulator
 from glm_mcp.server import create_server
+from tests.claude_headless import SERVER, claude_print
 from tests.conftest import GENERAL_KEY, settings_for
 from tests.fake_anthropic import Block, CallOneTool, FakeAnthropic
-from tests.node_tools import CLAUDE_CODE, bin_path
 from tests.processes import COMMAND, scratch_dir, server_env
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "linux", reason="the recording shim uses Linux's parent-death signal; Claude Code is x64 here"
 )
 
-SERVER = "glm"
-"""The name our server has in the MCP config: Claude Code calls its tools mcp__glm__<tool>."""
 CALL_ID = CallOneTool.block_id
 SHIM = Path(__file__).with_name("mcp_shim.py")
 PROTOCOL = "2026-07-28"
@@ -51,12 +48,6 @@ SLOW_CHUNKS_S = 0.2
 HANDED_OFF = {"prompt": "Tell me about rivers.", "wait_seconds": 1, "thinking": "disabled"}
 """A chat that is still generating when its wait runs out, with some of its answer written (no reasoning first)."""
 REQUEST_ID = re.compile(r"glm-mcp-[0-9a-f]{32}")
-
-
-@pytest.fixture(scope="module")
-def claude() -> Path:
-    """Claude Code's executable, installed from npm on first use."""
-    return bin_path(CLAUDE_CODE, "claude")
 
 
 @dataclass
@@ -127,50 +118,9 @@ def run_claude(
         "env": {**env, "PYTHONUNBUFFERED": "1"},
     }
     with FakeAnthropic(CallOneTool(f"mcp__{SERVER}__{tool}", arguments, end_after=end_after)) as fake:
-        completed = subprocess.run(
-            [
-                str(claude),
-                "-p",
-                f"Use the {tool} tool of the {SERVER} server.",
-                "--mcp-config",
-                json.dumps({"mcpServers": {SERVER: server}}),
-                "--strict-mcp-config",
-                "--allowedTools",
-                f"mcp__{SERVER}__{tool}",
-                "--output-format",
-                "json",
-                "--no-session-persistence",
-                "--debug-file",
-                str(debug_log),
-            ],
-            env=_claude_env(home, fake.base_url),
-            cwd=home,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert completed.returncode == 0, (completed.stdout, completed.stderr)
-    assert not fake.unknown_paths(), fake.unknown_paths()
+        completed = claude_print(claude, home, fake, server, tool, debug_log)
     events = [json.loads(line) for line in shim_log.read_text().splitlines()]
     return Run(fake, events, completed, debug_log.read_text() if debug_log.exists() else "")
-
-
-def _claude_env(home: Path, base_url: str) -> dict[str, str]:
-    """Nothing from the developer's environment (no key, no settings): a fresh HOME and config dir,
-    the fake for the API, and everything Claude Code would fetch from elsewhere turned off."""
-    return {
-        "PATH": f"{bin_path('node@22', 'node').parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "HOME": str(home),
-        "CLAUDE_CONFIG_DIR": str(home / ".claude"),
-        "LANG": "C.UTF-8",
-        "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key",
-        "DISABLE_AUTOUPDATER": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_ERROR_REPORTING": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-    }
 
 
 def _same_request(text: str) -> str:

@@ -5,9 +5,7 @@ answers OAuth probes by saying what is really wrong."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -19,44 +17,18 @@ from mcp.client.streamable_http import streamable_http_client
 
 from glm_mcp.emulator import Emulator
 from tests.conftest import GENERAL_KEY
-from tests.node_tools import node_env, node_modules
+from tests.oidc import server_port, token
 from tests.processes import free_port, listening, server_env
 from tests.test_tools import failed, ok
 
 pytestmark = pytest.mark.anyio
-HERE = Path(__file__).resolve().parent
-OIDC_PROVIDER = "oidc-provider@9.13.3"
 TOKEN = "static-token-for-the-probe-test"
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[tuple[str, str]]:
-    """The provider's issuer, and the MCP endpoint URL its tokens are for (the server's port, chosen first)."""
-    port, server_port = free_port(), free_port()
-    resource = f"http://127.0.0.1:{server_port}/mcp"
-    env = node_env({"OIDC_MODULES": str(node_modules(OIDC_PROVIDER))})
-    process = subprocess.Popen(
-        ["node", str(HERE / "oidc_provider.mjs"), str(port), resource],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if line.strip() == "listening":
-                break
-        yield f"http://127.0.0.1:{port}", resource
-    finally:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")
 def server(provider: tuple[str, str]) -> Iterator[str]:
     issuer, resource = provider
-    port = int(resource.split(":")[-1].split("/")[0])
+    port = server_port(resource)
     with Emulator() as emulator:
         emulator.config.chunk_delay = 0.05
         env = server_env(
@@ -67,15 +39,6 @@ def server(provider: tuple[str, str]) -> Iterator[str]:
         )
         with listening(["--transport", "http", "--port", str(port)], port, env=env) as (_, origin):
             yield origin
-
-
-def token(issuer: str, user: str, *, scope: str = "glm-mcp", resource: str | None = None) -> str:
-    data = {"grant_type": "client_credentials", "client_id": user, "client_secret": f"{user}-secret", "scope": scope}
-    if resource is not None:
-        data["resource"] = resource
-    answer = httpx2.post(issuer + "/token", data=data, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return str(answer.json()["access_token"])
 
 
 async def call(origin: str, bearer: str, tool: str, arguments: dict[str, Any]) -> Any:
@@ -141,11 +104,11 @@ def test_a_static_token_server_answers_oauth_probes_plainly(emulator: Emulator) 
     with listening(["--transport", "http", "--port", str(port)], port, env=env) as (_, origin):
         unauthorised = httpx2.post(origin + "/mcp", json={}, timeout=10)
         assert unauthorised.status_code == 401
-        assert "static bearer token" in unauthorised.json()["error_description"]
+        assert unauthorised.json()["error_description"].startswith("No token was sent")
         assert "GLM_MCP_HTTP_TOKEN" in unauthorised.headers["www-authenticate"]
         for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-authorization-server"):
             probe = httpx2.get(origin + path, timeout=10)
-            assert probe.status_code == 404 and "static bearer token" in probe.json()["error_description"]
+            assert probe.status_code == 404 and "No OAuth sign-in here" in probe.json()["error_description"]
         registration = httpx2.post(origin + "/register", json={"redirect_uris": ["http://localhost/cb"]}, timeout=10)
         assert registration.status_code == 400 and registration.json()["error"] == "invalid_client_metadata"
         assert "Authorization: Bearer" in registration.json()["error_description"]

@@ -9,8 +9,9 @@ who owns the jobs and tasks it starts. The SDK's bearer middleware does the rest
 `WWW-Authenticate: Bearer error=…, resource_metadata=…`, 403 `insufficient_scope`).
 
 With only the static token, there is no OAuth to discover: a client that probes for it (Claude
-Code does) gets an answer saying so and what to send instead, rather than a bare 404 it reports
-as "Dynamic Client Registration rejected".
+Code does) gets an answer saying so and what to send instead, rather than a bare 404; a refused
+request is told whether its token was missing, not sent as a bearer token, or wrong
+(tests/test_claude_code_http.py shows what Claude Code makes of each).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pydantic import AnyHttpUrl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from glm_mcp.config import Settings
 from glm_mcp.jobs.principal import Principal, subject_principal
@@ -149,37 +150,59 @@ def oauth_routes(settings: Settings) -> list[Route]:
     ]
 
 
-STATIC_TOKEN_HELP = (
-    "This server does not use OAuth sign-in: it takes one static bearer token. The token is missing or wrong: send "
-    "the header 'Authorization: Bearer <token>' with the token its operator set in GLM_MCP_HTTP_TOKEN (in Claude "
-    'Code: claude mcp add --transport http … --header "Authorization: Bearer <token>").'
+NO_OAUTH_HELP = (
+    "No OAuth sign-in here: this MCP server takes a static token (the one in its GLM_MCP_HTTP_TOKEN). Send it in "
+    'the Authorization header; in Claude Code: claude mcp add --transport http <name> <url> --header "Authorization: '
+    'Bearer <token>".'
 )
+"""The answer to an OAuth probe of a static-token server, which carries no token to judge: what to send instead."""
 
 
 async def _no_oauth(_: Request) -> Response:
-    return JSONResponse({"error": "not_found", "error_description": STATIC_TOKEN_HELP}, status_code=404)
+    return JSONResponse({"error": "not_found", "error_description": NO_OAUTH_HELP}, status_code=404)
 
 
 async def _no_registration(_: Request) -> Response:
-    """RFC 7591's error form, so a client reports the description instead of a bare refusal."""
-    return JSONResponse({"error": "invalid_client_metadata", "error_description": STATIC_TOKEN_HELP}, status_code=400)
+    """RFC 7591's error form. Claude Code, given no Authorization header, reports the failure of the last step of
+    its OAuth sign-in, this registration, quoting this answer whole: it is where its user reads what to do."""
+    return JSONResponse({"error": "invalid_client_metadata", "error_description": NO_OAUTH_HELP}, status_code=400)
 
 
 class RequireToken(RequireAuthMiddleware):
-    """The SDK's check, whose 401 says what is wrong in words a person can act on."""
+    """The SDK's check, whose 401 says what is wrong with the request's token in words a person can act on.
+
+    What is wrong comes first, then where the right token comes from: Claude Code shows a refused configured
+    header as "Error detail: <this body>", cut to about 185 characters.
+    """
 
     def __init__(self, app: Any, settings: Settings) -> None:
         audience = settings.oauth_audience if settings.oauth_issuer else None
-        oauth = audience is not None
         metadata = build_resource_metadata_url(AnyHttpUrl(audience)) if audience is not None else None
-        super().__init__(app, [settings.oauth_scope] if oauth and settings.oauth_scope else [], metadata)
-        self._help = (
-            "A valid access token from the identity provider is required (or the static token)."
-            if oauth
-            else STATIC_TOKEN_HELP
+        super().__init__(app, [settings.oauth_scope] if audience and settings.oauth_scope else [], metadata)
+        self._wrong = (
+            "Wrong token" if audience is None else "The access token was refused (expired, or not for this server)"
         )
+        if audience is None:
+            self._takes = "this server takes the static token in its GLM_MCP_HTTP_TOKEN, as 'Authorization: Bearer "
+            self._takes += "<token>' (it has no OAuth sign-in)."
+        else:
+            also = " (or the static token)" if settings.http_token else ""
+            self._takes = f"send an access token from {settings.oauth_issuer} for {audience}{also}."
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if isinstance(scope.get("user"), AuthenticatedUser):
+            await super().__call__(scope, receive, send)
+            return
+        await self._send_auth_error(send, 401, "invalid_token", f"{self._what_is_wrong(scope)}: {self._takes}")
+
+    def _what_is_wrong(self, scope: Scope) -> str:
+        """Whether the request sent no token, one not as a bearer token, or one that was refused."""
+        sent = [value for name, value in scope["headers"] if name.lower() == b"authorization"]
+        if not sent or not sent[0].strip():
+            return "No token was sent"
+        if not sent[0].lower().startswith(b"bearer "):
+            return "The Authorization header is not a bearer token (put 'Bearer ' before the token)"
+        return self._wrong
 
     async def _send_auth_error(self, send: Send, status_code: int, error: str, description: str) -> None:
-        if status_code == 401:
-            description = self._help
         await super()._send_auth_error(send, status_code, error, description.replace('"', "'"))

@@ -1,0 +1,90 @@
+"""Claude Code run headless for the tests (tests/test_claude_code.py over stdio, tests/test_claude_code_http.py over
+Streamable HTTP): the pinned executable, an environment that reaches nothing but loopback, and one `claude -p`
+session whose model is a scripted fake (tests/fake_anthropic.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests.fake_anthropic import FakeAnthropic
+from tests.node_tools import CLAUDE_CODE, bin_path
+
+SERVER = "glm"
+"""The name our server has in the MCP config: Claude Code calls its tools mcp__glm__<tool>."""
+
+
+def claude_executable() -> Path:
+    """Claude Code's executable, installed from npm on first use."""
+    return bin_path(CLAUDE_CODE, "claude")
+
+
+def claude_env(home: Path, base_url: str) -> dict[str, str]:
+    """Nothing from the developer's environment (no key, no settings): a fresh HOME and config dir,
+    the fake for the API, and everything Claude Code would fetch from elsewhere turned off."""
+    return {
+        "PATH": f"{bin_path('node@22', 'node').parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(home),
+        "CLAUDE_CONFIG_DIR": str(home / ".claude"),
+        "LANG": "C.UTF-8",
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_API_KEY": "sk-ant-test-not-a-real-key",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }
+
+
+def claude_print(
+    claude: Path, home: Path, fake: FakeAnthropic, server: dict[str, Any], tool: str, debug_log: Path
+) -> subprocess.CompletedProcess[str]:
+    """`claude -p` with only `server` (an `mcpServers` entry) configured, allowed to call its `tool`; the model
+    is `fake`. Claude Code's own log goes to `debug_log`."""
+    completed = subprocess.run(
+        [
+            str(claude),
+            "-p",
+            f"Use the {tool} tool of the {SERVER} server.",
+            "--mcp-config",
+            json.dumps({"mcpServers": {SERVER: server}}),
+            "--strict-mcp-config",
+            "--allowedTools",
+            f"mcp__{SERVER}__{tool}",
+            "--output-format",
+            "json",
+            "--no-session-persistence",
+            "--debug-file",
+            str(debug_log),
+        ],
+        env=claude_env(home, fake.base_url),
+        cwd=home,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, (completed.stdout, completed.stderr)
+    assert not fake.unknown_paths(), fake.unknown_paths()
+    return completed
+
+
+def claude_mcp_get(claude: Path, home: Path, server: dict[str, Any]) -> str:
+    """What `claude mcp get` shows the user for `server` once added (user scope, in `home`): it connects to check."""
+    home.mkdir(exist_ok=True)
+    env = claude_env(home, "http://127.0.0.1:9")  # no model is asked
+    for command in (["mcp", "add-json", "-s", "user", SERVER, json.dumps(server)], ["mcp", "get", SERVER]):
+        completed = subprocess.run(
+            [str(claude), *command],
+            env=env,
+            cwd=home,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert completed.returncode == 0, (command, completed.stdout, completed.stderr)
+    return completed.stdout
