@@ -29,6 +29,8 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", 
 MAX_CONNECTIONS = 100
 """httpx2's default: plenty for the tests; the benchmarks ask for one per concurrent call."""
 KEEP_ALIVE = 32
+CONNECT_S = 2.0
+"""Enough on an idle machine; a benchmark's burst of new connections to CPU-bound replicas needs longer."""
 
 
 def free_port() -> int:
@@ -40,12 +42,15 @@ def free_port() -> int:
 class RoundRobin:
     """The ASGI app: forwards every request to the next of `backends`; `landed` counts where each went."""
 
-    def __init__(self, backends: list[str], *, max_connections: int = MAX_CONNECTIONS) -> None:
+    def __init__(
+        self, backends: list[str], *, max_connections: int = MAX_CONNECTIONS, connect_timeout: float = CONNECT_S
+    ) -> None:
         self.backends = backends
         self._next = itertools.cycle(range(len(backends)))
         self.landed = [0] * len(backends)
         limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=KEEP_ALIVE)
-        self._http = httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(120, connect=2), trust_env=False)
+        timeout = httpx2.Timeout(120, connect=connect_timeout)
+        self._http = httpx2.AsyncClient(limits=limits, timeout=timeout, trust_env=False)
 
     async def __call__(self, scope: object, receive: object, send: object) -> None:
         request = Request(scope, receive)  # type: ignore[arg-type]
@@ -64,6 +69,8 @@ class RoundRobin:
                 )
             except httpx2.ConnectError:
                 continue  # that replica is gone: the next one answers
+            except httpx2.TransportError as exc:  # there, but not answering in time: said, not a bare 500
+                return Response(f"{type(exc).__name__} from {self.backends[index]}", status_code=502)
             self.landed[index] += 1
 
             async def relay(upstream: httpx2.Response = upstream) -> AsyncIterator[bytes]:
@@ -98,13 +105,14 @@ def round_robin(backends: list[str]) -> Iterator[tuple[str, RoundRobin]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m rigs.round_robin PORT BACKEND... [--max-connections N]`: the balancer in the foreground."""
+    """`python -m rigs.round_robin PORT BACKEND... [--max-connections N] [--connect-timeout S]`: in the foreground."""
     parser = argparse.ArgumentParser(prog="python -m rigs.round_robin")
     parser.add_argument("port", type=int)
     parser.add_argument("backends", nargs="+", metavar="BACKEND")
     parser.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS)
+    parser.add_argument("--connect-timeout", type=float, default=CONNECT_S, metavar="SECONDS")
     args = parser.parse_args(argv)
-    app = RoundRobin(args.backends, max_connections=args.max_connections)
+    app = RoundRobin(args.backends, max_connections=args.max_connections, connect_timeout=args.connect_timeout)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, lifespan="off")
 
 
