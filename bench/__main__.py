@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import anyio
 
-from bench import context, load, measure, tasks
+from bench import context, load, measure, registry, replicas, tasks
 from bench.figures import Figure, machine, markdown
 from bench.processes import BARE_SERVER, GLM_MCP, emulator, shown
 
-SECTIONS = ("cold-start", "per-call", "load", "streaming", "context", "tasks")
+SECTIONS = ("cold-start", "per-call", "load", "streaming", "context", "tasks", "registry", "replicas")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,10 @@ class Size:
     load_pause_s: float
     progress_runs: int
     long_generation_s: float
+    registry_jobs: int
+    registry_concurrent_jobs: int
+    registry_concurrency: int
+    replica_calls: int
 
 
 NOT_JUDGED = (
@@ -43,6 +47,10 @@ FULL = Size(
     load_pause_s=load.KEEP_ALIVE_S + 1,
     progress_runs=9,
     long_generation_s=60,
+    registry_jobs=1000,
+    registry_concurrent_jobs=2000,
+    registry_concurrency=64,
+    replica_calls=1000,
 )
 QUICK = Size(
     cold_starts=1,
@@ -53,6 +61,10 @@ QUICK = Size(
     load_pause_s=0,
     progress_runs=2,
     long_generation_s=2,
+    registry_jobs=4,
+    registry_concurrent_jobs=8,
+    registry_concurrency=4,
+    replica_calls=8,
 )
 
 
@@ -142,6 +154,16 @@ async def _run(sections: set[str], size: Size, judge: bool = True) -> tuple[list
             f"from pools of {load.POOL} connections (fresh for each run, one session per pool when sessionful), "
             f"{size.load_pause_s:g} s apart (uvicorn's keep-alive is {load.KEEP_ALIVE_S:g} s)."
         )
+    if "registry" in sections:
+        new, registry_notes = await registry.registry(
+            size.registry_jobs, size.registry_concurrent_jobs, size.registry_concurrency
+        )
+        show(new)
+        notes += registry_notes
+    if "replicas" in sections:
+        new, replica_notes = await replicas.replicas(size.replica_calls, size.load_pause_s, measure.upstream_body)
+        show(new)
+        notes += replica_notes
     return figures, notes
 
 

@@ -4,8 +4,9 @@
 
 `python -m bench.bare_server --http PORT --upstream URL [--stateless]`: over Streamable HTTP, with
 one tool `chat(prompt)` that makes the same streamed request as glm-mcp (the body is read from the
-environment variable BENCH_UPSTREAM_BODY, built by glm-mcp's own code) and returns its text: the least
-any MCP server doing that upstream call can cost (the load floor).
+environment variable BENCH_UPSTREAM_BODY, built by glm-mcp's own code, with the call's prompt in
+place of the one it was built with) and returns its text: the least any MCP server doing that
+upstream call can cost (the load floor).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def serve_http(port: int, upstream: str, stateless: bool, max_connections: int) 
     import uvicorn
 
     body = os.environ["BENCH_UPSTREAM_BODY"].encode()
+    built_with = json.loads(body)["messages"][-1]["content"]
+    placeholder = json.dumps(built_with).encode()
     headers = {"Authorization": f"Bearer {os.environ['BENCH_UPSTREAM_KEY']}", "Content-Type": "application/json"}
     # httpx2's default keep-alive (20 idle connections), enough connections that nothing queues.
     limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=20)
@@ -42,7 +45,8 @@ def serve_http(port: int, upstream: str, stateless: bool, max_connections: int) 
     async def chat(prompt: str) -> str:
         """The streamed chat completion's text, read to the end."""
         parts: list[str] = []
-        async with http.stream("POST", url, content=body, headers=headers) as response:
+        sent = body if prompt == built_with else body.replace(placeholder, json.dumps(prompt).encode(), 1)
+        async with http.stream("POST", url, content=sent, headers=headers) as response:
             response.raise_for_status()
             async for line in response.aiter_lines():
                 if line.startswith("data:") and line[5:].strip() != "[DONE]":

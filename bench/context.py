@@ -46,7 +46,8 @@ def peer_command() -> list[str] | None:
             )
         except (OSError, subprocess.SubprocessError):
             return None
-    return [str(executable)]
+    # By its venv's interpreter, not its shebang: a cache made from another checkout names that checkout's path.
+    return [str(PEER_DIR / "bin" / "python"), str(executable)]
 
 
 async def measure(command: list[str], env: dict[str, str], chat_tool: str, arguments: dict[str, Any]) -> dict[str, int]:

@@ -80,8 +80,8 @@ def upstream_calls(emulator: Emulator, path_suffix: str = "") -> list[Any]:
 
 @pytest.fixture(scope="session")
 def postgres_session() -> Iterator[Any]:
-    """One real PostgreSQL server for the whole run (tests/postgres_server.py), removed at the end."""
-    from tests import postgres_server
+    """One real PostgreSQL server for the whole run (rigs/postgres_server.py), removed at the end."""
+    from rigs import postgres_server
 
     why_not = postgres_server.available()
     if why_not is not None:

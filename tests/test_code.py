@@ -1,7 +1,8 @@
-"""The code stays as the house asks: ruff-clean, ruff-formatted, and mypy --strict over glm_mcp, tests and bench."""
+"""The code stays as the house asks: ruff-clean, ruff-formatted, mypy --strict over glm_mcp, tests, bench and rigs."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE = ["glm_mcp", "tests", "bench", "scripts/sync-manifests"]
+CODE = ["glm_mcp", "tests", "bench", "rigs", "scripts/sync-manifests"]
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:
@@ -23,7 +24,7 @@ def test_ruff(check: list[str]) -> None:
 
 
 def test_mypy_strict() -> None:
-    result = run("mypy", "glm_mcp", "tests", "bench")  # strict = true in pyproject.toml
+    result = run("mypy", "glm_mcp", "tests", "bench", "rigs")  # strict = true in pyproject.toml
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
@@ -42,3 +43,19 @@ def test_no_file_keeps_merge_conflict_markers() -> None:
         if any(line.startswith(("<<<<<<< ", ">>>>>>> ")) for line in lines):
             marked.append(name)
     assert not marked, f"merge conflict markers left in {marked}"
+
+
+IMPORTS = re.compile(r"^\s*(?:from|import)\s+(\w+)", re.MULTILINE)
+FORBIDDEN = {"bench": {"tests"}, "tests": {"bench"}, "rigs": {"tests", "bench"}, "glm_mcp": {"tests", "bench", "rigs"}}
+"""What each package must not import: tests and benchmarks share only rigs/, and glm_mcp ships without any of them."""
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_tests_and_benchmarks_share_only_rigs(package: str) -> None:
+    wrong = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in IMPORTS.findall(path.read_text())
+        if name in FORBIDDEN[package]
+    ]
+    assert not wrong, wrong

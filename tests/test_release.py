@@ -98,4 +98,11 @@ def test_a_version_tag_tests_then_builds_checks_and_publishes_by_trusted_publish
 
 def test_the_sdist_carries_what_its_tests_need() -> None:
     included = PYPROJECT["tool"]["hatch"]["build"]["targets"]["sdist"]["include"]
-    assert {"glm_mcp", "tests", "scripts", "bench", "manifests", "CHANGELOG.md"} <= set(included)
+    assert {"glm_mcp", "tests", "scripts", "bench", "rigs", "manifests", "CHANGELOG.md"} <= set(included)
+
+
+def test_the_wheel_ships_glm_mcp_and_nothing_the_tests_or_benchmarks_run() -> None:
+    assert PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["glm_mcp"]
+    staging = (ROOT / "scripts" / "stage-mcpb").read_text()
+    copied = re.findall(r'copytree\(ROOT / "(\w+)"', staging)
+    assert copied == ["glm_mcp"], copied  # the MCPB bundle copies glm_mcp from the checkout, not rigs/ or tests/

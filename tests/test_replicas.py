@@ -18,9 +18,9 @@ import pytest
 from mcp import Client
 
 from glm_mcp.emulator import Emulator
+from rigs.round_robin import RoundRobin, round_robin
 from tests.conftest import GENERAL_KEY
 from tests.processes import http_server_process, server_env
-from tests.round_robin import RoundRobin, round_robin
 from tests.test_tasks import HttpWire, poll
 from tests.test_tools import ok
 

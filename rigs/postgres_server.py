@@ -1,11 +1,12 @@
-"""A real PostgreSQL server for the tests: a new cluster in a temporary directory, on a loopback port.
+"""A real PostgreSQL server for the tests and benchmarks: a new cluster in a temporary directory, on a loopback port.
 
 Debian's `postgresql` package provides the binaries (`scripts/test` installs it when missing: it
 is the server deployments run, with LISTEN/NOTIFY and advisory locks, where a PyPI-packaged
 server would be an unofficial build). PostgreSQL refuses to run as root, so under root the
 cluster belongs to the `postgres` user the package creates and every command runs as it. The
 cluster is stopped and its directory removed afterwards; `restart` and `stop`/`start` let a test
-take the database away mid-run.
+take the database away mid-run. The tests run it with `fsync=off` (nothing they check needs the disk);
+a benchmark of write latency keeps fsync on, as a deployment does.
 """
 
 from __future__ import annotations
@@ -55,13 +56,14 @@ def _free_port() -> int:
 class PostgresServer:
     """One throwaway cluster; `url` reaches its database as a user with a password."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
         bin_dir = _bin_dir()
         assert bin_dir is not None, available()
         self._bin = bin_dir
         self.root = Path(tempfile.mkdtemp(prefix="glm-mcp-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
+        self.fsync = fsync
         self._user: str | None = "postgres" if os.geteuid() == 0 else None
         if self._user is not None:
             entry = pwd.getpwnam(self._user)
@@ -82,7 +84,8 @@ class PostgresServer:
             db.execute(f"CREATE DATABASE {DATABASE} OWNER glm")
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        fsync = "on" if self.fsync else "off"
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync={fsync} -c max_connections=200"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options, "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
@@ -104,8 +107,9 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
+def postgres_server(*, fsync: bool = False) -> Iterator[PostgresServer]:
+    """A new cluster for the `with` block, removed after it."""
+    server = PostgresServer(fsync=fsync)
     try:
         server.create()
         yield server
