@@ -60,6 +60,10 @@ ACQUIRE_TIMEOUT_S = 3.0
 CONNECT_TIMEOUT_S = 3
 READY_TIMEOUT_S = 1.0
 POOL_SIZE = 10
+RECONNECT_TIMEOUT_S = 5.0
+"""How long one chain of the pool's reconnection attempts lasts: their delays double (1, 2, 4 … s), so a chain
+left to its default five minutes would keep a replica away for as long after a long outage; cut short, the
+next call starts a new chain at once, and a replica is back within about 2 s of its database."""
 PRUNE_EVERY_S = 3600.0
 RELISTEN_S = 1.0
 _T = TypeVar("_T")
@@ -188,6 +192,7 @@ class PostgresJobStore:
             max_size=POOL_SIZE,
             open=False,
             timeout=ACQUIRE_TIMEOUT_S,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
             check=AsyncConnectionPool.check_connection,
             kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "autocommit": True},
             name="glm-mcp-registry",
