@@ -1,6 +1,6 @@
 """The PostgreSQL job registry on a real server: schema migrated once under replicas starting together,
 records and principals as on SQLite, readers woken by NOTIFY, leases, concurrent writers, the database
-going away and coming back."""
+going away and coming back; conversations and usage in the same database, shared by every replica."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ import pytest
 
 from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.jobs import SERVER, JobRecord, Principal
-from glm_mcp.jobs.postgres import SCHEMA_VERSION, PostgresJobStore, redacted
+from glm_mcp.jobs.conversations import Conversation
+from glm_mcp.jobs.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresJobStore, redacted
+from glm_mcp.jobs.postgres_records import PostgresConversationStore, PostgresUsageStore
+from glm_mcp.jobs.usage import UsageRecord
 
 pytestmark = pytest.mark.anyio
 ALICE = Principal("key:alice")
@@ -130,6 +133,7 @@ async def test_the_database_going_away_and_coming_back(postgres: Any) -> None:
     async with opened(postgres.url) as store:
         await store.add(record("job_before"), runs_here=False)
         await store.check()
+        conversations, usage = PostgresConversationStore(store, retention_days=30), PostgresUsageStore(store)
         postgres.stop()
         try:
             with pytest.raises(RegistryUnavailable) as gone:
@@ -138,6 +142,12 @@ async def test_the_database_going_away_and_coming_back(postgres: Any) -> None:
             assert "tests-only-password" not in str(gone.value) and "GLM_MCP_DATABASE_URL" in gone.value.fix
             with pytest.raises(RegistryUnavailable):
                 await store.check()
+            with pytest.raises(RegistryUnavailable):  # conversations and usage fail the same way, and only so
+                await conversations.start_turn(conversation("conv_away"), model="m", messages=[], branch_of=None)
+            with pytest.raises(RegistryUnavailable):
+                await conversations.recent(principal=SERVER, limit=5, before=None)
+            with pytest.raises(RegistryUnavailable):
+                await usage.record(UsageRecord(principal=SERVER, tool="chat", model="glm-4.6"))
         finally:
             postgres.start()
         deadline = time.monotonic() + 30
@@ -150,6 +160,156 @@ async def test_the_database_going_away_and_coming_back(postgres: Any) -> None:
                 await anyio.sleep(0.2)
         assert got is not None and got.id == "job_before"
         await store.check()
+
+
+# --- conversations and usage ------------------------------------------------------------------------------
+
+
+def conversation(conversation_id: str, principal: Principal = SERVER, *, at: float | None = None) -> Conversation:
+    now = time.time() if at is None else at
+    return Conversation(conversation_id, principal, "Be brief.", f"about {conversation_id}", now, now, 0)
+
+
+def said(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+async def test_a_conversation_written_through_one_replica_is_read_through_another(postgres: Any) -> None:
+    async with opened(postgres.url) as one, opened(postgres.url) as other:
+        here = PostgresConversationStore(one, retention_days=30)
+        there = PostgresConversationStore(other, retention_days=30)
+        assert await here.start_turn(conversation("conv_a"), model="glm-4.6", messages=said("1?"), branch_of=None) == 1
+        await here.answer("conv_a", 1, "one")
+        assert await there.add_turn("conv_a", model="glm-4.5", messages=said("2?")) == 2
+        await there.answer("conv_a", 2, "two")
+        await here.answer("conv_a", 2, "changed")  # an answer is written once
+        assert await here.add_turn("conv_a", model="glm-4.6", messages=said("3?")) == 3  # left unanswered
+        turns = await there.turns("conv_a", principal=SERVER)
+        assert [(t.number, t.model, t.messages, t.answer) for t in turns] == [
+            (1, "glm-4.6", said("1?"), "one"),
+            (2, "glm-4.5", said("2?"), "two"),
+            (3, "glm-4.6", said("3?"), None),
+        ]
+        got = await there.get("conv_a", principal=SERVER)
+        assert got is not None and (got.system, got.summary, got.turns) == ("Be brief.", "about conv_a", 3)
+
+        # Another's conversation reads exactly like one that does not exist.
+        assert await there.get("conv_a", principal=ALICE) is None
+        assert await there.turns("conv_a", principal=ALICE) == []
+        assert await there.recent(principal=ALICE, limit=10, before=None) == []
+
+        # A branch: a new conversation starting with copies of the first turns.
+        branch = Conversation("conv_b", SERVER, "Be brief.", "about conv_a", time.time(), time.time(), 0, "conv_a:1")
+        assert await there.start_turn(branch, model="glm-4.6", messages=said("1b?"), branch_of=("conv_a", 1)) == 2
+        copied = await here.turns("conv_b", principal=SERVER)
+        assert [(t.number, t.answer) for t in copied] == [(1, "one"), (2, None)]
+        assert [t.number for t in await here.turns("conv_a", principal=SERVER)] == [1, 2, 3]  # the original stays
+        branched = await here.get("conv_b", principal=SERVER)
+        assert branched is not None and branched.branched_from == "conv_a:1"
+
+        # Pages, most recently continued first, from the (updated_at, id) of the last one listed.
+        await here.create(conversation("conv_c", ALICE))
+        first = await here.recent(principal=SERVER, limit=1, before=None)
+        assert [c.id for c in first] == ["conv_b"]
+        rest = await there.recent(principal=SERVER, limit=10, before=(first[0].updated_at, first[0].id))
+        assert [c.id for c in rest] == ["conv_a"]
+        assert [c.id for c in await there.recent(principal=ALICE, limit=10, before=None)] == ["conv_c"]
+
+
+async def test_conversations_past_their_retention_are_deleted_with_their_turns(postgres: Any) -> None:
+    long_ago = time.time() - 40 * 86_400
+    async with opened(postgres.url) as store:
+        writer = PostgresConversationStore(store, retention_days=30)
+        await writer.create(conversation("conv_old", at=long_ago))
+        with psycopg.connect(postgres.url, autocommit=True) as db:  # a turn of 40 days ago
+            db.execute("INSERT INTO turns VALUES ('conv_old', 1, 'glm-4.6', '[]', 'old', %s)", (long_ago,))
+        fresh = PostgresConversationStore(store, retention_days=30)  # a replica starting: prunes at its first turn
+        await fresh.start_turn(conversation("conv_new"), model="glm-4.6", messages=said("new"), branch_of=None)
+        assert await fresh.get("conv_old", principal=SERVER) is None
+        assert await fresh.get("conv_new", principal=SERVER) is not None
+    with psycopg.connect(postgres.url) as db:
+        assert db.execute("SELECT conversation_id FROM turns").fetchall() == [("conv_new",)]
+
+
+async def test_concurrent_turns_from_two_replicas_are_numbered_1_to_n_with_none_lost(postgres: Any) -> None:
+    each = 40
+    async with opened(postgres.url) as one, opened(postgres.url) as other:  # two pools: two replicas
+        stores = [PostgresConversationStore(s, retention_days=30) for s in (one, other)]
+        await stores[0].create(conversation("conv_busy"))
+        numbers: list[int] = []
+
+        async def add(replica: int, i: int) -> None:
+            numbers.append(await stores[replica].add_turn("conv_busy", model="m", messages=said(f"{replica}-{i}")))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(each):
+                for replica in (0, 1):
+                    tg.start_soon(add, replica, i)
+        turns = await stores[1].turns("conv_busy", principal=SERVER)
+    assert sorted(numbers) == list(range(1, 2 * each + 1))
+    assert [t.number for t in turns] == list(range(1, 2 * each + 1))
+    sent = sorted(t.messages[0]["content"] for t in turns)
+    assert sent == sorted(f"{replica}-{i}" for replica in (0, 1) for i in range(each))  # each once, none lost
+
+
+async def test_usage_from_every_replica_is_summed_by_day_and_model_per_principal(postgres: Any) -> None:
+    day = 86_400.0
+    today = time.time() // day * day + 3600
+    async with opened(postgres.url) as one, opened(postgres.url) as other:
+        here, there = PostgresUsageStore(one), PostgresUsageStore(other)
+        for store, principal, model, at, tokens in (
+            (here, SERVER, "glm-4.6", today, 10),
+            (there, SERVER, "glm-4.6", today, 20),
+            (there, SERVER, "glm-4.5-air", today, 5),
+            (here, SERVER, "glm-4.6", today - day, 7),
+            (here, ALICE, "glm-4.6", today, 1000),  # another's, never counted as ours
+            (there, SERVER, "glm-4.6", today - 30 * day, 99),  # before the span asked about
+        ):
+            await store.record(UsageRecord(principal, "chat", model, tokens, 2 * tokens, 1, 1, at))
+        since = today - 3 * day
+
+        def shown(totals: list[Any]) -> list[tuple[str, str, int, int, int, int]]:
+            return [(t.day, t.model, t.calls, t.prompt_tokens, t.completion_tokens, t.cached_tokens) for t in totals]
+
+        def iso(at: float) -> str:
+            return time.strftime("%Y-%m-%d", time.gmtime(at))
+
+        assert shown(await here.totals(principal=SERVER, since=since, by="day_model")) == [
+            (iso(today), "glm-4.6", 2, 30, 60, 2),
+            (iso(today), "glm-4.5-air", 1, 5, 10, 1),
+            (iso(today - day), "glm-4.6", 1, 7, 14, 1),
+        ]
+        assert shown(await there.totals(principal=SERVER, since=since, by="model")) == [
+            ("", "glm-4.6", 3, 37, 74, 3),
+            ("", "glm-4.5-air", 1, 5, 10, 1),
+        ]
+        assert shown(await there.totals(principal=SERVER, since=since, by="day")) == [
+            (iso(today), "", 3, 35, 70, 3),
+            (iso(today - day), "", 1, 7, 14, 1),
+        ]
+        assert shown(await there.totals(principal=ALICE, since=since, by="day")) == [(iso(today), "", 1, 1000, 2000, 1)]
+
+
+async def test_a_database_of_schema_1_is_migrated_with_its_jobs_kept(postgres: Any) -> None:
+    with psycopg.connect(postgres.url, autocommit=True) as db:  # what the previous release made
+        db.execute("CREATE TABLE glm_mcp_schema (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())")
+        for statement in MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("INSERT INTO glm_mcp_schema (version) VALUES (1)")
+        db.execute(
+            "INSERT INTO jobs (id, kind, model, summary, created_at, status, updated_at) "
+            "VALUES ('job_old', 'chat', 'glm-4.6', 'old', 1.0, 'completed', 1.0)"
+        )
+    async with opened(postgres.url) as one, opened(postgres.url) as other:
+        async with anyio.create_task_group() as tg:  # both at once, at their first call: one of them migrates
+            tg.start_soon(PostgresUsageStore(one).record, UsageRecord(SERVER, "chat", "glm-4.6", 3))
+            tg.start_soon(PostgresConversationStore(other, retention_days=30).create, conversation("conv_new"))
+        old = await other.get("job_old", principal=SERVER)
+        assert old is not None and old.status == "completed"
+    with psycopg.connect(postgres.url) as db:
+        versions = db.execute("SELECT version FROM glm_mcp_schema ORDER BY version").fetchall()
+        assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)] and SCHEMA_VERSION >= 2
+        assert db.execute("SELECT tool, prompt_tokens FROM usage").fetchall() == [("chat", 3)]
 
 
 def test_the_password_is_never_shown() -> None:

@@ -1,6 +1,6 @@
 """Three real `glm-mcp --transport http` replicas on one PostgreSQL registry, behind a round-robin balancer:
-any replica answers for any job, a killed replica's jobs read interrupted once its lease lapses, and the
-database restarting mid-run loses nothing."""
+any replica answers for any job, a killed replica's jobs read interrupted once its lease lapses, the
+database restarting mid-run loses nothing, and a conversation and the usage are the same on every replica."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from mcp import Client
 
 from glm_mcp.emulator import Emulator
 from rigs.round_robin import RoundRobin, round_robin
-from tests.conftest import GENERAL_KEY
-from tests.processes import http_server_process, server_env
+from tests.conftest import GENERAL_KEY, upstream_calls
+from tests.processes import http_server_process, scratch_dir, server_env
 from tests.test_tasks import HttpWire, poll
 from tests.test_tools import ok
 
@@ -30,16 +30,21 @@ LEASE_S = 2
 
 
 @contextlib.contextmanager
-def replicas(emulator: Emulator, url: str, count: int = 3) -> Iterator[tuple[str, RoundRobin, list[Any]]]:
+def replicas(emulator: Emulator, url: str, count: int = 3, **more: str) -> Iterator[tuple[str, RoundRobin, list[Any]]]:
+    """`count` replicas behind one balancer."""
     env = server_env(
         GLM_API_KEY=GENERAL_KEY,
         GLM_BASE_URL=emulator.base_url,
         GLM_MCP_DATABASE_URL=url,
         GLM_MCP_LEASE_SECONDS=str(LEASE_S),
         GLM_TASK_THRESHOLD_SECONDS="1",
+        **more,
     )
     with contextlib.ExitStack() as stack:
-        started = [stack.enter_context(http_server_process(env=env)) for _ in range(count)]
+        # A data directory each, as pods on different machines have: nothing is shared but the database.
+        started = [
+            stack.enter_context(http_server_process(env={**env, "GLM_DATA_DIR": scratch_dir()})) for _ in range(count)
+        ]
         origin, balancer = stack.enter_context(round_robin([o for _, o in started]))
         yield origin, balancer, [p for p, _ in started]
 
@@ -136,3 +141,43 @@ async def test_the_database_restarting_mid_run_loses_nothing(emulator: Emulator,
             for _ in range(3):
                 again = ok(await client.call_tool("get_result", {"task_id": job}))
                 assert again["status"] == "completed" and again["result"]["text"] == out["result"]["text"]
+
+
+def last_exchange(emulator: Emulator) -> tuple[list[tuple[str, Any]], str]:
+    """The messages (role, content) of the last chat request the emulator received, and the answer it gave."""
+    exchange = upstream_calls(emulator, "/chat/completions")[-1]
+    assert exchange.body is not None and exchange.response is not None
+    sent = [(m["role"], m["content"]) for m in exchange.body["messages"]]
+    return sent, str(exchange.response["choices"][0]["message"]["content"])
+
+
+async def test_a_conversation_and_the_usage_are_the_same_through_every_replica(
+    emulator: Emulator, postgres: Any
+) -> None:
+    with replicas(emulator, postgres.url, GLM_MCP_TOOLSETS="all") as (origin, balancer, _):
+        prompts = ["Name a long river.", "Which sea does it reach?", "How long is it?", "Who named it?"]
+        # Turn 1 through the first replica, 2 through the second, 3 through the third, 4 through the balancer.
+        through = [*balancer.backends, origin]
+        history: list[tuple[str, Any]] = []
+        conversation_id: str | None = None
+        for turn, (address, prompt) in enumerate(zip(through, prompts, strict=True), start=1):
+            continued = {"conversation_id": conversation_id} if conversation_id else {}
+            async with Client(address + "/mcp") as client:
+                out = ok(await client.call_tool("chat", {"prompt": prompt, "thinking": "disabled", **continued}))
+            sent, answer = last_exchange(emulator)
+            assert sent == [*history, ("user", prompt)]  # every earlier turn, whichever replica served it
+            assert out["turn"] == turn and out["text"] == answer
+            conversation_id = conversation_id or out["conversation_id"]
+            assert out["conversation_id"] == conversation_id
+            history += [("user", prompt), ("assistant", answer)]
+
+        usages = [e.response["usage"] for e in upstream_calls(emulator, "/chat/completions") if e.response]
+        for address in balancer.backends:  # each replica lists the conversation and counts every replica's calls
+            async with Client(address + "/mcp") as client:
+                listed = ok(await client.call_tool("list_conversations", {}))["conversations"]
+                report = ok(await client.call_tool("usage", {"by": "day"}))
+            assert [(c["conversation_id"], c["turns"]) for c in listed] == [(conversation_id, len(prompts))]
+            [row] = report["rows"]
+            assert row["calls"] == len(prompts) == len(usages)
+            assert row["prompt_tokens"] == sum(u["prompt_tokens"] for u in usages)
+            assert row["completion_tokens"] == sum(u["completion_tokens"] for u in usages)

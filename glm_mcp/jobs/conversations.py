@@ -7,30 +7,30 @@ answered when the answer is complete, so a chat handed off as a job, or one anot
 generating, never puts a half answer in the history: a turn without an answer is left out of it.
 A branch is a new conversation starting with the first turns of another.
 
-`ConversationStore` is the interface; `SQLiteConversationStore` keeps two tables in the same
-SQLite file as the jobs (`SQLiteJobStore`), through its worker thread, so it shares its
-behaviour on full, read-only and corrupt files: what cannot be done raises `RegistryUnavailable`.
+`ConversationStore` is the interface; `ConversationRecords` implements it once, as steps
+(`records.py`) run in the job registry's own database: `SQLiteConversationStore` in the same
+SQLite file as the jobs (`SQLiteJobStore`), through its worker thread, so it shares its behaviour
+on full, read-only and corrupt files; `PostgresConversationStore` (`postgres_records.py`) in the
+replicas' shared PostgreSQL database. What cannot be done raises `RegistryUnavailable`.
 Conversations whose last turn is older than `retention_days` are deleted with their turns.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from glm_mcp.jobs.principal import Principal
+from glm_mcp.jobs.records import Database, Retention, Rows, SQLiteDatabase, Statement, Steps
 from glm_mcp.jobs.store import SUMMARY_CHARS
 
 if TYPE_CHECKING:
     from glm_mcp.jobs.sqlite import SQLiteJobStore
 
 CONVERSATION_ID_PREFIX = "conv_"
-PRUNE_EVERY_S = 3600.0
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS conversations (
@@ -131,19 +131,18 @@ class ConversationStore(Protocol):
         ...
 
 
-class SQLiteConversationStore:
-    """A `ConversationStore` in the job registry's SQLite file, run in `jobs`' worker thread."""
+class ConversationRecords:
+    """A `ConversationStore` on a SQL `Database`: the one implementation, for SQLite and PostgreSQL alike."""
 
-    def __init__(self, jobs: SQLiteJobStore, *, retention_days: float) -> None:
-        self._jobs = jobs
-        self._retention_s = retention_days * 86_400
-        self._pruned_at = -math.inf
+    def __init__(self, database: Database, *, retention_days: float) -> None:
+        self._database = database
+        self._retention = Retention(retention_days)
 
     async def create(self, conversation: Conversation, *, branch_of: tuple[str, int] | None = None) -> None:
-        await self._jobs.run(self._create, conversation, branch_of, write=True)
+        await self._database.run(self._insert(conversation, branch_of), write=True)
 
     async def add_turn(self, conversation_id: str, *, model: str, messages: list[dict[str, Any]]) -> int:
-        return await self._jobs.run(self._add_turn, conversation_id, model, json.dumps(messages), write=True)
+        return await self._database.run(self._add_turn(conversation_id, model, json.dumps(messages)), write=True)
 
     async def start_turn(
         self,
@@ -153,17 +152,27 @@ class SQLiteConversationStore:
         messages: list[dict[str, Any]],
         branch_of: tuple[str, int] | None,
     ) -> int:
-        return await self._jobs.run(self._start_turn, conversation, branch_of, model, json.dumps(messages), write=True)
+        return await self._database.run(
+            self._start_turn(conversation, branch_of, model, json.dumps(messages)), write=True
+        )
 
     async def answer(self, conversation_id: str, number: int, answer: str) -> None:
-        await self._jobs.run(self._answer, conversation_id, number, answer, write=True)
+        update = "UPDATE turns SET answer = ? WHERE conversation_id = ? AND number = ? AND answer IS NULL"
+        await self._database.run(_one((update, (answer, conversation_id, number))), write=True)
 
     async def get(self, conversation_id: str, *, principal: Principal) -> Conversation | None:
-        rows = await self._jobs.run(self._select, "c.id = ? AND c.principal = ?", (conversation_id, principal), 1)
+        rows = await self._database.run(
+            self._select("c.id = ? AND c.principal = ?", (conversation_id, principal), 1), write=False
+        )
         return rows[0] if rows else None
 
     async def turns(self, conversation_id: str, *, principal: Principal) -> list[Turn]:
-        return await self._jobs.run(self._turns, conversation_id, principal)
+        select = (
+            "SELECT t.number, t.model, t.messages, t.answer FROM turns t JOIN conversations c "
+            "ON c.id = t.conversation_id WHERE t.conversation_id = ? AND c.principal = ? ORDER BY t.number"
+        )
+        rows = await self._database.run(_one((select, (conversation_id, principal))), write=False)
+        return [Turn(number, model, json.loads(messages), answer) for number, model, messages, answer in rows]
 
     async def recent(self, *, principal: Principal, limit: int, before: tuple[float, str] | None) -> list[Conversation]:
         """`principal`'s conversations, most recently continued first, starting before `before`."""
@@ -171,29 +180,19 @@ class SQLiteConversationStore:
         if before is not None:
             where += " AND (c.updated_at, c.id) < (?, ?)"
             parameters += [*before]
-        return await self._jobs.run(self._select, where, tuple(parameters), limit)
+        return await self._database.run(self._select(where, tuple(parameters), limit), write=False)
 
-    # --- in the store's worker thread ---------------------------------------------------------------
-
-    # A write runs in a transaction of the store's (`SQLiteJobStore._run_batch`): all of it, or none.
-
-    def _create(self, db: sqlite3.Connection, conversation: Conversation, branch_of: tuple[str, int] | None) -> None:
-        self._insert(db, conversation, branch_of)
+    # --- the steps ------------------------------------------------------------------------------------
 
     def _start_turn(
-        self,
-        db: sqlite3.Connection,
-        conversation: Conversation,
-        branch_of: tuple[str, int] | None,
-        model: str,
-        messages: str,
-    ) -> int:
-        """One hop to the store's thread: two of the three writes of a chat call's conversation."""
-        self._insert(db, conversation, branch_of)
-        return self._add_turn(db, conversation.id, model, messages)
+        self, conversation: Conversation, branch_of: tuple[str, int] | None, model: str, messages: str
+    ) -> Steps[int]:
+        """One transaction: the two first writes of a chat call's new conversation."""
+        yield from self._insert(conversation, branch_of)
+        return (yield from self._add_turn(conversation.id, model, messages))
 
-    def _insert(self, db: sqlite3.Connection, conversation: Conversation, branch_of: tuple[str, int] | None) -> None:
-        db.execute(
+    def _insert(self, conversation: Conversation, branch_of: tuple[str, int] | None) -> Steps[None]:
+        yield (
             "INSERT INTO conversations (id, principal, system, summary, branched_from, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
@@ -207,36 +206,33 @@ class SQLiteConversationStore:
             ),
         )
         if branch_of is not None:
-            db.execute(
+            yield (
                 "INSERT INTO turns (conversation_id, number, model, messages, answer, created_at) "
                 "SELECT ?, number, model, messages, answer, created_at FROM turns "
                 "WHERE conversation_id = ? AND number <= ?",
                 (conversation.id, *branch_of),
             )
 
-    def _add_turn(self, db: sqlite3.Connection, conversation_id: str, model: str, messages: str) -> int:
+    def _add_turn(self, conversation_id: str, model: str, messages: str) -> Steps[int]:
         now = time.time()
-        # One statement: two processes adding a turn at once get two numbers.
-        row = db.execute(
+        # The conversation's row first: it locks the row (PostgreSQL), so continuations of one conversation from
+        # several replicas take their numbers in turn; each then sees the turns committed before it.
+        yield ("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+        rows = yield (
             "INSERT INTO turns (conversation_id, number, model, messages, created_at) "
             "SELECT ?, COALESCE(MAX(number), 0) + 1, ?, ?, ? FROM turns WHERE conversation_id = ? RETURNING number",
             (conversation_id, model, messages, now, conversation_id),
-        ).fetchone()
-        db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
-        if now - self._pruned_at > PRUNE_EVERY_S:
-            self._prune(db, now)
-        return int(row[0])
-
-    def _answer(self, db: sqlite3.Connection, conversation_id: str, number: int, answer: str) -> None:
-        db.execute(
-            "UPDATE turns SET answer = ? WHERE conversation_id = ? AND number = ? AND answer IS NULL",
-            (answer, conversation_id, number),
         )
+        if (cutoff := self._retention.cutoff(now)) is not None:
+            yield (
+                "DELETE FROM turns WHERE conversation_id IN (SELECT id FROM conversations WHERE updated_at < ?)",
+                (cutoff,),
+            )
+            yield ("DELETE FROM conversations WHERE updated_at < ?", (cutoff,))
+        return int(rows[0][0])
 
-    def _select(
-        self, db: sqlite3.Connection, where: str, parameters: tuple[object, ...], limit: int
-    ) -> list[Conversation]:
-        rows = db.execute(
+    def _select(self, where: str, parameters: tuple[object, ...], limit: int) -> Steps[list[Conversation]]:
+        rows = yield (
             "SELECT c.id, c.principal, c.system, c.summary, c.created_at, c.updated_at, "
             "(SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id), c.branched_from "
             f"FROM conversations c WHERE {where} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
@@ -244,18 +240,13 @@ class SQLiteConversationStore:
         )
         return [Conversation(*row) for row in rows]
 
-    def _turns(self, db: sqlite3.Connection, conversation_id: str, principal: Principal) -> list[Turn]:
-        rows = db.execute(
-            "SELECT t.number, t.model, t.messages, t.answer FROM turns t JOIN conversations c "
-            "ON c.id = t.conversation_id WHERE t.conversation_id = ? AND c.principal = ? ORDER BY t.number",
-            (conversation_id, principal),
-        )
-        return [Turn(number, model, json.loads(messages), answer) for number, model, messages, answer in rows]
 
-    def _prune(self, db: sqlite3.Connection, now: float) -> None:
-        cutoff = now - self._retention_s
-        db.execute(
-            "DELETE FROM turns WHERE conversation_id IN (SELECT id FROM conversations WHERE updated_at < ?)", (cutoff,)
-        )
-        db.execute("DELETE FROM conversations WHERE updated_at < ?", (cutoff,))
-        self._pruned_at = now
+class SQLiteConversationStore(ConversationRecords):
+    """Conversations in the job registry's SQLite file, run through `jobs`' worker thread and lock."""
+
+    def __init__(self, jobs: SQLiteJobStore, *, retention_days: float) -> None:
+        super().__init__(SQLiteDatabase(jobs), retention_days=retention_days)
+
+
+def _one(statement: Statement) -> Steps[Rows]:
+    return (yield statement)

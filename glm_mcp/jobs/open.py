@@ -1,4 +1,5 @@
-"""Which job registry a server uses: the SQLite file by default, PostgreSQL when GLM_MCP_DATABASE_URL is set."""
+"""Which job registry a server uses: the SQLite file by default, PostgreSQL when GLM_MCP_DATABASE_URL is set;
+and the conversations and usage kept in the same database."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 
 from glm_mcp.config import ConfigError, Settings
+from glm_mcp.jobs.conversations import ConversationStore, SQLiteConversationStore
 from glm_mcp.jobs.sqlite import SQLiteJobStore
 from glm_mcp.jobs.store import JobStore
+from glm_mcp.jobs.usage import SQLiteUsageStore, UsageStore
 
 JOBS_FILE = "jobs.sqlite3"
 
@@ -35,6 +38,20 @@ async def open_job_store(settings: Settings) -> AsyncIterator[JobStore]:
     )
     async with store:
         yield store
+
+
+def record_stores(settings: Settings, store: JobStore) -> tuple[ConversationStore, UsageStore]:
+    """The conversations and the usage kept in `store`'s own database, so that every process (or replica)
+    sharing the job registry shares them too."""
+    retention_days = settings.conversation_retention_days
+    if isinstance(store, SQLiteJobStore):
+        return SQLiteConversationStore(store, retention_days=retention_days), SQLiteUsageStore(store)
+    from glm_mcp.jobs.postgres import PostgresJobStore  # `store` is one only when psycopg is installed
+    from glm_mcp.jobs.postgres_records import PostgresConversationStore, PostgresUsageStore
+
+    if isinstance(store, PostgresJobStore):
+        return PostgresConversationStore(store, retention_days=retention_days), PostgresUsageStore(store)
+    raise TypeError(f"no conversation or usage store for a {type(store).__name__}")
 
 
 def sqlite_path(settings: Settings) -> Path:

@@ -7,7 +7,7 @@ SQLite file and file locks gave:
 - **The schema is versioned** (`glm_mcp_schema`, one row per migration applied) and migrated when
   the store opens, inside a transaction holding a transaction-level advisory lock: replicas
   starting together queue on the lock, and the second finds the work done. A migration is a new
-  entry of `MIGRATIONS`; tables other records need (conversations, usage) are added that way.
+  entry of `MIGRATIONS` (2 added the conversations' and usage tables, `postgres_records.py`).
 - **Ownership is a lease.** Each replica has a row in `replicas` whose `lease_until` (the
   database's clock, so replicas' clocks never matter) it pushes `lease_seconds` ahead every third
   of that. A running chat job whose owner's lease has lapsed (killed, partitioned, frozen) is
@@ -60,6 +60,10 @@ ACQUIRE_TIMEOUT_S = 3.0
 CONNECT_TIMEOUT_S = 3
 READY_TIMEOUT_S = 1.0
 POOL_SIZE = 10
+RECONNECT_TIMEOUT_S = 5.0
+"""How long one chain of the pool's reconnection attempts lasts: their delays double (1, 2, 4 … s), so a chain
+left to its default five minutes would keep a replica away for as long after a long outage; cut short, the
+next call starts a new chain at once, and a replica is back within about 2 s of its database."""
 PRUNE_EVERY_S = 3600.0
 RELISTEN_S = 1.0
 _T = TypeVar("_T")
@@ -91,6 +95,39 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         BEGIN PERFORM pg_notify('{CHANNEL}', NEW.id); RETURN NULL; END $$""",
         "CREATE TRIGGER jobs_changed AFTER INSERT OR UPDATE ON jobs FOR EACH ROW "
         "EXECUTE FUNCTION glm_mcp_job_changed()",
+    ),
+    (  # 2: conversations and their turns, every call's usage (as in SQLite: conversations.py, usage.py)
+        """CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            principal TEXT NOT NULL,
+            system TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            branched_from TEXT,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX conversations_by_principal ON conversations (principal, updated_at DESC, id DESC)",
+        "CREATE INDEX conversations_by_age ON conversations (updated_at)",
+        """CREATE TABLE turns (
+            conversation_id TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            model TEXT NOT NULL,
+            messages TEXT NOT NULL,
+            answer TEXT,
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (conversation_id, number)
+        )""",
+        """CREATE TABLE usage (
+            principal TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            tool TEXT NOT NULL,
+            model TEXT NOT NULL,
+            prompt_tokens BIGINT NOT NULL,
+            completion_tokens BIGINT NOT NULL,
+            cached_tokens BIGINT NOT NULL,
+            calls INTEGER NOT NULL
+        )""",
+        "CREATE INDEX usage_by_principal ON usage (principal, at)",
     ),
 )
 """Migration N (1-based) is `MIGRATIONS[N - 1]`; the schema's version is the number of them applied."""
@@ -155,6 +192,7 @@ class PostgresJobStore:
             max_size=POOL_SIZE,
             open=False,
             timeout=ACQUIRE_TIMEOUT_S,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
             check=AsyncConnectionPool.check_connection,
             kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "autocommit": True},
             name="glm-mcp-registry",
@@ -211,6 +249,16 @@ class PostgresJobStore:
 
     def watch(self, job_id: str) -> AbstractAsyncContextManager[Changes]:
         return self._watch(job_id)
+
+    async def run(self, operation: Callable[..., Coroutine[Any, Any, _T]], *args: Any, write: bool = False) -> _T:
+        """`await operation(connection, *args)` on a pooled connection, its failures said as `RegistryUnavailable`:
+        for the conversations and usage kept in the same database. A write completes even when its caller is
+        cancelled."""
+        if not write:
+            return await self._do(operation, *args)
+        with anyio.CancelScope(shield=True):
+            result = await self._do(operation, *args)
+        return result
 
     async def check(self) -> None:
         async def ping(db: Connection) -> None:
@@ -338,8 +386,7 @@ class PostgresJobStore:
             raise self._unavailable(f"failed: {_first_line(exc)}") from exc
 
     async def _write(self, operation: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
-        with anyio.CancelScope(shield=True):  # a job id must not be returned, or lost, unrecorded
-            await self._do(operation, *args)
+        await self.run(operation, *args, write=True)  # a job id must not be returned, or lost, unrecorded
 
     def _unavailable(self, reason: str) -> RegistryUnavailable:
         return RegistryUnavailable(

@@ -1,27 +1,27 @@
 """What every call cost: its model and tokens, recorded in the job registry's database, owned like jobs.
 
-`UsageStore` is the interface; `SQLiteUsageStore` keeps one table in the same SQLite file as the jobs
-(`SQLiteJobStore`), through its worker thread, so it shares its behaviour on full, read-only and corrupt files:
-what cannot be done raises `RegistryUnavailable`. A record belongs to the principal whose key paid for it;
+`UsageStore` is the interface; `UsageRecords` implements it once, as steps (`records.py`) run in the job
+registry's own database: `SQLiteUsageStore` in the same SQLite file as the jobs (`SQLiteJobStore`), through its
+worker thread, so it shares its behaviour on full, read-only and corrupt files; `PostgresUsageStore`
+(`postgres_records.py`) in the replicas' shared PostgreSQL database. What cannot be done raises
+`RegistryUnavailable`. A record belongs to the principal whose key paid for it;
 `totals` answers only with that principal's. Records older than `USAGE_RETENTION_DAYS` are deleted.
 """
 
 from __future__ import annotations
 
-import math
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from glm_mcp.jobs.principal import Principal
+from glm_mcp.jobs.records import Database, Retention, SQLiteDatabase, Steps
 
 if TYPE_CHECKING:
     from glm_mcp.jobs.sqlite import SQLiteJobStore
 
 USAGE_RETENTION_DAYS = 400
-PRUNE_EVERY_S = 3600.0
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS usage (
@@ -78,24 +78,22 @@ class UsageStore(Protocol):
         ...
 
 
-class SQLiteUsageStore:
-    """A `UsageStore` in the job registry's SQLite file, run in `jobs`' worker thread."""
+class UsageRecords:
+    """A `UsageStore` on a SQL `Database`: the one implementation, for SQLite and PostgreSQL alike."""
 
-    def __init__(self, jobs: SQLiteJobStore) -> None:
-        self._jobs = jobs
-        self._pruned_at = -math.inf
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._retention = Retention(USAGE_RETENTION_DAYS)
 
     async def record(self, record: UsageRecord) -> None:
-        await self._jobs.run(self._insert, record, write=True)
+        await self._database.run(self._insert(record), write=True)
 
     async def totals(self, *, principal: Principal, since: float, by: Grouping) -> list[UsageTotal]:
-        return await self._jobs.run(self._totals, principal, since, by)
+        return await self._database.run(self._totals(principal, since, by), write=False)
 
-    # --- in the store's worker thread ---------------------------------------------------------------
-
-    def _insert(self, db: sqlite3.Connection, record: UsageRecord) -> None:
+    def _insert(self, record: UsageRecord) -> Steps[None]:
         now = time.time()
-        db.execute(
+        yield (
             "INSERT INTO usage (principal, at, tool, model, prompt_tokens, completion_tokens, cached_tokens, calls) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -109,16 +107,15 @@ class SQLiteUsageStore:
                 record.calls,
             ),
         )
-        if now - self._pruned_at > PRUNE_EVERY_S:
-            self._pruned_at = now
-            db.execute("DELETE FROM usage WHERE at < ?", (now - USAGE_RETENTION_DAYS * 86_400,))
+        if (cutoff := self._retention.cutoff(now)) is not None:
+            yield ("DELETE FROM usage WHERE at < ?", (cutoff,))
 
-    def _totals(self, db: sqlite3.Connection, principal: Principal, since: float, by: Grouping) -> list[UsageTotal]:
-        rows = db.execute(
+    def _totals(self, principal: Principal, since: float, by: Grouping) -> Steps[list[UsageTotal]]:
+        rows = yield (
             "SELECT at, model, calls, prompt_tokens, completion_tokens, cached_tokens FROM usage "
             "WHERE principal = ? AND at >= ?",
             (principal, since),
-        ).fetchall()
+        )
         sums: dict[tuple[str, str], list[int]] = {}
         for at, model, *counts in rows:
             day = datetime.fromtimestamp(at, UTC).date().isoformat() if by != "model" else ""
@@ -129,3 +126,10 @@ class SQLiteUsageStore:
         ordered = sorted(sums.items(), key=lambda item: (item[0][0], -sum(item[1][1:3]), item[0][1]), reverse=False)
         ordered.sort(key=lambda item: item[0][0], reverse=True)  # newest day first, stable within a day
         return [UsageTotal(day, model, *counts) for (day, model), counts in ordered]
+
+
+class SQLiteUsageStore(UsageRecords):
+    """Usage in the job registry's SQLite file, run through `jobs`' worker thread and lock."""
+
+    def __init__(self, jobs: SQLiteJobStore) -> None:
+        super().__init__(SQLiteDatabase(jobs))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import aclosing, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
@@ -14,10 +14,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from glm_mcp import __version__
 from glm_mcp.config import Settings
 from glm_mcp.jobs import JobRunner, JobStore
-from glm_mcp.jobs.conversations import SQLiteConversationStore
-from glm_mcp.jobs.open import JOBS_FILE, open_job_store, sqlite_path
-from glm_mcp.jobs.sqlite import SQLiteJobStore
-from glm_mcp.jobs.usage import SQLiteUsageStore
+from glm_mcp.jobs.open import JOBS_FILE, open_job_store, record_stores
 from glm_mcp.server.icons import ICONS
 from glm_mcp.server.platform_tools import model_list
 from glm_mcp.server.state import AppState, principal_secret
@@ -49,18 +46,6 @@ def registry_of(server: MCPServer[Any]) -> JobStore | None:
     return _REGISTRIES.get(server)
 
 
-@asynccontextmanager
-async def _local_store(settings: Settings, store: JobStore) -> AsyncIterator[SQLiteJobStore]:
-    """Where conversations and usage are kept: the job registry itself on SQLite; with a PostgreSQL job
-    registry (several replicas), still this replica's own SQLite file in GLM_DATA_DIR, for now: their
-    tables are not in the PostgreSQL schema yet (docs/jobs.md)."""
-    if isinstance(store, SQLiteJobStore):
-        yield store
-        return
-    async with aclosing(SQLiteJobStore(sqlite_path(settings), retention_days=settings.job_retention_days)) as local:
-        yield local
-
-
 def create_server(settings: Settings) -> MCPServer[AppState]:
     """The MCP server for `settings`; the GLM client is opened when the server starts serving."""
 
@@ -68,7 +53,6 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
     async def lifespan(this: MCPServer[Any]) -> AsyncIterator[AppState]:
         async with (
             open_job_store(settings) as store,
-            _local_store(settings, store) as local,
             open_glm_client(settings) as glm,
             anyio.create_task_group() as background,
         ):
@@ -76,14 +60,14 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
             _REGISTRIES[this] = store
             try:
                 secret = await principal_secret(store, settings)
-                conversations = SQLiteConversationStore(local, retention_days=settings.conversation_retention_days)
+                conversations, usage = record_stores(settings, store)
                 yield AppState(
                     settings=settings,
                     glm=glm,
                     jobs=jobs,
                     store=store,
                     conversations=conversations,
-                    usage=SQLiteUsageStore(local),
+                    usage=usage,
                     principal_secret=secret,
                 )
             finally:
