@@ -14,7 +14,7 @@ from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.server import create_server
 from glm_mcp.server import results as results_module
-from tests.conftest import GENERAL_KEY
+from tests.conftest import GENERAL_KEY, settings_for
 from tests.processes import COMMAND, server_env
 
 pytestmark = pytest.mark.anyio
@@ -111,3 +111,38 @@ async def test_an_api_that_goes_silent_is_said_to_be_silent_not_unreachable(emul
     assert result.is_error and failure is not None and failure["error"] == "upstream_timeout"
     assert "was reached, then sent nothing for 0.5 s" in failure["message"]
     assert "could not reach" not in failure["message"] and "GLM_TIMEOUT" in failure["hint"]
+
+
+async def test_nothing_a_result_leaves_out_when_empty_is_required_by_its_output_schema(
+    emulator: Emulator, data_dir: Any
+) -> None:
+    """structuredContent drops empty lists and objects (they tell a model nothing), so none may be required:
+    an empty list_conversations once failed the SDK's own output validation ("Error executing tool")."""
+    settings = settings_for(emulator, GLM_DATA_DIR=str(data_dir), GLM_MCP_TOOLSETS="all")
+    async with Client(create_server(settings)) as client:
+        tools = (await client.list_tools()).tools
+        required_empty = [
+            f"{tool.name}: {where}.{name}"
+            for tool in tools
+            for where, schema in _object_schemas(tool.output_schema or {}, "")
+            for name in schema.get("required", [])
+            if schema["properties"][name].get("type") in {"array", "object"}
+        ]
+        assert not required_empty
+        listed = await client.call_tool("list_conversations", {})
+        assert not listed.is_error, listed.content
+        assert listed.content[0].text == "No conversations."  # type: ignore[union-attr]
+
+
+def _object_schemas(schema: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every (sub)schema with properties in `schema`, with where it is."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(schema, dict):
+        if "properties" in schema:
+            found.append((where or "(top)", schema))
+        for key, value in schema.items():
+            found += _object_schemas(value, f"{where}/{key}" if where else key)
+    elif isinstance(schema, list):
+        for value in schema:
+            found += _object_schemas(value, where)
+    return found

@@ -328,6 +328,25 @@ async def test_a_branch_continues_from_an_earlier_turn(client: Client, emulator:
         assert failed(await client.call_tool("chat", {"prompt": "x", **bad}))["field"] == field
 
 
+async def test_a_turn_is_kept_once_it_has_an_answer_or_a_job_and_a_failed_call_leaves_none(
+    client: Client, emulator: Emulator, settings: Settings
+) -> None:
+    failed(await client.call_tool("chat", {"prompt": "Nobody answers this.", "model": "glm-9000"}))
+    assert not ok(await client.call_tool("list_conversations", {})).get("conversations")
+    one = ok(await client.call_tool("chat", {"prompt": "First question."}))
+    failed(
+        await client.call_tool("chat", {"prompt": "x", "conversation_id": one["conversation_id"], "model": "glm-9000"})
+    )
+    two = ok(await client.call_tool("chat", {"prompt": "Second question.", "conversation_id": one["conversation_id"]}))
+    assert (one["turn"], two["turn"]) == (1, 2)  # the failed continuation took no number
+    store = SQLiteJobStore(settings.data_dir / JOBS_FILE, retention_days=7)
+    try:
+        turns = await SQLiteConversationStore(store, retention_days=30).turns(one["conversation_id"], principal=SERVER)
+    finally:
+        await store.aclose()
+    assert [(t.number, t.answer) for t in turns] == [(1, one["text"]), (2, two["text"])]
+
+
 async def test_a_conversation_is_its_principals_only(tmp_path: Path) -> None:
     jobs = SQLiteJobStore(tmp_path / JOBS_FILE, retention_days=7)
     store = SQLiteConversationStore(jobs, retention_days=30)

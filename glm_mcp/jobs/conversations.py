@@ -2,9 +2,10 @@
 
 A conversation is a system prompt and numbered turns; a turn is the messages the caller sent
 (with the files' text as it was sent; an image is kept as a line naming it, not its bytes) and
-the assistant's answer (not its reasoning). A turn is recorded before its answer is asked for and
-answered when the answer is complete, so a chat handed off as a job, or one another process is
-generating, never puts a half answer in the history: a turn without an answer is left out of it.
+the assistant's answer (not its reasoning). A turn is recorded with its answer when the call ends
+within its wait (one write), or, when the call is handed off as a job, awaiting its answer, which
+the job records once it is complete; so a chat another process is still generating never puts a
+half answer in the history: a turn without an answer is left out of it.
 A branch is a new conversation starting with the first turns of another.
 
 `ConversationStore` is the interface; `ConversationRecords` implements it once, as steps
@@ -97,8 +98,10 @@ class ConversationStore(Protocol):
         """Record a new conversation; for a branch, with copies of the first turns of (conversation id, turn)."""
         ...
 
-    async def add_turn(self, conversation_id: str, *, model: str, messages: list[dict[str, Any]]) -> int:
-        """Add a turn awaiting its answer; its number."""
+    async def add_turn(
+        self, conversation_id: str, *, model: str, messages: list[dict[str, Any]], answer: str | None = None
+    ) -> int:
+        """Add a turn, with its answer when it is already complete, else awaiting it; its number."""
         ...
 
     async def start_turn(
@@ -108,6 +111,7 @@ class ConversationStore(Protocol):
         model: str,
         messages: list[dict[str, Any]],
         branch_of: tuple[str, int] | None,
+        answer: str | None = None,
     ) -> int:
         """Record a new conversation (a branch when `branch_of` is given) with its first turn: `create` then
         `add_turn`, as one write (a new conversation is every chat call's, so it is made in one step)."""
@@ -141,8 +145,12 @@ class ConversationRecords:
     async def create(self, conversation: Conversation, *, branch_of: tuple[str, int] | None = None) -> None:
         await self._database.run(self._insert(conversation, branch_of), write=True)
 
-    async def add_turn(self, conversation_id: str, *, model: str, messages: list[dict[str, Any]]) -> int:
-        return await self._database.run(self._add_turn(conversation_id, model, json.dumps(messages)), write=True)
+    async def add_turn(
+        self, conversation_id: str, *, model: str, messages: list[dict[str, Any]], answer: str | None = None
+    ) -> int:
+        return await self._database.run(
+            self._add_turn(conversation_id, model, json.dumps(messages), answer), write=True
+        )
 
     async def start_turn(
         self,
@@ -151,9 +159,10 @@ class ConversationRecords:
         model: str,
         messages: list[dict[str, Any]],
         branch_of: tuple[str, int] | None,
+        answer: str | None = None,
     ) -> int:
         return await self._database.run(
-            self._start_turn(conversation, branch_of, model, json.dumps(messages)), write=True
+            self._start_turn(conversation, branch_of, model, json.dumps(messages), answer), write=True
         )
 
     async def answer(self, conversation_id: str, number: int, answer: str) -> None:
@@ -185,11 +194,16 @@ class ConversationRecords:
     # --- the steps ------------------------------------------------------------------------------------
 
     def _start_turn(
-        self, conversation: Conversation, branch_of: tuple[str, int] | None, model: str, messages: str
+        self,
+        conversation: Conversation,
+        branch_of: tuple[str, int] | None,
+        model: str,
+        messages: str,
+        answer: str | None,
     ) -> Steps[int]:
-        """One transaction: the two first writes of a chat call's new conversation."""
+        """One transaction: a chat call's new conversation and its first turn."""
         yield from self._insert(conversation, branch_of)
-        return (yield from self._add_turn(conversation.id, model, messages))
+        return (yield from self._add_turn(conversation.id, model, messages, answer))
 
     def _insert(self, conversation: Conversation, branch_of: tuple[str, int] | None) -> Steps[None]:
         yield (
@@ -213,15 +227,15 @@ class ConversationRecords:
                 (conversation.id, *branch_of),
             )
 
-    def _add_turn(self, conversation_id: str, model: str, messages: str) -> Steps[int]:
+    def _add_turn(self, conversation_id: str, model: str, messages: str, answer: str | None) -> Steps[int]:
         now = time.time()
         # The conversation's row first: it locks the row (PostgreSQL), so continuations of one conversation from
         # several replicas take their numbers in turn; each then sees the turns committed before it.
         yield ("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
         rows = yield (
-            "INSERT INTO turns (conversation_id, number, model, messages, created_at) "
-            "SELECT ?, COALESCE(MAX(number), 0) + 1, ?, ?, ? FROM turns WHERE conversation_id = ? RETURNING number",
-            (conversation_id, model, messages, now, conversation_id),
+            "INSERT INTO turns (conversation_id, number, model, messages, answer, created_at) "
+            "SELECT ?, COALESCE(MAX(number), 0) + 1, ?, ?, ?, ? FROM turns WHERE conversation_id = ? RETURNING number",
+            (conversation_id, model, messages, answer, now, conversation_id),
         )
         if (cutoff := self._retention.cutoff(now)) is not None:
             yield (

@@ -76,6 +76,7 @@ async def _generate(
         app.jobs.release(job)
         raise
     if not finished:
+        await workspace.record_turn(app, prepared)  # awaiting the answer the job will keep
         job.result_notes = prepared.notes()
         await app.jobs.hand_off(job, lambda ended: _prepared_job_result(app, ended, prepared))
         notice = app.store.take_notice()

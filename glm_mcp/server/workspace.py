@@ -2,10 +2,12 @@
 
 `prepare` turns a checked request into the one to send: the files read and attached to the
 user's message, the conversation's system prompt and earlier turns put in front (the oldest left
-out when they would not fit the model's context window), the size checked again, and the new
-turn recorded (awaiting its answer) before anything is sent. `finish` records the answer and
-returns it in pages of at most GLM_MAX_RESULT_CHARS; `turn_result` reads a kept turn again, from
-any offset, for `get_result`.
+out when they would not fit the model's context window), and the size checked again. The new turn
+is recorded once: with its answer by `finish` when the call ends within its wait (one write, not
+two, on every chat's path), or by `record_turn` when it is handed off, awaiting the answer the job
+then records. A call that fails or is cancelled before either leaves no turn. `finish` returns the
+answer in pages of at most GLM_MAX_RESULT_CHARS; `turn_result` reads a kept turn again, from any
+offset, for `get_result`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ ANSWER_RESERVE_TOKENS = 4_096
 of the window)."""
 
 
+@dataclass(frozen=True, slots=True)
+class PendingTurn:
+    """The turn a call adds, until it is recorded: to a new conversation (`created`), or to `conversation_id`."""
+
+    messages: list[dict[str, object]]
+    created: Conversation | None = None
+    branch_of: tuple[str, int] | None = None
+    conversation_id: str | None = None
+
+
 @dataclass(slots=True)
 class Prepared:
     """The request to send, and what its result must say about files and the conversation."""
@@ -45,6 +57,7 @@ class Prepared:
     turn: int | None = None
     turns_left_out: int = 0
     notice: str | None = None
+    pending: PendingTurn | None = None
 
     @property
     def ref(self) -> str | None:
@@ -84,7 +97,7 @@ async def prepare(app: AppState, ctx: Context, args: Attached, request: ChatRequ
     request.messages = [*([system] if system else []), *(m for turn in kept for m in turn), *new]
     _check_size(request.messages, app.settings.max_prompt_chars)
     if isinstance(args, Continued):
-        await _record_turn(app, args, prepared, conversation, system, new, question, attachments)
+        prepared.pending = _pending_turn(app, args, conversation, system, new, question, attachments)
     return prepared
 
 
@@ -158,42 +171,52 @@ def _fit(
     return history[left_out:], left_out
 
 
-async def _record_turn(
+def _pending_turn(
     app: AppState,
     args: Continued,
-    prepared: Prepared,
     conversation: Conversation | None,
     system: Message | None,
     new: list[Message],
     question: str,
     attachments: Attachments,
-) -> None:
-    """Record the new turn (a new conversation, or a branch, when needed); a registry failure is said, not fatal."""
-    branch = conversation is not None and args.from_turn is not None
+) -> PendingTurn:
+    """The new turn to record (in a new conversation, or a branch, when needed)."""
+    stored = [_kept(m, attachments).model_dump(mode="json", exclude_none=True) for m in new]
+    if conversation is not None and args.from_turn is None:
+        return PendingTurn(stored, conversation_id=conversation.id)
+    now = time.time()
+    created = Conversation(
+        id=new_conversation_id(),
+        principal=app.principal,
+        system=system.content if system is not None and isinstance(system.content, str) else "",
+        summary=conversation.summary if conversation is not None else summary_of(question),
+        created_at=now,
+        updated_at=now,
+        turns=0,
+        branched_from=f"{conversation.id}:{args.from_turn}" if conversation is not None else None,
+    )
+    branch_of = (conversation.id, args.from_turn) if conversation is not None and args.from_turn else None
+    return PendingTurn(stored, created=created, branch_of=branch_of)
+
+
+async def record_turn(app: AppState, prepared: Prepared, answer: str | None = None) -> None:
+    """Record the call's turn, with `answer` if it is complete; a registry failure is said, not fatal."""
+    pending, prepared.pending = prepared.pending, None
+    if pending is None:
+        return
+    model = prepared.request.model
     try:
-        if conversation is None or branch:
-            now = time.time()
-            created = Conversation(
-                id=new_conversation_id(),
-                principal=app.principal,
-                system=system.content if system is not None and isinstance(system.content, str) else "",
-                summary=conversation.summary if conversation is not None else summary_of(question),
-                created_at=now,
-                updated_at=now,
-                turns=0,
-                branched_from=f"{conversation.id}:{args.from_turn}" if conversation is not None else None,
-            )
-            branch_of = (conversation.id, args.from_turn) if conversation is not None and args.from_turn else None
-            stored = [_kept(m, attachments).model_dump(mode="json", exclude_none=True) for m in new]
-            model = prepared.request.model
+        if pending.created is not None:
             prepared.turn = await app.conversations.start_turn(
-                created, model=model, messages=stored, branch_of=branch_of
+                pending.created, model=model, messages=pending.messages, branch_of=pending.branch_of, answer=answer
             )
-            prepared.conversation_id = created.id
-            return
-        stored = [_kept(m, attachments).model_dump(mode="json", exclude_none=True) for m in new]
-        prepared.turn = await app.conversations.add_turn(conversation.id, model=prepared.request.model, messages=stored)
-        prepared.conversation_id = conversation.id
+            prepared.conversation_id = pending.created.id
+        else:
+            assert pending.conversation_id is not None
+            prepared.turn = await app.conversations.add_turn(
+                pending.conversation_id, model=model, messages=pending.messages, answer=answer
+            )
+            prepared.conversation_id = pending.conversation_id
     except RegistryUnavailable as exc:
         prepared.notice = _not_kept(exc)
 
@@ -221,12 +244,14 @@ def _kept(message: Message, attachments: Attachments) -> Message:
 
 
 async def finish(app: AppState, prepared: Prepared, result: ChatResult) -> ChatResult:
-    """`result` with its notes, the answer kept in the conversation, and paged if it is long."""
-    result = await _kept_answer(app, prepared, result)
+    """`result` with its notes, its turn kept in the conversation with the answer, and paged if it is long."""
+    await record_turn(app, prepared, result.text)
+    result = result.model_copy(update=prepared.notes())
     return paged(result, 0, app.settings.max_result_chars, prepared.ref)
 
 
 def running(prepared: Prepared, result: ChatResult) -> ChatResult:
+    """A handed-off call's result (its turn recorded by `record_turn`, awaiting the answer its job will keep)."""
     return result.model_copy(update=prepared.notes())
 
 
@@ -242,11 +267,6 @@ def with_notes(result: TaskResult, notes: dict[str, object]) -> TaskResult:
     if result.result is None or not notes:
         return result
     return result.model_copy(update={"result": result.result.model_copy(update=notes)})
-
-
-async def _kept_answer(app: AppState, prepared: Prepared, result: ChatResult) -> ChatResult:
-    await _keep(app, prepared, result.text)
-    return result.model_copy(update=prepared.notes())
 
 
 async def _keep(app: AppState, prepared: Prepared, answer: str) -> None:
@@ -311,7 +331,7 @@ class ConversationSummary(BaseModel):
 class ConversationList(RegistryNotes):
     """A page of the caller's conversations, most recently continued first."""
 
-    conversations: list[ConversationSummary]
+    conversations: list[ConversationSummary] = Field(default_factory=list, description="Absent when there are none.")
     next_cursor: str | None = Field(None, description="There are older ones: pass this as `cursor`.")
 
     def to_text(self) -> str:
