@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import anyio
 
-from bench import context, load, measure, registry, replicas, tasks
+from bench import breakdown, context, load, measure, registry, replicas, tasks
 from bench.figures import Figure, machine, markdown
 from bench.processes import BARE_SERVER, GLM_MCP, emulator, shown
 
-SECTIONS = ("cold-start", "per-call", "load", "streaming", "context", "tasks", "registry", "replicas")
+SECTIONS = ("cold-start", "per-call", "breakdown", "load", "streaming", "context", "tasks", "registry", "replicas")
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,8 @@ async def _run(sections: set[str], size: Size, judge: bool = True) -> tuple[list
         show(new)
     if "per-call" in sections:
         show(await measure.per_call(size.calls, size.warmup))
+    if "breakdown" in sections:
+        show(await breakdown.breakdown(size.calls, size.warmup))
     if "streaming" in sections:
         show(await measure.first_progress(size.progress_runs))
     if "tasks" in sections:

@@ -1,0 +1,152 @@
+"""Where a call's server CPU goes: the upstream client against a bare httpx2 loop, and the stdio server's
+CPU per call against a bare SDK server's (`python -m bench --only breakdown`).
+
+The per-call wall figures over stdio compare glm-mcp with a direct streamed request, which has no
+MCP in it at all; these say how much of the difference is the SDK's own per-call cost (a bare
+`MCPServer` answering a trivial tool), how much the upstream client (in process: `GLMClient` against
+the loop the bare HTTP server uses), and so how much is the rest of glm-mcp's chat path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx2
+from mcp import Client, StdioServerParameters
+
+from bench.clients import PROMPT
+from bench.figures import Figure
+from bench.processes import BARE_SERVER, EMULATOR_KEY, GLM_MCP, PYTHON, cpu_seconds, emulator, server_env, shown
+
+ROUNDS = 5
+
+
+async def breakdown(calls: int, warmup: int) -> list[Figure]:
+    with emulator() as emu:
+        env = server_env(emu.origin)
+        client = await _client_cpu(emu.origin, env, calls, warmup)
+        ours_stdio = await _stdio_cpu(GLM_MCP, env, "chat", {"prompt": PROMPT}, calls, warmup)
+        ours_cheap = await _stdio_cpu(GLM_MCP, env, "list_jobs", {}, calls, warmup)
+        bare_stdio = await _stdio_cpu(BARE_SERVER, env, "echo", {"text": PROMPT}, calls, warmup)
+    glm_ms, loop_ms = client
+    sdk = shown(BARE_SERVER) + " over stdio: tools/call echo (mcp.Client)"
+    return [
+        Figure(
+            "upstream client cpu per call (in process)",
+            glm_ms,
+            loop_ms,
+            "ms",
+            "GLMClient.stream_chat (typed chunks, bounds, deadline, retries, auth) read to the end",
+            "httpx2 client.stream + aiter_lines + json.loads (bench/bare_server.py's chat tool)",
+            detail=f"difference {glm_ms - loop_ms:+.2f} ms; median of {ROUNDS} interleaved rounds of {calls // ROUNDS}",
+        ),
+        Figure(
+            "server cpu per call, stdio: chat",
+            ours_stdio,
+            bare_stdio,
+            "ms",
+            shown(GLM_MCP) + " over stdio: tools/call chat (mcp.Client), utime+stime from /proc",
+            sdk,
+            detail=f"difference {ours_stdio - bare_stdio:+.2f} ms, of which the upstream client in process "
+            f"{glm_ms:.2f} ms",
+        ),
+        Figure(
+            "server cpu per call, stdio: list_jobs",
+            ours_cheap,
+            bare_stdio,
+            "ms",
+            shown(GLM_MCP) + " over stdio: tools/call list_jobs (mcp.Client)",
+            sdk,
+            detail=f"difference {ours_cheap - bare_stdio:+.2f} ms: a call with no upstream request",
+        ),
+    ]
+
+
+async def _client_cpu(origin: str, env: dict[str, str], calls: int, warmup: int) -> tuple[float, float]:
+    from glm_mcp.config import Settings
+    from glm_mcp.glm.types import ChatRequest
+    from glm_mcp.server.arguments import ChatArguments
+    from glm_mcp.upstream import open_glm_client
+
+    settings = Settings.from_env(env)
+    request = ChatArguments(prompt=PROMPT).chat_request(settings)
+    body = json.dumps({**json.loads(request.to_json()), "stream": True}).encode()
+    headers = {"Authorization": f"Bearer {EMULATOR_KEY}", "Content-Type": "application/json"}
+    url = origin.rstrip("/") + "/chat/completions"
+    async with httpx2.AsyncClient(timeout=300, trust_env=False) as http, open_glm_client(settings) as glm:
+
+        async def loop() -> None:
+            parts: list[str] = []
+            async with http.stream("POST", url, content=body, headers=headers) as response:
+                response.raise_for_status()
+                async for line in response.aiter_lines():
+                    if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                        for choice in json.loads(line[5:])["choices"]:
+                            parts.append(choice["delta"].get("content") or "")
+
+        async def ours() -> None:
+            async with glm.stream_chat(ChatRequest.model_validate(request.model_dump())) as chunks:
+                async for _ in chunks:
+                    pass
+
+        return await _interleaved([ours, loop], calls, warmup)
+
+
+async def _interleaved(ways: list[Callable[[], Awaitable[None]]], calls: int, warmup: int) -> tuple[float, float]:
+    for way in ways:
+        for _ in range(warmup):
+            await way()
+    rounds: list[list[float]] = [[] for _ in ways]
+    per_round = max(calls // ROUNDS, 1)
+    for _ in range(ROUNDS):
+        for i, way in enumerate(ways):
+            start = time.process_time()
+            for _ in range(per_round):
+                await way()
+            rounds[i].append((time.process_time() - start) * 1000 / per_round)
+    first, second = (statistics.median(r) for r in rounds)
+    return first, second
+
+
+async def _stdio_cpu(
+    command: list[str], env: dict[str, str], tool: str, arguments: dict[str, object], calls: int, warmup: int
+) -> float:
+    """The server process's CPU ms per `tool` call, over stdio through the SDK Client, in a data dir of its own."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        params = StdioServerParameters(
+            command=PYTHON, args=command[1:], env={**env, "GLM_DATA_DIR": data_dir}, cwd=os.getcwd()
+        )
+        async with Client(params) as client:
+            for _ in range(warmup):
+                await client.call_tool(tool, arguments)
+            pid = _server_pid(command)
+            before = cpu_seconds(pid)
+            for _ in range(calls):
+                await client.call_tool(tool, arguments)
+            return (cpu_seconds(pid) - before) * 1000 / calls
+
+
+def _server_pid(command: list[str]) -> int:
+    """The newest child of this process running `command` (the SDK Client does not say which pid it started)."""
+    mine = str(os.getpid())
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = stat.read().rpartition(")")[2].split()[1]
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                args = cmdline.read().split(b"\0")
+        except OSError:
+            continue
+        if parent == mine and command[-1].encode() in args:
+            found.append(int(entry))
+    if not found:
+        raise RuntimeError(f"no child process runs {shown(command)}")
+    return max(found)
