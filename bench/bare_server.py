@@ -12,8 +12,12 @@ upstream call can cost (the load floor).
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from mcp.server.mcpserver import MCPServer
+
+if TYPE_CHECKING:
+    import httpx2
 
 server = MCPServer("bare")
 
@@ -22,6 +26,21 @@ server = MCPServer("bare")
 async def echo(text: str) -> str:
     """Return `text` unchanged: the least work a tool can do."""
     return text
+
+
+async def streamed_text(http: httpx2.AsyncClient, url: str, body: bytes, headers: dict[str, str]) -> str:
+    """The streamed chat completion's text, read to the end: the least a tool making this request can do
+    (also the floor of the upstream client in bench/breakdown.py)."""
+    import json
+
+    parts: list[str] = []
+    async with http.stream("POST", url, content=body, headers=headers) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                for choice in json.loads(line[5:])["choices"]:
+                    parts.append(choice["delta"].get("content") or "")
+    return "".join(parts)
 
 
 def serve_http(port: int, upstream: str, stateless: bool, max_connections: int) -> None:
@@ -44,15 +63,8 @@ def serve_http(port: int, upstream: str, stateless: bool, max_connections: int) 
     @server.tool()
     async def chat(prompt: str) -> str:
         """The streamed chat completion's text, read to the end."""
-        parts: list[str] = []
         sent = body if prompt == built_with else body.replace(placeholder, json.dumps(prompt).encode(), 1)
-        async with http.stream("POST", url, content=sent, headers=headers) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if line.startswith("data:") and line[5:].strip() != "[DONE]":
-                    for choice in json.loads(line[5:])["choices"]:
-                        parts.append(choice["delta"].get("content") or "")
-        return "".join(parts)
+        return await streamed_text(http, url, sent, headers)
 
     app = server.streamable_http_app(stateless_http=stateless)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 import httpx2
 from mcp import Client, StdioServerParameters
 
+from bench.bare_server import streamed_text
 from bench.clients import PROMPT
 from bench.figures import Figure
 from bench.processes import BARE_SERVER, EMULATOR_KEY, GLM_MCP, PYTHON, cpu_seconds, emulator, server_env, shown
@@ -81,13 +82,7 @@ async def _client_cpu(origin: str, env: dict[str, str], calls: int, warmup: int)
     async with httpx2.AsyncClient(timeout=300, trust_env=False) as http, open_glm_client(settings) as glm:
 
         async def loop() -> None:
-            parts: list[str] = []
-            async with http.stream("POST", url, content=body, headers=headers) as response:
-                response.raise_for_status()
-                async for line in response.aiter_lines():
-                    if line.startswith("data:") and line[5:].strip() != "[DONE]":
-                        for choice in json.loads(line[5:])["choices"]:
-                            parts.append(choice["delta"].get("content") or "")
+            await streamed_text(http, url, body, headers)
 
         async def ours() -> None:
             async with glm.stream_chat(ChatRequest.model_validate(request.model_dump())) as chunks:
