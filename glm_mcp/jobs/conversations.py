@@ -256,7 +256,7 @@ class ConversationRecords:
 
 
 class SQLiteConversationStore(ConversationRecords):
-    """Conversations in the job registry's SQLite file, run through `jobs`' worker thread and lock."""
+    """Conversations in the job registry's SQLite file, run in `jobs`' worker thread, in its batches."""
 
     def __init__(self, jobs: SQLiteJobStore, *, retention_days: float) -> None:
         super().__init__(SQLiteDatabase(jobs), retention_days=retention_days)

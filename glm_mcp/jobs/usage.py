@@ -129,7 +129,7 @@ class UsageRecords:
 
 
 class SQLiteUsageStore(UsageRecords):
-    """Usage in the job registry's SQLite file, run through `jobs`' worker thread and lock."""
+    """Usage in the job registry's SQLite file, run in `jobs`' worker thread, in its batches."""
 
     def __init__(self, jobs: SQLiteJobStore) -> None:
         super().__init__(SQLiteDatabase(jobs))
