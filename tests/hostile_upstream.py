@@ -185,6 +185,8 @@ async def _client_left(reader: asyncio.StreamReader, wait: float) -> bool:
         data = await asyncio.wait_for(reader.read(1), wait) if wait > 0 else b"x"
     except TimeoutError:
         return False
+    except ConnectionError:  # a client that closed with bytes unread resets the connection: it left all the same
+        return True
     return data == b""
 
 
