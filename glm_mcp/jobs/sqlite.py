@@ -213,10 +213,9 @@ class SQLiteJobStore:
             if self._db is not None:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
-            failure = self._failure(exc)
-            for work in writes:
+            for work in writes:  # nothing of the batch was kept; each caller gets its own exception
                 if work.error is None:
-                    work.fail(_caused(failure, exc))
+                    work.fail(_caused(self._failure(exc), exc))
 
     def _attempt(self, work: Work[Any], db: sqlite3.Connection) -> bool:
         """Run `work` on `db`; whether it succeeded (its failure, said as `RegistryUnavailable`, is kept)."""

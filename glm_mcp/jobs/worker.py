@@ -9,7 +9,9 @@ decides what a batch means: one transaction for the SQLite registry). Each batch
 wake-up of each event loop waiting on it, however many calls it held.
 
 Works queued together are not ordered against each other: a caller awaits its work before it
-queues the next, so only works of different callers ever share a batch.
+queues the next, so only works of different callers ever share a batch. Callers wait on asyncio
+futures, woken with `call_soon_threadsafe`: the server runs on asyncio (uvicorn, and anyio's
+default backend over stdio).
 """
 
 from __future__ import annotations
