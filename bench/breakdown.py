@@ -22,6 +22,7 @@ from mcp import Client, StdioServerParameters
 from bench.bare_server import streamed_text
 from bench.clients import PROMPT
 from bench.figures import Figure
+from bench.measure import upstream_body
 from bench.processes import BARE_SERVER, EMULATOR_KEY, GLM_MCP, PYTHON, cpu_seconds, emulator, server_env, shown
 
 ROUNDS = 5
@@ -71,12 +72,12 @@ async def breakdown(calls: int, warmup: int) -> list[Figure]:
 async def _client_cpu(origin: str, env: dict[str, str], calls: int, warmup: int) -> tuple[float, float]:
     from glm_mcp.config import Settings
     from glm_mcp.glm.types import ChatRequest
-    from glm_mcp.server.arguments import ChatArguments
     from glm_mcp.upstream import open_glm_client
 
     settings = Settings.from_env(env)
-    request = ChatArguments(prompt=PROMPT).chat_request(settings)
-    body = json.dumps({**json.loads(request.to_json()), "stream": True}).encode()
+    built = upstream_body(env)  # what the server sends for chat(prompt=PROMPT), by its own code
+    request = ChatRequest.model_validate(built)
+    body = json.dumps({**built, "stream": True}).encode()
     headers = {"Authorization": f"Bearer {EMULATOR_KEY}", "Content-Type": "application/json"}
     url = origin.rstrip("/") + "/chat/completions"
     async with httpx2.AsyncClient(timeout=300, trust_env=False) as http, open_glm_client(settings) as glm:
@@ -85,7 +86,7 @@ async def _client_cpu(origin: str, env: dict[str, str], calls: int, warmup: int)
             await streamed_text(http, url, body, headers)
 
         async def ours() -> None:
-            async with glm.stream_chat(ChatRequest.model_validate(request.model_dump())) as chunks:
+            async with glm.stream_chat(request) as chunks:
                 async for _ in chunks:
                     pass
 
