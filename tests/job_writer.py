@@ -16,13 +16,11 @@ from pathlib import Path
 
 import anyio
 
-from glm_mcp.jobs import SERVER, JobRecord, SQLiteJobStore
+from glm_mcp.jobs import SERVER, JobRecord, JobStore, SQLiteJobStore
 
 
-async def write(path: Path, name: str, count: int, start_at: float) -> None:
-    store = SQLiteJobStore(path, retention_days=7)
-    await anyio.sleep(max(0.0, start_at - time.time()))
-    started = time.time()
+async def write_jobs(store: JobStore, name: str, count: int) -> None:
+    """COUNT jobs of this writer's own (added, partial text saved, finished) and the COUNT every writer shares."""
     for i in range(count):
         own, shared = f"job_{name}_{i}", f"shared_{i}"
         await store.add(JobRecord(own, "chat", "glm-4.6", f"{name} {i}", time.time()), runs_here=True)
@@ -32,6 +30,13 @@ async def write(path: Path, name: str, count: int, start_at: float) -> None:
         await store.finish(shared, "completed", result=json.dumps({"by": name, "n": i}), partial_text=None)
         if i % 10 == 0:
             await store.page(principal=SERVER, status="running", limit=50, after=None)
+
+
+async def write(path: Path, name: str, count: int, start_at: float) -> None:
+    store = SQLiteJobStore(path, retention_days=7)
+    await anyio.sleep(max(0.0, start_at - time.time()))
+    started = time.time()
+    await write_jobs(store, name, count)
     ended = time.time()
     await store.aclose()
     print(json.dumps({"started": started, "ended": ended}))

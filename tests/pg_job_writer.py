@@ -15,21 +15,14 @@ import time
 
 import anyio
 
-from glm_mcp.jobs import SERVER, JobRecord
+from glm_mcp.jobs import JobRecord
 from glm_mcp.jobs.postgres import PostgresJobStore
+from tests.job_writer import write_jobs
 
 
 async def write(url: str, name: str, count: int, hold: bool) -> None:
     async with PostgresJobStore(url, retention_days=7, lease_seconds=1.5) as store:
-        for i in range(count):
-            own, shared = f"job_{name}_{i}", f"shared_{i}"
-            await store.add(JobRecord(own, "chat", "glm-4.6", f"{name} {i}", time.time()), runs_here=True)
-            await store.add(JobRecord(shared, "async_task", "glm-4.6", f"shared {i}", time.time()), runs_here=False)
-            await store.save_partial(own, f"partial {i}")
-            await store.finish(own, "completed", result=json.dumps({"by": name, "n": i}), partial_text=None)
-            await store.finish(shared, "completed", result=json.dumps({"by": name, "n": i}), partial_text=None)
-            if i % 10 == 0:
-                await store.page(principal=SERVER, status="running", limit=50, after=None)
+        await write_jobs(store, name, count)
         print(json.dumps({"name": name, "done": count}), flush=True)
         if hold:
             held = JobRecord(f"job_{name}_held", "chat", "glm-4.6", "held", time.time(), partial_text="held so far")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import socket
@@ -13,8 +14,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, Any
 
+import anyio
 import httpx2
 
 COMMAND = [sys.executable, "-m", "glm_mcp"]
@@ -112,3 +114,36 @@ def drain(process: subprocess.Popen[bytes]) -> Callable[[], bytes]:
         return b"".join(chunks)
 
     return output
+
+
+class RawStdio:
+    """The real command over stdio, line by line, with stdin kept open: what a client without an SDK sees.
+
+    Every line the server writes must be a JSON-RPC 2.0 message (anything else on stdout fails here);
+    `seen` keeps them all, in order, and `answer` returns the one answering a request id.
+    """
+
+    def __init__(self, process: Any) -> None:
+        self.process = process
+        self.seen: list[dict[str, Any]] = []
+        self._answers: dict[Any, dict[str, Any]] = {}
+        self._buffer = b""
+
+    async def send(self, *messages: dict[str, Any] | str) -> None:
+        """Send each message as one line (a string as it is: a test's malformed line)."""
+        lines = (m if isinstance(m, str) else json.dumps(m) for m in messages)
+        await self.process.stdin.send("".join(line + "\n" for line in lines).encode())
+
+    async def answer(self, request_id: Any, timeout: float = 20) -> dict[str, Any]:
+        key = json.dumps(request_id)  # ids a fuzzed line sends may be anything JSON
+        with anyio.fail_after(timeout):
+            while key not in self._answers:
+                self._buffer += await self.process.stdout.receive()
+                *lines, self._buffer = self._buffer.split(b"\n")
+                for line in lines:
+                    message = json.loads(line)
+                    assert isinstance(message, dict) and message.get("jsonrpc") == "2.0", line[:200]
+                    self.seen.append(message)
+                    if "id" in message:
+                        self._answers[json.dumps(message["id"])] = message
+        return self._answers.pop(key)

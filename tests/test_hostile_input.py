@@ -20,6 +20,7 @@ from mcp.types import CallToolResult
 
 from glm_mcp.emulator import Emulator
 from glm_mcp.server import create_server
+from tests import processes
 from tests.conftest import GENERAL_KEY, settings_for
 from tests.processes import COMMAND, server_env
 
@@ -120,42 +121,27 @@ lines = st.lists(
 )
 
 
-class RawStdio:
+class FuzzedStdio(processes.RawStdio):
     """A real `glm-mcp` process fed raw lines; every line it writes must be JSON-RPC."""
 
-    def __init__(self, process: Any) -> None:
-        self.process = process
-        self.buffer = b""
-        self.next_probe = 10**9
-
-    async def read_until(self, probe_id: int) -> list[dict[str, Any]]:
-        seen: list[dict[str, Any]] = []
-        with anyio.fail_after(20):
-            while True:
-                *complete, self.buffer = self.buffer.split(b"\n")
-                for line in complete:
-                    message = json.loads(line)  # anything but JSON on stdout fails here
-                    assert isinstance(message, dict) and message.get("jsonrpc") == "2.0", line[:200]
-                    seen.append(message)
-                    if message.get("id") == probe_id:
-                        return seen
-                self.buffer += await self.process.stdout.receive()
+    next_probe = 10**9
 
     async def exchange(self, sent: list[str]) -> list[dict[str, Any]]:
+        """What the server wrote in answer to `sent`, up to the answer to a ping sent after it."""
         self.next_probe += 1
-        probe = {"jsonrpc": "2.0", "id": self.next_probe, "method": "ping"}
-        await self.process.stdin.send("".join(line + "\n" for line in [*sent, json.dumps(probe)]).encode())
-        return await self.read_until(self.next_probe)
+        start = len(self.seen)
+        await self.send(*sent, {"jsonrpc": "2.0", "id": self.next_probe, "method": "ping"})
+        await self.answer(self.next_probe)
+        return self.seen[start:]
 
 
 @pytest.fixture(scope="module")
-def raw_server(emulator_session: Emulator) -> Iterator[tuple[BlockingPortal, RawStdio]]:
+def raw_server(emulator_session: Emulator) -> Iterator[tuple[BlockingPortal, FuzzedStdio]]:
     env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator_session.base_url, GLM_MAX_RETRIES="0")
 
-    async def start() -> RawStdio:
+    async def start() -> FuzzedStdio:
         process = await anyio.open_process(COMMAND, env=env)
-        raw = RawStdio(process)
-        assert process.stdin is not None
+        raw = FuzzedStdio(process)
         hello = {
             "jsonrpc": "2.0",
             "id": 1,
@@ -166,9 +152,9 @@ def raw_server(emulator_session: Emulator) -> Iterator[tuple[BlockingPortal, Raw
                 "clientInfo": {"name": "fuzz", "version": "0"},
             },
         }
-        await process.stdin.send((json.dumps(hello) + "\n").encode())
-        await raw.read_until(1)  # the handshake answered before anything else is sent
-        await process.stdin.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        await raw.send(hello)
+        await raw.answer(1)  # the handshake answered before anything else is sent
+        await raw.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         return raw
 
     with start_blocking_portal() as portal:
@@ -177,7 +163,7 @@ def raw_server(emulator_session: Emulator) -> Iterator[tuple[BlockingPortal, Raw
         portal.call(raw.process.aclose)
 
 
-def test_raw_lines_get_json_rpc_answers_and_nothing_else(raw_server: tuple[BlockingPortal, RawStdio]) -> None:
+def test_raw_lines_get_json_rpc_answers_and_nothing_else(raw_server: tuple[BlockingPortal, FuzzedStdio]) -> None:
     portal, raw = raw_server
 
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))

@@ -23,6 +23,7 @@ import pytest
 from anyio.abc import Process
 
 from glm_mcp.emulator import Emulator
+from tests import processes
 from tests.conftest import GENERAL_KEY
 from tests.node_tools import TS_SDK, node_env, node_modules
 from tests.processes import COMMAND, http_server, http_server_process, scratch_dir, server_env
@@ -247,29 +248,8 @@ async def test_a_call_cut_off_by_the_shutdown_gets_a_json_rpc_error(emulator: Em
 # stdio
 
 
-class RawStdio:
-    """The real command over stdio, line by line, with stdin kept open."""
-
-    def __init__(self, process: Process) -> None:
-        self.process = process
-        self.answers: dict[Any, dict[str, Any]] = {}
-        self._buffer = b""
-
-    async def send(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send(json.dumps(message).encode() + b"\n")
-
-    async def answer(self, request_id: Any, timeout: float = 20) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        with anyio.fail_after(timeout):
-            while request_id not in self.answers:
-                self._buffer += await self.process.stdout.receive()
-                *lines, self._buffer = self._buffer.split(b"\n")
-                for line in lines:
-                    message = json.loads(line)
-                    if "id" in message:
-                        self.answers[message["id"]] = message
-        return self.answers.pop(request_id)
+class RawStdio(processes.RawStdio):
+    """The real command over stdio, with the handshake these tests start with."""
 
     async def initialize(self) -> None:
         await self.send(INITIALIZE)

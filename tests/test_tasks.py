@@ -27,7 +27,7 @@ from glm_mcp.emulator import Emulator
 from glm_mcp.server.auth import CLIENT_KEY_HEADER
 from glm_mcp.server.tasks import EXTENSION, GET_RESULT_SUFFIX
 from tests.conftest import GENERAL_KEY
-from tests.processes import COMMAND, http_server, scratch_dir, server_env
+from tests.processes import COMMAND, RawStdio, http_server, scratch_dir, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -86,25 +86,16 @@ class Wire(Protocol):
 
 class StdioWire:
     def __init__(self, process: Process) -> None:
-        self._process = process
+        self._raw = RawStdio(process)
         self._ids = iter(range(1, 1_000_000))
-        self._buffer = b""
 
     async def __call__(
         self, method: str, params: dict[str, Any], *, tasks: bool = True, headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        assert self._process.stdin is not None and self._process.stdout is not None
         request_id = next(self._ids)
         body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**params, "_meta": meta(tasks=tasks)}}
-        await self._process.stdin.send((json.dumps(body) + "\n").encode())
-        with anyio.fail_after(60):
-            while True:
-                while b"\n" not in self._buffer:
-                    self._buffer += await self._process.stdout.receive()
-                line, self._buffer = self._buffer.split(b"\n", 1)
-                message = json.loads(line)
-                if message.get("id") == request_id:
-                    return dict(message)
+        await self._raw.send(body)
+        return await self._raw.answer(request_id, timeout=60)
 
 
 class HttpWire:

@@ -16,7 +16,7 @@ import pytest
 
 from glm_mcp.emulator import Emulator
 from tests.node_tools import TS_SDK, node_env, node_modules
-from tests.processes import COMMAND
+from tests.processes import COMMAND, RawStdio
 from tests.test_tasks import BEARER, PROMPT, http_origin, slow_env, without_request_id
 
 pytestmark = pytest.mark.anyio
@@ -54,21 +54,11 @@ class Session:
 class StdioSession(Session):
     def __init__(self, process: Any) -> None:
         super().__init__()
-        self._process = process
-        self._buffer = b""
+        self._raw = RawStdio(process)
 
     async def send(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        await self._process.stdin.send((json.dumps(message) + "\n").encode())
-        if "id" not in message:
-            return None
-        with anyio.fail_after(60):
-            while True:
-                while b"\n" not in self._buffer:
-                    self._buffer += await self._process.stdout.receive()
-                line, self._buffer = self._buffer.split(b"\n", 1)
-                answer = json.loads(line)
-                if answer.get("id") == message["id"]:
-                    return dict(answer)
+        await self._raw.send(message)
+        return await self._raw.answer(message["id"], timeout=60) if "id" in message else None
 
 
 class HttpSession(Session):

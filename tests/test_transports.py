@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import anyio
@@ -12,7 +11,7 @@ from mcp import Client, StdioServerParameters
 
 from glm_mcp.emulator import Emulator
 from tests.conftest import DEFAULT_TOOLS, GENERAL_KEY, upstream_calls
-from tests.processes import COMMAND, free_port, http_server, listening, server_env
+from tests.processes import COMMAND, RawStdio, free_port, http_server, listening, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -35,7 +34,7 @@ async def test_stdio_subprocess_lists_tools_and_answers(emulator: Emulator) -> N
 
 async def test_stdout_carries_nothing_but_json_rpc(emulator: Emulator) -> None:
     """Raw lines in, raw lines out: every line the server writes is a JSON-RPC message."""
-    requests = [
+    requests: list[dict[str, Any]] = [
         {
             "jsonrpc": "2.0",
             "id": 1,
@@ -51,22 +50,12 @@ async def test_stdout_carries_nothing_but_json_rpc(emulator: Emulator) -> None:
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "chat", "arguments": {"prompt": "hi"}}},
         {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "chat", "arguments": {"prompt": ""}}},
     ]
-    payload = "".join(json.dumps(r) + "\n" for r in requests).encode()
     env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_LOG_LEVEL="DEBUG")
     async with await anyio.open_process(COMMAND, env=env) as process:
-        assert process.stdin and process.stdout
-        await process.stdin.send(payload)
-        answers: dict[int, dict[str, Any]] = {}
-        buffer = b""
-        with anyio.fail_after(20):
-            while len(answers) < 4:
-                buffer += await process.stdout.receive()
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    message = json.loads(line)  # anything but JSON-RPC on stdout fails here
-                    assert message["jsonrpc"] == "2.0"
-                    if "id" in message:
-                        answers[message["id"]] = message
+        raw = RawStdio(process)  # anything but JSON-RPC on stdout fails in there
+        await raw.send(*requests)
+        answers = {request_id: await raw.answer(request_id) for request_id in (1, 2, 3, 4)}
+        assert process.stdin is not None
         await process.stdin.aclose()
         with anyio.fail_after(10):
             await process.wait()
