@@ -170,6 +170,17 @@ def conversation(conversation_id: str, principal: Principal = SERVER, *, at: flo
     return Conversation(conversation_id, principal, "Be brief.", f"about {conversation_id}", now, now, 0)
 
 
+async def recorded(store: PostgresJobStore, url: str, c: Conversation) -> None:
+    """`c` in the database with no turn yet, as of its own `updated_at` (the stores make one with its first turn)."""
+    await store.check()  # the schema is made at a store's first call
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO conversations (id, principal, system, summary, branched_from, created_at, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (c.id, c.principal, c.system, c.summary, c.branched_from, c.created_at, c.updated_at),
+        )
+
+
 def said(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
 
@@ -208,7 +219,7 @@ async def test_a_conversation_written_through_one_replica_is_read_through_anothe
         assert branched is not None and branched.branched_from == "conv_a:1"
 
         # Pages, most recently continued first, from the (updated_at, id) of the last one listed.
-        await here.create(conversation("conv_c", ALICE))
+        await here.start_turn(conversation("conv_c", ALICE), model="glm-4.6", messages=said("c?"), branch_of=None)
         first = await here.recent(principal=SERVER, limit=1, before=None)
         assert [c.id for c in first] == ["conv_b"]
         rest = await there.recent(principal=SERVER, limit=10, before=(first[0].updated_at, first[0].id))
@@ -219,8 +230,7 @@ async def test_a_conversation_written_through_one_replica_is_read_through_anothe
 async def test_conversations_past_their_retention_are_deleted_with_their_turns(postgres: Any) -> None:
     long_ago = time.time() - 40 * 86_400
     async with opened(postgres.url) as store:
-        writer = PostgresConversationStore(store, retention_days=30)
-        await writer.create(conversation("conv_old", at=long_ago))
+        await recorded(store, postgres.url, conversation("conv_old", at=long_ago))
         with psycopg.connect(postgres.url, autocommit=True) as db:  # a turn of 40 days ago
             db.execute("INSERT INTO turns VALUES ('conv_old', 1, 'glm-4.6', '[]', 'old', %s)", (long_ago,))
         fresh = PostgresConversationStore(store, retention_days=30)  # a replica starting: prunes at its first turn
@@ -235,7 +245,7 @@ async def test_concurrent_turns_from_two_replicas_are_numbered_1_to_n_with_none_
     each = 40
     async with opened(postgres.url) as one, opened(postgres.url) as other:  # two pools: two replicas
         stores = [PostgresConversationStore(s, retention_days=30) for s in (one, other)]
-        await stores[0].create(conversation("conv_busy"))
+        await recorded(one, postgres.url, conversation("conv_busy"))
         numbers: list[int] = []
 
         async def add(replica: int, i: int) -> None:
@@ -303,7 +313,8 @@ async def test_a_database_of_schema_1_is_migrated_with_its_jobs_kept(postgres: A
     async with opened(postgres.url) as one, opened(postgres.url) as other:
         async with anyio.create_task_group() as tg:  # both at once, at their first call: one of them migrates
             tg.start_soon(PostgresUsageStore(one).record, UsageRecord(SERVER, "chat", "glm-4.6", 3))
-            tg.start_soon(PostgresConversationStore(other, retention_days=30).create, conversation("conv_new"))
+            started = PostgresConversationStore(other, retention_days=30).start_turn
+            tg.start_soon(functools.partial(started, conversation("conv_new"), model="m", messages=[], branch_of=None))
         old = await other.get("job_old", principal=SERVER)
         assert old is not None and old.status == "completed"
     with psycopg.connect(postgres.url) as db:

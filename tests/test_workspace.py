@@ -351,8 +351,10 @@ async def test_a_conversation_is_its_principals_only(tmp_path: Path) -> None:
     jobs = SQLiteJobStore(tmp_path / JOBS_FILE, retention_days=7)
     store = SQLiteConversationStore(jobs, retention_days=30)
     mine, theirs = SERVER, key_principal(b"s" * 32, "someone-else.key")
-    await store.create(Conversation("conv_a", mine, "", "Mine?", 1.0, 1.0, 0))
-    await store.add_turn("conv_a", model="glm-4.6", messages=[{"role": "user", "content": "Mine?"}])
+    conversation = Conversation("conv_a", mine, "", "Mine?", 1.0, 1.0, 0)
+    await store.start_turn(
+        conversation, model="glm-4.6", messages=[{"role": "user", "content": "Mine?"}], branch_of=None
+    )
     assert (await store.get("conv_a", principal=mine)) is not None
     assert await store.get("conv_a", principal=theirs) is None
     assert await store.turns("conv_a", principal=theirs) == []

@@ -94,10 +94,6 @@ class ConversationStore(Protocol):
     Whatever cannot be done raises `RegistryUnavailable`, never anything else.
     """
 
-    async def create(self, conversation: Conversation, *, branch_of: tuple[str, int] | None = None) -> None:
-        """Record a new conversation; for a branch, with copies of the first turns of (conversation id, turn)."""
-        ...
-
     async def add_turn(
         self, conversation_id: str, *, model: str, messages: list[dict[str, Any]], answer: str | None = None
     ) -> int:
@@ -113,8 +109,8 @@ class ConversationStore(Protocol):
         branch_of: tuple[str, int] | None,
         answer: str | None = None,
     ) -> int:
-        """Record a new conversation (a branch when `branch_of` is given) with its first turn: `create` then
-        `add_turn`, as one write (a new conversation is every chat call's, so it is made in one step)."""
+        """Record a new conversation (a branch when `branch_of` is given: with copies of the first turns of
+        (conversation id, turn)) and its first turn, as one write; the turn's number."""
         ...
 
     async def answer(self, conversation_id: str, number: int, answer: str) -> None:
@@ -141,9 +137,6 @@ class ConversationRecords:
     def __init__(self, database: Database, *, retention_days: float) -> None:
         self._database = database
         self._retention = Retention(retention_days)
-
-    async def create(self, conversation: Conversation, *, branch_of: tuple[str, int] | None = None) -> None:
-        await self._database.run(self._insert(conversation, branch_of), write=True)
 
     async def add_turn(
         self, conversation_id: str, *, model: str, messages: list[dict[str, Any]], answer: str | None = None
