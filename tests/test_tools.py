@@ -418,3 +418,33 @@ async def test_the_server_and_every_tool_carry_the_projects_icon_inline(client: 
         assert icon.src.startswith("data:image/svg+xml;base64,"), "an inline icon: nothing fetched from anywhere"
         svg = ElementTree.fromstring(base64.b64decode(icon.src.partition(",")[2]))
         assert svg.tag == "{http://www.w3.org/2000/svg}svg" and svg.get("viewBox")
+
+
+async def test_the_sdk_seam(emulator: Emulator, data_dir: Any) -> None:
+    """The one place glm-mcp builds on the SDK's tool internals (`tooling.sdk_tool`) still works as it assumes.
+
+    Each check says which assumption broke, so an SDK release that renames these fields fails here, by name,
+    rather than as a confusing failure elsewhere.
+    """
+    from mcp.server.mcpserver.tools import Tool
+    from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
+
+    for model, fields in (
+        (Tool, {"fn", "parameters", "fn_metadata", "is_async", "context_kwarg", "annotations", "icons"}),
+        (FuncMetadata, {"arg_model", "output_schema", "output_model"}),
+    ):
+        missing = fields - set(model.model_fields)
+        assert not missing, f"the SDK's {model.__name__} no longer has {sorted(missing)}: update tooling.sdk_tool"
+
+    server = create_server(settings_for(emulator, GLM_DATA_DIR=str(data_dir)))
+    async with Client(server) as client:
+        listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert listed["chat"].input_schema["properties"]["prompt"]["type"] == "string", "input schema not ours"
+        assert "anyOf" in listed["chat"].output_schema or "properties" in listed["chat"].output_schema  # type: ignore[operator]
+        # The arguments reach our own model untouched: an unknown name is our invalid_argument, not the SDK's error.
+        refused = failed(await client.call_tool("chat", {"promt": "hi"}))
+        assert refused["error"] == "invalid_argument" and "Did you mean `prompt`?" in refused["message"], (
+            "the SDK no longer passes the arguments through `_AsGiven.model_dump_one_level`"
+        )
+        answer = ok(await client.call_tool("chat", {"prompt": "hi"}))
+        assert answer["text"], "the SDK no longer calls the tool with the context as `ctx`"

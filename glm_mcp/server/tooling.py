@@ -11,15 +11,14 @@ an `isError` result that says what to do: one success path and one error path fo
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
-from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import CallToolResult, ContentBlock, Icon, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
@@ -62,9 +61,12 @@ class ToolSpec:
 
 def register(spec: ToolSpec, *, icons: list[Icon] | None = None) -> Tool:
     """The SDK tool for `spec`: its arguments validated once by its own model, its result (or failure) as
-    `structuredContent` plus a text copy."""
+    `structuredContent` plus a text copy.
 
-    async def tool(ctx: Context, **kwargs: Any) -> CallToolResult:
+    This is the one seam with the SDK's tool machinery (`sdk_tool`): everything else here is ours.
+    """
+
+    async def call(ctx: Context, **kwargs: Any) -> CallToolResult:
         state = cast(AppState, ctx.request_context.lifespan_context)
         try:
             state = state.for_request(ctx)
@@ -74,23 +76,53 @@ def register(spec: ToolSpec, *, icons: list[Icon] | None = None) -> Tool:
             return tool_result(await state.describe_failure(exc), is_error=True)
         return tool_result(outcome, is_error=False)
 
-    context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
-    tool.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [context], return_annotation=Annotated[CallToolResult, spec.result]
-    )
-    tool.__name__ = spec.name
-    registered = Tool.from_function(
-        tool,
+    return sdk_tool(
+        call,
         name=spec.name,
         title=spec.title,
         description=spec.description,
         annotations=spec.annotations,
         icons=icons,
+        input_schema=input_schema(spec.arguments),
+        output_schema=_result_or_failure(spec.result),
+        output_model=spec.result,
     )
-    registered.parameters = input_schema(spec.arguments)
-    registered.fn_metadata.output_schema = _result_or_failure(spec.result)
-    registered.fn_metadata.arg_model = _AsGiven  # read live by the SDK: it passes the arguments through
-    return registered
+
+
+def sdk_tool(
+    call: Callable[..., Awaitable[CallToolResult]],
+    *,
+    name: str,
+    title: str,
+    description: str,
+    annotations: ToolAnnotations,
+    icons: list[Icon] | None,
+    input_schema: dict[str, Any],
+    output_schema: dict[str, Any],
+    output_model: type[BaseModel],
+) -> Tool:
+    """The SDK's `Tool` for `call(ctx, **{_RAW: arguments})`, built from its public fields.
+
+    The SDK derives a tool's schemas from a function's signature; ours come from the models, so the
+    `Tool` and its `FuncMetadata` are constructed directly instead of through `Tool.from_function`
+    (nothing derived and thrown away, no signature rewritten). `_AsGiven` passes the arguments
+    through; the SDK still validates a successful result's `structuredContent` against
+    `output_model`. tests/test_tools.py::test_the_sdk_seam names what broke if an SDK release changes
+    these fields.
+    """
+    metadata = FuncMetadata(arg_model=_AsGiven, output_schema=output_schema, output_model=output_model)
+    return Tool(
+        fn=call,
+        name=name,
+        title=title,
+        description=description,
+        parameters=input_schema,
+        fn_metadata=metadata,
+        is_async=True,
+        context_kwarg="ctx",
+        annotations=annotations,
+        icons=icons,
+    )
 
 
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
