@@ -230,6 +230,7 @@ async def _read(app: AppState, ref: TaskRef) -> dict[str, Any] | None:
     if record is not None and record.kind == "async_task":
         return None  # platform tasks are polled with get_result, not as MCP tasks
     if job is not None and (record is None or record.result is None):  # ended; its result not stored yet
+        await app.jobs.settled(job)  # what its end writes (usage, the turn's answer) is readable after this
         return _ended(app, ref, job.created_at, job.updated_at, await _job_result(app, job))
     if record is None:
         return None
