@@ -7,9 +7,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,7 +19,7 @@ import psycopg
 import pytest
 
 from glm_mcp.errors import RegistryUnavailable
-from glm_mcp.jobs import SERVER, JobRecord, Principal
+from glm_mcp.jobs import SERVER, JobRecord, Principal, SQLiteJobStore, sqlite
 from glm_mcp.jobs.conversations import Conversation, ConversationRecords
 from glm_mcp.jobs.postgres import SCHEMA_VERSION, PostgresJobStore, redacted
 from glm_mcp.jobs.usage import UsageRecord, UsageRecords
@@ -344,6 +346,92 @@ async def test_a_database_of_schema_1_is_migrated_with_its_jobs_kept(postgres: A
         versions = db.execute("SELECT version FROM glm_mcp_schema ORDER BY version").fetchall()
         assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)] and SCHEMA_VERSION >= 2
         assert db.execute("SELECT tool, prompt_tokens FROM usage").fetchall() == [("chat", 3)]
+
+
+Shape = tuple[dict[str, dict[str, bool]], dict[str, tuple[str, tuple[str, ...], bool]]]
+"""Each table's columns (whether each is required), and each index's table, columns and whether it is partial."""
+
+
+def sqlite_shape(path: Path) -> Shape:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        columns: dict[str, dict[str, bool]] = {}
+        for table in tables:  # a PRIMARY KEY column is required in PostgreSQL, and in SQLite only by declaration
+            for _, name, _, notnull, _, pk in db.execute(f"PRAGMA table_info({table})"):
+                columns.setdefault(table, {})[name] = bool(notnull or pk)
+        indexes = {
+            name: (table, tuple(column for _, _, column in db.execute(f"PRAGMA index_info({name})")), " WHERE " in sql)
+            for name, table, sql in db.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            )
+        }
+    return columns, indexes
+
+
+def postgres_shape(url: str) -> Shape:
+    """The shape of glm-mcp's tables, without PostgreSQL's own (the replicas' leases, the schema's versions)."""
+    columns: dict[str, dict[str, bool]] = {}
+    with psycopg.connect(url) as db:
+        for table, column, nullable in db.execute(
+            "SELECT table_name, column_name, is_nullable FROM information_schema.columns WHERE table_schema = 'public'"
+        ):
+            columns.setdefault(table, {})[column] = nullable == "NO"
+        indexes = {
+            name: (table, tuple(names), partial)
+            for name, table, names, partial in db.execute(
+                "SELECT i.relname, t.relname, array(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY "
+                "AS k(number, place) JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.number "
+                "ORDER BY k.place), x.indpred IS NOT NULL FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                "JOIN pg_class t ON t.oid = x.indrelid "
+                "WHERE NOT x.indisprimary AND t.relnamespace = 'public'::regnamespace"
+            )
+            if table not in {"replicas", "glm_mcp_schema"}
+        }
+        triggers = db.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal").fetchall()
+    assert triggers == [("jobs_changed",)]  # the change notices, once
+    return {t: c for t, c in columns.items() if t not in {"replicas", "glm_mcp_schema"}}, indexes
+
+
+SQLITE_4_INDEXES = """
+DROP INDEX IF EXISTS jobs_running; DROP INDEX IF EXISTS jobs_ended; DROP INDEX IF EXISTS conversations_by_age;
+CREATE INDEX IF NOT EXISTS jobs_newest ON jobs (created_at DESC, id DESC);
+CREATE INDEX jobs_running ON jobs (status, owner);
+PRAGMA user_version = 4;
+"""
+"""A current file turned into one of schema 4, whose tables were the same: its indexes then."""
+
+
+async def test_sqlite_and_postgresql_have_one_schema_made_new_or_migrated(postgres: Any, tmp_path: Path) -> None:
+    """Declared once (glm_mcp/jobs/schema.py): the same tables, columns and indexes in both databases."""
+
+    async def first_call(path: Path) -> None:  # a file is made, or migrated, at its store's first call
+        store = SQLiteJobStore(path, retention_days=7)
+        await store.known("job_a")
+        await store.aclose()
+
+    new_file, old_file = tmp_path / "new.sqlite3", tmp_path / "old.sqlite3"
+    await first_call(new_file)
+    await first_call(old_file)
+    with contextlib.closing(sqlite3.connect(old_file, isolation_level=None)) as db:
+        db.executescript(SQLITE_4_INDEXES)
+    await first_call(old_file)
+    with contextlib.closing(sqlite3.connect(old_file)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (sqlite.SCHEMA_VERSION,)
+
+    async with opened(postgres.url) as store:
+        await store.check()
+    new_database = postgres_shape(postgres.url)
+    postgres.reset()
+    make_schema_1(postgres.url)
+    async with opened(postgres.url) as store:
+        await store.check()
+    migrated_database = postgres_shape(postgres.url)
+
+    shape = sqlite_shape(new_file)
+    assert {"jobs", "meta", "conversations", "turns", "usage"} <= set(shape[0]) and "jobs_ended" in shape[1]
+    assert sqlite_shape(old_file) == shape
+    assert new_database == shape
+    assert migrated_database == shape
 
 
 def test_the_password_is_never_shown() -> None:
