@@ -34,7 +34,8 @@ from glm_mcp.glm.errors import (
     MissingAPIKeyError,
 )
 from glm_mcp.glm.retry import Attempts, RetryPolicy
-from glm_mcp.glm.text import upstream_text
+from glm_mcp.glm.stream import StreamAccumulator
+from glm_mcp.glm.text import scrub_answer, upstream_text
 from glm_mcp.glm.types import (
     AsyncTask,
     AsyncTaskResult,
@@ -227,6 +228,11 @@ class GLMClient:
                     await response.aclose()
                 self._limiter.release_on_behalf_of(slot)
 
+    def accumulator(self) -> StreamAccumulator:
+        """An empty fold for a stream of this client: what it reads out is scrubbed of the key the stream was
+        sent with (a form of it split across two chunks included)."""
+        return StreamAccumulator(credentials=self.credentials)
+
     @contextmanager
     def _deadline(self) -> Iterator[None]:
         """End the call inside at GLM_CALL_DEADLINE with `GLMDeadlineError` (an outer cancel stays a cancel)."""
@@ -310,7 +316,7 @@ class GLMClient:
                 code=self._text(code, 40) if code is not None else None,
                 request_id=self._text(chunk.request_id, 200) if chunk.request_id else None,
             )
-        return chunk
+        return self._scrubbed(chunk, data)
 
     async def submit_async(self, request: ChatRequest, *, attempts: Attempts | None = None) -> AsyncTask:
         """Start a chat job; the answer is fetched later with `async_result`.
@@ -492,13 +498,22 @@ class GLMClient:
 
     def _parse(self, model: type[_ModelT], response: _Body) -> _ModelT:
         try:
-            return model.model_validate_json(response.content)
+            parsed = model.model_validate_json(response.content)
         except ValidationError:
             snippet = self._text(response.content, SNIPPET_CHARS)
             raise GLMProtocolError(
                 f"the GLM API answered HTTP {response.status_code} with a body that is not the expected "
                 f"JSON: {snippet!r}"
             ) from None
+        return self._scrubbed(parsed, response.content)
+
+    def _scrubbed(self, answer: _ModelT, raw: bytes | str) -> _ModelT:
+        """A parsed answer with every form of the key scrubbed from its strings; `raw`, the JSON it was parsed
+        from, spares the walk through them when it cannot hold one (most answers: a few `in` tests)."""
+        credentials = self.credentials
+        if credentials is None or not credentials.may_spell_a_form(raw):
+            return answer
+        return scrub_answer(answer, credentials)
 
     def _api_error(self, response: httpx2.Response, content: bytes) -> GLMAPIError:
         code: str | None = None
