@@ -43,7 +43,7 @@ from tests.hostile_upstream import (
     json_reply,
     sse_reply,
 )
-from tests.processes import COMMAND, server_env
+from tests.processes import COMMAND, drain, http_server_process, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -465,3 +465,40 @@ async def test_an_echo_in_a_json_answer_is_scrubbed_from_every_string(
                 text = written(result)
                 assert not result.is_error and REDACTED in text and FILL * 5 in text, f"{tool}: {text[:400]}"
                 assert not leaked(text, forms(upstream.records[-1].request)), f"{tool}, {name}: {text}"
+
+
+# --- the log at DEBUG ---------------------------------------------------------------------------------------------
+
+ANSWER = "the-answer-itself-never-logged"
+
+
+def answering_with_the_echo(request: Request) -> Reply:
+    """A streamed answer holding a marker and the token, split across chunks (a progress message shows it too)."""
+    if "/chat/completions" not in request.path:
+        return honest(request)
+    pieces = [ANSWER + " ", *split_everywhere(request.token)[:3], " " + ANSWER]
+    return sse_reply([*(chunk(piece) for piece in pieces), chunk(finish="stop"), DONE], pause=0.1)
+
+
+@pytest.mark.parametrize("mode", ["bearer", "jwt"])
+async def test_over_http_at_debug_no_answer_and_no_key_reach_the_log(upstream: HostileUpstream, mode: str) -> None:
+    """The SDK's HTTP event streams are written by sse_starlette, which logs every event at DEBUG: every answer.
+    A real server process at GLM_LOG_LEVEL=DEBUG answers in JSON and in event streams; its log has neither."""
+    from tests.test_long_calls import Recorder
+
+    upstream.clear(answering_with_the_echo)
+    env = server_env(GLM_API_KEY=KEY, GLM_AUTH_MODE=mode, GLM_BASE_URL=upstream.base_url, GLM_LOG_LEVEL="DEBUG")
+    with http_server_process(env=env) as (process, origin):
+        output = drain(process)
+        texts: list[str] = []
+        for client_mode in ("auto", "legacy"):  # legacy: each answer comes back as an event stream
+            recorder = Recorder()
+            async with Client(origin + "/mcp", mode=client_mode) as client:
+                result = await client.call_tool("chat", {"prompt": "hi"}, progress_callback=recorder)
+            texts.append(written(result) + "\n".join(recorder.messages))
+    log = output().decode()
+    sent = forms(upstream.records[-1].request)
+    assert all(ANSWER in text and REDACTED in text and not leaked(text, sent) for text in texts), texts
+    assert "DEBUG" in log and "POST /mcp" in log  # the log was written, at DEBUG
+    assert ANSWER not in log, [line for line in log.splitlines() if ANSWER in line]
+    assert not leaked(log, sent)
