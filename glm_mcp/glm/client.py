@@ -20,12 +20,14 @@ import anyio
 import httpx2
 from pydantic import BaseModel, ValidationError
 
+from glm_mcp.glm import fetch
 from glm_mcp.glm.auth import Credentials
 from glm_mcp.glm.errors import (
     GLMAnswerCutError,
     GLMAPIError,
     GLMDeadlineError,
     GLMError,
+    GLMFileRefusedError,
     GLMLimitError,
     GLMProtocolError,
     GLMSilentError,
@@ -386,27 +388,41 @@ class GLMClient:
         return f"{url.scheme}://{url.netloc.decode('ascii')}"
 
     async def download(self, url: str) -> tuple[bytes, str]:
-        """A file the platform made (an image), read within GLM_MAX_RESPONSE_BYTES, with its media type.
+        """An image the platform made, read within GLM_MAX_RESPONSE_BYTES, with its media type (from its bytes).
 
-        Not signed: the URL may be a storage host that is not the API, which must never see the key.
+        Not signed: the URL may be a storage host that is not the API, which must never see the key. The URL is
+        the answer's say-so, so it is fetched only from where `glm.fetch.target` allows, and kept only if it is
+        an image (an `image/*` Content-Type and the magic bytes of PNG, JPEG, WebP or GIF); otherwise
+        `GLMFileRefusedError`. Redirects are not followed.
         """
         with self._deadline():
             async with self._limiter:
                 try:
-                    response = await self._http.send(self._http.build_request("GET", url), stream=True)
+                    to = await fetch.target(httpx2.URL(url), fetch.origin(self._http.base_url))
+                    request = self._http.build_request("GET", to.url, headers=to.headers, extensions=to.extensions)
+                    response = await self._http.send(request, stream=True)
+                except httpx2.InvalidURL:
+                    raise GLMFileRefusedError(url, "it is not a valid URL") from None
                 except httpx2.HTTPError as exc:
                     raise self._transport_error(exc) from None
                 try:
                     if response.status_code >= 400:
                         raise await self._error_of(response)
+                    declared = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+                    what = self._text(declared or "no Content-Type", 100)
+                    if response.status_code != 200 or not declared.startswith("image/"):
+                        reason = f"it answered HTTP {response.status_code} with {what}, not an image"
+                        raise GLMFileRefusedError(url, reason)
                     try:
                         content = await self._read(
                             response, self._limits.max_response_bytes, setting="GLM_MAX_RESPONSE_BYTES"
                         )
                     except httpx2.HTTPError as exc:
                         raise self._transport_error(exc) from None
-                    kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-                    return content, kind
+                    media_type = fetch.image_type(content)
+                    if media_type is None:
+                        raise GLMFileRefusedError(url, f"its body, said to be {what}, is no PNG, JPEG, WebP or GIF")
+                    return content, media_type
                 finally:
                     await _close(response)
 
