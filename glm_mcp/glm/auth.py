@@ -40,6 +40,7 @@ class Credentials(httpx2.Auth):
     """
 
     __slots__ = (
+        "_ascii_marks",
         "_forms",
         "_header",
         "_header_expires",
@@ -63,6 +64,7 @@ class Credentials(httpx2.Auth):
         self._marks: tuple[str, ...] = ()
         self._json_marks: tuple[str, ...] = ()
         self._json_marks_bytes: tuple[bytes, ...] = ()
+        self._ascii_marks = True
         self._learn_forms()
 
     def __repr__(self) -> str:
@@ -127,11 +129,12 @@ class Credentials(httpx2.Auth):
             if not any(mark in form for mark in marks):
                 marks.append(form)
         self._marks = tuple(marks)
-        # In JSON any character may be written as a \u escape (and `"`, `\`, `/` with a backslash): a raw body
-        # with one might spell a form that the raw bytes do not show.
+        # JSON may spell a character with a backslash: any as a \u escape (looked for in `may_spell_a_form`), and
+        # `"`, `\`, `/` as themselves escaped, which a form holding one of them would need.
         special = sorted({char for form in self._forms for char in form if char in '"\\/'})
-        self._json_marks = (*marks, "\\u", *("\\" + char for char in special))
+        self._json_marks = (*marks, *("\\" + char for char in special))
         self._json_marks_bytes = tuple(mark.encode() for mark in self._json_marks)
+        self._ascii_marks = all(mark.isascii() for mark in marks)
 
     def secret_strings(self) -> tuple[str, ...]:
         """Every string that would leak the key if it appeared in output, longest first."""
@@ -143,11 +146,28 @@ class Credentials(httpx2.Auth):
         return len(self._forms[0]) if self._forms else 0
 
     def may_spell_a_form(self, raw: bytes | str) -> bool:
-        """Whether raw JSON may hold a form of the key once decoded (False proves it holds none): a cheap test
-        that spares a clean answer the walk through its strings."""
-        if isinstance(raw, str):  # a stream's chunk: every chunk of every stream pays this
-            return any(mark in raw for mark in self._json_marks)
-        return any(mark in raw for mark in self._json_marks_bytes)
+        """Whether valid JSON may hold a form of the key once decoded (False proves it holds none): a cheap test,
+        run on every JSON answer and every chunk of every stream, that spares a clean one the walk through its
+        strings. A form spelt with \\u escapes is seen through them (as JSON reads them: after an odd number of
+        backslashes) by the codec that decodes exactly those; only `\\u00XX` can spell the ASCII a key is made
+        of, so text whose other characters are all escaped (Chinese, as some JSON writers do) costs no more."""
+        if isinstance(raw, str):  # a stream's chunk, as the event stream decoded it
+            if any(mark in raw for mark in self._json_marks):
+                return True
+            if "\\u00" not in raw if self._ascii_marks else "\\u" not in raw:
+                return False
+            data = raw.encode()
+        else:
+            if any(mark in raw for mark in self._json_marks_bytes):
+                return True
+            if b"\\u00" not in raw if self._ascii_marks else b"\\u" not in raw:
+                return False
+            data = raw
+        try:
+            unescaped = data.decode("raw_unicode_escape")  # other bytes read as Latin-1: ASCII marks survive that
+        except UnicodeDecodeError:
+            return True
+        return not self._ascii_marks or any(mark in unescaped for mark in self._marks)
 
     def scrub(self, text: str) -> str:
         """`text` with every form of the key replaced by a marker: for any upstream text, answers included.
