@@ -199,8 +199,8 @@ class Credentials(httpx2.Auth):
         return longest
 
     def partial_form_at_start(self, text: str) -> int:
-        """The length of the longest start of `text` that is the end of a form of the key (0 if none): what is
-        left of a form when a text is cut inside it, as the end of a long text read on its own is."""
+        """The length of the longest start of `text` that is the end of a form of the key (0 if none): what a form
+        leaves at the start of a piece cut from a longer text (the end of an answer, read for progress)."""
         longest = 0
         for form in self._forms:
             window = text[: len(form) - 1]
