@@ -4,7 +4,8 @@ As the MCP authorization spec describes: the server publishes its protected-reso
 (RFC 9728) naming the configured authorization server, and accepts an access token only when
 its signature checks against the provider's published keys (JWKS, through pyjwt's
 `PyJWKClient`, cached), its issuer and audience are the configured ones, it has not expired, and
-it grants the required scope. The caller is then the token's subject (`sub:<issuer>:<subject>`),
+it grants the required scope (GLM_MCP_OAUTH_SCOPE, asked of the provider's tokens only: the static
+token beside them has no scopes to grant). The caller is then the token's subject (`sub:<issuer>:<subject>`),
 who owns the jobs and tasks it starts. The SDK's bearer middleware does the rest (401 with
 `WWW-Authenticate: Bearer error=…, resource_metadata=…`, 403 `insufficient_scope`).
 
@@ -177,7 +178,8 @@ async def _no_registration(_: Request) -> Response:
 
 
 class RequireToken(RequireAuthMiddleware):
-    """The SDK's check, whose 401 says what is wrong with the request's token in words a person can act on.
+    """The SDK's check, whose 401 says what is wrong with the request's token in words a person can act on, and
+    which asks the scope (GLM_MCP_OAUTH_SCOPE) of the provider's tokens only: the static token has none to show.
 
     What is wrong comes first, then where the right token comes from: Claude Code shows a refused configured
     header as "Error detail: <this body>", cut to about 185 characters.
@@ -198,10 +200,12 @@ class RequireToken(RequireAuthMiddleware):
             self._takes = f"send an access token from {settings.oauth_issuer} for {audience}{also}."
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if isinstance(scope.get("user"), AuthenticatedUser):
+        if not isinstance(scope.get("user"), AuthenticatedUser):
+            await self._send_auth_error(send, 401, "invalid_token", f"{self._what_is_wrong(scope)}: {self._takes}")
+        elif token_principal(scope) is None:  # the static token: the scope is the provider's to grant, not its
+            await self.app(scope, receive, send)
+        else:
             await super().__call__(scope, receive, send)
-            return
-        await self._send_auth_error(send, 401, "invalid_token", f"{self._what_is_wrong(scope)}: {self._takes}")
 
     def _what_is_wrong(self, scope: Scope) -> str:
         """Whether the request sent no token, one not as a bearer token, or one that was refused."""
