@@ -416,8 +416,8 @@ class SQLiteDatabase:
             return self._unavailable(
                 f"holds tables that are not this glm-mcp's ({exc}): another program's database, or a newer "
                 "glm-mcp's",
-                f"Move {self._path} aside (or set GLM_DATA_DIR to another directory) and restart the server; a newer "
-                "glm-mcp keeps reading it.",
+                f"Move {self._path} aside (or set GLM_DATA_DIR to another directory) and restart the server; if a "
+                "newer glm-mcp wrote it, upgrade this one instead.",
             )
         return self._unavailable(f"cannot be used ({exc})", self._fix_writable())
 
