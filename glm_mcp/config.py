@@ -501,6 +501,8 @@ class Settings(BaseSettings):
     def replace(self, **changes: Any) -> Self:
         """These settings with `changes` (by field name), validated again."""
         fields = {name: getattr(self, name) for name in type(self).model_fields}
+        if self.http_token_file is not None:  # its token was read from the file, not given: read it again
+            fields.pop("http_token")
         return type(self)(**{**fields, **changes})
 
     # --- rules across fields and values ---------------------------------------------------------------

@@ -21,9 +21,10 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from glm_mcp.cli import SETTINGS_URL, main
+from glm_mcp.emulator import Emulator
 from tests.claude_headless import claude_env
 from tests.conftest import GENERAL_KEY
-from tests.node_tools import INSPECTOR, run_node_tool
+from tests.node_tools import INSPECTOR, bin_path, node_env, run_node_tool
 from tests.processes import COMMAND, free_port, server_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -273,6 +274,51 @@ def test_the_http_demo_prints_the_next_step_and_each_printed_command_works(tmp_p
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+
+
+TOKEN = "first-minutes-token-0123456789abcdef"
+
+
+@pytest.mark.parametrize("kept_in", ["variable", "file"])
+def test_a_servers_next_step_names_its_token_by_where_it_is_kept_and_the_shell_fills_it_in(
+    tmp_path: Path, emulator: Emulator, kept_in: str
+) -> None:
+    """The token is never printed: the line says `$GLM_MCP_HTTP_TOKEN` (or reads the token file), and that line,
+    run by a shell that has the variable, reaches the server."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    kept = {"GLM_MCP_HTTP_TOKEN": TOKEN} if kept_in == "variable" else {"GLM_MCP_HTTP_TOKEN_FILE": str(token_file)}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    server = subprocess.Popen(
+        [*COMMAND, "--transport", "http", "--port", str(port)],
+        env=server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, **kept),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert server.stderr is not None
+        said = read_until(server.stderr, "Ctrl-C stops it.")
+        wait_until_healthy(f"http://127.0.0.1:{port}")
+        assert TOKEN not in said and GENERAL_KEY not in said
+        header = "$GLM_MCP_HTTP_TOKEN" if kept_in == "variable" else f"$(cat {token_file})"
+        assert f'claude mcp add --transport http glm {url} --header "Authorization: Bearer {header}"' in said
+        inspector_line = next(line for line in said.splitlines() if line.startswith("  MCP Inspector:"))
+        command = inspector_line.partition(":")[2].strip()
+        assert command.startswith("npx -y @modelcontextprotocol/inspector --cli ")
+        pinned = shlex.quote(str(bin_path(INSPECTOR, "mcp-inspector")))
+        inspected = subprocess.run(
+            ["bash", "-c", command.replace("npx -y @modelcontextprotocol/inspector", pinned, 1)],
+            env=node_env({"HOME": str(tmp_path), "GLM_MCP_HTTP_TOKEN": TOKEN}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert inspected.returncode == 0, inspected.stdout + inspected.stderr
+        assert json.loads(inspected.stdout)["isError"] is False
+    finally:
+        stop(server)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
