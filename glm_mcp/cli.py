@@ -186,10 +186,11 @@ def _next_step(url: str, settings: Settings, *, demo: bool) -> str:
         token = f"Authorization: Bearer {kept}"
     name = "glm-demo" if demo else "glm"
     claude = ["claude", "mcp", "add", "--transport", "http", name, url, *(["--header", token] if token else [])]
+    chat = ("--method", "tools/call", "--tool-name", "chat", "--tool-arg", "prompt=Hello")
     inspector = [
         *("npx", "-y", "@modelcontextprotocol/inspector", "--cli", url),
         *(["--header", token] if token else []),
-        *("--method", "tools/call", "--tool-name", "chat", "--tool-arg", "prompt=Hello"),
+        *(chat if "core" in settings.toolsets else ("--method", "tools/list")),  # chat is a core tool
     ]
     stop = "Ctrl-C stops it" + (" and removes the demo's temporary files." if demo else ".")
     return "\n".join(
@@ -198,7 +199,7 @@ def _next_step(url: str, settings: Settings, *, demo: bool) -> str:
             f"  Claude Code:    {_shell(claude)}",
             f"                  (then `claude mcp list` shows it connected; `claude mcp remove {name}` removes it)",
             f"  MCP Inspector:  {_shell(inspector)}",
-            "                  (a chat from the command line; the Inspector needs Node.js 22.19 or later)",
+            "                  (the Inspector's command line; it needs Node.js 22.19 or later)",
             stop,
         )
     )

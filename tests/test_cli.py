@@ -321,6 +321,24 @@ def test_a_servers_next_step_names_its_token_by_where_it_is_kept_and_the_shell_f
         stop(server)
 
 
+def test_without_the_core_toolset_the_printed_inspector_line_lists_the_tools_instead_of_calling_chat() -> None:
+    port = free_port()
+    demo = subprocess.Popen(
+        [*COMMAND, "demo", "--transport", "http", "--port", str(port), "--toolsets", "search"],
+        env=server_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert demo.stderr is not None
+        said = read_until(demo.stderr, "Ctrl-C stops it")
+        inspector_line = next(line for line in said.splitlines() if line.startswith("  MCP Inspector:"))
+        assert inspector_line.endswith(f"--cli http://127.0.0.1:{port}/mcp --method tools/list"), inspector_line
+    finally:
+        stop(demo)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_the_http_demo_removes_its_directory_when_stopped_by_either_signal(tmp_path: Path, signum: int) -> None:
     port = free_port()
