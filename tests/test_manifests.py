@@ -38,7 +38,7 @@ from glm_mcp.emulator import Emulator
 from glm_mcp.server import create_server
 from glm_mcp.server.http import MCP_PATH
 from tests.conftest import DEFAULT_TOOLS, GENERAL_KEY, upstream_calls
-from tests.node_tools import run_node_tool
+from tests.node_tools import MCPB, run_node_tool
 from tests.processes import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,6 @@ MANIFESTS = ROOT / "manifests"
 BUNDLE = MANIFESTS / "mcpb" / "manifest.json"
 REGISTRY_SCHEMA = ROOT / "tests" / "schemas" / "mcp-registry-server-2025-12-11.schema.json"
 REGISTRY_SCHEMA_SHA256 = "3fba09590c99f61735d234822279f4223fab9e300c0a81e81c91ab62a4114de0"
-MCPB = "@anthropic-ai/mcpb@2.1.2"
 SYNC = "the manifests are out of date: run `python scripts/sync-manifests`"
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
