@@ -101,9 +101,7 @@ def test_fast_runs_only_what_starts_no_process_and_fails_what_it_could_not_see(t
         (tmp_path / name).write_text(textwrap.dedent(text).lstrip())
 
     fast = run_pytest(tmp_path, "--fast")
-    assert outcomes(fast) == [("test_in_process", "PASSED"), ("test_hidden_from_the_classifier", "FAILED")], (
-        fast.stdout
-    )
+    assert outcomes(fast) == [("test_in_process", "PASSED"), ("test_hidden_from_the_classifier", "FAILED")], fast.stdout
     assert "4 deselected" in fast.stdout, fast.stdout
     assert "ProcessStarted: --fast runs in-process tests only" in fast.stdout, fast.stdout
 
