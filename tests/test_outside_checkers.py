@@ -61,6 +61,8 @@ class Inspector:
             "--cli",
             *self._target,
             *args,
+            "--connect-timeout",  # its default, 30 s, is short of a server starting while pytest's workers are busy
+            "120000",
             "--format",
             "json",
             "-q",
