@@ -667,9 +667,7 @@ class _Environment(EnvSettingsSource):
             for name in _variables(info)
         }
         present = {  # blank = unset, but for the few settings where empty means something
-            name: value.strip()
-            for name, value in self._mapping.items()
-            if value.strip() or name in blank_is_a_value
+            name: value.strip() for name, value in self._mapping.items() if value.strip() or name in blank_is_a_value
         }
         return parse_env_vars(present, self.case_sensitive, False, self.env_parse_none_str)
 
