@@ -377,6 +377,7 @@ def held_open(echo: Echo, cut: int, seconds: float) -> Callable[[Request], Reply
     return reply
 
 
+@pytest.mark.slow  # out of `--fast` (tests/tiers.py): follows a job through real-time waits, ~25 s
 @pytest.mark.parametrize("mode", ["bearer", "jwt"])
 async def test_a_running_job_shows_no_start_of_a_key_whose_end_has_not_come(
     upstream: HostileUpstream, mode: str, tmp_path: Path
