@@ -129,6 +129,7 @@ class Classifier:
         self._root = root.resolve()
         self._verdicts: dict[types.CodeType, bool] = {}
         self._own_modules: dict[str, bool] = {}
+        self._modules: dict[str, types.ModuleType | None] = {}
 
     def starts_processes(self, item: pytest.Item) -> bool:
         """Whether the test, or a fixture it uses, reaches code of the checkout's own that starts a process."""
@@ -177,13 +178,15 @@ class Classifier:
         helper in its body, which has not run yet)."""
         if name in sys.modules:
             return sys.modules[name]
-        try:
-            top = importlib.util.find_spec(name.partition(".")[0])  # found, not imported
-            if top is None or not self._own_file(top.origin):
-                return None
-            return importlib.import_module(name)
-        except (ImportError, ValueError):
-            return None
+        if name not in self._modules:  # most names are attributes, not modules: each is looked for once
+            self._modules[name] = None
+            try:
+                top = importlib.util.find_spec(name.partition(".")[0])  # found, not imported
+                if top is not None and self._own_file(top.origin):
+                    self._modules[name] = importlib.import_module(name)
+            except (ImportError, ValueError):
+                pass
+        return self._modules[name]
 
     def _own(self, obj: object) -> bool:
         module = getattr(obj, "__module__", None)
