@@ -116,8 +116,10 @@ def _http_settings(args: argparse.Namespace, settings: Settings) -> Settings:
     """`settings` with the HTTP flags applied; refuses an exposed address without a token."""
     from glm_mcp.server.http import check_exposure
 
-    stateless = settings.stateless if args.stateless is None else args.stateless
-    settings = settings.replace(stateless=stateless, allow_insecure=settings.allow_insecure or args.allow_insecure)
+    stateless = settings.http.stateless if args.stateless is None else args.stateless
+    settings = settings.replace(
+        http={"stateless": stateless, "allow_insecure": settings.http.allow_insecure or args.allow_insecure}
+    )
     check_exposure(args.host, settings)
     return settings
 

@@ -24,9 +24,11 @@ def demo_settings(settings: Settings, emulator: Emulator) -> Settings:
     """`settings` pointed at `emulator`, with one of its keys and a throwaway job registry (demo jobs
     do not belong among the user's real ones): everything else stays as configured."""
     return settings.replace(
-        api_key=SecretStr(emulator.config.api_keys[0]),
-        key_source="the demo emulator",
-        auth_mode="bearer",
-        base_url_override=emulator.base_url,
-        data_dir=Path(tempfile.mkdtemp(prefix="glm-mcp-demo-")),
+        upstream={
+            "api_key": SecretStr(emulator.config.api_keys[0]),
+            "key_source": "the demo emulator",
+            "auth_mode": "bearer",
+            "base_url_override": emulator.base_url,
+        },
+        registry={"data_dir": Path(tempfile.mkdtemp(prefix="glm-mcp-demo-"))},
     )

@@ -20,7 +20,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from glm_mcp.config import ConfigError, Settings
+from glm_mcp.config import ConfigError, Http, Settings, Upstream
 from glm_mcp.emulator import Emulator
 from glm_mcp.errors import ClientKeyError
 from glm_mcp.server import create_server
@@ -131,8 +131,8 @@ def test_loopback_needs_no_token(host: str) -> None:
 def test_any_other_address_needs_a_token_or_an_explicit_insecure(host: str) -> None:
     with pytest.raises(ConfigError, match="GLM_MCP_HTTP_TOKEN"):
         check_exposure(host, Settings())
-    check_exposure(host, Settings(http_token=TOKEN))
-    check_exposure(host, Settings(allow_insecure=True))
+    check_exposure(host, Settings(http=Http(token=TOKEN)))
+    check_exposure(host, Settings(http=Http(allow_insecure=True)))
 
 
 # --- settings -------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def raw(**headers: str) -> list[tuple[bytes, bytes]]:
 
 
 def test_a_callers_key_is_used_only_when_allowed() -> None:
-    allowed = Settings(allow_client_keys=True)
+    allowed = Settings(http=Http(allow_client_keys=True))
     header = CLIENT_KEY_HEADER.lower().replace("-", "_")
     assert read_caller_key([], allowed) is None
     assert read_caller_key(raw(x_other="1"), allowed) is None
@@ -244,7 +244,7 @@ def test_a_callers_key_is_used_only_when_allowed() -> None:
 
 
 def test_a_callers_key_follows_the_servers_auth_mode() -> None:
-    jwt = Settings(allow_client_keys=True, auth_mode="jwt")
+    jwt = Settings(http=Http(allow_client_keys=True), upstream=Upstream(auth_mode="jwt"))
     header = CLIENT_KEY_HEADER.lower().replace("-", "_")
     with pytest.raises(ClientKeyError, match=re.escape("<id>.<secret>")):
         read_caller_key(raw(**{header: "nodot"}), jwt)

@@ -43,9 +43,9 @@ async def open_job_store(settings: Settings) -> AsyncIterator[JobRecords]:
 def record_stores(settings: Settings, store: JobRecords) -> tuple[ConversationStore, UsageStore]:
     """The conversations and the usage kept in `store`'s own database, so that every process (or replica)
     sharing the job registry shares them too."""
-    conversations = ConversationRecords(store.database, retention_days=settings.conversation_retention_days)
+    conversations = ConversationRecords(store.database, retention_days=settings.registry.conversation_retention_days)
     return conversations, UsageRecords(store.database)
 
 
 def sqlite_path(settings: Settings) -> Path:
-    return settings.data_dir / JOBS_FILE
+    return settings.registry.data_dir / JOBS_FILE
