@@ -185,10 +185,8 @@ class Group(BaseModel):
         return self.model_validate({**{name: getattr(self, name) for name in type(self).model_fields}, **changes})
 
 
-class Upstream(Group):
+class Upstream(Group, title="The GLM API"):
     """The GLM API: the key, the endpoint, and the bounds on every call to it."""
-
-    model_config = ConfigDict(title="The GLM API")
 
     api_key: SecretStr | None = Field(
         None,
@@ -331,10 +329,8 @@ class Upstream(Group):
         return {"Accept-Language": "en-US,en"} if "bigmodel.cn" not in self.base_url else {}
 
 
-class Models(Group):
+class Models(Group, title="Models"):
     """Models: the ones used when a call names none, and the prices `usage` estimates cost with."""
-
-    model_config = ConfigDict(title="Models")
 
     default: str = Field(
         DEFAULT_MODEL, validation_alias="GLM_MODEL", min_length=1, description="Model used when a tool call names none."
@@ -374,10 +370,8 @@ class Models(Group):
         return value
 
 
-class Server(Group):
+class Server(Group, title="The server"):
     """The server: the tools it offers and what it logs."""
-
-    model_config = ConfigDict(title="The server")
 
     toolsets: Names = Field(
         ("core", "search"),
@@ -406,10 +400,8 @@ class Server(Group):
         return names
 
 
-class Results(Group):
+class Results(Group, title="Results"):
     """Results: how long a call waits for its answer, and how much of it one result carries."""
-
-    model_config = ConfigDict(title="Results")
 
     wait_seconds: Seconds = Field(
         45.0,
@@ -436,10 +428,8 @@ class Results(Group):
     )
 
 
-class Files(Group):
+class Files(Group, title="Files a call sends"):
     """Files: where the `files` argument may read, and how much one call may send."""
-
-    model_config = ConfigDict(title="Files a call sends")
 
     roots: Paths = Field(
         (),
@@ -475,10 +465,8 @@ class Files(Group):
         return roots
 
 
-class Registry(Group):
+class Registry(Group, title="Jobs, conversations and saved images"):
     """What is kept: the job registry (jobs, conversations), where it is, and the copies of generated images."""
-
-    model_config = ConfigDict(title="Jobs, conversations and saved images")
 
     data_dir: AbsolutePath = Field(
         default_factory=lambda: user_data_dir(),  # looked up when used, so tests can point it elsewhere
@@ -551,10 +539,8 @@ class Registry(Group):
         return self.image_dir or self.data_dir / "images"
 
 
-class Http(Group):
+class Http(Group, title="The HTTP server"):
     """The HTTP server: who may call it, from where, and the bounds on its connections."""
-
-    model_config = ConfigDict(title="The HTTP server")
 
     token: str | None = Field(
         None,
@@ -665,10 +651,8 @@ class Http(Group):
         return self
 
 
-class SignIn(Group):
+class SignIn(Group, title="Sign-in"):
     """Sign-in: the OpenID / OAuth 2.1 provider whose access tokens the HTTP server accepts."""
-
-    model_config = ConfigDict(title="Sign-in")
 
     issuer: str | None = Field(
         None,
