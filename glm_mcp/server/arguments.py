@@ -9,8 +9,9 @@ before a handler runs; rules across fields are checked here, before anything is 
 from __future__ import annotations
 
 import difflib
+import re
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 from pydantic_core import ErrorDetails
@@ -35,6 +36,49 @@ from glm_mcp.glm.types import (
 )
 from glm_mcp.jobs import JobState, Position
 from glm_mcp.server.functions import Functions, wire_tool_calls
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped(text: str) -> str:
+    return _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+class LoneSurrogate(NamedTuple):
+    """Where a JSON value holds a lone surrogate, and which one: both escaped, so that they can be written out."""
+
+    path: str
+    escape: str
+
+    def said(self) -> str:
+        """What is wrong, to follow the place's name: "`prompt` holds …"."""
+        return (
+            f"holds a lone surrogate ({self.escape}), which is no Unicode character (UTF-8 cannot encode it); "
+            "send the text as valid Unicode"
+        )
+
+
+def lone_surrogate(value: object, path: str = "") -> LoneSurrogate | None:
+    """The first lone surrogate in `value` (JSON as Python's parser reads it, names included), or None.
+
+    `"\\udce9"` is valid JSON, which Python decodes to a code point no UTF-8 text holds: the SDK's stdio
+    parser refuses such a line, while over HTTP it reaches the handlers, and SQLite or the JSON sent upstream
+    fails on it. A surrogate pair decodes to one character, so any surrogate left is a lone one.
+    """
+    pending: list[tuple[object, str]] = [(value, path)]
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, str):
+            found = None if item.isascii() else _SURROGATE.search(item)
+            if found is not None:
+                return LoneSurrogate(_escaped(where) or "the value", _escaped(found.group()))
+        elif isinstance(item, dict):
+            for name, inner in reversed(item.items()):  # reversed: the first member is looked at first
+                member = f"{where}.{name}" if where else str(name)
+                pending += [(inner, member), (str(name), member)]
+        elif isinstance(item, list):
+            pending.extend((inner, f"{where}[{index}]") for index, inner in reversed(list(enumerate(item))))
+    return None
 
 
 def argument_error(error: ValidationError, model: type[BaseModel]) -> ArgumentError:

@@ -34,6 +34,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict, Field
 
 from glm_mcp.jobs import JOB_ID_PREFIX, Job, RegistryUnavailable
+from glm_mcp.server.arguments import lone_surrogate
 from glm_mcp.server.progress import describe_job
 from glm_mcp.server.results import TaskResult, ToolFailure
 from glm_mcp.server.state import AppState
@@ -82,9 +83,10 @@ class TaskRef:
 
     @classmethod
     def parse(cls, task_id: str) -> TaskRef | None:
-        """The task a task id names, or None for an id no task of ours could have."""
+        """The task a task id names, or None for an id no task of ours could have (also one that is not Unicode
+        text, which the registry could not even look up)."""
         job_id = task_id.removesuffix(GET_RESULT_SUFFIX)
-        if not job_id.startswith(JOB_ID_PREFIX):
+        if not job_id.startswith(JOB_ID_PREFIX) or lone_surrogate(task_id) is not None:
             return None
         return cls(task_id, job_id, "get_result" if job_id != task_id else "chat")
 

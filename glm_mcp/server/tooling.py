@@ -22,7 +22,8 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp.types import CallToolResult, ContentBlock, Icon, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from glm_mcp.server.arguments import argument_error
+from glm_mcp.errors import ArgumentError
+from glm_mcp.server.arguments import argument_error, lone_surrogate
 from glm_mcp.server.results import ToolFailure
 from glm_mcp.server.state import AppState
 
@@ -132,7 +133,8 @@ def parse_arguments(model: type[ArgsT], given: dict[str, Any]) -> ArgsT:
     """`given` validated against `model`, once; any mistake is an `ArgumentError`.
 
     An array or object argument that arrives as JSON text (some clients send them so) is decoded
-    first, as the SDK's own validation would.
+    first, as the SDK's own validation would. Text that is not Unicode (a lone surrogate, which the
+    HTTP transport lets through) is refused here, naming where, before anything stores or sends it.
     """
     decoded = dict(given)
     for key, value in given.items():
@@ -142,6 +144,8 @@ def parse_arguments(model: type[ArgsT], given: dict[str, Any]) -> ArgsT:
                 parsed = json.loads(value)
                 if isinstance(parsed, list | dict):
                     decoded[key] = parsed
+    if (found := lone_surrogate(decoded)) is not None:
+        raise ArgumentError(found.path, f"it {found.said()}.")
     try:
         return model.model_validate(decoded)
     except ValidationError as exc:

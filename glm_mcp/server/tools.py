@@ -52,6 +52,7 @@ TASK_TOOLS = {"async_task": "submit_async", "image_task": "generate_image"}
 
 
 async def chat(app: AppState, ctx: Context, args: ChatArguments) -> ChatResult:
+    await args.check_schemas()
     prepared = await workspace.prepare(app, ctx, args, args.chat_request(app.settings))
     result = await _generate(app, ctx, "chat", prepared, task_wait(args.wait(app.settings.wait_seconds)))
     return result.shaped(full_reasoning=args.include_reasoning)
@@ -110,6 +111,7 @@ def _outcome(job: Job) -> ChatResult:
 async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> SubmittedTask:
     """Start a platform job; a submit that may have arrived is never re-sent, and one the registry cannot record still
     returns its id, saying so."""
+    await args.check_schemas()
     prepared = await workspace.prepare(app, ctx, args, args.chat_request(app.settings))
     request = prepared.request
     attempts = Attempts()
