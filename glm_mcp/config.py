@@ -107,6 +107,13 @@ def user_data_dir() -> Path:
 class ConfigError(ValueError):
     """A setting has a value the server cannot use; the message names the variable and the fix."""
 
+    def __init__(self, message: str, *, variable: str = "", problem: str = "") -> None:
+        super().__init__(message)
+        self.variable = variable
+        """The variable at fault, when the error is about one."""
+        self.problem = problem or message
+        """What is wrong, without the variable's name: for a command-line flag that gave the value to say."""
+
 
 # --- how values are written -------------------------------------------------------------------------
 
@@ -1041,9 +1048,8 @@ def _config_error(exc: ValidationError) -> ConfigError:
         return ConfigError(f"{location or group_name}: {error['msg']}")
     variable = location if location in _variables(info) else next(iter(_variables(info)), location)
     message = str(error["msg"]).removeprefix("Value error, ")
-    if not info.repr:
-        return ConfigError(f"{variable}: {message}")
-    return ConfigError(f"{variable}: {message}; got {error.get('input')!r}")
+    problem = message if not info.repr else f"{message}; got {error.get('input')!r}"
+    return ConfigError(f"{variable}: {problem}", variable=variable, problem=problem)
 
 
 def _variables(info: FieldInfo) -> tuple[str, ...]:

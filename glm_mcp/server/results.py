@@ -69,7 +69,7 @@ class RegistryNotes(Result):
 class ChatResult(RegistryNotes, ConversationNotes, Paged):
     """An answer from a GLM model, or the start of one that is still being generated."""
 
-    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "job_id", "text")
+    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "job_id", "cut_short", "text")
 
     status: Literal["completed", "running"] = Field(
         "completed",
@@ -81,6 +81,9 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
     )
     job_id: str | None = Field(None, description="With status running: pass it to get_result as task_id.")
     text: str = Field("", description="The answer (so far, when status is running).")
+    cut_short: str | None = Field(
+        None, description="Present when max_tokens ended the generation before the answer began: what to change."
+    )
     tool_calls: list[FunctionCallRequest] | None = Field(None, description="Function calls the model asked for.")
     reasoning: str | None = Field(
         None,
@@ -110,7 +113,7 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
         """The partial answer of a job that outlived the call's wait, with the call that gets the rest."""
         fields = _answer_fields(job.accumulator.completion(), job.model)
         # Before the first chunk the stream has named no model yet: the request's model is the one answering.
-        fields.update(status="running", job_id=job.id, model=job.model, finish_reason=None, usage=None)
+        fields.update(status="running", job_id=job.id, model=job.model, finish_reason=None, usage=None, cut_short=None)
         fields.update(next=next_call(job.id, wait_seconds, "for the rest of the answer"))
         fields.update(cls._running_extras())
         fields.update(attempts=job.attempts.count, not_recorded=job.not_recorded, registry_notice=registry_notice)
@@ -136,7 +139,11 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
                 "Answer so far:\n" + self.text if self.text else "",
             )
         return _join(
-            self.text, self._page_text(), _tool_calls_text(self.tool_calls, self.next), self._workspace_footer()
+            self.cut_short or "",
+            self.text,
+            self._page_text(),
+            _tool_calls_text(self.tool_calls, self.next),
+            self._workspace_footer(),
         )
 
     def _workspace_footer(self) -> str:
@@ -490,6 +497,7 @@ def _answer_fields(completion: ChatCompletion, model: str) -> dict[str, object]:
     reasoning_tokens = (usage.reasoning_tokens if usage else 0) or (_estimated_tokens(reasoning) if reasoning else 0)
     return {
         "text": text,
+        "cut_short": _cut_before_the_answer(completion, text, reasoning_tokens),
         "reasoning": reasoning,
         "reasoning_tokens": reasoning_tokens or None,
         "model": completion.model or model,
@@ -507,6 +515,20 @@ def _answer_fields(completion: ChatCompletion, model: str) -> dict[str, object]:
         else None,
         "next": feed_back("chat") if message.tool_calls else None,
     }
+
+
+def _cut_before_the_answer(completion: ChatCompletion, text: str, reasoning_tokens: int) -> str | None:
+    """What to change when max_tokens stopped the model before it wrote any answer: an empty `text` with
+    `finish_reason: length` says nothing by itself. A thinking model spends the tokens on its reasoning first."""
+    if completion.finish_reason != "length" or text or completion.message.tool_calls:
+        return None
+    if not reasoning_tokens:
+        return "The answer was cut before it began: max_tokens ran out first. Call again with a larger max_tokens."
+    return (
+        f"The answer was cut before it began: max_tokens ran out while the model was still reasoning "
+        f"({reasoning_tokens} tokens of reasoning), so it wrote no answer. Call again with a larger max_tokens, "
+        'or with thinking "disabled".'
+    )
 
 
 def _estimated_tokens(text: str) -> int:
