@@ -247,6 +247,42 @@ async def test_a_call_cut_off_by_the_shutdown_gets_a_json_rpc_error(emulator: Em
     assert emulator.state.open_streams == 0
 
 
+async def test_the_shutdown_does_not_wait_for_a_request_whose_body_is_still_arriving(emulator: Emulator) -> None:
+    """A client dribbling a body, one byte a second: its request never started, so nothing waits for it."""
+    grace = 5.0
+    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MCP_SHUTDOWN_GRACE=str(grace))
+    with http_server_process(env=env) as (process, origin):
+        logged = processes.drain(process)
+        port = int(origin.rsplit(":", 1)[1])
+        dribbler = socket.create_connection(("127.0.0.1", port), timeout=10)
+        head = ["POST /mcp HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Length: 1000"]
+        head += [f"{name}: {value}" for name, value in MCP_HEADERS.items()]
+        dribbler.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        closed = anyio.Event()
+
+        async def dribble() -> None:
+            try:
+                while True:
+                    await anyio.to_thread.run_sync(dribbler.sendall, b" ")
+                    await anyio.sleep(1)
+            except OSError:  # the server closed it
+                closed.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(dribble)
+            await anyio.sleep(1.5)
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            await anyio.to_thread.run_sync(lambda: process.wait(timeout=20))
+            exited_after = time.monotonic() - started
+            with anyio.fail_after(5):
+                await closed.wait()
+        dribbler.close()
+    log = logged().decode()
+    assert "timeout graceful shutdown exceeded" not in log and "shutdown grace" not in log, log
+    assert exited_after < grace, f"{exited_after:.1f} s, as if waiting for the dribbling client"
+
+
 # stdio
 
 

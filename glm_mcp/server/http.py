@@ -7,7 +7,7 @@ origins are answered before all of them. /healthz and /readyz answer without a t
 probes. On SIGTERM the server stops accepting connections, gives calls in flight
 `shutdown_grace` seconds to finish, then stops the calls still running, each with a JSON-RPC
 error on its own stream (`server/cancellation.py`, which also stops calls their caller cancelled
-or left), and exits.
+or left), and exits. A request whose body is still arriving has not started: it is not waited for.
 
 Sockets are bounded too: a client has `header_timeout` seconds to send a request's headers
 (uvicorn's h11 protocol has no such limit, so one idle or trickling socket would be held for
@@ -333,11 +333,15 @@ def bounded_protocol(header_timeout: float, max_connections: int) -> type[H11Pro
     * a connection cap: past `max_connections` open connections (idle ones included) a request is
       answered 503 and its connection closed, the probes excepted. uvicorn's own cap
       (`limit_concurrency`) refuses the probes too and logs every refusal.
+    * a shutdown that does not wait for a request whose body is still arriving (a client dribbling one
+      byte a second would otherwise hold the exit to uvicorn's last limit): it has not started for the
+      app, so its connection is closed at once, like an idle one.
     """
     over_cap = _Occasional(f"more than {max_connections} connections open: requests answered 503")
 
     class BoundedH11Protocol(H11Protocol):
-        """uvicorn's h11 protocol with a header deadline and a connection cap the probes pass."""
+        """uvicorn's h11 protocol with a header deadline, a connection cap the probes pass, and a shutdown that
+        closes connections whose request has not started."""
 
         def __init__(
             self,
@@ -371,6 +375,13 @@ def bounded_protocol(header_timeout: float, max_connections: int) -> type[H11Pro
             if self._header_deadline is not None:
                 self._header_deadline.cancel()
             super().connection_lost(exc)
+
+        def shutdown(self) -> None:
+            cycle = self.cycle
+            if cycle is not None and cycle.more_body and not cycle.response_started:
+                self.transport.close()  # its body is still arriving: the app has nothing to finish
+                return
+            super().shutdown()
 
         def _arm_header_deadline(self) -> None:
             if self._header_deadline is not None:
