@@ -112,6 +112,16 @@ async def test_a_replica_without_a_key_is_alive_but_not_ready() -> None:
     assert ready.status_code == 503 and "GLM_API_KEY" in ready.json()["reason"]
 
 
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_stateless_mcp_takes_post_only(secured: str, method: str) -> None:
+    """A stateless GET would open an event stream nothing can ever be sent on, held open as long as its client
+    likes; a DELETE has no session to end. Both are answered 405, naming POST, as the transport allows."""
+    headers = {**BEARER, "Accept": "text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
+    response = httpx2.request(method, secured + MCP_PATH, headers=headers, timeout=5)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+
+
 # --- exposure -------------------------------------------------------------------------------
 
 

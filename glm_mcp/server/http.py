@@ -2,12 +2,14 @@
 
 A request to /mcp meets, in order: the bearer token (401 with `WWW-Authenticate`, when a token is
 set), the caller-key check (400), the body limit (413), then the SDK's Host and Origin checks
-against DNS rebinding (421, 403), which are always on. Browser preflights from the configured
-origins are answered before all of them. /healthz and /readyz answer without a token, for
-probes. On SIGTERM the server stops accepting connections, gives calls in flight
-`shutdown_grace` seconds to finish, then stops the calls still running, each with a JSON-RPC
-error on its own stream (`server/cancellation.py`, which also stops calls their caller cancelled
-or left), and exits. A request whose body is still arriving has not started: it is not waited for.
+against DNS rebinding (421, 403), which are always on.
+In stateless mode /mcp takes POST only (405 before all of these): there is no session whose stream
+a GET could open or a DELETE end. Browser preflights from the configured origins are answered before
+all of them. /healthz and /readyz answer without a token, for probes. On SIGTERM the server stops
+accepting connections, gives calls in flight `shutdown_grace` seconds to finish, then stops the calls
+still running, each with a JSON-RPC error on its own stream (`server/cancellation.py`, which also
+stops calls their caller cancelled or left), and exits. A request whose body is still arriving has
+not started: it is not waited for.
 
 Sockets are bounded too: a client has `header_timeout` seconds to send a request's headers
 (uvicorn's h11 protocol has no such limit, so one idle or trickling socket would be held for
@@ -137,13 +139,16 @@ def create_http_app(server: MCPServer[Any], settings: Settings, calls: CallRegis
         transport_security=transport_security(settings),
     )
     mcp: ASGIApp = _CallerKeyCheck(CallStopper(sdk_app, calls), settings)
+    # Stateless, a GET would open an event stream nothing can ever be sent on (no session), held for as long as
+    # its client likes, and a DELETE has no session to end: the transport lets a server answer both 405.
+    methods = ["POST"] if settings.stateless else ["GET", "POST", "DELETE"]
     middleware: list[Middleware] = []
     if settings.allowed_origins:  # browser apps there must pass the CORS preflight, which carries no token
         middleware.append(
             Middleware(
                 CORSMiddleware,
                 allow_origin_regex=_origins_regex(settings.allowed_origins),
-                allow_methods=["GET", "POST", "DELETE"],
+                allow_methods=methods,
                 allow_headers=["*"],
                 expose_headers=["Mcp-Session-Id", "WWW-Authenticate"],
             )
@@ -160,7 +165,7 @@ def create_http_app(server: MCPServer[Any], settings: Settings, calls: CallRegis
     routes = [
         Route(HEALTH_PATH, _health, methods=["GET"]),
         Route(READY_PATH, _readiness(server, settings), methods=["GET"]),
-        Route(MCP_PATH, mcp),
+        Route(MCP_PATH, mcp, methods=methods),
         *oauth_routes(settings),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lambda _: server.session_manager.run())
