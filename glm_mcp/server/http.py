@@ -1,8 +1,8 @@
 """Serving MCP over Streamable HTTP: for one user on loopback, or for a team behind a load balancer.
 
 A request to /mcp meets, in order: the bearer token (401 with `WWW-Authenticate`, when a token is
-set), the caller-key check (400), the body limit (413), then the SDK's Host and Origin checks
-against DNS rebinding (421, 403), which are always on.
+set), the caller-key check (400), the body limit (413, on the declared length before anything is
+read), then the SDK's Host and Origin checks against DNS rebinding (421, 403), which are always on.
 In stateless mode /mcp takes POST only (405 before all of these): there is no session whose stream
 a GET could open or a DELETE end. Browser preflights from the configured origins are answered before
 all of them. /healthz and /readyz answer without a token, for probes. On SIGTERM the server stops
@@ -40,7 +40,8 @@ from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.mcpserver import MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -138,7 +139,8 @@ def create_http_app(server: MCPServer[Any], settings: Settings, calls: CallRegis
         max_request_body_size=settings.max_body_bytes,
         transport_security=transport_security(settings),
     )
-    mcp: ASGIApp = _CallerKeyCheck(CallStopper(sdk_app, calls), settings)
+    _without_a_second_body_copy(server.session_manager)
+    mcp: ASGIApp = _CallerKeyCheck(BodyLimit(CallStopper(sdk_app, calls), settings.max_body_bytes), settings)
     # Stateless, a GET would open an event stream nothing can ever be sent on (no session), held for as long as
     # its client likes, and a DELETE has no session to end: the transport lets a server answer both 405.
     methods = ["POST"] if settings.stateless else ["GET", "POST", "DELETE"]
@@ -202,6 +204,86 @@ def _readiness(server: MCPServer[Any], settings: Settings) -> Callable[[Request]
         return JSONResponse({"status": "ready"})
 
     return readiness
+
+
+def _without_a_second_body_copy(manager: StreamableHTTPSessionManager) -> None:
+    """Take the SDK's body limit out from in front of its session manager: `BodyLimit` checks the same limit.
+
+    The SDK's copies each body into a buffer of its own, kept until the request ends, and hands the app a
+    second copy: with the copy Starlette joins and the parsed JSON, each body was held three times over
+    while its call ran. Should a later SDK wrap its manager otherwise, its limit stays (checked twice).
+    """
+    limited = manager.asgi_app
+    if isinstance(limited, RequestBodyLimitMiddleware):
+        manager.asgi_app = limited.app  # type: ignore[assignment]  # the same ASGI callable, one copy fewer
+
+
+class BodyLimit:
+    """413 for a request body over `max_bytes`, decided before the app sees the request.
+
+    A declared Content-Length over the limit is refused before a byte of the body is read; a body
+    without one (chunked) is counted as it arrives and refused once over, having kept at most the limit.
+    A body within it is handed on whole, in one message, so nothing behind this layer (session,
+    transport, call) is set up for a request that is refused, and the pieces it arrived in are gone
+    before the app copies it (Starlette joins what it receives; the SDK parses that). A client gone
+    before its body was complete gets nothing: there is no one to answer.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self._app = app
+        self._max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = next((value for name, value in scope["headers"] if name.lower() == b"content-length"), b"")
+        if declared.strip().isdigit() and int(declared) > self._max_bytes:
+            await _TOO_LARGE(scope, receive, send)
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # http.disconnect: the client left before its request was complete
+            body += message.get("body", b"")
+            if len(body) > self._max_bytes:
+                del body
+                await _TOO_LARGE(scope, receive, send)
+                return
+            more = message.get("more_body", False)
+        request = _Received(bytes(body), receive)
+        del body
+        try:
+            await self._app(scope, request, send)
+        finally:
+            request.close()
+
+
+_TOO_LARGE = PlainTextResponse("Request body too large", status_code=413)
+
+
+class _Received:
+    """A request's `receive` once its body is in: the body, then the connection's own messages (a disconnect);
+    once the request is answered, a disconnect without holding on to anything (the SDK keeps each session's
+    last request, its `receive` included, until the session's next one)."""
+
+    def __init__(self, body: bytes, receive: Receive) -> None:
+        self._body: bytes | None = body
+        self._receive: Receive | None = receive
+
+    async def __call__(self) -> Message:
+        if self._body is not None:
+            body, self._body = self._body, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        if self._receive is None:
+            return {"type": "http.disconnect"}
+        return await self._receive()
+
+    def close(self) -> None:
+        self._body = None
+        self._receive = None
 
 
 class _CallerKeyCheck:
