@@ -90,7 +90,7 @@ def _serve(args: argparse.Namespace, *, demo: bool) -> int:
         settings = demo_settings(settings, emulator)
         print(f"glm-mcp demo: answering from the GLM emulator at {emulator.base_url} (no key needed)", file=sys.stderr)
 
-    from glm_mcp.server import create_server
+    from glm_mcp.app import create_server
 
     server = create_server(settings)
     if args.transport == "stdio":

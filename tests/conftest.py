@@ -10,9 +10,9 @@ import pytest
 from mcp import Client
 
 from glm_mcp import config
+from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator, EmulatorConfig
-from glm_mcp.server import create_server
 from glm_mcp.server.tools import TOOLS
 
 GENERAL_KEY = EmulatorConfig().api_keys[0]

@@ -10,7 +10,7 @@ from mcp import Client
 
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm.types import FunctionCall, ToolCall
-from glm_mcp.server.functions import FunctionCallRequest
+from glm_mcp.tools.functions import FunctionCallRequest
 from tests.conftest import upstream_calls
 from tests.test_tools import failed, ok
 

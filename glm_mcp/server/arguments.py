@@ -34,7 +34,7 @@ from glm_mcp.glm.types import (
     WebSearchTool,
 )
 from glm_mcp.jobs import JobState, Position
-from glm_mcp.server.functions import Functions, wire_tool_calls
+from glm_mcp.tools.functions import Functions, wire_tool_calls
 
 
 def argument_error(error: ValidationError, model: type[BaseModel]) -> ArgumentError:
@@ -265,7 +265,7 @@ class Reasoning(_Arguments):
 
 
 class Attached(_Arguments):
-    """Files sent with the message, read by the server from the workspace (`glm_mcp.server.files`)."""
+    """Files sent with the message, read by the server from the workspace (`glm_mcp.tools.workspace.files`)."""
 
     files: Annotated[
         list[str] | None,
@@ -274,7 +274,7 @@ class Attached(_Arguments):
 
 
 class Continued(_Arguments):
-    """Which earlier conversation a chat continues (`glm_mcp.server.workspace`)."""
+    """Which earlier conversation a chat continues (`glm_mcp.tools.workspace`)."""
 
     conversation_id: Annotated[
         str,

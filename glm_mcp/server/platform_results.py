@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 from glm_mcp.glm.models import ModelKind
 from glm_mcp.glm.types import WebSearchResponse
 from glm_mcp.jobs import JobKind, JobState
-from glm_mcp.server.media import VideoFile
 from glm_mcp.server.results import RegistryNotes, Result, Source, ToolFailure, next_call
+from glm_mcp.tools.media_files import VideoFile
 
 
 def _join(*parts: str) -> str:

@@ -14,8 +14,8 @@ from glm_mcp.glm.errors import GLMAnswerCutError
 from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ChatCompletion, WebSearchItem, split_answer
 from glm_mcp.jobs import Job, JobKind, JobRecord, JobState
 from glm_mcp.server.answers import ConversationNotes, Paged, SentFiles
-from glm_mcp.server.functions import FunctionCallRequest, feed_back
-from glm_mcp.server.media import ImageFile, VideoFile, media_of
+from glm_mcp.tools.functions import FunctionCallRequest, feed_back
+from glm_mcp.tools.media_files import ImageFile, VideoFile, media_of
 
 REASONING_PREVIEW_CHARS = 300
 """How much of the model's reasoning a result shows unless the call asks for all of it (`include_reasoning`)."""

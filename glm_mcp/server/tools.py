@@ -17,7 +17,6 @@ from glm_mcp.errors import GenerationFailed, JobCancelledError, SubmitUncertainE
 from glm_mcp.glm import Attempts, GLMAPIError, GLMTransportError
 from glm_mcp.glm.types import AsyncTaskResult
 from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, JobRecord, RegistryUnavailable, poll_task
-from glm_mcp.server import accounting, platform_tools, workspace
 from glm_mcp.server.arguments import (
     ChatArguments,
     ListConversationsArguments,
@@ -41,6 +40,8 @@ from glm_mcp.server.results import ChatResult, JobList, SubmittedTask, TaskResul
 from glm_mcp.server.state import AppState
 from glm_mcp.server.task_wait import task_wait
 from glm_mcp.server.tooling import ToolSpec, register
+from glm_mcp.tools import accounting, workspace
+from glm_mcp.tools import media as platform_tools
 
 logger = logging.getLogger(__name__)
 

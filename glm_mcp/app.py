@@ -16,10 +16,10 @@ from glm_mcp.config import Settings
 from glm_mcp.jobs import JobRunner, JobStore
 from glm_mcp.jobs.open import JOBS_FILE, open_job_store, record_stores
 from glm_mcp.server.icons import ICONS
-from glm_mcp.server.platform_tools import model_list
 from glm_mcp.server.state import AppState, principal_secret
 from glm_mcp.server.tasks import TasksExtension
 from glm_mcp.server.tools import build_tools
+from glm_mcp.tools.media import model_list
 from glm_mcp.upstream import open_glm_client
 
 INSTRUCTIONS = """GLM models (Zhipu / Z.ai) as tools.

@@ -25,8 +25,6 @@ from glm_mcp.glm import models as model_table
 from glm_mcp.glm.errors import GLMProtocolError
 from glm_mcp.glm.types import AsyncTask, AsyncTaskResult
 from glm_mcp.jobs import JobRecord, poll_task
-from glm_mcp.server import accounting
-from glm_mcp.server.media import expires_at, media_of
 from glm_mcp.server.platform_args import (
     ImageArguments,
     ModelsArguments,
@@ -48,6 +46,8 @@ from glm_mcp.server.progress import ProgressReporter
 from glm_mcp.server.results import TaskResult
 from glm_mcp.server.state import AppState
 from glm_mcp.server.task_wait import task_wait
+from glm_mcp.tools import accounting
+from glm_mcp.tools.media_files import expires_at, media_of
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -27,10 +27,10 @@ from glm_mcp.jobs import Job, RegistryUnavailable
 from glm_mcp.jobs.conversations import CONVERSATION_ID_PREFIX, Conversation, new_conversation_id, summary_of
 from glm_mcp.server.answers import SentFile, page_of
 from glm_mcp.server.arguments import Attached, Continued, _check_size
-from glm_mcp.server.files import Attachments, read_files
 from glm_mcp.server.results import ChatResult, RegistryNotes, TaskResult
-from glm_mcp.server.roots import FilesUnavailable, allowed_roots
 from glm_mcp.server.state import AppState
+from glm_mcp.tools.workspace.files import Attachments, read_files
+from glm_mcp.tools.workspace.roots import FilesUnavailable, allowed_roots
 
 ANSWER_RESERVE_TOKENS = 4_096
 """Tokens of the context window kept free for the answer when the call sets no max_tokens (at most a quarter

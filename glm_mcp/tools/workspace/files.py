@@ -21,7 +21,7 @@ from glm_mcp.errors import ArgumentError
 from glm_mcp.glm.models import IMAGE_MAX_BYTES, IMAGE_TYPES, sees_images
 from glm_mcp.glm.types import ContentPart, ImagePart, MediaURL, Message, TextPart
 from glm_mcp.server.answers import SentFile
-from glm_mcp.server.roots import Roots
+from glm_mcp.tools.workspace.roots import Roots
 
 FIELD = "files"
 MAX_MATCHES = 1000
