@@ -25,7 +25,7 @@ from glm_mcp.glm.types import ChatRequest, Message, TextPart
 from glm_mcp.jobs import SERVER, JobKind, JobRecord, RegistryUnavailable, SQLiteJobStore, key_principal, sqlite
 from glm_mcp.jobs.owner import OwnerLock, owner_gone
 from glm_mcp.jobs.store import Position, summarize
-from glm_mcp.server.results import TaskResult
+from glm_mcp.tools.job_result import TaskResult
 from tests.conftest import settings_for, upstream_calls
 from tests.test_tools import failed, ok
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -38,8 +38,17 @@ FINISH_RETRY_S = 600.0
 """How long a job's end that the registry could not take is offered again (a database restarting)."""
 """How often a handed-off job's answer so far is saved: what a crash can lose."""
 
-Outcome = Callable[[Job], Awaitable[BaseModel]]
-"""What `get_result` answers for a job that has ended; it is stored as JSON."""
+
+class Outcome(Protocol):
+    """What the call that handed a job off leaves beside it: how the job is answered for once it ends."""
+
+    async def settle(self, job: Job) -> None:
+        """Done once, when the job has ended, before its result is recorded (its answer kept, its cost counted)."""
+        ...
+
+    async def result(self, job: Job) -> BaseModel:
+        """What `get_result` answers for the job: recorded as JSON once it has ended."""
+        ...
 
 
 class JobRunner:
@@ -49,6 +58,7 @@ class JobRunner:
         self._task_group = task_group
         self._store = store
         self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._outcomes: dict[str, Outcome] = {}
         self._unrecorded: OrderedDict[str, JobRecord] = OrderedDict()
 
     def start(self, kind: ChatKind, request: ChatRequest, glm: GLMClient, *, principal: Principal = SERVER) -> Job:
@@ -63,6 +73,10 @@ class JobRunner:
         """The job, if `principal` started it: another's job is as unknown as one that never was."""
         job = self._jobs.get(job_id)
         return job if job is not None and job.principal == principal else None
+
+    def outcome(self, job: Job) -> Outcome | None:
+        """What the call that handed `job` off left beside it (`hand_off`); None before that."""
+        return self._outcomes.get(job.id)
 
     def release(self, job: Job) -> None:
         """Forget a job nobody will ask about again (its call got the whole answer)."""
@@ -89,10 +103,11 @@ class JobRunner:
         """Keep a job for `get_result`: its call returns before the job finishes.
 
         The job is in the store when this returns (a client may restart the moment it has the id),
-        or `job.not_recorded` says why not; from then on its progress and finally `outcome(job)`
-        are saved in the background.
+        or `job.not_recorded` says why not; from then on its progress and finally its outcome's result
+        are saved in the background. The outcome is kept beside the job for as long as the job is.
         """
         job.handed_off = True
+        self._outcomes[job.id] = outcome
         record = JobRecord.of_request(
             job.id,
             job.kind,
@@ -116,6 +131,7 @@ class JobRunner:
             if oldest is None:
                 break
             self._jobs.pop(oldest.id)
+            self._outcomes.pop(oldest.id, None)
 
     async def interrupt_running(self) -> None:
         """Record the handed-off jobs still running as interrupted, with their answer so far: the server stops."""
@@ -146,7 +162,8 @@ class JobRunner:
                             f"Its answer so far could not always be saved while it ran ({exc}): "
                             "a crash then would have lost more of it."
                         )
-        result = (await outcome(job)).model_dump_json()
+        await outcome.settle(job)
+        result = (await outcome.result(job)).model_dump_json()
         status: JobState = job.status
         deadline = time.monotonic() + FINISH_RETRY_S
         delay = 1.0

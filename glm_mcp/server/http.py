@@ -46,13 +46,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from glm_mcp import __version__
-from glm_mcp.app import registry_of
 from glm_mcp.config import API_KEY_VARS, ConfigError, Settings
 from glm_mcp.errors import ClientKeyError, RegistryUnavailable
 from glm_mcp.server import tasks_2025
 from glm_mcp.server.auth import CALLER_KEY_SCOPE, SharedTokenVerifier, read_caller_key
 from glm_mcp.server.cancellation import CallRegistry, CallStopper, StopCalls
 from glm_mcp.server.oauth import EitherVerifier, OidcTokenVerifier, RequireToken, oauth_routes
+from glm_mcp.server.state import registry_of
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("glm_mcp.access")

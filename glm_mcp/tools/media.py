@@ -1,8 +1,9 @@
-"""The platform's tools beyond chat: search, page reading, images, video, models and usage.
+"""generate_image and generate_video: images and videos the platform makes.
 
-Each handler turns its arguments into one typed GLM request (`glm.client`), and the answer into its result
-model (`platform_results`); `tools.TOOLS` lists them with their toolset. Every call's cost is recorded
-(`accounting.record`).
+Each handler turns its arguments into one typed GLM request (`glm.client`) and the answer into its
+result. CogView answers an image in one request; glm-image and every video are platform tasks, followed
+until the call's wait runs out and then handed back as jobs that get_result finishes. The files the
+platform makes are temporary URLs (`media_files.py`). Every call's cost is recorded (`accounting.record`).
 """
 
 from __future__ import annotations
@@ -13,41 +14,41 @@ import logging
 import time
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context
-from mcp.types import ImageContent
+from mcp.types import ContentBlock, ImageContent
+from pydantic import Field
 
-from glm_mcp.errors import MediaTaskFailed, SubmitUncertainError
+from glm_mcp.config import Settings
+from glm_mcp.errors import ArgumentError, MediaTaskFailed, SubmitUncertainError
 from glm_mcp.glm import Attempts, GLMError, GLMTransportError
-from glm_mcp.glm import models as model_table
 from glm_mcp.glm.errors import GLMProtocolError
-from glm_mcp.glm.types import AsyncTask, AsyncTaskResult
-from glm_mcp.jobs import JobRecord, poll_task
-from glm_mcp.server.platform_args import (
-    ImageArguments,
-    ModelsArguments,
-    ReadArguments,
-    SearchArguments,
-    UsageArguments,
-    VideoArguments,
-)
-from glm_mcp.server.platform_results import (
-    ImageResult,
-    ModelEntry,
-    ModelList,
-    PageResult,
-    SearchResults,
-    UsageReport,
-    VideoJob,
-)
+from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ImageQuality, ImageRequest, VideoQuality, VideoRequest
+from glm_mcp.jobs import JobRecord, JobState, poll_task
+from glm_mcp.server.failures import ToolFailure
 from glm_mcp.server.progress import ProgressReporter
-from glm_mcp.server.results import TaskResult
+from glm_mcp.server.registration import STARTS, ToolSpec
+from glm_mcp.server.result import paragraphs
 from glm_mcp.server.state import AppState
-from glm_mcp.server.task_wait import task_wait
+from glm_mcp.server.task_offer import task_wait
 from glm_mcp.tools import accounting
-from glm_mcp.tools.media_files import expires_at, media_of
+from glm_mcp.tools.answer import RegistryNotes, next_call, registry_note
+from glm_mcp.tools.arguments import Arguments, new_request_id
+from glm_mcp.tools.job_result import TaskResult
+from glm_mcp.tools.media_files import VideoFile, expires_at, media_of
+
+__all__ = [
+    "GENERATE_IMAGE",
+    "GENERATE_VIDEO",
+    "ImageArguments",
+    "ImageResult",
+    "VideoArguments",
+    "VideoJob",
+    "generate_image",
+    "generate_video",
+]
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -60,34 +61,139 @@ SHOWN_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-async def web_search(app: AppState, ctx: Context, args: SearchArguments) -> SearchResults:
-    response = await app.glm.web_search(args.request())
-    await accounting.record(app, "web_search", args.engine)
-    return SearchResults.from_response(args.query.strip(), response)
+SIZE_PATTERN = r"^\d{3,4}x\d{3,4}$"
 
 
-async def read_url(app: AppState, ctx: Context, args: ReadArguments) -> PageResult:
-    page = (await app.glm.read_url(args.request())).reader_result
-    await accounting.record(app, "read_url", "web-reader")
-    limit = app.settings.max_result_chars
-    whole = page.content
-    part = whole[args.offset : args.offset + limit]
-    end = args.offset + len(part)
-    cut = end < len(whole)
-    return PageResult(
-        url=page.url or args.url,
-        title=page.title,
-        description=page.description,
-        published=page.publishedTime,
-        content=part,
-        total_chars=len(whole) if cut or args.offset else None,
-        next_offset=end if cut else None,
-        next=f'Call read_url with url="{args.url}" and offset={end} for the rest.' if cut else None,
-        metadata={str(k): str(v) for k, v in page.metadata.items()},
-        links=page.links,
-        images=page.images,
-        request_id=(page.model_extra or {}).get("request_id") or None,
-    )
+# --- arguments ----------------------------------------------------------------------------------------------
+
+
+class _Wait(Arguments):
+    wait_seconds: Annotated[
+        float | None,
+        Field(description="Seconds to wait; then status running and `next`. Default 45.", ge=0, le=3600),
+    ] = None
+
+    def wait(self, default: float) -> float:
+        return default if self.wait_seconds is None else self.wait_seconds
+
+
+class ImageArguments(_Wait):
+    """`generate_image`: CogView-4 or glm-image."""
+
+    prompt: Annotated[str, Field(description="What to draw.", min_length=1, max_length=4000)]
+    model: Annotated[str, Field(description="cogview-4, cogview-3-flash or glm-image. Default GLM_IMAGE_MODEL.")] = ""
+    size: Annotated[
+        str, Field(description="WIDTHxHEIGHT, e.g. 1024x1024, 768x1344, 1344x768.", pattern=SIZE_PATTERN)
+    ] = ""
+    quality: Annotated[ImageQuality | None, Field(description="hd: finer, slower.")] = None
+
+    def request(self, settings: Settings) -> ImageRequest:
+        if not self.prompt.strip():
+            raise ArgumentError("prompt", "it is empty; say what to draw.")
+        return ImageRequest(
+            model=self.model.strip() or settings.image_model,
+            prompt=self.prompt,
+            size=self.size or None,
+            quality=self.quality,
+            request_id=new_request_id(),
+        )
+
+
+class VideoArguments(_Wait):
+    """`generate_video`: CogVideoX or Vidu, always a platform task."""
+
+    prompt: Annotated[str, Field(description="What happens in the video.", max_length=4000)] = ""
+    image_url: Annotated[str, Field(description="A first frame to animate: URL or base64.")] = ""
+    model: Annotated[
+        str, Field(description="e.g. cogvideox-3, cogvideox-flash, viduq1-text. Default GLM_VIDEO_MODEL.")
+    ] = ""
+    quality: Annotated[VideoQuality | None, Field(description="quality or speed.")] = None
+    size: Annotated[str, Field(description="WIDTHxHEIGHT, e.g. 1920x1080.", pattern=SIZE_PATTERN)] = ""
+    duration: Annotated[Literal[5, 10] | None, Field(description="Seconds.")] = None
+    fps: Annotated[Literal[30, 60] | None, Field(description="Frames per second.")] = None
+    with_audio: Annotated[bool | None, Field(description="Add sound (CogVideoX-3).")] = None
+
+    def request(self, settings: Settings) -> VideoRequest:
+        if not self.prompt.strip() and not self.image_url:
+            raise ArgumentError("prompt", "give a `prompt`, an `image_url`, or both.")
+        return VideoRequest(
+            model=self.model.strip() or settings.video_model,
+            prompt=self.prompt or None,
+            image_url=self.image_url or None,
+            quality=self.quality,
+            size=self.size or None,
+            duration=self.duration,
+            fps=self.fps,
+            with_audio=self.with_audio,
+            request_id=new_request_id(),
+        )
+
+
+# --- results ------------------------------------------------------------------------------------------------
+
+
+class ImageResult(RegistryNotes):
+    """A generated image: shown as image content beside this, with its URL and when that expires."""
+
+    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "task_id", "url", "expires_at", "saved_path")
+
+    status: JobState = Field("completed", description="running: still being made; `next` says how to get it.")
+    next: str | None = Field(None, description="With status running: the exact call that gets the image.")
+    task_id: str | None = Field(None, description="With status running: pass it to get_result.")
+    url: str = Field("", description="Where the platform serves the image, until expires_at.")
+    expires_at: str = Field("", description="When the URL stops working (ISO 8601 UTC).")
+    saved_path: str | None = Field(None, description="A copy saved on this machine (stdio only).")
+    model: str = ""
+    media_type: str = ""
+    bytes: int | None = Field(None, description="The image's size.")
+    request_id: str | None = None
+    note: str | None = Field(None, description="What could not be done (a copy not saved, the image not shown).")
+    content: list[Any] = Field(default_factory=list, exclude=True)
+    """The MCP content blocks sent beside the text (the image itself)."""
+
+    def extra_content(self) -> list[ContentBlock]:
+        return list(self.content)
+
+    def to_text(self) -> str:
+        if self.status == "running":
+            return paragraphs(f"The image is still being made. {self.next}", self.registry_text())
+        saved = f"Saved as {self.saved_path}." if self.saved_path else ""
+        return paragraphs(
+            f"Image ({self.model}): {self.url}\nThe URL expires {self.expires_at}.", saved, self.note or ""
+        )
+
+
+class VideoJob(RegistryNotes):
+    """A video the platform makes: a job, and once it is done its video and cover URLs."""
+
+    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "task_id", "videos", "error")
+
+    status: JobState = Field(description="running: being made (minutes); completed: `videos` has it.")
+    next: str | None = Field(None, description="With status running: the exact call that gets the video.")
+    task_id: str = Field(description="Pass it to get_result.")
+    videos: list[VideoFile] = Field(default_factory=list)
+    error: ToolFailure | None = None
+    model: str = ""
+    request_id: str | None = None
+    attempts: int = Field(1, description="Requests sent to submit it, when more than one.")
+
+    def to_text(self) -> str:
+        if self.videos:
+            listing = "\n".join(
+                f"- {v.url}" + (f" (cover {v.cover_url})" if v.cover_url else "") + f", expires {v.expires_at}"
+                for v in self.videos
+            )
+            return paragraphs(f"Video ready ({self.model}):\n{listing}", self.registry_text())
+        if self.status == "running":
+            return paragraphs(
+                f"Video task {self.task_id} is being made ({self.model}). {self.next}", self.registry_text()
+            )
+        reason = self.error.to_text() if self.error else ""
+        return paragraphs(f"Video task {self.task_id} {self.status}.", reason, self.registry_text())
+
+    @classmethod
+    def running_next(cls, task_id: str, wait_seconds: float) -> str:
+        return next_call(task_id, wait_seconds, "for the video")
 
 
 # --- images ---------------------------------------------------------------------------------------------
@@ -137,11 +243,12 @@ async def _shown(
     app: AppState, ctx: Context, url: str, created: int | None, model: str, request_id: str | None
 ) -> ImageResult:
     """The image as content a client can show, and saved over stdio; what cannot be done is said, not raised."""
-    result = ImageResult(url=url, expires_at=expires_at(url, created), model=model, request_id=request_id)
+    expires = expires_at(url, created)
     try:
         data, media_type = await app.glm.download(url)
     except GLMError as exc:
-        return result.model_copy(update={"note": f"The image could not be fetched to show it: {exc}"})
+        note = f"The image could not be fetched to show it: {exc}"
+        return ImageResult(url=url, expires_at=expires, model=model, request_id=request_id, note=note)
     if media_type not in SHOWN_TYPES:
         media_type = "image/png" if data.startswith(PNG_MAGIC) else media_type
     notes: list[str] = []
@@ -152,14 +259,16 @@ async def _shown(
             saved = str(await anyio.to_thread.run_sync(_save, app.settings.images_dir, data, media_type))
         except OSError as exc:
             notes.append(f"No copy was saved in {app.settings.images_dir} (GLM_IMAGE_DIR): {exc.strerror or exc}.")
-    return result.model_copy(
-        update={
-            "media_type": media_type,
-            "bytes": len(data),
-            "saved_path": saved,
-            "content": content,
-            "note": " ".join(notes) or None,
-        }
+    return ImageResult(
+        url=url,
+        expires_at=expires,
+        model=model,
+        request_id=request_id,
+        media_type=media_type,
+        bytes=len(data),
+        saved_path=saved,
+        content=content,
+        note=" ".join(notes) or None,
     )
 
 
@@ -213,60 +322,33 @@ async def generate_video(app: AppState, ctx: Context, args: VideoArguments) -> V
     not_recorded = await app.jobs.record_task(_record(app, task, "video_task", summary, request.model))
     wait = task_wait(args.wait(app.settings.wait_seconds))
     state = await _poll(app, task.id, wait, ProgressReporter(ctx, total=wait), "video")
-    job = VideoJob(
-        status=state.state,
-        task_id=task.id,
-        model=task.model or request.model,
-        request_id=task.request_id or request.request_id,
-        attempts=attempts.count,
-        not_recorded=not_recorded,
-        registry_notice=app.store.take_notice(),
-    )
+    registry = registry_note(app, not_recorded)
+
+    def video_job(
+        *, next_step: str | None = None, videos: list[VideoFile] | None = None, error: ToolFailure | None = None
+    ) -> VideoJob:
+        return VideoJob(
+            status=state.state,
+            next=next_step,
+            task_id=task.id,
+            videos=videos or [],
+            error=error,
+            model=task.model or request.model,
+            request_id=task.request_id or request.request_id,
+            attempts=attempts.count,
+            not_recorded=registry.not_recorded,
+            registry_notice=registry.notice,
+        )
+
     if state.state == "running":
-        return job.model_copy(update={"next": VideoJob.running_next(task.id, app.settings.wait_seconds)})
+        return video_job(next_step=VideoJob.running_next(task.id, app.settings.wait_seconds))
     result = TaskResult.from_poll(task.id, state)
     await _finish_record(app, task.id, result)
     _, videos = media_of(state)
     error = result.error
     if state.state == "failed" and error is None:
         error = await app.describe_failure(MediaTaskFailed(task.id, "video"))
-    return job.model_copy(update={"videos": videos, "error": error})
-
-
-# --- models and usage ---------------------------------------------------------------------------------------
-
-
-async def list_models(app: AppState, ctx: Context, args: ModelsArguments) -> ModelList:
-    return await model_list(app, args.kind)
-
-
-async def model_list(app: AppState, kind: str | None = None) -> ModelList:
-    """The key's models (GET /models), each with what glm-mcp's one table (`glm.models.MODELS`) says of it."""
-    entries: list[ModelEntry] = []
-    for info in sorted(await app.glm.list_models(), key=lambda m: m.id):
-        traits = model_table.traits(info.id)
-        if traits is None:
-            entries.append(ModelEntry(id=info.id, known=False))
-            continue
-        entries.append(
-            ModelEntry(
-                id=info.id,
-                kind=traits.kind,
-                vision=traits.vision,
-                reasoning=traits.reasoning,
-                context_tokens=traits.context_tokens,
-                max_output_tokens=traits.max_output_tokens,
-            )
-        )
-    if kind is not None:
-        entries = [entry for entry in entries if (entry.kind or "") == kind or not entry.known]
-    unknown = sum(not entry.known for entry in entries)
-    note = f"{unknown} model(s) not in glm-mcp's table: their capabilities are not known here." if unknown else None
-    return ModelList(models=entries, note=note)
-
-
-async def usage(app: AppState, ctx: Context, args: UsageArguments) -> UsageReport:
-    return await accounting.report(app, args.days, args.by)
+    return video_job(videos=videos, error=error)
 
 
 # --- shared ---------------------------------------------------------------------------------------------------
@@ -308,3 +390,31 @@ async def _finish_record(app: AppState, task_id: str, result: TaskResult) -> Non
         await app.store.finish(task_id, result.status, result=result.model_dump_json(), partial_text=None)
     except Exception as exc:  # RegistryUnavailable: the next get_result asks the platform again
         logger.warning("the end of task %s is not recorded: %s", task_id, exc)
+
+
+# --- the tools ----------------------------------------------------------------------------------------------
+
+GENERATE_IMAGE = ToolSpec(
+    "generate_image",
+    "Generate an image",
+    "Draw an image from a prompt with CogView-4 or glm-image. Returns the image itself (to show), its URL "
+    "and when that URL expires, and over stdio the path of a saved copy. A long glm-image generation comes "
+    "back as status running with `next`.",
+    generate_image,
+    ImageArguments,
+    ImageResult,
+    STARTS,
+    toolset="images",
+)
+
+GENERATE_VIDEO = ToolSpec(
+    "generate_video",
+    "Generate a video",
+    "Make a short video from a prompt and/or a first image with CogVideoX or Vidu. It takes minutes: the "
+    "call returns a job (status running, task_id, `next`); get_result gives the video and cover URLs.",
+    generate_video,
+    VideoArguments,
+    VideoJob,
+    STARTS,
+    toolset="video",
+)

@@ -1,40 +1,65 @@
-"""A chat from the agent's workspace: files attached, the conversation continued, the answer kept and paged.
+"""A chat from the agent's workspace: files attached, the conversation continued, its turn recorded.
 
-`prepare` turns a checked request into the one to send: the files read and attached to the
-user's message, the conversation's system prompt and earlier turns put in front (the oldest left
-out when they would not fit the model's context window), and the size checked again. The new turn
-is recorded once: with its answer by `finish` when the call ends within its wait (one write, not
-two, on every chat's path), or by `record_turn` when it is handed off, awaiting the answer the job
-then records. A call that fails or is cancelled before either leaves no turn. `finish` returns the
-answer in pages of at most GLM_MAX_RESULT_CHARS; `turn_result` reads a kept turn again, from any
-offset, for `get_result`.
+`prepare` turns a checked request into the one to send: the files read and attached to the user's
+message (`files.py`, inside the roots of `roots.py`), the conversation's system prompt and earlier
+turns put in front (the oldest left out when they would not fit the model's context window), and the
+size checked, before anything is read and again once everything is in. The new turn is recorded once
+(`record_turn`): with its answer when the call ends within its wait (one write, not two, on every
+chat's path), or at its hand-off, awaiting the answer the job then keeps (`keep_answer`). A call that
+fails or is cancelled before either leaves no turn. Each returns the `ConversationNote` the result
+says, typed; nothing is written back into the result afterwards.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
 import anyio
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field
 
-from glm_mcp.errors import ArgumentError, UnknownJobError
+from glm_mcp.errors import ArgumentError
 from glm_mcp.glm.models import IMAGE_TOKENS, MESSAGE_OVERHEAD_TOKENS, context_window, estimated_tokens
-from glm_mcp.glm.types import ChatRequest, ContentPart, ImagePart, Message, TextPart, split_answer
-from glm_mcp.jobs import Job, RegistryUnavailable
+from glm_mcp.glm.types import (
+    ChatRequest,
+    ContentPart,
+    FilePart,
+    ImagePart,
+    MediaURL,
+    Message,
+    TextPart,
+    VideoPart,
+)
+from glm_mcp.jobs import RegistryUnavailable
 from glm_mcp.jobs.conversations import CONVERSATION_ID_PREFIX, Conversation, new_conversation_id, summary_of
-from glm_mcp.server.answers import SentFile, page_of
-from glm_mcp.server.arguments import Attached, Continued, _check_size
-from glm_mcp.server.results import ChatResult, RegistryNotes, TaskResult
 from glm_mcp.server.state import AppState
+from glm_mcp.tools.answer import ConversationNote, SentFile
 from glm_mcp.tools.workspace.files import Attachments, read_files
 from glm_mcp.tools.workspace.roots import FilesUnavailable, allowed_roots
+
+__all__ = [
+    "ANSWER_RESERVE_TOKENS",
+    "Continuation",
+    "PendingTurn",
+    "Prepared",
+    "check_size",
+    "is_turn",
+    "keep_answer",
+    "prepare",
+    "record_turn",
+]
 
 ANSWER_RESERVE_TOKENS = 4_096
 """Tokens of the context window kept free for the answer when the call sets no max_tokens (at most a quarter
 of the window)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """The conversation a chat continues: none (a new one, "") or its id, and the turn to branch from."""
+
+    conversation_id: str = ""
+    from_turn: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,58 +72,72 @@ class PendingTurn:
     conversation_id: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Prepared:
-    """The request to send, and what its result must say about files and the conversation."""
+    """The request to send, the files it carries, and the turn to record (for a chat that keeps conversations)."""
 
     request: ChatRequest
-    files: list[SentFile] = field(default_factory=list)
-    conversation_id: str | None = None
-    turn: int | None = None
+    files: tuple[SentFile, ...] = ()
     turns_left_out: int = 0
-    notice: str | None = None
     pending: PendingTurn | None = None
 
-    @property
-    def ref(self) -> str | None:
-        """The id `get_result` reads this turn's answer under, once it is kept."""
-        return f"{self.conversation_id}:{self.turn}" if self.conversation_id and self.turn else None
 
-    def notes(self) -> dict[str, object]:
-        return {
-            "files": self.files or None,
-            "conversation_id": self.conversation_id,
-            "turn": self.turn,
-            "turns_left_out": self.turns_left_out or None,
-            "conversation_notice": self.notice,
-        }
-
-
-async def prepare(app: AppState, ctx: Context, args: Attached, request: ChatRequest) -> Prepared:
-    """`request` with the files and, for arguments that carry one, the conversation in it; raises
-    `ArgumentError` before anything is sent."""
+async def prepare(
+    app: AppState,
+    ctx: Context,
+    request: ChatRequest,
+    *,
+    files: list[str] | None,
+    continued: Continuation | None = None,
+) -> Prepared:
+    """`request` with `files` and, for a chat that keeps conversations (`continued`), the conversation in it;
+    raises `ArgumentError` before anything is sent."""
+    check_size(request.messages, app.settings.max_prompt_chars)  # before a file is read or a turn loaded
     attachments = Attachments()
-    if args.files:
+    if files:
         try:
             roots = await allowed_roots(ctx, app.settings)
         except FilesUnavailable as exc:
             raise ArgumentError("files", str(exc)) from None
-        attachments = await anyio.to_thread.run_sync(read_files, args.files, roots, app.settings, request.model)
+        attachments = await anyio.to_thread.run_sync(read_files, files, roots, app.settings, request.model)
     messages = list(request.messages)
     system = messages.pop(0) if messages and messages[0].role == "system" else None
     question = _user_text(messages)
     new = attachments.attach(messages)
-    prepared = Prepared(request, attachments.sent)
     conversation: Conversation | None = None
     history: list[list[Message]] = []
-    if isinstance(args, Continued):
-        conversation, history, system = await _load(app, args, system)
-    kept, prepared.turns_left_out = _fit(system, history, new, request)
+    if continued is not None:
+        conversation, history, system = await _load(app, continued, system)
+    kept, turns_left_out = _fit(system, history, new, request)
     request.messages = [*([system] if system else []), *(m for turn in kept for m in turn), *new]
-    _check_size(request.messages, app.settings.max_prompt_chars)
-    if isinstance(args, Continued):
-        prepared.pending = _pending_turn(app, args, conversation, system, new, question, attachments)
-    return prepared
+    check_size(request.messages, app.settings.max_prompt_chars)
+    pending = None
+    if continued is not None:
+        pending = _pending_turn(app, continued, conversation, system, new, question, attachments)
+    return Prepared(request, tuple(attachments.sent), turns_left_out, pending)
+
+
+def check_size(messages: list[Message], limit: int) -> None:
+    """Refuse an input larger than GLM_MAX_PROMPT_CHARS before it costs an upload and a refusal."""
+    size = 0
+    for message in messages:
+        if isinstance(message.content, str):
+            size += len(message.content)
+        elif message.content:
+            for part in message.content:
+                size += len(part.text) if isinstance(part, TextPart) else len(_media_url(part).url)
+    if size > limit:
+        raise ArgumentError(
+            "messages" if len(messages) > 1 else "prompt",
+            f"the input is {size:,} characters, over the limit of {limit:,} (GLM_MAX_PROMPT_CHARS). "
+            "Shorten it or send it in parts.",
+        )
+
+
+def _media_url(part: ImagePart | VideoPart | FilePart) -> MediaURL:
+    if isinstance(part, ImagePart):
+        return part.image_url
+    return part.video_url if isinstance(part, VideoPart) else part.file_url
 
 
 def _user_text(messages: list[Message]) -> str:
@@ -109,12 +148,12 @@ def _user_text(messages: list[Message]) -> str:
 
 
 async def _load(
-    app: AppState, args: Continued, system: Message | None
+    app: AppState, continued: Continuation, system: Message | None
 ) -> tuple[Conversation | None, list[list[Message]], Message | None]:
-    """The conversation `args` continues, its turns to send again, and its system prompt."""
-    conversation_id = args.conversation_id.strip()
+    """The conversation `continued` names, its turns to send again, and its system prompt."""
+    conversation_id = continued.conversation_id.strip()
     if not conversation_id:
-        if args.from_turn is not None:
+        if continued.from_turn is not None:
             raise ArgumentError("from_turn", "it needs conversation_id: the conversation to branch from.")
         return None, [], system
     conversation = None
@@ -134,10 +173,10 @@ async def _load(
             "start a new conversation for another one.",
         )
     turns = await app.conversations.turns(conversation.id, principal=app.principal)
-    if args.from_turn is not None:
-        if args.from_turn > len(turns):
+    if continued.from_turn is not None:
+        if continued.from_turn > len(turns):
             raise ArgumentError("from_turn", f"{conversation.id} has {len(turns)} turn(s); give 1 to {len(turns)}.")
-        turns = turns[: args.from_turn]
+        turns = turns[: continued.from_turn]
     history = [
         [*(Message.model_validate(m) for m in turn.messages), Message(role="assistant", content=turn.answer)]
         for turn in turns
@@ -173,7 +212,7 @@ def _fit(
 
 def _pending_turn(
     app: AppState,
-    args: Continued,
+    continued: Continuation,
     conversation: Conversation | None,
     system: Message | None,
     new: list[Message],
@@ -182,7 +221,7 @@ def _pending_turn(
 ) -> PendingTurn:
     """The new turn to record (in a new conversation, or a branch, when needed)."""
     stored = [_kept(m, attachments).model_dump(mode="json", exclude_none=True) for m in new]
-    if conversation is not None and args.from_turn is None:
+    if conversation is not None and continued.from_turn is None:
         return PendingTurn(stored, conversation_id=conversation.id)
     now = time.time()
     created = Conversation(
@@ -193,32 +232,49 @@ def _pending_turn(
         created_at=now,
         updated_at=now,
         turns=0,
-        branched_from=f"{conversation.id}:{args.from_turn}" if conversation is not None else None,
+        branched_from=f"{conversation.id}:{continued.from_turn}" if conversation is not None else None,
     )
-    branch_of = (conversation.id, args.from_turn) if conversation is not None and args.from_turn else None
+    branch_of = (conversation.id, continued.from_turn) if conversation is not None and continued.from_turn else None
     return PendingTurn(stored, created=created, branch_of=branch_of)
 
 
-async def record_turn(app: AppState, prepared: Prepared, answer: str | None = None) -> None:
-    """Record the call's turn, with `answer` if it is complete; a registry failure is said, not fatal."""
-    pending, prepared.pending = prepared.pending, None
+async def record_turn(app: AppState, prepared: Prepared, answer: str | None = None) -> ConversationNote:
+    """Record the call's turn, with `answer` if it is complete; what the result says of the conversation. A
+    registry failure is said in it, not fatal."""
+    pending = prepared.pending
+    left_out = prepared.turns_left_out
     if pending is None:
-        return
+        return ConversationNote(turns_left_out=left_out)
     model = prepared.request.model
     try:
         if pending.created is not None:
-            prepared.turn = await app.conversations.start_turn(
+            turn = await app.conversations.start_turn(
                 pending.created, model=model, messages=pending.messages, branch_of=pending.branch_of, answer=answer
             )
-            prepared.conversation_id = pending.created.id
-        else:
-            assert pending.conversation_id is not None
-            prepared.turn = await app.conversations.add_turn(
-                pending.conversation_id, model=model, messages=pending.messages, answer=answer
-            )
-            prepared.conversation_id = pending.conversation_id
+            return ConversationNote(pending.created.id, turn, left_out)
+        assert pending.conversation_id is not None
+        turn = await app.conversations.add_turn(
+            pending.conversation_id, model=model, messages=pending.messages, answer=answer
+        )
+        return ConversationNote(pending.conversation_id, turn, left_out)
     except RegistryUnavailable as exc:
-        prepared.notice = _not_kept(exc)
+        return ConversationNote(turns_left_out=left_out, notice=_not_kept(exc))
+
+
+async def keep_answer(app: AppState, conversation: ConversationNote, answer: str) -> ConversationNote:
+    """Keep a handed-off job's answer in the turn recorded for it; the note then says what became of it."""
+    if conversation.conversation_id is None or conversation.turn is None:
+        return conversation
+    try:
+        await app.conversations.answer(conversation.conversation_id, conversation.turn, answer)
+    except RegistryUnavailable as exc:
+        return ConversationNote(conversation.conversation_id, None, conversation.turns_left_out, _not_kept(exc))
+    return conversation
+
+
+def is_turn(task_id: str) -> bool:
+    """Whether `task_id` names a kept turn (`<conversation_id>:<turn>`) rather than a job."""
+    return task_id.startswith(CONVERSATION_ID_PREFIX)
 
 
 def _not_kept(exc: RegistryUnavailable) -> str:
@@ -238,125 +294,3 @@ def _kept(message: Message, attachments: Attachments) -> Message:
         else:
             parts.append(part)
     return message.model_copy(update={"content": parts})
-
-
-# --- after the answer ------------------------------------------------------------------------------
-
-
-async def finish(app: AppState, prepared: Prepared, result: ChatResult) -> ChatResult:
-    """`result` with its notes, its turn kept in the conversation with the answer, and paged if it is long."""
-    await record_turn(app, prepared, result.text)
-    result = result.model_copy(update=prepared.notes())
-    return paged(result, 0, app.settings.max_result_chars, prepared.ref)
-
-
-def running(prepared: Prepared, result: ChatResult) -> ChatResult:
-    """A handed-off call's result (its turn recorded by `record_turn`, awaiting the answer its job will keep)."""
-    return result.model_copy(update=prepared.notes())
-
-
-async def finished_job(app: AppState, prepared: Prepared, job: Job) -> None:
-    """Keep a handed-off job's answer in its conversation; its result says what became of it."""
-    if job.completion is not None:
-        answer = split_answer(job.completion.message.content, job.completion.message.reasoning_content)[0]
-        await _keep(app, prepared, answer)
-    job.result_notes = prepared.notes()
-
-
-def with_notes(result: TaskResult, notes: dict[str, object]) -> TaskResult:
-    if result.result is None or not notes:
-        return result
-    return result.model_copy(update={"result": result.result.model_copy(update=notes)})
-
-
-async def _keep(app: AppState, prepared: Prepared, answer: str) -> None:
-    if prepared.conversation_id is not None and prepared.turn is not None:
-        try:
-            await app.conversations.answer(prepared.conversation_id, prepared.turn, answer)
-        except RegistryUnavailable as exc:
-            prepared.notice, prepared.turn = _not_kept(exc), None
-
-
-def paged(result: ChatResult, offset: int, limit: int, ref: str | None) -> ChatResult:
-    """`result` showing at most `limit` characters of its answer from `offset` (readable again under `ref`)."""
-    if offset > len(result.text):
-        raise ArgumentError(
-            "offset", f"the answer has {len(result.text):,} characters; give 0 to {len(result.text):,}."
-        )
-    fields = page_of(result.text, offset, limit, ref)
-    return result.model_copy(update=fields) if fields else result
-
-
-def paged_task(result: TaskResult, offset: int, limit: int) -> TaskResult:
-    """A job's result with its answer paged; the whole answer stays in the registry under the job's id."""
-    if result.result is None:
-        return result
-    return result.model_copy(update={"result": paged(result.result, offset, limit, result.task_id)})
-
-
-def is_turn(task_id: str) -> bool:
-    return task_id.startswith(CONVERSATION_ID_PREFIX)
-
-
-async def turn_result(app: AppState, ref: str, offset: int) -> TaskResult:
-    """The answer of a kept turn (`<conversation_id>:<turn>`), from `offset`."""
-    conversation_id, _, number = ref.rpartition(":")
-    turns = await app.conversations.turns(conversation_id, principal=app.principal) if number.isdigit() else []
-    turn = next((t for t in turns if t.number == int(number)), None)
-    if turn is None:
-        raise UnknownJobError(
-            f"{ref} is unknown: no turn of a conversation of yours has that id (`<conversation_id>:<turn>`)."
-        )
-    if turn.answer is None:
-        raise UnknownJobError(
-            f"Turn {turn.number} of {conversation_id} has no answer kept: it failed, or is still being generated "
-            "(get_result on its job_id says which)."
-        )
-    chat = ChatResult(text=turn.answer, model=turn.model, conversation_id=conversation_id, turn=turn.number)
-    chat = paged(chat, offset, app.settings.max_result_chars, ref)
-    return TaskResult(task_id=ref, kind="chat", status="completed", model=turn.model, result=chat)
-
-
-# --- list_conversations -----------------------------------------------------------------------------
-
-
-class ConversationSummary(BaseModel):
-    conversation_id: str = Field(description="Pass it to chat or web_search_chat as conversation_id.")
-    question: str = Field(description="The start of its first question.")
-    turns: int
-    updated_at: str = Field(description="Its last turn, ISO 8601 UTC.")
-    branched_from: str | None = Field(None, description="`<conversation_id>:<turn>` it branched from.")
-
-
-class ConversationList(RegistryNotes):
-    """A page of the caller's conversations, most recently continued first."""
-
-    conversations: list[ConversationSummary] = Field(default_factory=list, description="Absent when there are none.")
-    next_cursor: str | None = Field(None, description="There are older ones: pass this as `cursor`.")
-
-    def to_text(self) -> str:
-        if not self.conversations:
-            return "No conversations."
-        lines = [
-            f"- {c.conversation_id} · {c.turns} turn(s) · {c.updated_at} · {c.question}" for c in self.conversations
-        ]
-        more = f'\n\nOlder ones: call list_conversations with cursor="{self.next_cursor}".' if self.next_cursor else ""
-        return "Conversations, most recent first (pass an id as conversation_id):\n" + "\n".join(lines) + more
-
-
-def conversation_list(records: list[Conversation], limit: int) -> ConversationList:
-    page = records[:limit]
-    cursor = f"{page[-1].updated_at!r}:{page[-1].id}" if len(records) > limit else None
-    return ConversationList(
-        conversations=[
-            ConversationSummary(
-                conversation_id=c.id,
-                question=c.summary,
-                turns=c.turns,
-                updated_at=datetime.fromtimestamp(c.updated_at, UTC).isoformat(timespec="seconds"),
-                branched_from=c.branched_from,
-            )
-            for c in page
-        ],
-        next_cursor=cursor,
-    )

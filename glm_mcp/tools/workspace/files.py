@@ -20,7 +20,7 @@ from glm_mcp.config import Settings
 from glm_mcp.errors import ArgumentError
 from glm_mcp.glm.models import IMAGE_MAX_BYTES, IMAGE_TYPES, sees_images
 from glm_mcp.glm.types import ContentPart, ImagePart, MediaURL, Message, TextPart
-from glm_mcp.server.answers import SentFile
+from glm_mcp.tools.answer import SentFile
 from glm_mcp.tools.workspace.roots import Roots
 
 FIELD = "files"
