@@ -276,7 +276,7 @@ async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> tupl
     if record is None and await app.store.known(args.task_id):
         raise _unknown(app, args.task_id)  # another caller's task
     if record is not None and record.result is not None:  # fetched before: the platform is not asked again
-        return TaskResult.from_record(record), app.store.take_notice()
+        return TaskResult.from_record(record), registry_note(app).notice
 
     async def report(polls: int, state: AsyncTaskResult) -> None:
         await reporter.send(f"task {state.task_status.lower()} after {polls} poll(s) ({reporter.elapsed:.0f} s)")
@@ -300,7 +300,7 @@ async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> tupl
             await app.store.finish(args.task_id, result.status, result=result.model_dump_json(), partial_text=None)
         except RegistryUnavailable as exc:  # nothing is lost: the next get_result asks the platform again
             logger.warning("the end of task %s is not recorded: %s %s", args.task_id, exc, exc.fix)
-    return result, app.store.take_notice()
+    return result, registry_note(app).notice
 
 
 async def _record_cost(app: AppState, result: TaskResult, record: JobRecord | None, state: AsyncTaskResult) -> None:
@@ -318,7 +318,7 @@ async def _recorded_job(
         while (record := await app.store.get(job_id, principal=app.principal)) is not None:
             remaining = deadline - time.monotonic()
             if record.status != "running" or remaining <= 0:
-                return TaskResult.from_record(record), app.store.take_notice()
+                return TaskResult.from_record(record), registry_note(app).notice
             chars = len(record.partial_text or "")
             await reporter.send(
                 f"generating in another glm-mcp process: {chars:,} chars so far ({reporter.elapsed:.0f} s)"
