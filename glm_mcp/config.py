@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -561,8 +562,17 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+        if value is None:
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
+        try:  # what psycopg would trip on later, said now (the value is a secret: never quoted)
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - reading it checks it
+        except ValueError as exc:
+            raise ValueError(f"is not a valid URL ({_without_value(exc)})") from None
+        if not parts.hostname and "host=" not in parts.query:
+            raise ValueError("names no host (postgresql://user:password@host:5432/database)")
         return value
 
     @field_validator("allowed_hosts")
@@ -642,6 +652,12 @@ class _Environment(EnvSettingsSource):
         for name in ("key_source", "api_key", *API_KEY_VARS):  # the key is picked by `from_env`
             values.pop(name, None)
         return values
+
+
+def _without_value(exc: ValueError) -> str:
+    """What urllib found wrong, without the part of the URL it quotes."""
+    message = str(exc)
+    return message.split(" as ", 1)[0] if " as " in message else message
 
 
 def _read_token_file(path: Path) -> str:

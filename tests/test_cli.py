@@ -53,3 +53,17 @@ def test_a_busy_port_fails_in_one_line_naming_it_before_announcing_anything(comm
     assert f"port {port} on 127.0.0.1 is already in use" in lines[0]
     assert f"--port {port + 1}" in lines[0]
     assert "serving" not in run.stderr and "answering" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_malformed_database_url_stops_the_server_in_one_line_without_its_password() -> None:
+    run = subprocess.run(
+        COMMAND,
+        env=server_env(GLM_API_KEY=GENERAL_KEY, GLM_MCP_DATABASE_URL="postgresql://glm:s3cret-pw@db:port/glm_mcp"),
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
+    assert "GLM_MCP_DATABASE_URL" in run.stderr and "s3cret-pw" not in run.stderr + run.stdout
+    assert run.stdout == ""

@@ -143,3 +143,18 @@ def test_a_secret_is_never_quoted_in_a_configuration_error() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"GLM_MCP_HTTP_TOKEN": "tooshort-secret"})
     assert "tooshort-secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://glm:s3cret-pw@db:port/glm_mcp",
+        "postgresql://glm:s3cret-pw@db:99999/glm_mcp",
+        "postgresql://glm:s3cret-pw@[::1/glm_mcp",
+        "postgresql://glm:s3cret-pw@/glm_mcp",
+    ],
+)
+def test_a_malformed_database_url_is_refused_without_its_password(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"GLM_MCP_DATABASE_URL": url})
+    assert str(caught.value).startswith("GLM_MCP_DATABASE_URL: ") and "s3cret-pw" not in str(caught.value)

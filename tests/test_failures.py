@@ -265,3 +265,11 @@ async def test_an_oversized_prompt_is_refused_before_sending(emulator: Emulator)
     out = failed(await call(emulator, "chat", {"messages": history}, GLM_MAX_PROMPT_CHARS="100"))
     assert out["field"] == "messages" and "110 characters" in out["message"]
     assert emulator.state.exchanges == []
+
+
+@pytest.mark.parametrize("retries", [1, 2])
+async def test_a_failure_that_keeps_coming_is_sent_max_retries_plus_one_times(emulator: Emulator, retries: int) -> None:
+    emulator.inject(*["error:1305"] * 6, path=CHAT)
+    out = failed(await call(emulator, "chat", {"prompt": "hello"}, GLM_MAX_RETRIES=str(retries)))
+    assert out["glm_code"] == "1305" and out["retryable"] is True
+    assert out["attempts"] == retries + 1 == len(upstream_calls(emulator, CHAT))

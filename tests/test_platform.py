@@ -316,3 +316,19 @@ async def test_the_usage_table_survives_a_restart(emulator: Emulator, all_settin
     async with Client(create_server(all_settings)) as client:
         report = ok(await client.call_tool("usage", {"by": "day"}))
     assert report["rows"][0]["calls"] == 1 and report["rows"][0]["prompt_tokens"] > 0
+
+
+async def test_a_handed_off_chat_is_counted_in_usage_once_its_job_ends(emulator: Emulator, client: Client) -> None:
+    """A chat that outlives its wait is paid for all the same: its job records the tokens when it ends."""
+    emulator.config.chunk_delay = 0.02
+    early = ok(await client.call_tool("chat", {"prompt": "A slow one.", "thinking": "disabled", "wait_seconds": 0.2}))
+    assert early["status"] == "running"
+    before = ok(await client.call_tool("usage", {"by": "model"}))
+    assert "glm-4.6" not in {row["model"] for row in before.get("rows", [])}, "counted before it was generated"
+    done = ok(await client.call_tool("get_result", {"task_id": early["job_id"], "wait_seconds": 30}))
+    assert done["status"] == "completed"
+    report = ok(await client.call_tool("usage", {"by": "model"}))
+    usage = upstream_calls(emulator, "/chat/completions")[-1].response["usage"]
+    row = next(row for row in report["rows"] if row["model"] == "glm-4.6")
+    assert row["calls"] == 1
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])

@@ -326,3 +326,17 @@ async def test_a_database_of_schema_1_is_migrated_with_its_jobs_kept(postgres: A
 def test_the_password_is_never_shown() -> None:
     assert redacted("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redacted("postgresql://h/db") == "postgresql://h/db"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:secret@h:port/db",
+        "postgresql://u:secret@[::1/db",
+        "postgresql://u:sec@ret@h/db",
+        "postgresql://h/db?sslmode=require&password=secret",
+    ],
+)
+def test_the_password_of_a_malformed_url_is_never_shown(url: str) -> None:
+    shown = redacted(url)
+    assert "secret" not in shown and "ret@" not in shown and "***" in shown

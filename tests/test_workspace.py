@@ -458,3 +458,15 @@ async def test_review_three_files_follow_up_after_a_restart_and_read_a_60000_cha
         whole = answer_of(emulator)
         assert len(whole) >= LONG and follow_up["answer_chars"] == len(whole)
         assert await read_whole(agent, follow_up) == whole
+
+
+async def test_the_last_page_says_it_is_the_end_and_offers_no_next_part(client: Client, emulator: Emulator) -> None:
+    first = ok(await client.call_tool("chat", {"prompt": f"Write at length. [emulator:chars={LONG}]"}))
+    whole = answer_of(emulator)
+    last_offset = (len(whole) - 1) // 20_000 * 20_000
+    last = await client.call_tool("get_result", {"task_id": first["read_more"], "offset": last_offset})
+    page = ok(last)["result"]
+    assert page["text"] == whole[last_offset:] and page["offset"] == last_offset
+    assert page["answer_chars"] == len(whole) and "next_offset" not in page
+    text = last.content[0].text  # type: ignore[union-attr]
+    assert f"of a {len(whole):,}-character answer. This is its end." in text and "For the next part" not in text

@@ -33,13 +33,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import secrets
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import psycopg
@@ -144,11 +144,16 @@ _SECRET_NAME = "principal_secret"
 
 def redacted(url: str) -> str:
     """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    url = _PASSWORD_PARAMETER.sub(r"\1***", url)  # libpq takes ?password=… too
+    scheme, separator, rest = url.partition("://")
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    userinfo, at, hostport = rest[:end].rpartition("@")  # by hand: urlsplit raises on a malformed URL
+    if not separator or not at or ":" not in userinfo:
         return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostport}{rest[end:]}"
+
+
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 class PostgresJobStore:

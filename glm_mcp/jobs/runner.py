@@ -34,9 +34,11 @@ MAX_KEPT_JOBS = 1000
 MAX_UNRECORDED_TASKS = 10_000
 """Submitted tasks the store could not record, kept in memory for `get_result`; the oldest are forgotten first."""
 SAVE_EVERY_S = 1.0
+"""How often a handed-off job's answer so far is saved: what a crash can lose."""
+SETTLE_TIMEOUT_S = 5.0
+"""How long a call that saw a job end waits for what the job's end writes (one registry batch, normally)."""
 FINISH_RETRY_S = 600.0
 """How long a job's end that the registry could not take is offered again (a database restarting)."""
-"""How often a handed-off job's answer so far is saved: what a crash can lose."""
 
 
 class Outcome(Protocol):
@@ -59,6 +61,8 @@ class JobRunner:
         self._store = store
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._outcomes: dict[str, Outcome] = {}
+        self._settled: dict[str, anyio.Event] = {}
+        """Handed-off jobs whose outcome is still being made (their usage and conversation turn written)."""
         self._unrecorded: OrderedDict[str, JobRecord] = OrderedDict()
 
     def start(self, kind: ChatKind, request: ChatRequest, glm: GLMClient, *, principal: Principal = SERVER) -> Job:
@@ -123,6 +127,7 @@ class JobRunner:
             logger.warning("job %s is not recorded: %s %s", job.id, exc, exc.fix)
             job.not_recorded = _not_recorded(exc)
         else:
+            self._settled[job.id] = anyio.Event()
             self._task_group.start_soon(self._record, job, outcome, name=f"glm-mcp record {job.id}")
         while len(self._jobs) > MAX_KEPT_JOBS:
             # Jobs only this process knows of are forgotten last: nothing else can answer for them.
@@ -132,6 +137,14 @@ class JobRunner:
                 break
             self._jobs.pop(oldest.id)
             self._outcomes.pop(oldest.id, None)
+
+    async def settled(self, job: Job, timeout: float = SETTLE_TIMEOUT_S) -> None:
+        """Wait (at most `timeout`) until an ended job's outcome is made: what it wrote on the way (its usage, its
+        turn's answer) is then readable, so a `usage` or `get_result` right after its end sees it."""
+        event = self._settled.get(job.id)
+        if event is not None:
+            with anyio.move_on_after(timeout):
+                await event.wait()
 
     async def interrupt_running(self) -> None:
         """Record the handed-off jobs still running as interrupted, with their answer so far: the server stops."""
@@ -162,8 +175,11 @@ class JobRunner:
                             f"Its answer so far could not always be saved while it ran ({exc}): "
                             "a crash then would have lost more of it."
                         )
-        await outcome.settle(job)
-        result = (await outcome.result(job)).model_dump_json()
+        try:
+            await outcome.settle(job)
+            result = (await outcome.result(job)).model_dump_json()
+        finally:
+            self._settled.pop(job.id, anyio.Event()).set()
         status: JobState = job.status
         deadline = time.monotonic() + FINISH_RETRY_S
         delay = 1.0

@@ -134,6 +134,7 @@ class TaskTable:
         if record is not None and record.kind not in STREAMED_KINDS:
             return None  # platform tasks are polled with get_result, not as MCP tasks
         if job is not None and (record is None or record.result is None):  # ended; its result not stored yet
+            await app.jobs.settled(job)  # what its end writes (usage, the turn's answer) is readable after this
             return _task(app, ref, await ref.form.final(app, job), job.created_at, job.updated_at)
         if record is None:
             return None

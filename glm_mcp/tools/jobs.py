@@ -267,7 +267,8 @@ async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> tupl
         job = app.jobs.get(args.task_id, app.principal)
         if job is None:
             return await _recorded_job(app, args.task_id, wait_seconds, reporter)
-        await follow_job(job, reporter, wait_seconds)
+        if await follow_job(job, reporter, wait_seconds):
+            await app.jobs.settled(job)  # its usage and turn are written: read after this, they are there
         return await job_result(app, job), None
 
     record = app.jobs.unrecorded_task(args.task_id, app.principal)
