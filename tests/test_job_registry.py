@@ -22,11 +22,12 @@ from glm_mcp.app import JOBS_FILE, create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm.types import ChatRequest, Message, TextPart
-from glm_mcp.jobs import SERVER, JobKind, JobRecord, RegistryUnavailable, SQLiteJobStore, key_principal, sqlite
+from glm_mcp.jobs import SERVER, JobKind, JobRecord, RegistryUnavailable, SQLiteJobStore, key_principal, records, sqlite
 from glm_mcp.jobs.owner import OwnerLock, owner_gone
 from glm_mcp.jobs.store import Position, summarize
 from glm_mcp.tools.job_result import TaskResult
 from tests.conftest import settings_for, upstream_calls
+from tests.test_registry_failures import mounted_tmpfs, remount
 from tests.test_tools import failed, ok
 
 pytestmark = pytest.mark.anyio
@@ -286,7 +287,7 @@ def test_an_owner_is_gone_once_its_lock_is_released(tmp_path: Path) -> None:
 async def test_finished_jobs_are_pruned_after_the_retention_period(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite, "PRUNE_EVERY_S", 0)
+    monkeypatch.setattr(records, "PRUNE_EVERY_S", 0)
     async with opened(tmp_path / JOBS_FILE, retention_days=0.3 / 86_400) as store:
         await store.add(record("job_old"), runs_here=True)
         await store.add(record("job_old_running"), runs_here=True)
@@ -358,6 +359,38 @@ async def test_a_registry_of_schema_1_is_migrated_and_its_jobs_are_the_servers(t
         ("task_old", "server"),
     ]
     check.close()
+
+
+async def test_a_read_only_registry_of_schema_1_is_read_as_a_current_one(tmp_path: Path) -> None:
+    """It cannot be migrated: its jobs read as the server's, a gone owner's as interrupted, with no write."""
+    with mounted_tmpfs("1m") as disk:
+        path = disk / JOBS_FILE
+        old = sqlite3.connect(path, isolation_level=None)
+        old.executescript(V1_SCHEMA)
+        old.execute(
+            "INSERT INTO jobs VALUES ('task_old', 'async_task', 'm', 'old', 1.0, 'running', "
+            "NULL, NULL, NULL, NULL, 1.0)"
+        )
+        old.execute(
+            "INSERT INTO jobs VALUES ('job_gone', 'chat', 'm', 'gone', 2.0, 'running', "
+            "NULL, 'so far', NULL, '1-gone', 2.0)"
+        )
+        old.close()
+        remount(disk, "ro")
+        async with opened(path) as store:
+            listed = await store.page(principal=SERVER, status=None, limit=10, after=None)
+            running = await store.page(principal=SERVER, status="running", limit=10, after=None)
+            gone = await store.get("job_gone", principal=SERVER)
+            secret = await store.principal_secret()
+            with pytest.raises(RegistryUnavailable, match="read-only"):
+                await store.add(record("job_new"), runs_here=True)
+    assert [(r.id, r.status, r.principal) for r in listed] == [
+        ("job_gone", "interrupted", SERVER),
+        ("task_old", "running", SERVER),
+    ]
+    assert [r.id for r in running] == ["task_old"]
+    assert gone is not None and (gone.status, gone.partial_text) == ("interrupted", "so far")
+    assert len(secret) == 32
 
 
 async def test_every_process_sharing_a_registry_makes_the_same_principal_of_a_key(tmp_path: Path) -> None:

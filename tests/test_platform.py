@@ -20,7 +20,7 @@ from glm_mcp.app import create_server
 from glm_mcp.config import ConfigError, Settings
 from glm_mcp.emulator import FAIL_MARKER, Emulator
 from glm_mcp.jobs import Principal, SQLiteJobStore
-from glm_mcp.jobs.usage import SQLiteUsageStore, UsageRecord
+from glm_mcp.jobs.usage import UsageRecord, UsageRecords
 from tests.conftest import CODING_KEY, GENERAL_KEY, settings_for, upstream_calls
 from tests.emulator.test_endpoints import decode_png
 from tests.processes import http_server, server_env
@@ -248,7 +248,7 @@ async def test_usage_reports_tokens_by_day_and_model_with_an_estimated_cost(emul
 
 async def test_each_caller_sees_only_their_own_usage(tmp_path: Path) -> None:
     store = SQLiteJobStore(tmp_path / "jobs.sqlite3", retention_days=7)
-    usage = SQLiteUsageStore(store)
+    usage = UsageRecords(store.database)
     try:
         await usage.record(UsageRecord(principal=Principal("key:a"), tool="chat", model="glm-4.6", prompt_tokens=5))
         await usage.record(UsageRecord(principal=Principal("key:b"), tool="chat", model="glm-4.6", prompt_tokens=7))

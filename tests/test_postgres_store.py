@@ -7,9 +7,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,11 +19,10 @@ import psycopg
 import pytest
 
 from glm_mcp.errors import RegistryUnavailable
-from glm_mcp.jobs import SERVER, JobRecord, Principal
-from glm_mcp.jobs.conversations import Conversation
-from glm_mcp.jobs.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresJobStore, redacted
-from glm_mcp.jobs.postgres_records import PostgresConversationStore, PostgresUsageStore
-from glm_mcp.jobs.usage import UsageRecord
+from glm_mcp.jobs import SERVER, JobRecord, Principal, SQLiteJobStore, sqlite
+from glm_mcp.jobs.conversations import Conversation, ConversationRecords
+from glm_mcp.jobs.postgres import SCHEMA_VERSION, PostgresJobStore, redacted
+from glm_mcp.jobs.usage import UsageRecord, UsageRecords
 
 pytestmark = pytest.mark.anyio
 ALICE = Principal("key:alice")
@@ -133,7 +134,7 @@ async def test_the_database_going_away_and_coming_back(postgres: Any) -> None:
     async with opened(postgres.url) as store:
         await store.add(record("job_before"), runs_here=False)
         await store.check()
-        conversations, usage = PostgresConversationStore(store, retention_days=30), PostgresUsageStore(store)
+        conversations, usage = ConversationRecords(store.database, retention_days=30), UsageRecords(store.database)
         postgres.stop()
         try:
             with pytest.raises(RegistryUnavailable) as gone:
@@ -187,8 +188,8 @@ def said(text: str) -> list[dict[str, Any]]:
 
 async def test_a_conversation_written_through_one_replica_is_read_through_another(postgres: Any) -> None:
     async with opened(postgres.url) as one, opened(postgres.url) as other:
-        here = PostgresConversationStore(one, retention_days=30)
-        there = PostgresConversationStore(other, retention_days=30)
+        here = ConversationRecords(one.database, retention_days=30)
+        there = ConversationRecords(other.database, retention_days=30)
         assert await here.start_turn(conversation("conv_a"), model="glm-4.6", messages=said("1?"), branch_of=None) == 1
         await here.answer("conv_a", 1, "one")
         assert await there.add_turn("conv_a", model="glm-4.5", messages=said("2?")) == 2
@@ -233,7 +234,7 @@ async def test_conversations_past_their_retention_are_deleted_with_their_turns(p
         await recorded(store, postgres.url, conversation("conv_old", at=long_ago))
         with psycopg.connect(postgres.url, autocommit=True) as db:  # a turn of 40 days ago
             db.execute("INSERT INTO turns VALUES ('conv_old', 1, 'glm-4.6', '[]', 'old', %s)", (long_ago,))
-        fresh = PostgresConversationStore(store, retention_days=30)  # a replica starting: prunes at its first turn
+        fresh = ConversationRecords(store.database, retention_days=30)  # a replica starting: prunes at its first turn
         await fresh.start_turn(conversation("conv_new"), model="glm-4.6", messages=said("new"), branch_of=None)
         assert await fresh.get("conv_old", principal=SERVER) is None
         assert await fresh.get("conv_new", principal=SERVER) is not None
@@ -244,7 +245,7 @@ async def test_conversations_past_their_retention_are_deleted_with_their_turns(p
 async def test_concurrent_turns_from_two_replicas_are_numbered_1_to_n_with_none_lost(postgres: Any) -> None:
     each = 40
     async with opened(postgres.url) as one, opened(postgres.url) as other:  # two pools: two replicas
-        stores = [PostgresConversationStore(s, retention_days=30) for s in (one, other)]
+        stores = [ConversationRecords(s.database, retention_days=30) for s in (one, other)]
         await recorded(one, postgres.url, conversation("conv_busy"))
         numbers: list[int] = []
 
@@ -266,7 +267,7 @@ async def test_usage_from_every_replica_is_summed_by_day_and_model_per_principal
     day = 86_400.0
     today = time.time() // day * day + 3600
     async with opened(postgres.url) as one, opened(postgres.url) as other:
-        here, there = PostgresUsageStore(one), PostgresUsageStore(other)
+        here, there = UsageRecords(one.database), UsageRecords(other.database)
         for store, principal, model, at, tokens in (
             (here, SERVER, "glm-4.6", today, 10),
             (there, SERVER, "glm-4.6", today, 20),
@@ -300,20 +301,44 @@ async def test_usage_from_every_replica_is_summed_by_day_and_model_per_principal
         assert shown(await there.totals(principal=ALICE, since=since, by="day")) == [(iso(today), "", 1, 1000, 2000, 1)]
 
 
-async def test_a_database_of_schema_1_is_migrated_with_its_jobs_kept(postgres: Any) -> None:
-    with psycopg.connect(postgres.url, autocommit=True) as db:  # what the previous release made
+SCHEMA_1 = (
+    """CREATE TABLE jobs (
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, model TEXT NOT NULL, summary TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL, status TEXT NOT NULL, request_id TEXT, partial_text TEXT, result TEXT,
+        owner TEXT, updated_at DOUBLE PRECISION NOT NULL, principal TEXT NOT NULL DEFAULT 'server'
+    )""",
+    "CREATE INDEX jobs_by_principal ON jobs (principal, created_at DESC, id DESC)",
+    "CREATE INDEX jobs_running ON jobs (owner) WHERE status = 'running'",
+    "CREATE INDEX jobs_ended ON jobs (updated_at) WHERE status <> 'running'",
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE replicas (owner TEXT PRIMARY KEY, lease_until TIMESTAMPTZ NOT NULL, "
+    "started_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    """CREATE FUNCTION glm_mcp_job_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('glm_mcp_jobs', NEW.id); RETURN NULL; END $$""",
+    "CREATE TRIGGER jobs_changed AFTER INSERT OR UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION glm_mcp_job_changed()",
+)
+"""The registry's schema as the release that made version 1 created it."""
+
+
+def make_schema_1(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as db:
         db.execute("CREATE TABLE glm_mcp_schema (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())")
-        for statement in MIGRATIONS[0]:
+        for statement in SCHEMA_1:
             db.execute(statement)
         db.execute("INSERT INTO glm_mcp_schema (version) VALUES (1)")
+
+
+async def test_a_database_of_schema_1_is_migrated_with_its_jobs_kept(postgres: Any) -> None:
+    make_schema_1(postgres.url)  # what the previous release made
+    with psycopg.connect(postgres.url, autocommit=True) as db:
         db.execute(
             "INSERT INTO jobs (id, kind, model, summary, created_at, status, updated_at) "
             "VALUES ('job_old', 'chat', 'glm-4.6', 'old', 1.0, 'completed', 1.0)"
         )
     async with opened(postgres.url) as one, opened(postgres.url) as other:
         async with anyio.create_task_group() as tg:  # both at once, at their first call: one of them migrates
-            tg.start_soon(PostgresUsageStore(one).record, UsageRecord(SERVER, "chat", "glm-4.6", 3))
-            started = PostgresConversationStore(other, retention_days=30).start_turn
+            tg.start_soon(UsageRecords(one.database).record, UsageRecord(SERVER, "chat", "glm-4.6", 3))
+            started = ConversationRecords(other.database, retention_days=30).start_turn
             tg.start_soon(functools.partial(started, conversation("conv_new"), model="m", messages=[], branch_of=None))
         old = await other.get("job_old", principal=SERVER)
         assert old is not None and old.status == "completed"
@@ -321,6 +346,92 @@ async def test_a_database_of_schema_1_is_migrated_with_its_jobs_kept(postgres: A
         versions = db.execute("SELECT version FROM glm_mcp_schema ORDER BY version").fetchall()
         assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)] and SCHEMA_VERSION >= 2
         assert db.execute("SELECT tool, prompt_tokens FROM usage").fetchall() == [("chat", 3)]
+
+
+Shape = tuple[dict[str, dict[str, bool]], dict[str, tuple[str, tuple[str, ...], bool]]]
+"""Each table's columns (whether each is required), and each index's table, columns and whether it is partial."""
+
+
+def sqlite_shape(path: Path) -> Shape:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        columns: dict[str, dict[str, bool]] = {}
+        for table in tables:  # a PRIMARY KEY column is required in PostgreSQL, and in SQLite only by declaration
+            for _, name, _, notnull, _, pk in db.execute(f"PRAGMA table_info({table})"):
+                columns.setdefault(table, {})[name] = bool(notnull or pk)
+        indexes = {
+            name: (table, tuple(column for _, _, column in db.execute(f"PRAGMA index_info({name})")), " WHERE " in sql)
+            for name, table, sql in db.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            )
+        }
+    return columns, indexes
+
+
+def postgres_shape(url: str) -> Shape:
+    """The shape of glm-mcp's tables, without PostgreSQL's own (the replicas' leases, the schema's versions)."""
+    columns: dict[str, dict[str, bool]] = {}
+    with psycopg.connect(url) as db:
+        for table, column, nullable in db.execute(
+            "SELECT table_name, column_name, is_nullable FROM information_schema.columns WHERE table_schema = 'public'"
+        ):
+            columns.setdefault(table, {})[column] = nullable == "NO"
+        indexes = {
+            name: (table, tuple(names), partial)
+            for name, table, names, partial in db.execute(
+                "SELECT i.relname, t.relname, array(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY "
+                "AS k(number, place) JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.number "
+                "ORDER BY k.place), x.indpred IS NOT NULL FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                "JOIN pg_class t ON t.oid = x.indrelid "
+                "WHERE NOT x.indisprimary AND t.relnamespace = 'public'::regnamespace"
+            )
+            if table not in {"replicas", "glm_mcp_schema"}
+        }
+        triggers = db.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal").fetchall()
+    assert triggers == [("jobs_changed",)]  # the change notices, once
+    return {t: c for t, c in columns.items() if t not in {"replicas", "glm_mcp_schema"}}, indexes
+
+
+SQLITE_4_INDEXES = """
+DROP INDEX IF EXISTS jobs_running; DROP INDEX IF EXISTS jobs_ended; DROP INDEX IF EXISTS conversations_by_age;
+CREATE INDEX IF NOT EXISTS jobs_newest ON jobs (created_at DESC, id DESC);
+CREATE INDEX jobs_running ON jobs (status, owner);
+PRAGMA user_version = 4;
+"""
+"""A current file turned into one of schema 4, whose tables were the same: its indexes then."""
+
+
+async def test_sqlite_and_postgresql_have_one_schema_made_new_or_migrated(postgres: Any, tmp_path: Path) -> None:
+    """Declared once (glm_mcp/jobs/schema.py): the same tables, columns and indexes in both databases."""
+
+    async def first_call(path: Path) -> None:  # a file is made, or migrated, at its store's first call
+        store = SQLiteJobStore(path, retention_days=7)
+        await store.known("job_a")
+        await store.aclose()
+
+    new_file, old_file = tmp_path / "new.sqlite3", tmp_path / "old.sqlite3"
+    await first_call(new_file)
+    await first_call(old_file)
+    with contextlib.closing(sqlite3.connect(old_file, isolation_level=None)) as db:
+        db.executescript(SQLITE_4_INDEXES)
+    await first_call(old_file)
+    with contextlib.closing(sqlite3.connect(old_file)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (sqlite.SCHEMA_VERSION,)
+
+    async with opened(postgres.url) as store:
+        await store.check()
+    new_database = postgres_shape(postgres.url)
+    postgres.reset()
+    make_schema_1(postgres.url)
+    async with opened(postgres.url) as store:
+        await store.check()
+    migrated_database = postgres_shape(postgres.url)
+
+    shape = sqlite_shape(new_file)
+    assert {"jobs", "meta", "conversations", "turns", "usage"} <= set(shape[0]) and "jobs_ended" in shape[1]
+    assert sqlite_shape(old_file) == shape
+    assert new_database == shape
+    assert migrated_database == shape
 
 
 def test_the_password_is_never_shown() -> None:

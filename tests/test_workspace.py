@@ -24,7 +24,7 @@ from glm_mcp.app import JOBS_FILE, create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.jobs import SERVER, SQLiteJobStore, key_principal
-from glm_mcp.jobs.conversations import Conversation, SQLiteConversationStore
+from glm_mcp.jobs.conversations import Conversation, ConversationRecords
 from tests.conftest import GENERAL_KEY, settings_for, upstream_calls
 from tests.processes import COMMAND, http_server, server_env
 from tests.test_tools import failed, ok
@@ -340,7 +340,8 @@ async def test_a_turn_is_kept_once_it_has_an_answer_or_a_job_and_a_failed_call_l
     assert (one["turn"], two["turn"]) == (1, 2)  # the failed continuation took no number
     store = SQLiteJobStore(settings.data_dir / JOBS_FILE, retention_days=7)
     try:
-        turns = await SQLiteConversationStore(store, retention_days=30).turns(one["conversation_id"], principal=SERVER)
+        conversations = ConversationRecords(store.database, retention_days=30)
+        turns = await conversations.turns(one["conversation_id"], principal=SERVER)
     finally:
         await store.aclose()
     assert [(t.number, t.answer) for t in turns] == [(1, one["text"]), (2, two["text"])]
@@ -348,7 +349,7 @@ async def test_a_turn_is_kept_once_it_has_an_answer_or_a_job_and_a_failed_call_l
 
 async def test_a_conversation_is_its_principals_only(tmp_path: Path) -> None:
     jobs = SQLiteJobStore(tmp_path / JOBS_FILE, retention_days=7)
-    store = SQLiteConversationStore(jobs, retention_days=30)
+    store = ConversationRecords(jobs.database, retention_days=30)
     mine, theirs = SERVER, key_principal(b"s" * 32, "someone-else.key")
     conversation = Conversation("conv_a", mine, "", "Mine?", 1.0, 1.0, 0)
     await store.start_turn(

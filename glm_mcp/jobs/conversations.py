@@ -9,10 +9,9 @@ half answer in the history: a turn without an answer is left out of it.
 A branch is a new conversation starting with the first turns of another.
 
 `ConversationStore` is the interface; `ConversationRecords` implements it once, as steps
-(`records.py`) run in the job registry's own database: `SQLiteConversationStore` in the same
-SQLite file as the jobs (`SQLiteJobStore`), through its worker thread, so it shares its behaviour
-on full, read-only and corrupt files; `PostgresConversationStore` (`postgres_records.py`) in the
-replicas' shared PostgreSQL database. What cannot be done raises `RegistryUnavailable`.
+(`records.py`) run in the job registry's own database (`JobRecords.database`): the SQLite file of the
+jobs, through its worker thread, so it shares its behaviour on full, read-only and corrupt files, or
+the replicas' shared PostgreSQL database. What cannot be done raises `RegistryUnavailable`.
 Conversations whose last turn is older than `retention_days` are deleted with their turns.
 """
 
@@ -22,39 +21,13 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from glm_mcp.jobs.principal import Principal
-from glm_mcp.jobs.records import Database, Retention, Rows, SQLiteDatabase, Statement, Steps
+from glm_mcp.jobs.records import Database, Retention, Steps, one
 from glm_mcp.jobs.store import SUMMARY_CHARS
 
-if TYPE_CHECKING:
-    from glm_mcp.jobs.sqlite import SQLiteJobStore
-
 CONVERSATION_ID_PREFIX = "conv_"
-
-TABLES = (
-    """CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY,
-    principal TEXT NOT NULL,      -- WHO it belongs to, as for jobs: server | key:<hmac>
-    system TEXT NOT NULL,         -- the system prompt, '' for none
-    summary TEXT NOT NULL,        -- the start of its first question
-    branched_from TEXT,           -- '<conversation id>:<turn>' for a branch
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL      -- unix time of its last turn: retention counts from it
-)""",
-    """CREATE TABLE IF NOT EXISTS turns (
-    conversation_id TEXT NOT NULL,
-    number INTEGER NOT NULL,      -- 1, 2, ...
-    model TEXT NOT NULL,
-    messages TEXT NOT NULL,       -- JSON: the messages the caller sent in this turn, files' text included
-    answer TEXT,                  -- the assistant's answer; NULL until it is complete (or if it never was)
-    created_at REAL NOT NULL,
-    PRIMARY KEY (conversation_id, number)
-)""",
-    "CREATE INDEX IF NOT EXISTS conversations_by_principal ON conversations (principal, updated_at DESC, id DESC)",
-)
-"""Created with the jobs tables (`glm_mcp.jobs.sqlite.MIGRATIONS`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +133,7 @@ class ConversationRecords:
 
     async def answer(self, conversation_id: str, number: int, answer: str) -> None:
         update = "UPDATE turns SET answer = ? WHERE conversation_id = ? AND number = ? AND answer IS NULL"
-        await self._database.run(_one((update, (answer, conversation_id, number))), write=True)
+        await self._database.run(one((update, (answer, conversation_id, number))), write=True)
 
     async def get(self, conversation_id: str, *, principal: Principal) -> Conversation | None:
         rows = await self._database.run(
@@ -173,7 +146,7 @@ class ConversationRecords:
             "SELECT t.number, t.model, t.messages, t.answer FROM turns t JOIN conversations c "
             "ON c.id = t.conversation_id WHERE t.conversation_id = ? AND c.principal = ? ORDER BY t.number"
         )
-        rows = await self._database.run(_one((select, (conversation_id, principal))), write=False)
+        rows = await self._database.run(one((select, (conversation_id, principal))), write=False)
         return [Turn(number, model, json.loads(messages), answer) for number, model, messages, answer in rows]
 
     async def recent(self, *, principal: Principal, limit: int, before: tuple[float, str] | None) -> list[Conversation]:
@@ -246,14 +219,3 @@ class ConversationRecords:
             (*parameters, limit),
         )
         return [Conversation(*row) for row in rows]
-
-
-class SQLiteConversationStore(ConversationRecords):
-    """Conversations in the job registry's SQLite file, run in `jobs`' worker thread, in its batches."""
-
-    def __init__(self, jobs: SQLiteJobStore, *, retention_days: float) -> None:
-        super().__init__(SQLiteDatabase(jobs), retention_days=retention_days)
-
-
-def _one(statement: Statement) -> Steps[Rows]:
-    return (yield statement)

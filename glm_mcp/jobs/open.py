@@ -8,16 +8,16 @@ from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 
 from glm_mcp.config import ConfigError, Settings
-from glm_mcp.jobs.conversations import ConversationStore, SQLiteConversationStore
+from glm_mcp.jobs.conversations import ConversationRecords, ConversationStore
 from glm_mcp.jobs.sqlite import SQLiteJobStore
-from glm_mcp.jobs.store import JobStore
-from glm_mcp.jobs.usage import SQLiteUsageStore, UsageStore
+from glm_mcp.jobs.store import JobRecords
+from glm_mcp.jobs.usage import UsageRecords, UsageStore
 
 JOBS_FILE = "jobs.sqlite3"
 
 
 @asynccontextmanager
-async def open_job_store(settings: Settings) -> AsyncIterator[JobStore]:
+async def open_job_store(settings: Settings) -> AsyncIterator[JobRecords]:
     """The store for `settings`, open for the `async with` block and closed after it.
 
     psycopg is imported only here, and only for a database URL: a server on SQLite (every desktop
@@ -40,18 +40,11 @@ async def open_job_store(settings: Settings) -> AsyncIterator[JobStore]:
         yield store
 
 
-def record_stores(settings: Settings, store: JobStore) -> tuple[ConversationStore, UsageStore]:
+def record_stores(settings: Settings, store: JobRecords) -> tuple[ConversationStore, UsageStore]:
     """The conversations and the usage kept in `store`'s own database, so that every process (or replica)
     sharing the job registry shares them too."""
-    retention_days = settings.conversation_retention_days
-    if isinstance(store, SQLiteJobStore):
-        return SQLiteConversationStore(store, retention_days=retention_days), SQLiteUsageStore(store)
-    from glm_mcp.jobs.postgres import PostgresJobStore  # `store` is one only when psycopg is installed
-    from glm_mcp.jobs.postgres_records import PostgresConversationStore, PostgresUsageStore
-
-    if isinstance(store, PostgresJobStore):
-        return PostgresConversationStore(store, retention_days=retention_days), PostgresUsageStore(store)
-    raise TypeError(f"no conversation or usage store for a {type(store).__name__}")
+    conversations = ConversationRecords(store.database, retention_days=settings.conversation_retention_days)
+    return conversations, UsageRecords(store.database)
 
 
 def sqlite_path(settings: Settings) -> Path:

@@ -1,13 +1,15 @@
 """The job registry several replicas share: one PostgreSQL database (GLM_MCP_DATABASE_URL).
 
 Behind a load balancer any replica may be asked about any job, so every replica reads and writes
-the same tables through a psycopg 3 connection pool. Three things replace what one machine's
-SQLite file and file locks gave:
+the same tables through a psycopg 3 connection pool (`PostgresDatabase`): the jobs, conversations
+and usage are the steps SQLite runs too (`records.py`; `JobRecords`, `ConversationRecords`,
+`UsageRecords`), written with `?`, which become psycopg's `%s` here. A write is one transaction. Three
+things replace what one machine's SQLite file and file locks gave:
 
-- **The schema is versioned** (`glm_mcp_schema`, one row per migration applied) and migrated when
-  the store opens, inside a transaction holding a transaction-level advisory lock: replicas
-  starting together queue on the lock, and the second finds the work done. A migration is a new
-  entry of `MIGRATIONS` (2 added the conversations' and usage tables, `postgres_records.py`).
+- **The schema is versioned** (`glm_mcp_schema`, one row per version) and migrated at the first
+  call, inside a transaction holding a transaction-level advisory lock: replicas starting together
+  queue on the lock, and the second finds the work done. The schema is declared once, for SQLite
+  too (`schema.py`); a database of a newer version is refused.
 - **Ownership is a lease.** Each replica has a row in `replicas` whose `lease_until` (the
   database's clock, so replicas' clocks never matter) it pushes `lease_seconds` ahead every third
   of that. A running chat job whose owner's lease has lapsed (killed, partitioned, frozen) is
@@ -32,14 +34,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import re
-import secrets
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Collection
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 import psycopg
@@ -48,12 +48,12 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.jobs.owner import new_owner
-from glm_mcp.jobs.principal import SECRET_BYTES, Principal
-from glm_mcp.jobs.store import POLL_S, Changes, JobRecord, JobState, Position
+from glm_mcp.jobs.records import Rows, Steps, one
+from glm_mcp.jobs.schema import CHANNEL, POSTGRES
+from glm_mcp.jobs.store import POLL_S, Changes, JobRecords
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "glm_mcp_jobs"
 ADVISORY_LOCK = 0x676C6D2D6D6370  # "glm-mcp": every replica migrating takes this one lock
 ACQUIRE_TIMEOUT_S = 3.0
 """How long a call waits for a connection before the registry is reported unavailable."""
@@ -64,82 +64,17 @@ RECONNECT_TIMEOUT_S = 5.0
 """How long one chain of the pool's reconnection attempts lasts: their delays double (1, 2, 4 … s), so a chain
 left to its default five minutes would keep a replica away for as long after a long outage; cut short, the
 next call starts a new chain at once, and a replica is back within about 2 s of its database."""
-PRUNE_EVERY_S = 3600.0
 RELISTEN_S = 1.0
+SCHEMA_VERSION = POSTGRES.version
 _T = TypeVar("_T")
 Connection = psycopg.AsyncConnection[TupleRow]
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 1: jobs (as in SQLite, times as unix seconds), meta (the principal secret), replicas' leases
-        """CREATE TABLE jobs (
-            id TEXT PRIMARY KEY,
-            kind TEXT NOT NULL,
-            model TEXT NOT NULL,
-            summary TEXT NOT NULL,
-            created_at DOUBLE PRECISION NOT NULL,
-            status TEXT NOT NULL,
-            request_id TEXT,
-            partial_text TEXT,
-            result TEXT,
-            owner TEXT,
-            updated_at DOUBLE PRECISION NOT NULL,
-            principal TEXT NOT NULL DEFAULT 'server'
-        )""",
-        "CREATE INDEX jobs_by_principal ON jobs (principal, created_at DESC, id DESC)",
-        "CREATE INDEX jobs_running ON jobs (owner) WHERE status = 'running'",
-        "CREATE INDEX jobs_ended ON jobs (updated_at) WHERE status <> 'running'",
-        "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        "CREATE TABLE replicas (owner TEXT PRIMARY KEY, lease_until TIMESTAMPTZ NOT NULL, "
-        "started_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        f"""CREATE FUNCTION glm_mcp_job_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN PERFORM pg_notify('{CHANNEL}', NEW.id); RETURN NULL; END $$""",
-        "CREATE TRIGGER jobs_changed AFTER INSERT OR UPDATE ON jobs FOR EACH ROW "
-        "EXECUTE FUNCTION glm_mcp_job_changed()",
-    ),
-    (  # 2: conversations and their turns, every call's usage (as in SQLite: conversations.py, usage.py)
-        """CREATE TABLE conversations (
-            id TEXT PRIMARY KEY,
-            principal TEXT NOT NULL,
-            system TEXT NOT NULL,
-            summary TEXT NOT NULL,
-            branched_from TEXT,
-            created_at DOUBLE PRECISION NOT NULL,
-            updated_at DOUBLE PRECISION NOT NULL
-        )""",
-        "CREATE INDEX conversations_by_principal ON conversations (principal, updated_at DESC, id DESC)",
-        "CREATE INDEX conversations_by_age ON conversations (updated_at)",
-        """CREATE TABLE turns (
-            conversation_id TEXT NOT NULL,
-            number INTEGER NOT NULL,
-            model TEXT NOT NULL,
-            messages TEXT NOT NULL,
-            answer TEXT,
-            created_at DOUBLE PRECISION NOT NULL,
-            PRIMARY KEY (conversation_id, number)
-        )""",
-        """CREATE TABLE usage (
-            principal TEXT NOT NULL,
-            at DOUBLE PRECISION NOT NULL,
-            tool TEXT NOT NULL,
-            model TEXT NOT NULL,
-            prompt_tokens BIGINT NOT NULL,
-            completion_tokens BIGINT NOT NULL,
-            cached_tokens BIGINT NOT NULL,
-            calls INTEGER NOT NULL
-        )""",
-        "CREATE INDEX usage_by_principal ON usage (principal, at)",
-    ),
-)
-"""Migration N (1-based) is `MIGRATIONS[N - 1]`; the schema's version is the number of them applied."""
-SCHEMA_VERSION = len(MIGRATIONS)
-
-_RECORD_FIELDS = "id, kind, model, summary, created_at, status, request_id, partial_text, result, principal, updated_at"
 _LAPSED = (
-    "UPDATE jobs SET status = 'interrupted', updated_at = %(now)s WHERE status = 'running' AND owner IS NOT NULL "
-    "AND owner <> %(me)s AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.owner = jobs.owner AND r.lease_until > now())"
+    "UPDATE jobs SET status = 'interrupted', updated_at = ? WHERE status = 'running' AND owner IS NOT NULL "
+    "AND owner <> ? AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.owner = jobs.owner AND r.lease_until > now()) "
+    "RETURNING owner"
 )
 """Running jobs whose owner holds no live lease become interrupted (their partial text is kept)."""
-_SECRET_NAME = "principal_secret"
 
 
 def redacted(url: str) -> str:
@@ -156,14 +91,33 @@ def redacted(url: str) -> str:
 _PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
-class PostgresJobStore:
-    """A `JobStore` in the PostgreSQL database at `url`, shared by every replica; used as `async with`."""
+class PostgresJobStore(JobRecords):
+    """The job registry in the PostgreSQL database at `url`, shared by every replica; used as `async with`."""
 
     def __init__(self, url: str, *, retention_days: float, lease_seconds: float) -> None:
+        self._shared = PostgresDatabase(url, lease_seconds=lease_seconds)
+        super().__init__(self._shared, retention_days=retention_days)
+
+    @property
+    def listening(self) -> bool:
+        return self._shared.listening
+
+    async def __aenter__(self) -> PostgresJobStore:
+        await self._shared.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._shared.__aexit__(*exc)
+
+
+class PostgresDatabase:
+    """A `JobDatabase` in the PostgreSQL database at `url`: steps run on a pool of connections; used as `async with`,
+    which holds the pool, this replica's lease and the listener of change notices."""
+
+    def __init__(self, url: str, *, lease_seconds: float) -> None:
         self._url = url
         self._where = f"at {redacted(url)}"
         self._owner = new_owner()
-        self._retention_s = retention_days * 86_400
         self._lease_s = lease_seconds
         self._settle_s = 2 * lease_seconds + ACQUIRE_TIMEOUT_S
         """How long this replica must have renewed its own lease without a break before it interrupts others'
@@ -174,22 +128,17 @@ class PostgresJobStore:
         self._migrated = False
         self._listening = False
         self._watchers: defaultdict[str, set[_Watch]] = defaultdict(set)
-        self._pruned_at = -math.inf
         self._closed = False
 
-    @property
-    def owner(self) -> str:
-        return self._owner
-
-    async def __aenter__(self) -> PostgresJobStore:
-        self._running = self._run()
-        return await self._running.__aenter__()
+    async def __aenter__(self) -> PostgresDatabase:
+        self._serving = self._serve()
+        return await self._serving.__aenter__()
 
     async def __aexit__(self, *exc: Any) -> None:
-        await self._running.__aexit__(*exc)
+        await self._serving.__aexit__(*exc)
 
     @asynccontextmanager
-    async def _run(self) -> AsyncIterator[PostgresJobStore]:
+    async def _serve(self) -> AsyncIterator[PostgresDatabase]:
         """The pool, and the lease and listener tasks, for the `async with` block."""
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             self._url,
@@ -214,40 +163,53 @@ class PostgresJobStore:
                     background.cancel_scope.cancel()
                     shield, limit = anyio.CancelScope(shield=True), anyio.move_on_after(READY_TIMEOUT_S)
                     with shield, limit, contextlib.suppress(RegistryUnavailable):
-                        await self._do(self._release_lease)  # the others need not wait for it to lapse
+                        # On a clean stop, after the runner recorded its jobs as interrupted: the others need not
+                        # wait for the lease to lapse.
+                        await self._run(one(("DELETE FROM replicas WHERE owner = ?", (self._owner,))), write=False)
         finally:
             self._closed = True
             with anyio.CancelScope(shield=True):
                 await pool.close()
 
-    async def aclose(self) -> None:
-        """Refuse further calls; the pool is closed when the `async with` block ends."""
-        self._closed = True
+    # --- the JobDatabase interface ----------------------------------------------------------------
 
-    # --- the JobStore interface -------------------------------------------------------------------
+    @property
+    def owner(self) -> str:
+        return self._owner
 
-    async def add(self, record: JobRecord, *, runs_here: bool) -> None:
-        await self._write(self._add, record, runs_here)
+    @property
+    def writable(self) -> bool:
+        return True
 
-    async def save_partial(self, job_id: str, partial_text: str) -> None:
-        await self._write(self._update, job_id, {"partial_text": partial_text})
+    @property
+    def listening(self) -> bool:
+        return self._listening
 
-    async def finish(self, job_id: str, status: JobState, *, result: str | None, partial_text: str | None) -> None:
-        await self._write(self._update, job_id, {"status": status, "result": result, "partial_text": partial_text})
+    async def run(self, steps: Steps[_T], *, write: bool) -> _T:
+        if not write:
+            return await self._run(steps, write=False)
+        with anyio.CancelScope(shield=True):  # a job id must not be returned, or lost, unrecorded
+            result = await self._run(steps, write=True)
+        return result
 
-    async def get(self, job_id: str, *, principal: Principal) -> JobRecord | None:
-        return await self._do(self._get, job_id, principal)
+    def claim(self) -> Steps[None]:
+        """This replica's lease, renewed: a job must never be recorded under an owner without one."""
+        yield (
+            "INSERT INTO replicas (owner, lease_until) VALUES (?, now() + make_interval(secs => ?)) "
+            "ON CONFLICT (owner) DO UPDATE SET lease_until = EXCLUDED.lease_until",
+            (self._owner, self._lease_s),
+        )
 
-    async def known(self, job_id: str) -> bool:
-        return await self._do(self._known, job_id)
+    def interrupt_gone(self, owners: Collection[str | None] | None) -> Steps[set[str]]:
+        """Interrupt the jobs of every lapsed lease (of `owners` or not); only once this replica has itself kept its
+        lease for `_settle_s`.
 
-    async def page(
-        self, *, principal: Principal, status: JobState | None, limit: int, after: Position | None
-    ) -> list[JobRecord]:
-        return await self._do(self._page, principal, status, limit, after)
-
-    async def principal_secret(self) -> bytes:
-        return await self._do(self._secret)
+        A lease also lapses while the database is down, for every replica alike: right after it returns,
+        the live owners have not renewed yet, and must not lose their running jobs to the first sweeper."""
+        if self._healthy_since is None or time.monotonic() - self._healthy_since < self._settle_s:
+            return set()
+        rows = yield (_LAPSED, (time.time(), self._owner))
+        return {owner for (owner,) in rows}
 
     def take_notice(self) -> str | None:
         return None
@@ -255,127 +217,16 @@ class PostgresJobStore:
     def watch(self, job_id: str) -> AbstractAsyncContextManager[Changes]:
         return self._watch(job_id)
 
-    async def run(self, operation: Callable[..., Coroutine[Any, Any, _T]], *args: Any, write: bool = False) -> _T:
-        """`await operation(connection, *args)` on a pooled connection, its failures said as `RegistryUnavailable`:
-        for the conversations and usage kept in the same database. A write completes even when its caller is
-        cancelled."""
-        if not write:
-            return await self._do(operation, *args)
-        with anyio.CancelScope(shield=True):
-            result = await self._do(operation, *args)
-        return result
-
     async def check(self) -> None:
-        async def ping(db: Connection) -> None:
-            await db.execute("SELECT 1")
+        await self._run(one(("SELECT 1", ())), write=False, timeout=READY_TIMEOUT_S)
 
-        await self._do(ping, timeout=READY_TIMEOUT_S)
-
-    # --- the statements ---------------------------------------------------------------------------
-
-    async def _add(self, db: Connection, record: JobRecord, runs_here: bool) -> None:
-        now = time.time()
-        async with db.transaction():
-            if runs_here:  # its lease first: a job must never be recorded under an owner without one
-                await self._renew(db)
-            await db.execute(
-                f"INSERT INTO jobs ({_RECORD_FIELDS}, owner) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (id) DO NOTHING",
-                (
-                    record.id,
-                    record.kind,
-                    record.model,
-                    record.summary,
-                    record.created_at,
-                    record.status,
-                    record.request_id,
-                    record.partial_text,
-                    record.result,
-                    record.principal,
-                    now,
-                    self._owner if runs_here else None,
-                ),
-            )
-        if now - self._pruned_at > PRUNE_EVERY_S:
-            await db.execute(
-                "DELETE FROM jobs WHERE status <> 'running' AND updated_at < %s", (now - self._retention_s,)
-            )
-            self._pruned_at = now
-
-    async def _update(self, db: Connection, job_id: str, changes: dict[str, object]) -> None:
-        assignments = ", ".join(f"{column} = %s" for column in changes)
-        await db.execute(
-            f"UPDATE jobs SET {assignments}, updated_at = %s WHERE id = %s AND status = 'running'",
-            (*changes.values(), time.time(), job_id),
-        )
-
-    async def _get(self, db: Connection, job_id: str, principal: Principal) -> JobRecord | None:
-        select = f"SELECT {_RECORD_FIELDS}, owner FROM jobs WHERE id = %s AND principal = %s"
-        row = await (await db.execute(select, (job_id, principal))).fetchone()
-        if row is None:
-            return None
-        if row[5] == "running" and row[-1] not in (None, self._owner):
-            await self._sweep(db)
-            row = await (await db.execute(select, (job_id, principal))).fetchone()
-        return None if row is None else JobRecord(*row[:-1])
-
-    async def _known(self, db: Connection, job_id: str) -> bool:
-        return await (await db.execute("SELECT 1 FROM jobs WHERE id = %s", (job_id,))).fetchone() is not None
-
-    async def _page(
-        self, db: Connection, principal: Principal, status: JobState | None, limit: int, after: Position | None
-    ) -> list[JobRecord]:
-        await self._sweep(db)
-        conditions = ["principal = %s"]
-        parameters: list[object] = [principal]
-        if status is not None:
-            conditions.append("status = %s")
-            parameters.append(status)
-        if after is not None:
-            conditions.append("(created_at, id) < (%s, %s)")
-            parameters += [after.created_at, after.id]
-        cursor = await db.execute(
-            f"SELECT {_RECORD_FIELDS} FROM jobs WHERE {' AND '.join(conditions)} "
-            "ORDER BY created_at DESC, id DESC LIMIT %s",
-            (*parameters, limit),
-        )
-        return [JobRecord(*row) for row in await cursor.fetchall()]
-
-    async def _secret(self, db: Connection) -> bytes:
-        """The registry's secret, made by the first replica to ask (the others read the same row)."""
-        await db.execute(
-            "INSERT INTO meta (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
-            (_SECRET_NAME, secrets.token_hex(SECRET_BYTES)),
-        )
-        row = await (await db.execute("SELECT value FROM meta WHERE name = %s", (_SECRET_NAME,))).fetchone()
-        assert row is not None  # inserted just above, or there already
-        return bytes.fromhex(row[0])
-
-    async def _sweep(self, db: Connection) -> None:
-        """Interrupt the jobs of lapsed leases; only once this replica has itself kept its lease for `_settle_s`.
-
-        A lease also lapses while the database is down, for every replica alike: right after it returns,
-        the live owners have not renewed yet, and must not lose their running jobs to the first sweeper."""
-        if self._healthy_since is None or time.monotonic() - self._healthy_since < self._settle_s:
-            return
-        await db.execute(_LAPSED, {"now": time.time(), "me": self._owner})
-
-    async def _renew(self, db: Connection) -> None:
-        await db.execute(
-            "INSERT INTO replicas (owner, lease_until) VALUES (%s, now() + make_interval(secs => %s)) "
-            "ON CONFLICT (owner) DO UPDATE SET lease_until = EXCLUDED.lease_until",
-            (self._owner, self._lease_s),
-        )
-
-    async def _release_lease(self, db: Connection) -> None:
-        """On a clean stop, after the runner recorded its jobs as interrupted: nothing of ours runs on."""
-        await db.execute("DELETE FROM replicas WHERE owner = %s", (self._owner,))
+    async def aclose(self) -> None:
+        """Refuse further calls; the pool is closed when the `async with` block ends."""
+        self._closed = True
 
     # --- connections, schema, failures ------------------------------------------------------------
 
-    async def _do(
-        self, operation: Callable[..., Coroutine[Any, Any, _T]], *args: Any, timeout: float = ACQUIRE_TIMEOUT_S
-    ) -> _T:
+    async def _run(self, steps: Steps[_T], *, write: bool, timeout: float = ACQUIRE_TIMEOUT_S) -> _T:
         if self._pool is None or self._closed:
             raise RegistryUnavailable(
                 self._where, "is closed: the server is stopping", "Call again once the server has restarted."
@@ -384,14 +235,12 @@ class PostgresJobStore:
             async with self._pool.connection(timeout=timeout) as db:
                 if not self._migrated:
                     await self._migrate(db)
-                return await operation(db, *args)
+                async with db.transaction() if write else contextlib.nullcontext():
+                    return await _drive(db, steps)
         except PoolTimeout as exc:
             raise self._unavailable(f"cannot be reached within {timeout:g} s") from exc
         except psycopg.Error as exc:
             raise self._unavailable(f"failed: {_first_line(exc)}") from exc
-
-    async def _write(self, operation: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
-        await self.run(operation, *args, write=True)  # a job id must not be returned, or lost, unrecorded
 
     def _unavailable(self, reason: str) -> RegistryUnavailable:
         return RegistryUnavailable(
@@ -418,11 +267,12 @@ class PostgresJobStore:
                     raise psycopg.errors.FeatureNotSupported(
                         f"its schema is version {version}, newer than this glm-mcp's {SCHEMA_VERSION}: upgrade it"
                     )
+                for statement in POSTGRES.migration(version):
+                    await db.execute(statement)
                 for number in range(version + 1, SCHEMA_VERSION + 1):
-                    for statement in MIGRATIONS[number - 1]:
-                        await db.execute(statement)
                     await db.execute("INSERT INTO glm_mcp_schema (version) VALUES (%s)", (number,))
-                    logger.info("job registry %s: schema migrated to version %d", self._where, number)
+                if version < SCHEMA_VERSION:
+                    logger.info("job registry %s: schema migrated to version %d", self._where, SCHEMA_VERSION)
             self._migrated = True
 
     # --- the lease and the listener, in the background ----------------------------------------------
@@ -433,10 +283,10 @@ class PostgresJobStore:
         lapsed_since: float | None = None
         while True:
             try:
-                await self._do(self._renew)
+                await self._run(self.claim(), write=False)
                 if self._healthy_since is None:
                     self._healthy_since = time.monotonic()
-                await self._do(self._sweep)
+                await self._run(self.interrupt_gone(None), write=False)
             except RegistryUnavailable as exc:
                 self._healthy_since = None
                 if lapsed_since is None:
@@ -485,28 +335,41 @@ class PostgresJobStore:
             if not self._watchers[job_id]:
                 del self._watchers[job_id]
 
-    @property
-    def listening(self) -> bool:
-        return self._listening
-
 
 class _Watch:
     """One reader's wait on one job: woken by its notice, or every POLL_S while notices cannot come."""
 
-    def __init__(self, store: PostgresJobStore) -> None:
-        self._store = store
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._database = database
         self._event = anyio.Event()
 
     def wake(self) -> None:
         self._event.set()
 
     async def wait(self, timeout: float) -> None:
-        if not self._store.listening:
+        if not self._database.listening:
             timeout = min(timeout, POLL_S)
         with anyio.move_on_after(max(0.0, timeout)):
             await self._event.wait()
         if self._event.is_set():
             self._event = anyio.Event()
+
+
+async def _drive(db: Connection, steps: Steps[_T]) -> _T:
+    """Run `steps` on `db` (as `records.drive` does, awaiting each statement)."""
+    try:
+        sql, parameters = next(steps)
+        while True:
+            cursor = await db.execute(_placeholders(sql), parameters)
+            rows: Rows = await cursor.fetchall() if cursor.description is not None else []
+            sql, parameters = steps.send(rows)
+    except StopIteration as done:
+        return cast(_T, done.value)
+
+
+def _placeholders(sql: str) -> str:
+    """SQL written with `?` (records.py), as psycopg takes it: `%s`, and a literal `%` doubled."""
+    return sql.replace("%", "%%").replace("?", "%s")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,24 +1,21 @@
-"""The records kept beside the jobs (conversations, usage), written once for SQLite and PostgreSQL.
+"""The one persistence layer of the registry: every operation on jobs, conversations and usage is written once,
+as steps, and SQLite or PostgreSQL runs it.
 
-Each operation of those stores is a generator of *steps*: it yields the statements it needs, one by
-one, and is sent back each one's rows, so its logic (which statements, in which order, what the rows
-become, when old records are deleted) exists once. A `Database` runs the steps: `SQLiteDatabase`
-in the SQLite job store's worker thread (below), `PostgresDatabase` (`postgres_records.py`) on the
-PostgreSQL job store's pool. A write runs as one transaction and completes even when its caller is
-cancelled; whatever fails raises `RegistryUnavailable`, as the job store it runs through does.
+Each operation is a generator of *steps*: it yields the statements it needs, one by one, and is sent back
+each one's rows, so its logic (which statements, in which order, what the rows become, when old records
+are deleted) exists once. A `Database` runs the steps: `SQLiteDatabase` (`sqlite.py`) in the registry
+file's worker thread, `PostgresDatabase` (`postgres.py`) on the replicas' pool. A write runs as one
+transaction and completes even when its caller is cancelled; whatever fails raises `RegistryUnavailable`.
 
-Statements are written with `?` placeholders and only SQL both databases speak the same way.
+Statements are written with `?` placeholders and only SQL both databases speak the same way; the schema
+they run on is declared once too (`schema.py`).
 """
 
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
-
-if TYPE_CHECKING:
-    from glm_mcp.jobs.sqlite import SQLiteJobStore
+from typing import Any, Protocol, TypeVar, cast
 
 PRUNE_EVERY_S = 3600.0
 _T = TypeVar("_T")
@@ -38,7 +35,10 @@ class Database(Protocol):
 
 
 class Retention:
-    """When to delete what is older than `days`: checked when a record is added, at most once per `PRUNE_EVERY_S`."""
+    """When to delete what is older than `days`: checked when a record is added, at most once per `PRUNE_EVERY_S`.
+
+    The one retention of jobs, conversations and usage: each store asks it inside the write that adds a record,
+    and deletes what is older than the cutoff it gets."""
 
     def __init__(self, days: float) -> None:
         self._seconds = days * 86_400
@@ -52,25 +52,6 @@ class Retention:
         return now - self._seconds
 
 
-class SQLiteDatabase:
-    """Steps run in the SQLite job store's worker thread, in its file: they share its failures and its batches."""
-
-    def __init__(self, jobs: SQLiteJobStore) -> None:
-        self._jobs = jobs
-
-    async def run(self, steps: Steps[_T], *, write: bool) -> _T:
-        return await self._jobs.run(_run_in_sqlite, steps, write=write)
-
-
-def _run_in_sqlite(db: sqlite3.Connection, steps: Steps[_T]) -> _T:
-    """A write is already inside the batch's transaction, in a savepoint of its own (`SQLiteJobStore._run_batch`)."""
-
-    def execute(sql: str, parameters: tuple[object, ...]) -> Rows:
-        return db.execute(sql, parameters).fetchall()
-
-    return drive(steps, execute)
-
-
 def drive(steps: Steps[_T], execute: Callable[[str, tuple[object, ...]], Rows]) -> _T:
     """Run `steps` with `execute(sql, parameters) -> rows`, synchronously."""
     try:
@@ -79,3 +60,8 @@ def drive(steps: Steps[_T], execute: Callable[[str, tuple[object, ...]], Rows]) 
             statement = steps.send(execute(*statement))
     except StopIteration as done:
         return cast(_T, done.value)
+
+
+def one(statement: Statement) -> Steps[Rows]:
+    """An operation of one statement: its rows."""
+    return (yield statement)

@@ -6,14 +6,14 @@ The database is in WAL mode (readers never block the writer), a writer waits up 
 the process (`worker.py`), so the event loop never waits on the disk: what callers queue together
 runs as one batch, its writes in one short transaction (each in a savepoint of its own), and costs
 one wake-up of the event loop however many calls it held. The file is opened at the first job recorded
-or looked up, never at start-up; a chat that ends within its wait never gets here. Finished jobs
-are deleted once `retention_days` have passed since they ended (checked at most hourly, when a
-job is recorded).
+or looked up, never at start-up; a chat that ends within its wait never gets here. What runs there is
+the registry's steps (`records.py`: jobs, conversations, usage, written once for SQLite and PostgreSQL),
+on the schema declared in `schema.py`, whose version the file keeps in `PRAGMA user_version`.
 
 A running chat job belongs to the process generating it (its *owner*), and `owner.py` tells
-whether that process is alive. A read that comes across running jobs of an owner that is gone
-records them as `interrupted`, with the partial text last saved. Every job also belongs to the
-*principal* that created it (`principal.py`): reads answer only with the asker's own jobs.
+whether that process is alive: this is `SQLiteDatabase.interrupt_gone`, which `JobRecords` asks
+when a read comes across running jobs of another owner (they are then recorded as `interrupted`,
+with the partial text last saved).
 
 What cannot be done raises `RegistryUnavailable`, with the path and the fix: a full disk, a
 directory that cannot be created. A file that cannot be written (a read-only mount, a file
@@ -27,14 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
-import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager
-from dataclasses import astuple, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,119 +39,89 @@ from typing import Any, TypeVar
 import anyio
 
 from glm_mcp.errors import RegistryUnavailable
-from glm_mcp.jobs.conversations import TABLES as CONVERSATION_TABLES
 from glm_mcp.jobs.owner import OwnerLock, new_owner, owner_gone
-from glm_mcp.jobs.principal import SECRET_BYTES, Principal
-from glm_mcp.jobs.store import Changes, JobRecord, JobState, Position, polling
-from glm_mcp.jobs.usage import TABLES as USAGE_TABLES
+from glm_mcp.jobs.records import Rows, Steps, drive
+from glm_mcp.jobs.schema import SQLITE
+from glm_mcp.jobs.store import Changes, JobRecords, polling
 from glm_mcp.jobs.worker import BatchThread, Work
 
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 5.0
-PRUNE_EVERY_S = 3600.0
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = SQLITE.version
 _T = TypeVar("_T")
 
-_JOBS_TABLE = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,           -- async_task | chat | web_search_chat | image_task | video_task
-    model TEXT NOT NULL,
-    summary TEXT NOT NULL,        -- the start of the prompt or question
-    created_at REAL NOT NULL,     -- unix time
-    status TEXT NOT NULL,         -- running | completed | failed | cancelled | interrupted (JobState)
-    request_id TEXT,
-    partial_text TEXT,            -- a chat job's answer so far
-    result TEXT,                  -- the get_result JSON, once it ended
-    owner TEXT,                   -- the PROCESS generating a chat job (pid-token); NULL for async tasks
-    updated_at REAL NOT NULL,     -- unix time of the last change
-    principal TEXT NOT NULL DEFAULT 'server'  -- WHO created it: server | key:<hmac> (principal.py)
-)"""
-_SHARED = (
-    "CREATE INDEX IF NOT EXISTS jobs_newest ON jobs (created_at DESC, id DESC)",
-    "CREATE INDEX IF NOT EXISTS jobs_running ON jobs (status, owner)",
-    "CREATE INDEX IF NOT EXISTS jobs_by_principal ON jobs (principal, created_at DESC, id DESC)",
-    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-)
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    0: (_JOBS_TABLE, *_SHARED, *CONVERSATION_TABLES, *USAGE_TABLES),
-    # 1 -> 2: jobs get their principal; every job recorded before belongs to the server's key.
-    1: (
-        "ALTER TABLE jobs ADD COLUMN principal TEXT NOT NULL DEFAULT 'server'",
-        *_SHARED,
-        *CONVERSATION_TABLES,
-        *USAGE_TABLES,
-    ),
-    # 2 -> 3: conversations and their turns (glm_mcp/jobs/conversations.py).
-    2: (*CONVERSATION_TABLES, *USAGE_TABLES),
-    # 3 -> 4: every call's tokens and model (glm_mcp/jobs/usage.py).
-    3: USAGE_TABLES,
-}
-"""From each older schema version (0: a new file), the statements that bring it to `SCHEMA_VERSION`."""
-
-_RECORD_FIELDS = "id, kind, model, summary, created_at, status, request_id, partial_text, result"
-"""The columns of a `JobRecord` before its principal, in the order of its fields."""
 _RUNNING_OWNERS = "SELECT DISTINCT owner FROM jobs WHERE status = 'running'"
-_SECRET_NAME = "principal_secret"
 
 
-class SQLiteJobStore:
-    """A `JobStore` in the SQLite file at `path`; a finished job is deleted `retention_days` after it ended."""
+class SQLiteJobStore(JobRecords):
+    """The job registry in the SQLite file at `path`; a finished job is deleted `retention_days` after it ended."""
 
     def __init__(self, path: Path, *, retention_days: float) -> None:
+        self._file = SQLiteDatabase(path)
+        super().__init__(self._file, retention_days=retention_days)
+
+    async def run(self, operation: Callable[..., _T], *args: Any, write: bool = False) -> _T:
+        """`operation(connection, *args)` in the file's worker thread, its failures said as `RegistryUnavailable`
+        (the benchmark's floor, and tests). A write completes even when its caller is cancelled."""
+        return await self._file.call(lambda db: operation(db, *args), write=write)
+
+
+class SQLiteDatabase:
+    """A `JobDatabase` in the SQLite file at `path`: the steps of jobs, conversations and usage run in its thread."""
+
+    def __init__(self, path: Path) -> None:
         self._path = path
         self._owner = new_owner()
         self._owners_dir = path.parent / "owners"
-        self._retention_s = retention_days * 86_400
         self._worker = BatchThread(self._run_batch, closed=self._closed_error, name="glm-mcp-registry")
         self._db: sqlite3.Connection | None = None
         self._owner_lock: OwnerLock | None = None
         self._read_only: str | None = None
         """Why the file is open read-only, when it is."""
         self._principal_column = "principal"
-        """What a record's principal is read from: "'server'" for a read-only file of schema 1."""
+        """What a record's principal is read from: "'server'" for a read-only file of schema 1 (`_read_as_schema_2`)."""
         self._notice: str | None = None
-        self._pruned_at = -math.inf
         self._closed = False
 
     @property
-    def path(self) -> Path:
-        return self._path
+    def owner(self) -> str:
+        return self._owner
 
-    async def add(self, record: JobRecord, *, runs_here: bool) -> None:
-        await self._write(self._add, record, self._owner if runs_here else None)
+    @property
+    def writable(self) -> bool:
+        return self._read_only is None
 
-    async def save_partial(self, job_id: str, partial_text: str) -> None:
-        await self._write(self._update, job_id, {"partial_text": partial_text})
+    async def run(self, steps: Steps[_T], *, write: bool) -> _T:
+        """`steps` in the worker thread; a write in its batch's transaction, in a savepoint of its own."""
+        return await self.call(lambda db: drive(steps, _executor(db)), write=write)
 
-    async def finish(self, job_id: str, status: JobState, *, result: str | None, partial_text: str | None) -> None:
-        changes = {"status": status, "result": result, "partial_text": partial_text}
-        await self._write(self._update, job_id, changes)
-
-    async def get(self, job_id: str, *, principal: Principal) -> JobRecord | None:
-        return await self._run(self._get, job_id, principal)
-
-    async def known(self, job_id: str) -> bool:
-        return await self._run(self._known, job_id)
-
-    async def page(
-        self, *, principal: Principal, status: JobState | None, limit: int, after: Position | None
-    ) -> list[JobRecord]:
-        return await self._run(self._page, principal, status, limit, after)
-
-    async def principal_secret(self) -> bytes:
-        return await self._run(self._secret)
-
-    async def run(self, operation: Callable[..., _T], *args: Any, write: bool = False) -> _T:
-        """`operation(connection, *args)` in the store's worker thread, with its failures said as
-        `RegistryUnavailable`: for the conversations kept in the same file. A write completes even
-        when its caller is cancelled."""
+    async def call(self, operation: Callable[[sqlite3.Connection], _T], *, write: bool = False) -> _T:
+        """`operation(connection)` in the worker thread, its failures said as `RegistryUnavailable`. A write
+        completes even when its caller is cancelled."""
         if not write:
-            return await self._run(operation, *args)
+            return await self._worker.submit(operation, write=False)
         with anyio.CancelScope(shield=True):
-            result = await self._run(operation, *args, write=True)
+            result = await self._worker.submit(operation, write=True)
         return result
+
+    def claim(self) -> Steps[None]:
+        """Nothing to do: this process holds its owner lock from the file's opening on (`_with_lock`)."""
+        yield from ()
+
+    def interrupt_gone(self, owners: Collection[str | None] | None) -> Steps[set[str]]:
+        """An owner is gone when its lock can be taken (`owner.py`). A read-only file is left as it is."""
+        if owners is None:
+            rows = yield (_RUNNING_OWNERS, ())
+            owners = [owner for (owner,) in rows]
+        gone = {o for o in owners if o is not None and o != self._owner and owner_gone(self._owners_dir, o)}
+        if not self._read_only:
+            for owner in gone:
+                yield (
+                    "UPDATE jobs SET status = 'interrupted', updated_at = ? WHERE owner = ? AND status = 'running'",
+                    (time.time(), owner),
+                )
+        return gone
 
     def take_notice(self) -> str | None:
         notice, self._notice = self._notice, None
@@ -172,13 +139,6 @@ class SQLiteJobStore:
             thread = self._worker.stop(self._close)
             if thread is not None:
                 await anyio.to_thread.run_sync(thread.join)
-
-    async def _run(self, operation: Callable[..., _T], *args: Any, write: bool = False) -> _T:
-        return await self._worker.submit(lambda db: operation(db, *args), write=write)
-
-    async def _write(self, operation: Callable[..., None], *args: Any) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._run(operation, *args, write=True)
 
     # --- in the worker thread ---------------------------------------------------------------------
 
@@ -237,13 +197,15 @@ class SQLiteJobStore:
             raise self._closed_error()
         if self._db is None:
             self._db = self._open()
-            if not self._read_only:
-                try:
-                    self._recover(self._db, self._db.execute(_RUNNING_OWNERS))
-                except sqlite3.Error as exc:
-                    raise self._failure(exc) from exc
-                except OSError as exc:
-                    raise self._unavailable(f"cannot be used ({exc})", self._fix_writable()) from exc
+            try:
+                if self._principal_column != "principal":
+                    _read_as_schema_2(self._db, self._principal_column)
+                if not self._read_only:
+                    drive(self.interrupt_gone(None), _executor(self._db))
+            except sqlite3.Error as exc:
+                raise self._failure(exc) from exc
+            except OSError as exc:
+                raise self._unavailable(f"cannot be used ({exc})", self._fix_writable()) from exc
         return self._db
 
     def _open(self) -> sqlite3.Connection:
@@ -361,99 +323,6 @@ class SQLiteJobStore:
         if self._owner_lock is not None:
             self._owner_lock.release()
 
-    def _add(self, db: sqlite3.Connection, record: JobRecord, owner: str | None) -> None:
-        now = time.time()
-        db.execute(
-            f"INSERT OR IGNORE INTO jobs ({_RECORD_FIELDS}, principal, owner, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*astuple(record)[:-1], owner, now),  # updated_at is the store's own
-        )
-        if now - self._pruned_at > PRUNE_EVERY_S:
-            self._prune(db, now)
-
-    def _update(self, db: sqlite3.Connection, job_id: str, changes: dict[str, object]) -> None:
-        assignments = ", ".join(f"{column} = ?" for column in changes)
-        db.execute(
-            f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ? AND status = 'running'",
-            (*changes.values(), time.time(), job_id),
-        )
-
-    def _get(self, db: sqlite3.Connection, job_id: str, principal: Principal) -> JobRecord | None:
-        row = db.execute(
-            f"SELECT {self._columns}, owner FROM jobs WHERE id = ? AND {self._principal_column} = ?",
-            (job_id, principal),
-        ).fetchone()
-        if row is None:
-            return None
-        record, owner = JobRecord(*row[:-1]), row[-1]
-        if record.status == "running" and (gone := self._recover(db, [(owner,)])):
-            return self._get(db, job_id, principal) if not self._read_only else _interrupted(record, owner, gone)
-        return record
-
-    def _known(self, db: sqlite3.Connection, job_id: str) -> bool:
-        return db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is not None
-
-    def _page(
-        self,
-        db: sqlite3.Connection,
-        principal: Principal,
-        status: JobState | None,
-        limit: int,
-        after: Position | None,
-    ) -> list[JobRecord]:
-        gone = self._recover(db, db.execute(_RUNNING_OWNERS))
-        conditions = [f"{self._principal_column} = ?"]
-        parameters: list[object] = [principal]
-        if status is not None:
-            conditions.append("status = ?")
-            parameters.append(status)
-        if after is not None:
-            conditions.append("(created_at, id) < (?, ?)")
-            parameters += [after.created_at, after.id]
-        rows = db.execute(
-            f"SELECT {self._columns}, owner FROM jobs WHERE {' AND '.join(conditions)} "
-            "ORDER BY created_at DESC, id DESC LIMIT ?",
-            (*parameters, limit),
-        )
-        records = [_interrupted(JobRecord(*row[:-1]), row[-1], gone) for row in rows]
-        return [r for r in records if status is None or r.status == status]
-
-    def _secret(self, db: sqlite3.Connection) -> bytes:
-        """The registry's secret, made by the first process to ask (the others read the same row)."""
-        if not self._read_only:
-            db.execute(
-                "INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)",
-                (_SECRET_NAME, secrets.token_hex(SECRET_BYTES)),
-            )
-        row = None
-        with contextlib.suppress(sqlite3.OperationalError):  # a read-only file of schema 1 has no meta table
-            row = db.execute("SELECT value FROM meta WHERE name = ?", (_SECRET_NAME,)).fetchone()
-        if row is None:  # read-only, and never written: no job of a caller's key can be in it anyway
-            return secrets.token_bytes(SECRET_BYTES)
-        return bytes.fromhex(row[0])
-
-    @property
-    def _columns(self) -> str:
-        return f"{_RECORD_FIELDS}, {self._principal_column}, updated_at"
-
-    def _recover(self, db: sqlite3.Connection, owners: Iterable[tuple[str | None]]) -> set[str]:
-        """Record the running jobs of each owner in `owners` that is gone as interrupted; the owners that are.
-
-        A read-only file is left as it is: its readers show those jobs as interrupted (`_interrupted`)."""
-        others = {owner for (owner,) in owners if owner not in (None, self._owner)}
-        gone = {owner for owner in others if owner_gone(self._owners_dir, owner)}
-        if not self._read_only:
-            for owner in gone:
-                db.execute(
-                    "UPDATE jobs SET status = 'interrupted', updated_at = ? WHERE owner = ? AND status = 'running'",
-                    (time.time(), owner),
-                )
-        return gone
-
-    def _prune(self, db: sqlite3.Connection, now: float) -> None:
-        db.execute("DELETE FROM jobs WHERE status != 'running' AND updated_at < ?", (now - self._retention_s,))
-        self._pruned_at = now
-
     # --- what went wrong, and what to do ----------------------------------------------------------
 
     def _unavailable(self, reason: str, fix: str) -> RegistryUnavailable:
@@ -498,13 +367,6 @@ def _caused(error: RegistryUnavailable, exc: BaseException) -> RegistryUnavailab
     return error
 
 
-def _interrupted(record: JobRecord, owner: str | None, gone: set[str]) -> JobRecord:
-    """`record` as it reads once its owner is gone (what a read-only file cannot record)."""
-    if record.status == "running" and owner in gone:
-        return replace(record, status="interrupted")
-    return record
-
-
 def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
@@ -538,6 +400,25 @@ def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
     return sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri)
 
 
+def _executor(db: sqlite3.Connection) -> Callable[[str, tuple[object, ...]], Rows]:
+    """How steps run on `db` (`records.drive`)."""
+
+    def execute(sql: str, parameters: tuple[object, ...]) -> Rows:
+        return db.execute(sql, parameters).fetchall()
+
+    return execute
+
+
+def _read_as_schema_2(db: sqlite3.Connection, principal: str) -> None:
+    """Let a read-only file of schema 1 be read as a current one, through temporary views that shadow its tables
+    (SQLite looks a name up in `temp` first): its jobs, whose principal is read from `principal` (they were all
+    the server's), and a `meta` with no secret, which such a file never had."""
+    db.execute("PRAGMA temp_store = MEMORY")  # the file's directory cannot be written
+    db.execute(f"CREATE TEMP VIEW jobs AS SELECT *, {principal} AS principal FROM main.jobs")
+    if db.execute("SELECT 1 FROM main.sqlite_master WHERE name = 'meta'").fetchone() is None:
+        db.execute("CREATE TEMP VIEW meta (name, value) AS SELECT NULL, NULL WHERE 0")
+
+
 def _version(db: sqlite3.Connection) -> int:
     return int(db.execute("PRAGMA user_version").fetchone()[0])
 
@@ -549,7 +430,7 @@ def _migrate(db: sqlite3.Connection) -> None:
     db.execute("BEGIN IMMEDIATE")  # waits (busy timeout) for another process migrating it at the same time
     try:
         version = _version(db)
-        for statement in MIGRATIONS.get(version, ()):
+        for statement in SQLITE.migration(version):
             db.execute(statement)
         if version < SCHEMA_VERSION:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -1,20 +1,25 @@
-"""The job registry's interface: what is kept about each job so that it outlives the process that ran it.
+"""The job registry: what is kept about each job so that it outlives the process that ran it.
 
-`SQLiteJobStore` (`glm_mcp.jobs.sqlite`) is the default and needs no set-up; anything that
-implements `JobStore`, such as a database shared by several replicas, can take its place.
+`JobStore` is the interface; `JobRecords` implements it once, as steps (`records.py`) that the registry's
+database runs: `SQLiteJobStore` (`glm_mcp.jobs.sqlite`), the default, which needs no set-up, or
+`PostgresJobStore` (`glm_mcp.jobs.postgres`), shared by several replicas. What differs between them is
+behind `JobDatabase`: how steps run, and how a job's process (its *owner*) is known to be gone.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import secrets
+import time
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import astuple, dataclass, field, replace
+from typing import Any, Literal, Protocol
 
 import anyio
 
 from glm_mcp.glm.types import ChatRequest, TextPart
-from glm_mcp.jobs.principal import SERVER, Principal
+from glm_mcp.jobs.principal import SECRET_BYTES, SERVER, Principal
+from glm_mcp.jobs.records import Database, Retention, Steps, one
 
 ChatKind = Literal["chat", "web_search_chat"]
 JobKind = Literal["async_task", ChatKind, "image_task", "video_task"]
@@ -183,6 +188,174 @@ class Polling:
 async def polling(job_id: str) -> AsyncIterator[Changes]:
     """`JobStore.watch` for a store that can only be read again: a file shared on one machine."""
     yield Polling()
+
+
+class JobDatabase(Database, Protocol):
+    """A `Database` that keeps jobs: it also knows which process owns the jobs it generates, and when another
+    owner is gone (SQLite: that process's file lock can be taken, `owner.py`; PostgreSQL: its lease lapsed)."""
+
+    @property
+    def owner(self) -> str:
+        """This process, as the owner of the chat jobs it generates."""
+        ...
+
+    @property
+    def writable(self) -> bool:
+        """False for a database opened read-only; known once it is open, which it is whenever steps run."""
+        ...
+
+    def claim(self) -> Steps[None]:
+        """What comes before a job this process generates is recorded (PostgreSQL: its lease, renewed)."""
+        ...
+
+    def interrupt_gone(self, owners: Collection[str | None] | None) -> Steps[set[str]]:
+        """Record the running jobs of each owner in `owners` (None: every owner) that is gone as interrupted,
+        and return the owners found gone. One that cannot write leaves them: its readers show them interrupted."""
+        ...
+
+    def take_notice(self) -> str | None: ...
+
+    def watch(self, job_id: str) -> AbstractAsyncContextManager[Changes]: ...
+
+    async def check(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+_FIELDS = "id, kind, model, summary, created_at, status, request_id, partial_text, result, principal, updated_at"
+"""The columns of a `JobRecord`, in the order of its fields."""
+_SECRET_NAME = "principal_secret"
+
+
+class JobRecords:
+    """A `JobStore` on a `JobDatabase`: the one implementation, for SQLite and PostgreSQL alike.
+
+    A finished job is deleted `retention_days` after it ended (checked when a job is recorded, `Retention`)."""
+
+    def __init__(self, database: JobDatabase, *, retention_days: float) -> None:
+        self._database = database
+        self._retention = Retention(retention_days)
+
+    @property
+    def database(self) -> JobDatabase:
+        """Where the jobs are kept: the conversations and the usage are kept beside them (`open.record_stores`)."""
+        return self._database
+
+    async def add(self, record: JobRecord, *, runs_here: bool) -> None:
+        await self._database.run(self._add(record, runs_here), write=True)
+
+    async def save_partial(self, job_id: str, partial_text: str) -> None:
+        await self._database.run(self._update(job_id, {"partial_text": partial_text}), write=True)
+
+    async def finish(self, job_id: str, status: JobState, *, result: str | None, partial_text: str | None) -> None:
+        changes = {"status": status, "result": result, "partial_text": partial_text}
+        await self._database.run(self._update(job_id, changes), write=True)
+
+    async def get(self, job_id: str, *, principal: Principal) -> JobRecord | None:
+        return await self._database.run(self._get(job_id, principal), write=False)
+
+    async def known(self, job_id: str) -> bool:
+        return bool(await self._database.run(one(("SELECT 1 FROM jobs WHERE id = ?", (job_id,))), write=False))
+
+    async def page(
+        self, *, principal: Principal, status: JobState | None, limit: int, after: Position | None
+    ) -> list[JobRecord]:
+        return await self._database.run(self._page(principal, status, limit, after), write=False)
+
+    async def principal_secret(self) -> bytes:
+        return await self._database.run(self._secret(), write=False)
+
+    def take_notice(self) -> str | None:
+        return self._database.take_notice()
+
+    def watch(self, job_id: str) -> AbstractAsyncContextManager[Changes]:
+        return self._database.watch(job_id)
+
+    async def check(self) -> None:
+        await self._database.check()
+
+    async def aclose(self) -> None:
+        await self._database.aclose()
+
+    # --- the steps ------------------------------------------------------------------------------------
+
+    def _add(self, record: JobRecord, runs_here: bool) -> Steps[None]:
+        now = time.time()
+        if runs_here:  # first: a job must never be recorded under an owner the others may take for gone
+            yield from self._database.claim()
+        yield (  # adding an id that is already there changes nothing
+            f"INSERT INTO jobs ({_FIELDS}, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO NOTHING",
+            (*astuple(record)[:-1], now, self._database.owner if runs_here else None),  # updated_at is the store's
+        )
+        if (cutoff := self._retention.cutoff(now)) is not None:
+            yield ("DELETE FROM jobs WHERE status <> 'running' AND updated_at < ?", (cutoff,))
+
+    def _update(self, job_id: str, changes: Mapping[str, object]) -> Steps[None]:
+        """Every update is of a running job: one that has ended (or was interrupted) is never changed again."""
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        yield (
+            f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ? AND status = 'running'",
+            (*changes.values(), time.time(), job_id),
+        )
+
+    def _get(self, job_id: str, principal: Principal) -> Steps[JobRecord | None]:
+        select = (f"SELECT {_FIELDS}, owner FROM jobs WHERE id = ? AND principal = ?", (job_id, principal))
+        rows = yield select
+        if not rows:
+            return None
+        record, owner = _read(rows[0])
+        if record.status != "running" or owner in (None, self._database.owner):
+            return record
+        gone = yield from self._database.interrupt_gone({owner})
+        if not gone:
+            return record
+        rows = yield select  # as the interruption left it
+        return _interrupted(*_read(rows[0]), gone) if rows else None
+
+    def _page(
+        self, principal: Principal, status: JobState | None, limit: int, after: Position | None
+    ) -> Steps[list[JobRecord]]:
+        gone = yield from self._database.interrupt_gone(None)
+        conditions = ["principal = ?"]
+        parameters: list[object] = [principal]
+        if status is not None:
+            conditions.append("status = ?")
+            parameters.append(status)
+        if after is not None:
+            conditions.append("(created_at, id) < (?, ?)")
+            parameters += [after.created_at, after.id]
+        rows = yield (
+            f"SELECT {_FIELDS}, owner FROM jobs WHERE {' AND '.join(conditions)} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            (*parameters, limit),
+        )
+        records = [_interrupted(*_read(row), gone) for row in rows]
+        return [r for r in records if status is None or r.status == status]
+
+    def _secret(self) -> Steps[bytes]:
+        """The registry's secret, made by the first process to ask (the others read the same row)."""
+        if self._database.writable:
+            yield (
+                "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (_SECRET_NAME, secrets.token_hex(SECRET_BYTES)),
+            )
+        rows = yield ("SELECT value FROM meta WHERE name = ?", (_SECRET_NAME,))
+        if not rows:  # read-only, and never written: no job of a caller's key can be in it anyway
+            return secrets.token_bytes(SECRET_BYTES)
+        return bytes.fromhex(rows[0][0])
+
+
+def _read(row: tuple[Any, ...]) -> tuple[JobRecord, str | None]:
+    """A row of `_FIELDS` and the owner."""
+    return JobRecord(*row[:-1]), row[-1]
+
+
+def _interrupted(record: JobRecord, owner: str | None, gone: set[str]) -> JobRecord:
+    """`record` as it reads once its owner is gone (what a database that cannot be written has not recorded)."""
+    if record.status == "running" and owner in gone:
+        return replace(record, status="interrupted")
+    return record
 
 
 def summarize(request: ChatRequest) -> str:

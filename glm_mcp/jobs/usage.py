@@ -1,10 +1,9 @@
 """What every call cost: its model and tokens, recorded in the job registry's database, owned like jobs.
 
 `UsageStore` is the interface; `UsageRecords` implements it once, as steps (`records.py`) run in the job
-registry's own database: `SQLiteUsageStore` in the same SQLite file as the jobs (`SQLiteJobStore`), through its
-worker thread, so it shares its behaviour on full, read-only and corrupt files; `PostgresUsageStore`
-(`postgres_records.py`) in the replicas' shared PostgreSQL database. What cannot be done raises
-`RegistryUnavailable`. A record belongs to the principal whose key paid for it;
+registry's own database (`JobRecords.database`): the SQLite file of the jobs, through its worker thread, so
+it shares its behaviour on full, read-only and corrupt files, or the replicas' shared PostgreSQL database.
+What cannot be done raises `RegistryUnavailable`. A record belongs to the principal whose key paid for it;
 `totals` answers only with that principal's. Records older than `USAGE_RETENTION_DAYS` are deleted.
 """
 
@@ -13,30 +12,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 from glm_mcp.jobs.principal import Principal
-from glm_mcp.jobs.records import Database, Retention, SQLiteDatabase, Steps
-
-if TYPE_CHECKING:
-    from glm_mcp.jobs.sqlite import SQLiteJobStore
+from glm_mcp.jobs.records import Database, Retention, Steps
 
 USAGE_RETENTION_DAYS = 400
-
-TABLES = (
-    """CREATE TABLE IF NOT EXISTS usage (
-    principal TEXT NOT NULL,      -- WHO paid for it, as for jobs: server | key:<hmac>
-    at REAL NOT NULL,             -- unix time the call ended
-    tool TEXT NOT NULL,           -- the tool that made the call: chat, web_search, generate_image, ...
-    model TEXT NOT NULL,          -- the model (or search engine) that answered
-    prompt_tokens INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL,
-    cached_tokens INTEGER NOT NULL,
-    calls INTEGER NOT NULL        -- requests the platform billed (1; images: the images made)
-)""",
-    "CREATE INDEX IF NOT EXISTS usage_by_principal ON usage (principal, at)",
-)
-"""Created with the jobs tables (`glm_mcp.jobs.sqlite.MIGRATIONS`)."""
 
 Grouping = Literal["day", "model", "day_model"]
 
@@ -126,10 +107,3 @@ class UsageRecords:
         ordered = sorted(sums.items(), key=lambda item: (item[0][0], -sum(item[1][1:3]), item[0][1]), reverse=False)
         ordered.sort(key=lambda item: item[0][0], reverse=True)  # newest day first, stable within a day
         return [UsageTotal(day, model, *counts) for (day, model), counts in ordered]
-
-
-class SQLiteUsageStore(UsageRecords):
-    """Usage in the job registry's SQLite file, run in `jobs`' worker thread, in its batches."""
-
-    def __init__(self, jobs: SQLiteJobStore) -> None:
-        super().__init__(SQLiteDatabase(jobs))
