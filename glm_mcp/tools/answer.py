@@ -309,34 +309,6 @@ class Answer:
         )
 
 
-class _ChatFields(TypedDict):
-    """The fields of every chat result, as `ChatResult.compose` makes them."""
-
-    status: Literal["completed", "running"]
-    next: str | None
-    job_id: str | None
-    text: str
-    tool_calls: list[FunctionCallRequest] | None
-    reasoning: str | None
-    reasoning_tokens: int | None
-    model: str
-    finish_reason: str | None
-    usage: TokenUsage | None
-    request_id: str | None
-    attempts: int
-    files: list[SentFile] | None
-    conversation_id: str | None
-    turn: int | None
-    turns_left_out: int | None
-    conversation_notice: str | None
-    answer_chars: int | None
-    offset: int | None
-    next_offset: int | None
-    read_more: str | None
-    not_recorded: str | None
-    registry_notice: str | None
-
-
 class _SearchFields(TypedDict, total=False):
     """What a web search's result adds to them."""
 
@@ -396,7 +368,7 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
         reasoning = answer.reasoning
         if not full_reasoning and reasoning is not None and len(reasoning) > REASONING_PREVIEW_CHARS:
             reasoning = reasoning[:REASONING_PREVIEW_CHARS].rstrip() + "…"
-        fields = _ChatFields(
+        return cls(
             status="running" if answer.job_id else "completed",
             next=answer.next,
             job_id=answer.job_id,
@@ -420,8 +392,8 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
             read_more=page.read_more if page else None,
             not_recorded=registry.not_recorded,
             registry_notice=registry.notice,
+            **cls._search_fields(answer),
         )
-        return cls(**fields, **cls._search_fields(answer))
 
     @classmethod
     def _search_fields(cls, answer: Answer) -> _SearchFields:
