@@ -172,6 +172,10 @@ def _configure_logging(level: str) -> None:
     # Request lines of the HTTP stacks say nothing a user needs at INFO.
     for noisy in ("httpx2", "httpcore2", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # sse_starlette, which writes the SDK's Streamable HTTP event streams, logs every event it sends at DEBUG
+    # ("chunk: b'event: message…'"): every answer and progress message, which the log must never hold.
+    # Its other DEBUG lines (pings, a disconnect) are no loss; the access log and ours say as much.
+    logging.getLogger("sse_starlette").setLevel(max(logging.INFO, logging.getLogger().level))
 
 
 def _parser() -> argparse.ArgumentParser:

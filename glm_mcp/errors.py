@@ -15,6 +15,8 @@
         ├── GLMTransportError    upstream_unreachable  no answer: refused, cut, timed out
         │   ├── GLMProtocolError upstream_protocol_error  an answer that is not the API's JSON
         │   └── GLMSilentError   upstream_timeout      reached, then nothing for GLM_TIMEOUT
+        ├── GLMFileRefusedError  upstream_protocol_error  a file an answer names, not fetched (an address
+        │                                              no answer may send us to) or not kept (no image)
         ├── GLMStreamError       stream_broken
         ├── GLMAnswerCutError    content_blocked, answer_cut  finish_reason sensitive / network_error
         ├── GLMDeadlineError     deadline_exceeded     GLM_CALL_DEADLINE

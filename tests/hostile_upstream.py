@@ -211,7 +211,12 @@ def sse_reply(frames: list[bytes], *, pause: float = 0.0, then: Callable[[], Ite
 
 def chunk(content: str = "", *, finish: str | None = None, **extra: Any) -> bytes:
     """One `data:` frame of a streamed chat."""
-    choice: dict[str, Any] = {"index": 0, "delta": {"role": "assistant", "content": content}}
+    return delta_chunk({"content": content}, finish=finish, **extra)
+
+
+def delta_chunk(delta: dict[str, Any], *, finish: str | None = None, **extra: Any) -> bytes:
+    """One `data:` frame of a streamed chat whose delta is `delta` (content, reasoning_content, tool_calls)."""
+    choice: dict[str, Any] = {"index": 0, "delta": {"role": "assistant", **delta}}
     if finish:
         choice["finish_reason"] = finish
     event = {"id": "hostile-1", "created": 1, "model": "glm-4.6", "choices": [choice], **extra}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -184,6 +185,30 @@ def test_tokens_signed_before_the_current_one_are_still_scrubbed() -> None:
     assert first != second
     text = f"echo: {first} and {second}, Bearer some-caller-token-of-theirs"
     assert credentials.redact(text) == "echo: <redacted> and <redacted>, Bearer <redacted>"
+
+
+def _escaped(text: str, digits: str = "x") -> str:
+    return "".join(f"\\u{ord(char):04{digits}}" for char in text)
+
+
+@pytest.mark.parametrize("mode", ["bearer", "jwt"])
+def test_json_that_may_spell_a_form_of_the_key_is_told_cheaply_and_never_missed(mode: AuthMode) -> None:
+    """The test every JSON answer and stream chunk passes before its strings are walked: it may say yes to a
+    clean one, never no to one holding the key, however JSON spells it."""
+    credentials = Credentials("myid.mysecretvalue-0123", mode=mode)
+    token = credentials.authorization().removeprefix("Bearer ")
+    for form in {token, "myid.mysecretvalue-0123", "mysecretvalue-0123"}:
+        for spelt in (form, _escaped(form), form[:5] + _escaped(form[5:9]) + form[9:], _escaped(form, "X")):
+            body = json.dumps({"a": "你好 "})[:-2] + spelt + '"}'
+            assert json.loads(body)["a"].endswith(form)
+            assert credentials.may_spell_a_form(body) and credentials.may_spell_a_form(body.encode()), body
+    clean = [
+        json.dumps({"a": "你好, mysecret and myid. and eyJ"}, ensure_ascii=False),
+        json.dumps({"a": "你好, mysecret and myid. and eyJ"}),  # every Chinese character a \\u escape
+        json.dumps({"a": "\\u006d" + "ysecretvalue-0123"}),  # an escaped backslash: no escape, no form
+    ]
+    for body in clean:
+        assert not credentials.may_spell_a_form(body) and not credentials.may_spell_a_form(body.encode()), body
 
 
 def test_a_jwt_is_signed_again_before_its_lifetime_ends(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,11 @@ that is not JSON, a malformed JSON 200 body, an error frame inside a stream, and
 (the reason phrase; the Content-Type of a stream that is none). The echo is put at every offset
 around the length each of those is cut to, so that a cut made before scrubbing would fall inside
 the secret and leave all but its last characters.
+
+A successful answer is upstream text too: the echo is then the answer itself, split across two
+streamed pieces at every place it can be cut (text, reasoning, tool-call arguments), held back
+mid-echo while a job runs (its partial text and progress), and in every string of a JSON answer
+(a page, search results, a finished task, a stream's sources), also spelt with JSON escapes.
 """
 
 from __future__ import annotations
@@ -26,8 +31,19 @@ from mcp import Client
 from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.glm.client import MESSAGE_CHARS, SNIPPET_CHARS
-from tests.hostile_upstream import HostileUpstream, Reply, Request, chunk, honest, json_reply, sse_reply
-from tests.processes import COMMAND, server_env
+from tests.hostile_upstream import (
+    DONE,
+    HostileUpstream,
+    Reply,
+    Request,
+    chunk,
+    completion_body,
+    delta_chunk,
+    honest,
+    json_reply,
+    sse_reply,
+)
+from tests.processes import COMMAND, drain, http_server_process, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -290,3 +306,199 @@ def tagged_by_models(place: Place) -> Callable[[Request], Reply]:
         return place.reply(FILL * (place.limit - len(request.token) // 2) + request.token + FILL * 20)
 
     return reply
+
+
+# --- successful answers: the echo is the answer ------------------------------------------------------------------
+
+REDACTED = "<redacted>"
+STREAMED = ("content", "reasoning_content", "tool call arguments")
+
+
+def split_everywhere(form: str) -> list[str]:
+    """Pieces of a streamed text in which `form` appears once for each place it can be cut in two, cut there
+    (each piece ends with the start of one echo and the next piece begins with its rest)."""
+    pieces: list[str] = []
+    rest = FILL * 3
+    for cut in range(1, len(form)):
+        pieces.append(rest + FILL * 3 + form[:cut])
+        rest = form[cut:] + FILL * 3
+    return [*pieces, rest]
+
+
+def streaming(field: str, echo: Echo) -> Callable[[Request], Reply]:
+    """A streamed chat whose `field` is the echo of the key, split across two chunks at every place it can be."""
+
+    def reply(request: Request) -> Reply:
+        if "/chat/completions" not in request.path:
+            return honest(request)
+        pieces = split_everywhere(echo(request))
+        if field == "tool call arguments":
+            pieces = ['{"q": "' + pieces[0], *pieces[1:-1], pieces[-1] + '"}']
+            first = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": ""}}
+            frames = [delta_chunk({"tool_calls": [first]})]
+            frames += [delta_chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}) for p in pieces]
+            return sse_reply([*frames, delta_chunk({}, finish="tool_calls"), DONE])
+        frames = [delta_chunk({field: piece}) for piece in pieces]
+        if field == "reasoning_content":
+            frames.append(chunk("the answer"))
+        return sse_reply([*frames, chunk(finish="stop"), DONE])
+
+    return reply
+
+
+@pytest.mark.parametrize("mode", ["bearer", "jwt"])
+@pytest.mark.parametrize("field", STREAMED)
+async def test_a_key_split_across_two_streamed_pieces_is_scrubbed_from_the_answer(
+    upstream: HostileUpstream, mode: str, field: str, tmp_path: Path
+) -> None:
+    """Each chunk is scrubbed where it is parsed, but a form cut between two chunks is whole only once joined."""
+    async with Client(create_server(settings(upstream, mode, tmp_path))) as client:
+        for name, echo in ECHOES.items():
+            upstream.clear(streaming(field, echo))
+            result = await client.call_tool("chat", {"prompt": "hi", "wait_seconds": 30})
+            request = upstream.records[-1].request
+            assert not result.is_error, written(result)
+            assert REDACTED in json.dumps(result.structured_content), f"{field}, {name}: {written(result)[:400]}"
+            assert not leaked(written(result), forms(request)), f"{field}, {name}: {written(result)}"
+
+
+def held_open(echo: Echo, cut: int, seconds: float) -> Callable[[Request], Reply]:
+    """A streamed answer that stops `cut` characters into the echo for `seconds`, then sends the rest."""
+
+    def reply(request: Request) -> Reply:
+        if "/chat/completions" not in request.path:
+            return honest(request)
+        form = echo(request)
+        frames = [chunk(FILL * 20 + form[:cut]), chunk(form[cut:] + FILL * 20), chunk(finish="stop"), DONE]
+        return sse_reply(frames, pause=seconds)
+
+    return reply
+
+
+@pytest.mark.parametrize("mode", ["bearer", "jwt"])
+async def test_a_running_job_shows_no_start_of_a_key_whose_end_has_not_come(
+    upstream: HostileUpstream, mode: str, tmp_path: Path
+) -> None:
+    """The partial text of the running call, of get_result and of the progress messages: the start of a form
+    that has arrived without its end is held back, and scrubbed with it once it comes."""
+    from tests.test_long_calls import Recorder
+
+    async with Client(create_server(settings(upstream, mode, tmp_path))) as client:
+        for name, echo in ECHOES.items():
+            length = len(echo(Request("GET", "/", {"authorization": _sent_header(mode)}, b"")))
+            for cut in (PREFIX, length - 1):
+                upstream.clear(held_open(echo, cut, seconds=1.5))
+                recorder = Recorder()
+                started = await client.call_tool(
+                    "chat", {"prompt": "hi", "wait_seconds": 0.7}, progress_callback=recorder
+                )
+                running = await client.call_tool("get_result", {"task_id": started.structured_content["job_id"]})
+                done = await client.call_tool(
+                    "get_result", {"task_id": started.structured_content["job_id"], "wait_seconds": 30}
+                )
+                sent = forms(upstream.records[-1].request)
+                early = written(started) + written(running) + "\n".join(recorder.messages)
+                assert started.structured_content["status"] == "running", written(started)
+                assert FILL * 20 in started.structured_content["text"], written(started)  # what came is shown
+                assert any(FILL * 5 in message for message in recorder.messages), recorder.messages
+                assert not leaked(early, sent), f"{name} cut at {cut}: {early}"
+                assert done.structured_content["status"] == "completed", written(done)
+                assert done.structured_content["result"]["text"] == FILL * 20 + REDACTED + FILL * 20
+                assert not leaked(written(done), sent)
+
+
+def _escaped(body: bytes, form: str) -> bytes:
+    """`body` with `form` written as JSON \\u escapes: the same string once decoded, other bytes on the wire."""
+    return body.replace(form.encode(), "".join(f"\\u{ord(char):04x}" for char in form).encode())
+
+
+def echoing_bodies(echo: Echo, *, escape: bool) -> Callable[[Request], Reply]:
+    """JSON answers with the echo in their strings (and a dict key): a page, search results, a finished task,
+    and a streamed answer's sources."""
+
+    def reply(request: Request) -> Reply:
+        form = echo(request)
+        text = FILL * 5 + form + FILL * 5
+        body: object
+        if request.path.endswith("/reader"):
+            page = {"url": "https://example.com/", "title": text, "content": text, "metadata": {form: text}}
+            body = {"id": "r", "reader_result": page}
+        elif request.path.endswith("/web_search"):
+            found = {"title": text, "link": f"https://example.com/{form}", "content": text}
+            body = {"id": "s", "search_result": [found]}
+        elif "/async-result/" in request.path:
+            body = {"id": "task-1", "task_status": "SUCCESS", **completion_body(text)}
+        elif "/chat/completions" in request.path and "/async/" not in request.path:
+            sources = [{"refer": "ref_1", "title": text, "link": "https://example.com/", "content": text}]
+            frames = [chunk(text), chunk(finish="stop", web_search=sources), DONE]
+            if escape:
+                frames = [_escaped(frame, form) for frame in frames]
+            return sse_reply(frames)
+        else:
+            return honest(request)
+        raw = json.dumps(body).encode()
+        return Reply(200, "OK", {"content-type": "application/json"}, _escaped(raw, form) if escape else raw)
+
+    return reply
+
+
+BODY_CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("read_url", {"url": "https://example.com/"}),
+    ("web_search", {"query": "lanterns"}),
+    ("get_result", {"task_id": "task-1", "wait_seconds": 0}),
+    ("web_search_chat", {"question": "lanterns", "wait_seconds": 30}),
+]
+
+
+@pytest.mark.parametrize("mode", ["bearer", "jwt"])
+@pytest.mark.parametrize("escape", [False, True], ids=["plain", "json-escaped"])
+async def test_an_echo_in_a_json_answer_is_scrubbed_from_every_string(
+    upstream: HostileUpstream, mode: str, escape: bool, tmp_path: Path
+) -> None:
+    """read_url's page, web_search's results, a finished task's answer, a streamed answer's sources: every string
+    field the client parses, also when the upstream spells the key with JSON escapes the raw bytes do not show."""
+    async with Client(create_server(settings(upstream, mode, tmp_path))) as client:
+        for name, echo in ECHOES.items():
+            upstream.clear(echoing_bodies(echo, escape=escape))
+            for tool, arguments in BODY_CALLS:
+                result = await client.call_tool(tool, arguments)
+                text = written(result)
+                assert not result.is_error and REDACTED in text and FILL * 5 in text, f"{tool}: {text[:400]}"
+                assert not leaked(text, forms(upstream.records[-1].request)), f"{tool}, {name}: {text}"
+
+
+# --- the log at DEBUG ---------------------------------------------------------------------------------------------
+
+ANSWER = "the-answer-itself-never-logged"
+
+
+def answering_with_the_echo(request: Request) -> Reply:
+    """A streamed answer holding a marker and the token, split across chunks (a progress message shows it too)."""
+    if "/chat/completions" not in request.path:
+        return honest(request)
+    pieces = [ANSWER + " ", *split_everywhere(request.token)[:3], " " + ANSWER]
+    return sse_reply([*(chunk(piece) for piece in pieces), chunk(finish="stop"), DONE], pause=0.1)
+
+
+@pytest.mark.parametrize("mode", ["bearer", "jwt"])
+async def test_over_http_at_debug_no_answer_and_no_key_reach_the_log(upstream: HostileUpstream, mode: str) -> None:
+    """The SDK's HTTP event streams are written by sse_starlette, which logs every event at DEBUG: every answer.
+    A real server process at GLM_LOG_LEVEL=DEBUG answers in JSON and in event streams; its log has neither."""
+    from tests.test_long_calls import Recorder
+
+    upstream.clear(answering_with_the_echo)
+    env = server_env(GLM_API_KEY=KEY, GLM_AUTH_MODE=mode, GLM_BASE_URL=upstream.base_url, GLM_LOG_LEVEL="DEBUG")
+    with http_server_process(env=env) as (process, origin):
+        output = drain(process)
+        texts: list[str] = []
+        for client_mode in ("auto", "legacy"):  # legacy: each answer comes back as an event stream
+            recorder = Recorder()
+            async with Client(origin + "/mcp", mode=client_mode) as client:
+                result = await client.call_tool("chat", {"prompt": "hi"}, progress_callback=recorder)
+            texts.append(written(result) + "\n".join(recorder.messages))
+    log = output().decode()
+    sent = forms(upstream.records[-1].request)
+    assert all(ANSWER in text and REDACTED in text and not leaked(text, sent) for text in texts), texts
+    assert "DEBUG" in log and "POST /mcp" in log  # the log was written, at DEBUG
+    assert ANSWER not in log, [line for line in log.splitlines() if ANSWER in line]
+    assert not leaked(log, sent)

@@ -26,6 +26,8 @@ _JWT_REUSE_S = 180.0
 _RECENT_TOKENS = 24
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]{8,}")
 REDACTED = "<redacted>"
+_MIN_SECRET_CHARS = 8
+"""A form of the key shorter than this (a tiny secret half) is too common a string to scrub."""
 
 
 class Credentials(httpx2.Auth):
@@ -37,7 +39,19 @@ class Credentials(httpx2.Auth):
     sees it.
     """
 
-    __slots__ = ("_header", "_header_expires", "_key", "_tokens", "mode", "source")
+    __slots__ = (
+        "_ascii_marks",
+        "_forms",
+        "_header",
+        "_header_expires",
+        "_json_marks",
+        "_json_marks_bytes",
+        "_key",
+        "_marks",
+        "_tokens",
+        "mode",
+        "source",
+    )
 
     def __init__(self, api_key: str, *, mode: AuthMode = "bearer", source: str = "GLM_API_KEY") -> None:
         self._key = api_key
@@ -46,6 +60,12 @@ class Credentials(httpx2.Auth):
         self._header = f"Bearer {api_key}" if mode == "bearer" else ""
         self._header_expires = float("inf") if mode == "bearer" else 0.0
         self._tokens: deque[str] = deque(maxlen=_RECENT_TOKENS)
+        self._forms: tuple[str, ...] = ()
+        self._marks: tuple[str, ...] = ()
+        self._json_marks: tuple[str, ...] = ()
+        self._json_marks_bytes: tuple[bytes, ...] = ()
+        self._ascii_marks = True
+        self._learn_forms()
 
     def __repr__(self) -> str:
         return f"Credentials(mode={self.mode!r}, source={self.source!r}, key=<hidden>)"
@@ -62,6 +82,7 @@ class Credentials(httpx2.Auth):
         if time.monotonic() >= self._header_expires:
             token = self._sign_jwt()
             self._tokens.append(token)
+            self._learn_forms()
             self._header = f"Bearer {token}"
             self._header_expires = time.monotonic() + _JWT_REUSE_S
         return self._header
@@ -94,17 +115,107 @@ class Credentials(httpx2.Auth):
             warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
             return jwt.encode(payload, secret, algorithm="HS256", headers={"alg": "HS256", "sign_type": "SIGN"})
 
+    def _learn_forms(self) -> None:
+        """Work out, once per signed token rather than once per text, what `scrub` looks for.
+
+        The forms are the key, its secret half and the recent tokens, longest first. The marks are fewer strings
+        that every form contains (the secret half is inside the key; every token we sign starts with the same
+        JWT header): a text without any mark holds no form, which is all a clean text costs to check.
+        """
+        parts = [self._key, self._key.partition(".")[2], *self._tokens]
+        self._forms = tuple(sorted({p for p in parts if len(p) >= _MIN_SECRET_CHARS}, key=len, reverse=True))
+        marks: list[str] = [token.partition(".")[0] + "." for token in list(self._tokens)[-1:]]
+        for form in reversed(self._forms):  # shortest first: the secret half before the key that holds it
+            if not any(mark in form for mark in marks):
+                marks.append(form)
+        self._marks = tuple(marks)
+        # JSON may spell a character with a backslash: any as a \u escape (looked for in `may_spell_a_form`), and
+        # `"`, `\`, `/` as themselves escaped, which a form holding one of them would need.
+        special = sorted({char for form in self._forms for char in form if char in '"\\/'})
+        self._json_marks = (*marks, *("\\" + char for char in special))
+        self._json_marks_bytes = tuple(mark.encode() for mark in self._json_marks)
+        self._ascii_marks = all(mark.isascii() for mark in marks)
+
     def secret_strings(self) -> tuple[str, ...]:
         """Every string that would leak the key if it appeared in output, longest first."""
-        parts = [self._key, self._key.partition(".")[2], *self._tokens]
-        return tuple(sorted((p for p in parts if len(p) >= 8), key=len, reverse=True))
+        return self._forms
 
-    def redact(self, text: str) -> str:
-        """`text` with every form of the key, and any `Bearer <token>`, replaced by a marker."""
-        for secret in self.secret_strings():
+    @property
+    def longest_form(self) -> int:
+        """The length of the longest form of the key: how far a text cut next to a form can reach into it."""
+        return len(self._forms[0]) if self._forms else 0
+
+    def may_spell_a_form(self, raw: bytes | str) -> bool:
+        """Whether valid JSON may hold a form of the key once decoded (False proves it holds none): a cheap test,
+        run on every JSON answer and every chunk of every stream, that spares a clean one the walk through its
+        strings. A form spelt with \\u escapes is seen through them (as JSON reads them: after an odd number of
+        backslashes) by the codec that decodes exactly those; only `\\u00XX` can spell the ASCII a key is made
+        of, so text whose other characters are all escaped (Chinese, as some JSON writers do) costs no more."""
+        if isinstance(raw, str):  # a stream's chunk, as the event stream decoded it
+            if any(mark in raw for mark in self._json_marks):
+                return True
+            if "\\u00" not in raw if self._ascii_marks else "\\u" not in raw:
+                return False
+            data = raw.encode()
+        else:
+            if any(mark in raw for mark in self._json_marks_bytes):
+                return True
+            if b"\\u00" not in raw if self._ascii_marks else b"\\u" not in raw:
+                return False
+            data = raw
+        try:
+            unescaped = data.decode("raw_unicode_escape")  # other bytes read as Latin-1: ASCII marks survive that
+        except UnicodeDecodeError:
+            return True
+        return not self._ascii_marks or any(mark in unescaped for mark in self._marks)
+
+    def scrub(self, text: str) -> str:
+        """`text` with every form of the key replaced by a marker: for any upstream text, answers included.
+
+        Only the key's own forms: an answer's `Bearer $TOKEN` in a code sample is the caller's, and stays.
+        """
+        if not any(mark in text for mark in self._marks):
+            return text
+        for secret in self._forms:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        return redact_bearer(text)
+        return text
+
+    def partial_form_at_end(self, text: str) -> int:
+        """The length of the longest end of `text` that is the start of a form of the key (0 if none).
+
+        A text still arriving (a streamed answer read before its end) may end in the first characters of a form
+        whose rest has not come yet: those must not be shown, as the rest never will be scrubbed with them.
+        """
+        longest = 0
+        for form in self._forms:
+            window = text[len(text) - len(form) + 1 :] if len(text) >= len(form) else text
+            start = window.find(form[0])
+            while start != -1 and len(window) - start > longest:
+                if form.startswith(window[start:]):
+                    longest = len(window) - start
+                    break
+                start = window.find(form[0], start + 1)
+        return longest
+
+    def partial_form_at_start(self, text: str) -> int:
+        """The length of the longest start of `text` that is the end of a form of the key (0 if none): what a form
+        leaves at the start of a piece cut from a longer text (the end of an answer, read for progress)."""
+        longest = 0
+        for form in self._forms:
+            window = text[: len(form) - 1]
+            end = window.rfind(form[-1])
+            while end + 1 > longest:
+                if form.endswith(window[: end + 1]):
+                    longest = end + 1
+                    break
+                end = window.rfind(form[-1], 0, end)
+        return longest
+
+    def redact(self, text: str) -> str:
+        """`text` with every form of the key, and any `Bearer <token>`, replaced by a marker: for error text, which
+        may quote the request's Authorization header."""
+        return redact_bearer(self.scrub(text))
 
 
 def redact_bearer(text: str) -> str:

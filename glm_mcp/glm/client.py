@@ -20,12 +20,14 @@ import anyio
 import httpx2
 from pydantic import BaseModel, ValidationError
 
+from glm_mcp.glm import fetch
 from glm_mcp.glm.auth import Credentials
 from glm_mcp.glm.errors import (
     GLMAnswerCutError,
     GLMAPIError,
     GLMDeadlineError,
     GLMError,
+    GLMFileRefusedError,
     GLMLimitError,
     GLMProtocolError,
     GLMSilentError,
@@ -34,7 +36,8 @@ from glm_mcp.glm.errors import (
     MissingAPIKeyError,
 )
 from glm_mcp.glm.retry import Attempts, RetryPolicy
-from glm_mcp.glm.text import upstream_text
+from glm_mcp.glm.stream import StreamAccumulator
+from glm_mcp.glm.text import scrub_answer, upstream_text
 from glm_mcp.glm.types import (
     AsyncTask,
     AsyncTaskResult,
@@ -227,6 +230,11 @@ class GLMClient:
                     await response.aclose()
                 self._limiter.release_on_behalf_of(slot)
 
+    def accumulator(self) -> StreamAccumulator:
+        """An empty fold for a stream of this client: what it reads out is scrubbed of the key the stream was
+        sent with (a form of it split across two chunks included)."""
+        return StreamAccumulator(credentials=self.credentials)
+
     @contextmanager
     def _deadline(self) -> Iterator[None]:
         """End the call inside at GLM_CALL_DEADLINE with `GLMDeadlineError` (an outer cancel stays a cancel)."""
@@ -310,7 +318,7 @@ class GLMClient:
                 code=self._text(code, 40) if code is not None else None,
                 request_id=self._text(chunk.request_id, 200) if chunk.request_id else None,
             )
-        return chunk
+        return self._scrubbed(chunk, data)
 
     async def submit_async(self, request: ChatRequest, *, attempts: Attempts | None = None) -> AsyncTask:
         """Start a chat job; the answer is fetched later with `async_result`.
@@ -380,27 +388,41 @@ class GLMClient:
         return f"{url.scheme}://{url.netloc.decode('ascii')}"
 
     async def download(self, url: str) -> tuple[bytes, str]:
-        """A file the platform made (an image), read within GLM_MAX_RESPONSE_BYTES, with its media type.
+        """An image the platform made, read within GLM_MAX_RESPONSE_BYTES, with its media type (from its bytes).
 
-        Not signed: the URL may be a storage host that is not the API, which must never see the key.
+        Not signed: the URL may be a storage host that is not the API, which must never see the key. The URL is
+        the answer's say-so, so it is fetched only from where `glm.fetch.target` allows, and kept only if it is
+        an image (an `image/*` Content-Type and the magic bytes of PNG, JPEG, WebP or GIF); otherwise
+        `GLMFileRefusedError`. Redirects are not followed.
         """
         with self._deadline():
             async with self._limiter:
                 try:
-                    response = await self._http.send(self._http.build_request("GET", url), stream=True)
+                    to = await fetch.target(httpx2.URL(url), fetch.origin(self._http.base_url))
+                    request = self._http.build_request("GET", to.url, headers=to.headers, extensions=to.extensions)
+                    response = await self._http.send(request, stream=True)
+                except httpx2.InvalidURL:
+                    raise GLMFileRefusedError(url, "it is not a valid URL") from None
                 except httpx2.HTTPError as exc:
                     raise self._transport_error(exc) from None
                 try:
                     if response.status_code >= 400:
                         raise await self._error_of(response)
+                    declared = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+                    what = self._text(declared or "no Content-Type", 100)
+                    if response.status_code != 200 or not declared.startswith("image/"):
+                        reason = f"it answered HTTP {response.status_code} with {what}, not an image"
+                        raise GLMFileRefusedError(url, reason)
                     try:
                         content = await self._read(
                             response, self._limits.max_response_bytes, setting="GLM_MAX_RESPONSE_BYTES"
                         )
                     except httpx2.HTTPError as exc:
                         raise self._transport_error(exc) from None
-                    kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-                    return content, kind
+                    media_type = fetch.image_type(content)
+                    if media_type is None:
+                        raise GLMFileRefusedError(url, f"its body, said to be {what}, is no PNG, JPEG, WebP or GIF")
+                    return content, media_type
                 finally:
                     await _close(response)
 
@@ -492,13 +514,22 @@ class GLMClient:
 
     def _parse(self, model: type[_ModelT], response: _Body) -> _ModelT:
         try:
-            return model.model_validate_json(response.content)
+            parsed = model.model_validate_json(response.content)
         except ValidationError:
             snippet = self._text(response.content, SNIPPET_CHARS)
             raise GLMProtocolError(
                 f"the GLM API answered HTTP {response.status_code} with a body that is not the expected "
                 f"JSON: {snippet!r}"
             ) from None
+        return self._scrubbed(parsed, response.content)
+
+    def _scrubbed(self, answer: _ModelT, raw: bytes | str) -> _ModelT:
+        """A parsed answer with every form of the key scrubbed from its strings; `raw`, the JSON it was parsed
+        from, spares the walk through them when it cannot hold one (most answers: a few `in` tests)."""
+        credentials = self.credentials
+        if credentials is None or not credentials.may_spell_a_form(raw):
+            return answer
+        return scrub_answer(answer, credentials)
 
     def _api_error(self, response: httpx2.Response, content: bytes) -> GLMAPIError:
         code: str | None = None

@@ -161,6 +161,25 @@ class GLMProtocolError(GLMTransportError):
         )
 
 
+class GLMFileRefusedError(GLMError):
+    """A file an answer named (a generated image's URL) that glm-mcp would not fetch or keep: on an address an
+    answer may not send it to (loopback, private, link-local, …), or a body that is not an image (`glm.fetch`)."""
+
+    kind: ClassVar[ErrorKind] = "upstream_protocol_error"
+
+    def __init__(self, url: str, reason: str) -> None:
+        shown = url if len(url) <= 200 else url[:199] + "…"
+        super().__init__(f"the GLM API named the file {shown}, which glm-mcp did not take: {reason}; nothing was saved")
+        self.url = url
+
+    def advice(self, facts: Advice) -> str:
+        return (
+            "glm-mcp fetches a file an answer names only from a public address or from GLM_BASE_URL's own host and "
+            "port, and keeps it only if it is a PNG, JPEG, WebP or GIF image. The GLM API does not answer otherwise: "
+            f"check that GLM_BASE_URL (now {facts.base_url}) and any proxy between are what you expect."
+        )
+
+
 class GLMSilentError(GLMTransportError):
     """The API was reached, then sent nothing for the read timeout (GLM_TIMEOUT): it may still be working."""
 

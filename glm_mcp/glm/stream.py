@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from glm_mcp.glm.auth import Credentials
+from glm_mcp.glm.text import scrub_stream_text
 from glm_mcp.glm.types import (
     AssistantMessage,
     ChatCompletion,
@@ -28,8 +31,14 @@ class _ToolCallParts:
 class StreamAccumulator:
     """Folds chunks into one completion: text and reasoning concatenated, tool calls joined by
     index, and the finish reason, usage and sources taken from the last chunk that carries them.
+
+    Each chunk was scrubbed of the key by the client that parsed it, but a form of the key split across two
+    chunks is whole only here: every text read out (`text`, `tail`, `completion`) is scrubbed of the
+    `credentials` once joined, and while the stream runs an end that may begin a form is held back. Make one
+    with `GLMClient.accumulator()`, which knows the key its stream was sent with.
     """
 
+    credentials: Credentials | None = None
     id: str = ""
     request_id: str | None = None
     created: int | None = None
@@ -77,31 +86,43 @@ class StreamAccumulator:
 
     @property
     def text(self) -> str:
-        return "".join(self.content)
+        """The answer so far, scrubbed of the key."""
+        return self._shown(self.content)
 
     def tail(self, chars: int) -> str:
-        """The last `chars` characters of the answer so far (or of the reasoning, before any answer)."""
+        """The last `chars` characters of the answer so far (or of the reasoning, before any answer).
+
+        Only the last pieces are read, a form's length further back than `chars`, so that a form the cut falls
+        inside is whole when they are scrubbed; what a form left at their start is not shown.
+        """
         source = self.content if self.content else self.reasoning
+        longest = self.credentials.longest_form if self.credentials is not None else 0
         out: list[str] = []
         size = 0
         for piece in reversed(source):
             out.append(piece)
             size += len(piece)
-            if size >= chars:
+            if size >= chars + longest:
                 break
-        return "".join(reversed(out))[-chars:]
+        text = self._shown(reversed(out))
+        if self.credentials is not None and len(out) < len(source):  # the window starts inside the text
+            text = text[self.credentials.partial_form_at_start(text) :]
+        return text[-chars:]
+
+    def _shown(self, pieces: Iterable[str]) -> str:
+        return scrub_stream_text("".join(pieces), self.credentials, finished=self.finish_reason is not None)
 
     def completion(self) -> ChatCompletion:
         """The completion assembled so far (complete once the stream has ended)."""
         message = AssistantMessage(
             content=self.text,
-            reasoning_content="".join(self.reasoning) or None,
+            reasoning_content=self._shown(self.reasoning) or None,
             tool_calls=[
                 ToolCall(
                     id=parts.id,
                     type=parts.type,
                     index=index,
-                    function=FunctionCall(name=parts.name, arguments="".join(parts.arguments)),
+                    function=FunctionCall(name=parts.name, arguments=self._shown(parts.arguments)),
                 )
                 for index, parts in sorted(self.tool_calls.items())
             ]

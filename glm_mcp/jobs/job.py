@@ -37,13 +37,14 @@ class Job:
 
     kind: ChatKind
     request: ChatRequest
+    accumulator: StreamAccumulator
+    """What has arrived so far: made by the client that streams it (`GLMClient.accumulator`), which knows the key."""
     id: str = field(default_factory=new_job_id)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     """Unix time of its last change (a chunk arrived, or it ended)."""
     started: float = field(default_factory=time.monotonic)
     status: JobState = "running"
-    accumulator: StreamAccumulator = field(default_factory=StreamAccumulator)
     attempts: Attempts = field(default_factory=Attempts)
     completion: ChatCompletion | None = None
     error: Exception | None = None

@@ -68,7 +68,7 @@ class JobRunner:
     def start(self, kind: ChatKind, request: ChatRequest, glm: GLMClient, *, principal: Principal = SERVER) -> Job:
         """Generate `request` with `glm`: the client of the call's own key (the server's or the caller's),
         never one of the runner's, so a job spends exactly the key its call was made with."""
-        job = Job(kind=kind, request=request, principal=principal)
+        job = Job(kind=kind, request=request, accumulator=glm.accumulator(), principal=principal)
         self._jobs[job.id] = job
         self._task_group.start_soon(job.run, glm, name=f"glm-mcp {kind} {job.id}")
         return job

@@ -24,7 +24,7 @@ from pydantic import Field
 from glm_mcp.config import Settings
 from glm_mcp.errors import ArgumentError, MediaTaskFailed, SubmitUncertainError
 from glm_mcp.glm import Attempts, GLMError, GLMTransportError
-from glm_mcp.glm.errors import GLMProtocolError
+from glm_mcp.glm.errors import GLMFileRefusedError, GLMProtocolError
 from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ImageQuality, ImageRequest, VideoQuality, VideoRequest
 from glm_mcp.jobs import JobRecord, JobState, poll_task
 from glm_mcp.server.failures import ToolFailure
@@ -57,8 +57,6 @@ HEARTBEAT_S = 5.0
 """How often a long image generation says it is still going."""
 ASYNC_IMAGE_MODELS = ("glm-image",)
 """Image models the platform makes as tasks (`/async/images/generations`), so that a long one can be handed off."""
-SHOWN_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 SIZE_PATTERN = r"^\d{3,4}x\d{3,4}$"
@@ -242,15 +240,19 @@ async def generate_image(app: AppState, ctx: Context, args: ImageArguments) -> I
 async def _shown(
     app: AppState, ctx: Context, url: str, created: int | None, model: str, request_id: str | None
 ) -> ImageResult:
-    """The image as content a client can show, and saved over stdio; what cannot be done is said, not raised."""
+    """The image as content a client can show, and saved over stdio; what cannot be done is said, not raised.
+
+    Except a file glm-mcp refuses (`GLMFileRefusedError`: an address an answer may not send it to, a body that
+    is not an image): the call fails with it, saving nothing, as the answer that named it is not the platform's.
+    """
     expires = expires_at(url, created)
     try:
         data, media_type = await app.glm.download(url)
+    except GLMFileRefusedError:
+        raise
     except GLMError as exc:
         note = f"The image could not be fetched to show it: {exc}"
         return ImageResult(url=url, expires_at=expires, model=model, request_id=request_id, note=note)
-    if media_type not in SHOWN_TYPES:
-        media_type = "image/png" if data.startswith(PNG_MAGIC) else media_type
     notes: list[str] = []
     content = [ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type=media_type)]
     saved: str | None = None
