@@ -5,7 +5,8 @@ README's configuration table (`settings_table`, written by `scripts/sync-manifes
 bundle's user config and the deploy manifests are derived from these fields or checked against
 them by the tests, so a default changed here and nowhere else fails the suite.
 
-An empty variable counts as unset. Derived values (`credentials`, `base_url`) are properties.
+An empty variable counts as unset, except for a setting where empty is a value of its own
+(`GLM_MCP_OAUTH_SCOPE`: no scope required). Derived values (`credentials`, `base_url`) are properties.
 """
 
 from __future__ import annotations
@@ -100,6 +101,10 @@ def _finite(value: float) -> float:
 def _shown(text: str) -> dict[str, Any]:
     """How the documentation shows a default that is not a plain value."""
     return {"shown_default": text}
+
+
+BLANK_IS_A_VALUE = "blank_is_a_value"
+"""Marks a field (in its `json_schema_extra`) whose variable set empty means empty, not unset."""
 
 
 Seconds = Annotated[float, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
@@ -427,6 +432,7 @@ class Settings(BaseSettings):
         validation_alias="GLM_MCP_OAUTH_SCOPE",
         description="The scope an access token must grant; a token without it gets 403 `insufficient_scope`. Empty: "
         "none required.",
+        json_schema_extra={BLANK_IS_A_VALUE: True},
     )
     oauth_jwks_url: str | None = Field(
         None,
@@ -644,8 +650,16 @@ class _Environment(EnvSettingsSource):
         super().__init__(settings_cls)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        present = {name: value.strip() for name, value in self._mapping.items() if value.strip()}  # blank = unset
-        return parse_env_vars(present, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+        blank_is_a_value = {
+            name
+            for info in self.settings_cls.model_fields.values()
+            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get(BLANK_IS_A_VALUE)
+            for name in _variables(info)
+        }
+        present = {  # blank = unset, but for the few settings where empty means something
+            name: value.strip() for name, value in self._mapping.items() if value.strip() or name in blank_is_a_value
+        }
+        return parse_env_vars(present, self.case_sensitive, False, self.env_parse_none_str)
 
     def __call__(self) -> dict[str, Any]:
         values = super().__call__()

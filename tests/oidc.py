@@ -1,5 +1,5 @@
-"""A real OpenID provider for the sign-in tests (npm `oidc-provider` on Node 22, tests/oidc_provider.mjs), and the
-access tokens its users alice, bob and brief get from it."""
+"""A real OpenID provider for the sign-in tests (npm `oidc-provider` on Node 22, tests/oidc_provider.mjs), the
+access tokens its users alice, bob and brief get from it, and its key rotation."""
 
 from __future__ import annotations
 
@@ -54,3 +54,10 @@ def token(issuer: str, user: str, *, scope: str = "glm-mcp", resource: str | Non
     answer = httpx2.post(issuer + "/token", data=data, timeout=10)
     assert answer.status_code == 200, answer.text
     return str(answer.json()["access_token"])
+
+
+def rotate_keys(issuer: str) -> str:
+    """Have the provider withdraw its signing key and sign with a new one from now on; the new key's kid."""
+    answer = httpx2.post(issuer + "/test/rotate-keys", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["kid"])

@@ -25,7 +25,8 @@ import logging
 import math
 import re
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import uvicorn
@@ -136,10 +137,13 @@ def create_http_app(server: MCPServer[Any], settings: Settings, calls: CallRegis
             )
         )
     verifiers: list[TokenVerifier] = []
+    running: list[Callable[[], AbstractAsyncContextManager[None]]] = [server.session_manager.run]
     if settings.http_token:
         verifiers.append(SharedTokenVerifier(settings.http_token))
     if settings.oauth_issuer and settings.oauth_audience:  # signed in through the provider (server/oauth.py)
-        verifiers.append(OidcTokenVerifier(settings.oauth_issuer, settings.oauth_audience, settings.oauth_jwks_url))
+        provider = OidcTokenVerifier(settings.oauth_issuer, settings.oauth_audience, settings.oauth_jwks_url)
+        verifiers.append(provider)
+        running.append(provider.running)
     if verifiers:
         backend = BearerAuthBackend(EitherVerifier(*verifiers))
         middleware += [Middleware(AuthenticationMiddleware, backend=backend), Middleware(AuthContextMiddleware)]
@@ -150,7 +154,22 @@ def create_http_app(server: MCPServer[Any], settings: Settings, calls: CallRegis
         Route(MCP_PATH, mcp),
         *oauth_routes(settings),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lambda _: server.session_manager.run())
+    return Starlette(routes=routes, middleware=middleware, lifespan=_lifespan(running))
+
+
+def _lifespan(
+    running: list[Callable[[], AbstractAsyncContextManager[None]]],
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """What runs for as long as the app serves: the SDK's session manager, and the provider's key fetches."""
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for context in running:
+                await stack.enter_async_context(context())
+            yield
+
+    return lifespan
 
 
 def _origins_regex(origins: tuple[str, ...]) -> str:

@@ -2,11 +2,14 @@
 
 As the MCP authorization spec describes: the server publishes its protected-resource metadata
 (RFC 9728) naming the configured authorization server, and accepts an access token only when
-its signature checks against the provider's published keys (JWKS, through pyjwt's
-`PyJWKClient`, cached), its issuer and audience are the configured ones, it has not expired, and
-it grants the required scope. The caller is then the token's subject (`sub:<issuer>:<subject>`),
-who owns the jobs and tasks it starts. The SDK's bearer middleware does the rest (401 with
-`WWW-Authenticate: Bearer error=…, resource_metadata=…`, 403 `insufficient_scope`).
+its signature checks against a key the provider publishes now (`server/signing_keys.py`: its
+JWK set, fetched with a deadline and a size bound, replaced whole on each fetch), for the
+algorithm that key is for, its issuer and audience are the configured ones, it has not expired,
+and it grants the required scope (GLM_MCP_OAUTH_SCOPE, asked of the provider's tokens only: the
+static token beside them has no scopes to grant). The caller is then the token's subject
+(`sub:<issuer>:<subject>`), who owns the jobs and tasks it starts. The SDK's bearer middleware
+does the rest (401 with `WWW-Authenticate: Bearer error=…, resource_metadata=…`, 403
+`insufficient_scope`).
 
 With only the static token, there is no OAuth to discover: a client that probes for it (Claude
 Code does) gets an answer saying so and what to send instead, rather than a bare 404; a refused
@@ -16,12 +19,10 @@ request is told whether its token was missing, not sent as a bearer token, or wr
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
-import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, RequireAuthMiddleware
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
@@ -33,41 +34,85 @@ from starlette.types import Receive, Scope, Send
 
 from glm_mcp.config import Settings
 from glm_mcp.jobs.principal import Principal, subject_principal
+from glm_mcp.server.signing_keys import ALGORITHMS, ProviderKeys
 
 logger = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    import jwt  # imported at first use below: with cryptography it is ~27 ms of every cold start otherwise
-
-ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
-"""Asymmetric signatures only: `none` and shared-secret HMAC tokens are refused."""
 LEEWAY_S = 2
-DISCOVERY_TIMEOUT_S = 5
 
 
 class OidcTokenVerifier(TokenVerifier):
-    """Checks an access token issued by `issuer` for `audience`: signature, issuer, audience, expiry."""
+    """Checks an access token issued by `issuer` for `audience`: signature, issuer, audience, expiry, claims.
+
+    An access token is anyone's input: whatever is wrong with it (an algorithm its key is not for, a claim of
+    the wrong type, JSON nested past any depth) makes it refused (401), never an error (500). The key is
+    looked up for the token's algorithm and passed as a `PyJWK`, so pyjwt checks the two match (given the
+    bare key, cryptography raised TypeError: a 500).
+    `running()` must be entered for as long as tokens are checked: the provider's keys are fetched there.
+    """
 
     def __init__(self, issuer: str, audience: str, jwks_url: str | None = None) -> None:
         self._issuer = issuer
         self._audience = audience
-        self._jwks_url = jwks_url
-        self._keys: jwt.PyJWKClient | None = None
+        self._keys = ProviderKeys(issuer, jwks_url)
+
+    def running(self) -> AbstractAsyncContextManager[None]:
+        """Where the provider's keys are fetched (`ProviderKeys.running`)."""
+        return self._keys.running()
 
     async def verify_token(self, token: str) -> AccessToken | None:
         import jwt
 
         try:
-            claims = await anyio.to_thread.run_sync(self._decode, token)
-        except (jwt.PyJWTError, OSError, ValueError) as exc:
-            logger.info("access token refused: %s", exc)
+            header = jwt.get_unverified_header(token)
+            kid, algorithm = header.get("kid"), header.get("alg")
+            if algorithm not in ALGORITHMS:
+                raise jwt.InvalidAlgorithmError(f"the algorithm {algorithm!r} is not accepted")
+            if not isinstance(kid, str):
+                raise jwt.InvalidTokenError("it names no key (kid)")
+        except Exception as exc:  # anyone's input: see the class docstring
+            _log_refusal(exc)
             return None
-        scope = claims.get("scope", claims.get("scp", ""))
-        scopes = scope.split() if isinstance(scope, str) else [str(s) for s in scope]
-        subject = str(claims["sub"])
+        key = await self._keys.key(kid, algorithm)
+        if key is None:
+            logger.info("access token refused: the provider publishes no key %.80r for %s", kid, algorithm)
+            return None
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=LEEWAY_S,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+            return self._access(token, claims)
+        except Exception as exc:  # anyone's input: see the class docstring
+            _log_refusal(exc)
+            return None
+
+    def _access(self, token: str, claims: dict[str, Any]) -> AccessToken:
+        """What a verified token grants; InvalidTokenError for a claim of the wrong type."""
+        import jwt
+
+        scope = claims.get("scope", claims.get("scp"))
+        scopes: list[str]
+        if scope is None:
+            scopes = []
+        elif isinstance(scope, str):
+            scopes = scope.split()
+        elif isinstance(scope, list) and all(isinstance(s, str) for s in scope):
+            scopes = list(scope)
+        else:
+            raise jwt.InvalidTokenError("its scope is neither a string nor a list of strings")
+        subject = claims["sub"]
+        if not isinstance(subject, str):
+            raise jwt.InvalidTokenError("its subject is not a string")
+        client = next((c for c in (claims.get("client_id"), claims.get("azp")) if isinstance(c, str) and c), subject)
         return AccessToken(
             token=token,
-            client_id=str(claims.get("client_id") or claims.get("azp") or subject),
+            client_id=client,
             scopes=scopes,
             expires_at=int(claims["exp"]),
             resource=self._audience,
@@ -75,38 +120,16 @@ class OidcTokenVerifier(TokenVerifier):
             claims={"iss": claims["iss"]},
         )
 
-    def _decode(self, token: str) -> dict[str, Any]:
-        """In a worker thread: the key may have to be fetched (PyJWKClient caches it, and refetches on a new kid)."""
-        import jwt
 
-        key = self._signing_keys().get_signing_key_from_jwt(token)
-        return jwt.decode(
-            token,
-            key.key,
-            algorithms=ALGORITHMS,
-            audience=self._audience,
-            issuer=self._issuer,
-            leeway=LEEWAY_S,
-            options={"require": ["exp", "iss", "aud", "sub"]},
-        )
+def _log_refusal(exc: Exception) -> None:
+    """PyJWT's refusals at INFO. Anything else a token brings about (pyjwt and cryptography have let TypeError
+    through before) is still a refusal, logged at WARNING to be looked into, without a traceback."""
+    import jwt
 
-    def _signing_keys(self) -> jwt.PyJWKClient:
-        import jwt
-
-        if self._keys is None:
-            url = self._jwks_url or _discovered_jwks_url(self._issuer)
-            self._keys = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=DISCOVERY_TIMEOUT_S)
-        return self._keys
-
-
-def _discovered_jwks_url(issuer: str) -> str:
-    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-    with urllib.request.urlopen(url, timeout=DISCOVERY_TIMEOUT_S) as response:
-        document = json.load(response)
-    jwks_uri = document.get("jwks_uri")
-    if not isinstance(jwks_uri, str):
-        raise ValueError(f"{url} names no jwks_uri")
-    return jwks_uri
+    if isinstance(exc, jwt.PyJWTError):
+        logger.info("access token refused: %s", exc)
+    else:
+        logger.warning("access token refused on an unexpected %s: %s", type(exc).__name__, exc)
 
 
 class EitherVerifier(TokenVerifier):
@@ -177,7 +200,8 @@ async def _no_registration(_: Request) -> Response:
 
 
 class RequireToken(RequireAuthMiddleware):
-    """The SDK's check, whose 401 says what is wrong with the request's token in words a person can act on.
+    """The SDK's check, whose 401 says what is wrong with the request's token in words a person can act on, and
+    which asks the scope (GLM_MCP_OAUTH_SCOPE) of the provider's tokens only: the static token has none to show.
 
     What is wrong comes first, then where the right token comes from: Claude Code shows a refused configured
     header as "Error detail: <this body>", cut to about 185 characters.
@@ -198,10 +222,12 @@ class RequireToken(RequireAuthMiddleware):
             self._takes = f"send an access token from {settings.oauth_issuer} for {audience}{also}."
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if isinstance(scope.get("user"), AuthenticatedUser):
+        if not isinstance(scope.get("user"), AuthenticatedUser):
+            await self._send_auth_error(send, 401, "invalid_token", f"{self._what_is_wrong(scope)}: {self._takes}")
+        elif token_principal(scope) is None:  # the static token: the scope is the provider's to grant, not its
+            await self.app(scope, receive, send)
+        else:
             await super().__call__(scope, receive, send)
-            return
-        await self._send_auth_error(send, 401, "invalid_token", f"{self._what_is_wrong(scope)}: {self._takes}")
 
     def _what_is_wrong(self, scope: Scope) -> str:
         """Whether the request sent no token, one not as a bearer token, or one that was refused."""

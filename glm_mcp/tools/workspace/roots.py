@@ -5,6 +5,9 @@ directories its user is working in, and that is the most precise answer. Without
 directories of the setting; without that, the server's working directory (a stdio server is
 started by the client in its project). Over HTTP the server's disk is not the caller's: files are
 off unless GLM_FILES_ROOTS is set, and only its directories count.
+
+`Roots.places` says where a path the caller sent lies in the roots by path logic alone, so a path or
+pattern that starts outside every root is refused before anything outside them is looked at.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from urllib.parse import unquote, urlparse
 
 import anyio
@@ -21,6 +24,8 @@ from mcp.server.mcpserver import Context
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from glm_mcp.config import Settings
+
+__all__ = ["ROOTS_TIMEOUT_S", "FilesUnavailable", "Place", "Roots", "allowed_roots"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +38,47 @@ class FilesUnavailable(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Place:
+    """A path inside one root: the root (resolved) and the names below it, without `.`, `..` or empty ones."""
+
+    root: Path
+    parts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Roots:
     """The directories files may be read from (resolved), and where they come from, for messages."""
 
     paths: tuple[Path, ...]
     source: str
+    named: tuple[Path, ...] = ()
+    """The same directories as they were declared, before their links were resolved (one for each of `paths`),
+    so that a path spelled through a declared name (`/tmp/…` for `/private/tmp/…`) is inside too."""
+
+    @classmethod
+    def of(cls, declared: tuple[Path, ...], source: str) -> Roots:
+        """The roots `declared` (absolute paths), resolved."""
+        return cls(_resolved(declared), source, tuple(Path(os.path.normpath(path)) for path in declared))
 
     def describe(self) -> str:
         return f"{', '.join(str(p) for p in self.paths)} ({self.source})"
+
+    def places(self, path: str) -> list[Place]:
+        """Where `path` lies in the roots, by path logic alone (nothing is read): an absolute path in the first
+        root that holds it, a relative one in each root it stays inside. `..` is taken as written (it removes
+        the name before it), never through a link; empty when `path` is outside every root."""
+        if os.path.isabs(path):
+            normal = PurePath(os.path.normpath(path))
+            for root, named in zip(self.paths, self.named or self.paths, strict=True):
+                for spelling in (root, named):
+                    if normal.is_relative_to(spelling):
+                        return [Place(root, normal.relative_to(spelling).parts)]
+            return []
+        relative = PurePath(os.path.normpath(path))
+        if relative.parts[:1] == ("..",):
+            return []
+        parts = tuple(part for part in relative.parts if part != ".")
+        return [Place(root, parts) for root in self.paths]
 
 
 async def allowed_roots(ctx: Context, settings: Settings) -> Roots:
@@ -52,13 +90,13 @@ async def allowed_roots(ctx: Context, settings: Settings) -> Roots:
                 "`files` is off over HTTP: the server's disk is not the caller's. The server's operator can set "
                 "GLM_FILES_ROOTS to the directories it may read; otherwise put the text in `prompt`."
             )
-        return Roots(_resolved(settings.files_roots), "GLM_FILES_ROOTS")
+        return Roots.of(settings.files_roots, "GLM_FILES_ROOTS")
     declared = await _client_roots(ctx)
     if declared:
-        return Roots(_resolved(declared), "the roots your client declared")
+        return Roots.of(declared, "the roots your client declared")
     if settings.files_roots:
-        return Roots(_resolved(settings.files_roots), "GLM_FILES_ROOTS")
-    return Roots(_resolved((Path.cwd(),)), "the server's working directory")
+        return Roots.of(settings.files_roots, "GLM_FILES_ROOTS")
+    return Roots.of((Path.cwd(),), "the server's working directory")
 
 
 async def _client_roots(ctx: Context) -> tuple[Path, ...]:
