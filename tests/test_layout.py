@@ -6,6 +6,7 @@
 - A room of `glm_mcp/tools/` (a tool family) imports no other room: they share only the modules beside them.
 - `glm_mcp/glm/` (the upstream client) and `glm_mcp/jobs/` (the domain) know nothing of MCP or of the server.
 - `glm_mcp/emulator/` imports nothing else of the project, so it checks the client rather than sharing its mistakes.
+- No module imports, at its top, one that imports it back.
 """
 
 from __future__ import annotations
@@ -173,6 +174,35 @@ def test_the_emulator_imports_nothing_else_of_the_project() -> None:
         if _within(found.target, ("glm_mcp",)) and not _within(found.target, ("glm_mcp.emulator",))
     ]
     assert not wrong, "glm_mcp/emulator/ imports the rest of glm_mcp:\n" + "\n".join(wrong)
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    """At the top of a module (a function's lazy import runs once both modules are loaded)."""
+    known = modules()
+    graph: dict[str, set[str]] = {}
+    for module, path in known.items():
+        top = [node for node in tree(path).body if isinstance(node, ast.Import | ast.ImportFrom)]
+        targets = {found.target for found in imports(module, path) if any(found.line == n.lineno for n in top)}
+        targets |= {
+            f"{found.target}.{found.name}"
+            for found in imports(module, path)
+            if any(found.line == n.lineno for n in top) and f"{found.target}.{found.name}" in known
+        }
+        # A submodule reading its own package's names (`glm_mcp.glm.client` from `glm_mcp.glm`) is left out: the
+        # package's `__init__` only gathers what its submodules define.
+        graph[module] = {t for t in targets if t in known and t != module and not module.startswith(t + ".")}
+    cycles: set[str] = set()
+
+    def visit(module: str, trail: list[str]) -> None:
+        if module in trail:
+            cycles.add(" -> ".join([*trail[trail.index(module) :], module]))
+            return
+        for imported in sorted(graph[module]):
+            visit(imported, [*trail, module])
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert not cycles, sorted(cycles)
 
 
 def test_the_walk_sees_the_imports_it_judges() -> None:
