@@ -180,7 +180,8 @@ class Settings(BaseSettings):
         300.0,
         validation_alias="GLM_TIMEOUT",
         gt=0,
-        description="Seconds to wait for the next bytes from the API before giving up.",
+        description="Seconds to wait for the next bytes from the API, and for any of a streamed answer (keep-alives "
+        "do not count), before giving up.",
     )
     connect_timeout: Seconds = Field(
         10.0, validation_alias="GLM_CONNECT_TIMEOUT", gt=0, description="Seconds to wait for a connection to the API."

@@ -15,6 +15,7 @@
         ├── GLMTransportError    upstream_unreachable  no answer: refused, cut, timed out
         │   ├── GLMProtocolError upstream_protocol_error  an answer that is not the API's JSON
         │   └── GLMSilentError   upstream_timeout      reached, then nothing for GLM_TIMEOUT
+        │       └── GLMKeptAliveError  upstream_timeout  a stream of keep-alives only for GLM_TIMEOUT
         ├── GLMFileRefusedError  upstream_protocol_error  a file an answer names, not fetched (an address
         │                                              no answer may send us to) or not kept (no image)
         ├── GLMStreamError       stream_broken

@@ -49,12 +49,14 @@ def emulator_session() -> Iterator[Emulator]:
 
 @pytest.fixture
 def emulator(emulator_session: Emulator) -> Iterator[Emulator]:
-    """The session's emulator, with its records cleared and its timing reset for each test."""
+    """The session's emulator, with its records cleared and its timing reset for each test, and cleared again
+    after it, so that faults a test injected and did not use never reach a test of the session's emulator."""
     defaults = EmulatorConfig()
     emulator_session.state.clear()
     for name in ("latency", "chunk_delay", "async_delay"):
         setattr(emulator_session.config, name, getattr(defaults, name))
     yield emulator_session
+    emulator_session.state.clear()
 
 
 def settings_for(emulator: Emulator, **env: str) -> Settings:

@@ -23,9 +23,9 @@ from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.glm import Credentials, GLMClient, open_http_client
 from glm_mcp.glm.client import SSE_MAX_EVENT_BYTES, UpstreamLimits
-from glm_mcp.glm.errors import GLMDeadlineError, GLMLimitError
-from glm_mcp.glm.types import ChatRequest, Message
-from tests.hostile_upstream import HostileUpstream, Reply, Request, chunk, gzip_bomb, honest, sse_reply
+from glm_mcp.glm.errors import GLMDeadlineError, GLMLimitError, GLMSilentError
+from glm_mcp.glm.types import ChatCompletionChunk, ChatRequest, Message
+from tests.hostile_upstream import DONE, HostileUpstream, Reply, Request, chunk, gzip_bomb, honest, sse_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -148,6 +148,75 @@ async def test_a_handed_off_chat_ends_at_the_deadline_too(upstream: HostileUpstr
         await until(lambda: bool(upstream.left))
 
 
+KEPT_ALIVE = 0.2
+"""Seconds between keep-alives: a stream of them never trips the read timeout."""
+SILENT_AFTER = 1.0
+"""GLM_TIMEOUT in the keep-alive tests: a stream of nothing but keep-alives is silent after this."""
+KEEP_ALIVES: dict[str, Callable[[Request], Reply]] = {
+    "SSE comments": lambda _: sse_reply([chunk("Hel")], pause=KEPT_ALIVE, then=forever(b": keep-alive\n\n")),
+    "empty deltas": lambda _: sse_reply([chunk("Hel")], pause=KEPT_ALIVE, then=forever(chunk(""))),
+}
+
+
+@pytest.mark.parametrize("keep_alive", KEEP_ALIVES, ids=str)
+async def test_a_stream_of_keep_alives_is_silent_after_the_timeout_and_frees_its_slot(
+    upstream: HostileUpstream, keep_alive: str, tmp_path: Path
+) -> None:
+    """Keep-alives reset the read timeout, so only the deadline (30 min by default) ended such a stream."""
+    upstream.clear(first_then_honest(KEEP_ALIVES[keep_alive]))
+    env = {"GLM_TIMEOUT": str(SILENT_AFTER), "GLM_CALL_DEADLINE": "600"}
+    async with Client(create_server(settings(upstream, tmp_path, **env))) as client:
+        with anyio.fail_after(60):  # far below the deadline: only the silence can end it in time
+            result = await client.call_tool("chat", {"prompt": "hi", "wait_seconds": 600})
+        out = failure(result)
+        assert out["error"] == "upstream_timeout", out
+        assert "nothing but keep-alives" in out["message"] and f"{SILENT_AFTER:g} s (GLM_TIMEOUT)" in out["message"]
+        assert "GLM_TIMEOUT" in out["hint"] and out["partial_text"] == "Hel"
+        await until(lambda: bool(upstream.left))  # the connection was closed
+        # GLM_MAX_CONCURRENCY=1: this call gets through only if the first one gave its slot back.
+        with anyio.fail_after(10):
+            second = await client.call_tool("chat", {"prompt": "hi", "wait_seconds": 30})
+        assert not second.is_error and second.structured_content["text"] == "ok"
+
+
+async def test_a_stream_that_goes_quiet_is_said_to_be_silent_not_kept_alive(upstream: HostileUpstream) -> None:
+    upstream.clear(lambda _: sse_reply([chunk("Hel")], pause=30, then=forever(b": keep-alive\n\n")))
+    glm = _client(upstream, timeout=SILENT_AFTER)
+    async with glm._http:
+        with anyio.fail_after(20), pytest.raises(GLMSilentError) as caught:
+            async with glm.stream_chat(REQUEST) as chunks:
+                async for _ in chunks:
+                    pass
+    assert type(caught.value) is GLMSilentError and "then sent nothing for 1 s" in caught.value.message
+    assert glm._limiter.borrowed_tokens == 0
+
+
+def _delta(**delta: Any) -> bytes:
+    event = {"id": "hostile-1", "created": 1, "model": "glm-4.6", "choices": [{"index": 0, "delta": delta}]}
+    return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+
+def _slow_but_saying_something(request: Request) -> Reply:
+    """Reasoning, then a tool call's arguments in pieces, a keep-alive between each: twice GLM_TIMEOUT of it."""
+    reasoning = [_delta(reasoning_content=f"step {i}. ") for i in range(5)]
+    call = [_delta(tool_calls=[{"index": 0, "id": "call-1", "function": {"name": "f", "arguments": ""}}])]
+    call += [_delta(tool_calls=[{"index": 0, "function": {"arguments": piece}}]) for piece in ('{"a"', ": 1", "}")]
+    pieces = [frame for delta in (*reasoning, *call) for frame in (delta, b": keep-alive\n\n")]
+    return sse_reply([*pieces, chunk(finish="tool_calls"), DONE], pause=KEPT_ALIVE)
+
+
+async def test_reasoning_and_tool_call_deltas_count_as_content(upstream: HostileUpstream) -> None:
+    upstream.clear(_slow_but_saying_something)
+    glm = _client(upstream, timeout=SILENT_AFTER)
+    frames: list[ChatCompletionChunk] = []
+    async with glm._http:
+        with anyio.fail_after(30):
+            async with glm.stream_chat(REQUEST) as chunks:
+                async for piece in chunks:
+                    frames.append(piece)
+    assert len(frames) == 10 and frames[-1].choices[0].finish_reason == "tool_calls"
+
+
 def _async(pieces: Callable[[], Iterator[bytes]]) -> Callable[[], AsyncIterator[bytes]]:
     async def stream() -> AsyncIterator[bytes]:
         for piece in pieces():
@@ -202,7 +271,7 @@ import json, sys, tracemalloc
 import anyio
 from glm_mcp.config import Settings
 from glm_mcp.glm import GLMError
-from glm_mcp.glm.types import ChatRequest, Message
+from glm_mcp.glm.types import ChatCompletionChunk, ChatRequest, Message
 from glm_mcp.upstream import open_glm_client
 
 async def main():
@@ -254,8 +323,8 @@ def test_a_gzip_bomb_is_bounded_after_decompression(upstream: HostileUpstream, k
 REQUEST = ChatRequest(model="glm-4.6", messages=[Message(role="user", content="hi")])
 
 
-def _client(upstream: HostileUpstream, **limits: Any) -> GLMClient:
-    http = open_http_client(upstream.base_url, timeout=5, connect_timeout=5)
+def _client(upstream: HostileUpstream, *, timeout: float = 5, **limits: Any) -> GLMClient:
+    http = open_http_client(upstream.base_url, timeout=timeout, connect_timeout=5)
     return GLMClient(http, Credentials(KEY), max_concurrency=1, limits=UpstreamLimits(**limits))
 
 

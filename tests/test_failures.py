@@ -269,7 +269,7 @@ async def test_an_oversized_prompt_is_refused_before_sending(emulator: Emulator)
 
 @pytest.mark.parametrize("retries", [1, 2])
 async def test_a_failure_that_keeps_coming_is_sent_max_retries_plus_one_times(emulator: Emulator, retries: int) -> None:
-    emulator.inject(*["error:1305"] * 6, path=CHAT)
+    emulator.inject(*["error:1305"] * (retries + 1), path=CHAT)  # one more attempt would succeed: it must not come
     out = failed(await call(emulator, "chat", {"prompt": "hello"}, GLM_MAX_RETRIES=str(retries)))
     assert out["glm_code"] == "1305" and out["retryable"] is True
     assert out["attempts"] == retries + 1 == len(upstream_calls(emulator, CHAT))

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm.types import FunctionCall, ToolCall
+from glm_mcp.tools import functions
 from glm_mcp.tools.functions import FunctionCallRequest
-from tests.conftest import upstream_calls
+from tests.conftest import GENERAL_KEY, upstream_calls
+from tests.processes import COMMAND, RawStdio, server_env
 from tests.test_tools import failed, ok
 
 pytestmark = pytest.mark.anyio
@@ -102,6 +105,91 @@ async def test_function_definitions_are_checked_before_sending(
     out = failed(await client.call_tool("chat", {"prompt": ASK, "tools": tools}))
     assert out["error"] == "invalid_argument" and out["field"] == field
     assert words in out["message"]
+    assert upstream_calls(emulator, "/chat/completions") == []
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(levels):
+        schema = {"type": "array", "items": schema}
+    return schema
+
+
+DRAFT_04 = "http://json-schema.org/draft-04/schema#"
+COSTLY_SCHEMAS = [
+    # The pairwise uniqueness check of draft-04's `enum`: seconds of CPU for 1,500 objects.
+    (
+        {"$schema": DRAFT_04, "type": "object", "properties": {"a": {"enum": [{"v": i} for i in range(1500)]}}},
+        "draft-04",
+    ),
+    ({"$schema": "https://example.com/my-meta-schema", "type": "object"}, "accepted: 2020-12, 2019-09"),
+    # The same pairwise check on any draft: `type` wants its items unique, and objects cannot be sorted.
+    ({"type": "object", "properties": {"a": {"type": [{"v": i} for i in range(101)]}}}, "at most 100"),
+    ({"type": "object", "properties": {f"p{i}": {} for i in range(2001)}}, "2,000 JSON values"),
+    ({"type": "object", "properties": {"a": _nested(40)}}, "deeper than 32 levels"),
+    ({"type": "object", "properties": {f"p{i}": {"description": "x" * 30_000} for i in range(3)}}, "65,536"),
+]
+
+
+@pytest.mark.parametrize(("schema", "words"), COSTLY_SCHEMAS)
+async def test_a_schema_whose_check_would_cost_too_much_is_refused_naming_the_bound(
+    client: Client, emulator: Emulator, schema: dict[str, Any], words: str
+) -> None:
+    out = failed(await client.call_tool("chat", {"prompt": ASK, "tools": [{"name": "f", "parameters": schema}]}))
+    assert out["error"] == "invalid_argument" and out["field"] == "tools[0].parameters"
+    assert words in out["message"]
+    assert upstream_calls(emulator, "/chat/completions") == []
+
+
+async def test_schemas_within_the_bounds_pass(client: Client, emulator: Emulator) -> None:
+    zones = {"type": "string", "enum": [f"Zone/{i}" for i in range(1_000)]}  # long, but strings sort
+    draft_07 = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "properties": {"tz": zones}}
+    nested = {"type": "object", "properties": {"a": _nested(20)}}
+    tools = [{"name": "in_zone", "parameters": draft_07}, {"name": "deep", "parameters": nested}, WEATHER]
+    ok(await client.call_tool("chat", {"prompt": ASK, "tools": tools}))
+    assert len(upstream_calls(emulator, "/chat/completions")[-1].body["tools"]) == 3
+
+
+HEAVY = {"type": "object", "properties": {f"p{i}": {} for i in range(1_990)}}
+"""Within every bound, but a few tenths of a second of the checker's time each."""
+
+
+async def test_checking_schemas_has_a_time_limit(
+    client: Client, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(functions, "SCHEMA_CHECK_SECONDS", 0.01)
+    tools = [{"name": f"f{i}", "parameters": HEAVY} for i in range(5)]
+    out = failed(await client.call_tool("chat", {"prompt": ASK, "tools": tools}))
+    assert out["error"] == "invalid_argument" and out["field"] == "tools"
+    assert "took over 0.01 s, the limit" in out["message"]
+    assert upstream_calls(emulator, "/chat/completions") == []
+
+
+async def test_other_callers_are_answered_while_a_costly_schema_is_checked(emulator: Emulator) -> None:
+    """Over a real stdio server: a call whose schemas take seconds to check (twenty heavy ones, the last broken)
+    and a list_jobs sent just after it. The list_jobs is answered first: the check does not hold up the event loop."""
+    broken = {"type": "object", "properties": {"a": {"type": "nope"}}}
+    tools = [*({"name": f"f{i}", "parameters": HEAVY} for i in range(20)), {"name": "last", "parameters": broken}]
+    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url)
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}
+    async with await anyio.open_process(COMMAND, env=env) as process:
+        raw = RawStdio(process)
+        await raw.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
+        await raw.answer(1)
+        costly_call = {"name": "chat", "arguments": {"prompt": ASK, "tools": tools}}
+        await raw.send(
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": costly_call},
+            {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "list_jobs", "arguments": {}}},
+        )
+        listed = await raw.answer(3, timeout=60)
+        assert not any(message.get("id") == 2 for message in raw.seen), "list_jobs waited for the schema check"
+        costly = await raw.answer(2, timeout=120)
+        await process.aclose()
+    assert listed["result"]["isError"] is False
+    refused = costly["result"]["structuredContent"]
+    assert costly["result"]["isError"] is True and refused["error"] == "invalid_argument"
+    assert refused["field"] in {"tools", "tools[20].parameters"}  # the time limit, or the broken one if quicker
     assert upstream_calls(emulator, "/chat/completions") == []
 
 

@@ -6,7 +6,9 @@ that fills up, and one remounted read-only. Each against a real server process a
 
 from __future__ import annotations
 
+import random
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -23,7 +25,7 @@ from glm_mcp.emulator import Emulator
 from glm_mcp.server.http import MCP_PATH
 from tests.conftest import GENERAL_KEY
 from tests.processes import http_server_process, server_env
-from tests.test_tools import ok
+from tests.test_tools import failed, ok
 
 pytestmark = pytest.mark.anyio
 
@@ -158,3 +160,112 @@ async def test_a_corrupt_registry_is_moved_aside_and_a_fresh_one_started(emulato
     for message in (submitted["registry_notice"], text(result), log):
         assert str(tmp_path / JOBS_FILE) in message and str(moved) in message, message
     assert not listed.get("registry_notice"), "the notice is given once, to the next result"
+
+
+def corrupt_behind_its_header(path: Path) -> bytes:
+    """Overwrite every page of the SQLite file at `path` after the first (its header, its schema) with random
+    bytes: SQLite opens it, and finds the corruption only at the first statement reading those pages."""
+    data = path.read_bytes()
+    page_size = int.from_bytes(data[16:18], "big")
+    garbage = random.Random(23).randbytes(len(data) - page_size)
+    path.write_bytes(data[:page_size] + garbage)
+    return data[:page_size] + garbage
+
+
+async def test_a_registry_corrupt_behind_a_valid_header_is_moved_aside_and_a_fresh_one_started(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.config.async_delay = 0.0
+    with server(emulator, tmp_path) as (process, origin):
+        async with Client(origin + MCP_PATH) as client:
+            for i in range(20):
+                ok(await client.call_tool("submit_async", {"prompt": f"job {i}: " + "words " * 100}))
+    assert not (tmp_path / (JOBS_FILE + "-wal")).exists()  # a clean stop leaves everything in the file
+    corrupt = corrupt_behind_its_header(tmp_path / JOBS_FILE)
+    assert corrupt.startswith(b"SQLite format 3\0")
+
+    with server(emulator, tmp_path) as (process, origin):
+        async with Client(origin + MCP_PATH) as client:
+            first = await client.call_tool("submit_async", {"prompt": "into a fresh registry"})
+            second = ok(await client.call_tool("submit_async", {"prompt": "and another"}))
+            listed = ok(await client.call_tool("list_jobs", {}))
+        process.terminate()
+        log = process.communicate(timeout=10)[1].decode()
+    submitted = ok(first)
+    assert not submitted.get("not_recorded") and not second.get("not_recorded")
+    (moved,) = [p for p in tmp_path.iterdir() if p.name.startswith(JOBS_FILE + ".corrupt-")]
+    assert moved.read_bytes() == corrupt
+    for message in (submitted["registry_notice"], text(first), log):
+        assert str(tmp_path / JOBS_FILE) in message and str(moved) in message, message
+    assert {job["job_id"] for job in listed["jobs"]} == {submitted["task_id"], second["task_id"]}
+
+    with server(emulator, tmp_path) as (process, origin):  # a restart: the fresh registry, as it was left
+        async with Client(origin + MCP_PATH) as client:
+            listed_again = ok(await client.call_tool("list_jobs", {}))
+            third = ok(await client.call_tool("submit_async", {"prompt": "after the restart"}))
+    assert [job["job_id"] for job in listed_again["jobs"]] == [job["job_id"] for job in listed["jobs"]]
+    assert not third.get("not_recorded") and not third.get("registry_notice")
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(JOBS_FILE + ".corrupt-")] == [moved]
+
+
+async def unavailable(emulator: Emulator, data_dir: Path) -> tuple[dict[str, Any], str]:
+    """What list_jobs answers on the registry in `data_dir` (a failure), and what a submit says it did not record."""
+    with server(emulator, data_dir) as _running:
+        async with Client(_running[1] + MCP_PATH) as client:
+            listed = failed(await client.call_tool("list_jobs", {}))
+            submitted = ok(await client.call_tool("submit_async", {"prompt": "not recorded"}))
+    assert listed["error"] == "registry_unavailable"
+    return listed, submitted["not_recorded"]
+
+
+def other_programs_database(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE jobs (name TEXT, schedule TEXT)")  # a cron-like tool's, say
+    db.close()
+
+
+async def test_a_database_of_another_program_is_said_to_be_one(emulator: Emulator, tmp_path: Path) -> None:
+    other_programs_database(tmp_path / JOBS_FILE)
+    listed, not_recorded = await unavailable(emulator, tmp_path)
+    for said in (listed["message"], not_recorded):
+        assert "tables that are not this glm-mcp's" in said, said
+    assert f"Move {tmp_path / JOBS_FILE} aside" in listed["hint"] and "writable" not in listed["hint"]
+
+
+@pytest.mark.parametrize("in_the_way", ["data_dir", "owners"])
+async def test_a_file_where_a_directory_should_be_is_named(emulator: Emulator, tmp_path: Path, in_the_way: str) -> None:
+    data_dir = tmp_path / "data"
+    if in_the_way == "data_dir":
+        data_dir.write_text("a file, not the data directory")
+        blocking = data_dir
+    else:
+        data_dir.mkdir()
+        blocking = data_dir / "owners"
+        blocking.write_text("a file, not the directory of the owners' locks")
+    listed, not_recorded = await unavailable(emulator, data_dir)
+    for said in (listed["message"], not_recorded):
+        assert f"{blocking} is a file where a directory should be" in said, said
+    assert f"Move {blocking} aside" in listed["hint"] and "writable" not in listed["hint"]
+
+
+async def test_a_read_only_registry_is_said_to_be_read_only(emulator: Emulator) -> None:
+    with mounted_tmpfs("1m") as disk:
+        remount(disk, "ro")
+        listed, not_recorded = await unavailable(emulator, disk)
+    for said in (listed["message"], not_recorded):
+        assert "read-only" in said, said
+    assert f"Make {disk} writable" in listed["hint"]
+
+
+async def test_a_corrupt_registry_that_cannot_be_moved_aside_is_said_to_be_both(emulator: Emulator) -> None:
+    with mounted_tmpfs("4m") as disk:
+        with server(emulator, disk) as (_, origin):
+            async with Client(origin + MCP_PATH) as client:
+                for i in range(20):
+                    ok(await client.call_tool("submit_async", {"prompt": f"job {i}: " + "words " * 100}))
+        corrupt_behind_its_header(disk / JOBS_FILE)
+        remount(disk, "ro")
+        listed, not_recorded = await unavailable(emulator, disk)
+    assert "is corrupt" in listed["message"] and "read-only" in listed["message"]
+    assert f"move {disk / JOBS_FILE} aside" in listed["hint"]
+    assert "read-only" in not_recorded  # a write is refused before it reads anything

@@ -27,7 +27,7 @@ from glm_mcp.emulator import Emulator
 from glm_mcp.server.auth import CLIENT_KEY_HEADER
 from glm_mcp.server.tasks import EXTENSION
 from glm_mcp.tools.jobs import GET_RESULT_SUFFIX
-from tests.conftest import GENERAL_KEY
+from tests.conftest import GENERAL_KEY, upstream_calls
 from tests.processes import COMMAND, RawStdio, http_server, scratch_dir, server_env
 
 pytestmark = pytest.mark.anyio
@@ -120,7 +120,8 @@ class HttpWire:
             **(headers or {}),
         }
         self.sent_headers.append(sent)
-        response = await self._http.post("/mcp", json=body, headers=sent)
+        # Non-ASCII text escaped, as json.dumps writes it: a lone surrogate a test sends is then valid JSON.
+        response = await self._http.post("/mcp", content=json.dumps(body), headers=sent)
         if response.headers.get("content-type", "").startswith("text/event-stream"):
             for line in response.text.splitlines():
                 if line.startswith("data:") and line[5:].strip():
@@ -293,6 +294,28 @@ async def test_update_is_acknowledged_and_unknown_ids_get_the_documented_error(e
             assert answer["error"]["code"] == -32021, answer  # the request did not declare the extension
             assert answer["error"]["data"]["requiredCapabilities"] == {"extensions": {EXTENSION: {}}}
         await wire("tasks/cancel", {"taskId": handle["taskId"]})
+
+
+async def test_an_id_or_argument_that_is_not_unicode_text_is_answered_as_any_bad_one(emulator: Emulator) -> None:
+    """Over HTTP a lone surrogate (`"\\udce9"`, valid JSON) reaches the server: a task id holding one is not found,
+    as other unknown ids, and a tool argument holding one is an invalid argument naming it."""
+    with http_origin("stateless", slow_env(emulator)) as origin:
+        async with httpx2.AsyncClient(base_url=origin, headers=BEARER, timeout=60) as http:
+            wire = HttpWire(http)
+            routing = {"Mcp-Name": "job_\\udce9"}  # a header is ASCII: the id as the client escapes it
+            for method in ("tasks/get", "tasks/update", "tasks/cancel"):
+                answer = await wire(method, {"taskId": "job_\udce9", "inputResponses": {}}, headers=routing)
+                assert answer["error"] == {"code": -32602, "message": "Failed to retrieve task: Task not found"}
+            for arguments, field in (
+                ({"prompt": "caf\udce9"}, "prompt"),
+                ({"prompt": "hi", "conversation_id": "conv_\udce9"}, "conversation_id"),
+                ({"messages": [{"role": "user", "content": "x\ud800y"}]}, "messages[0].content"),
+            ):
+                answer = await wire("tools/call", {"name": "chat", "arguments": arguments})
+                refused = answer["result"]["structuredContent"]
+                assert answer["result"]["isError"] and refused["error"] == "invalid_argument", refused
+                assert refused["field"] == field and "lone surrogate" in refused["message"]
+    assert upstream_calls(emulator, "/chat/completions") == []
 
 
 async def test_another_callers_task_reads_as_unknown(emulator: Emulator) -> None:

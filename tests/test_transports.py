@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
@@ -62,6 +63,36 @@ async def test_stdout_carries_nothing_but_json_rpc(emulator: Emulator) -> None:
     assert answers[3]["result"]["isError"] is False
     assert answers[4]["result"]["isError"] is True
     assert {t["name"] for t in answers[2]["result"]["tools"]} == TOOLS
+
+
+async def test_a_request_holding_a_lone_surrogate_is_answered_with_its_own_id(emulator: Emulator) -> None:
+    """`"\\udce9"` is valid JSON but no Unicode text, so the SDK's parser refuses the line: its sender still gets an
+    answer carrying its id, saying where the surrogate is, instead of a parse error whose id is null."""
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}
+    call = {"name": "chat", "arguments": {"prompt": "caf\udce9"}}
+    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url)
+    async with await anyio.open_process(COMMAND, env=env) as process:
+        raw = RawStdio(process)
+        await raw.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
+        await raw.answer(1)
+        await raw.send(
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": "call-7", "method": "tools/call", "params": call},
+            {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "x\udce9"}},
+            {"jsonrpc": "2.0", "id": "\udce9", "method": "ping"},  # an id that cannot be sent back
+            {"jsonrpc": "2.0", "id": 9, "method": "ping"},
+        )
+        refused = await raw.answer("call-7")
+        unreadable = await raw.answer(None)
+        await raw.answer(9)
+        await raw.send({"jsonrpc": "2.0", "id": 10, "method": "ping"})
+        await raw.answer(10)  # the server goes on, and the notification got no answer meanwhile
+        await process.aclose()
+    assert refused["error"]["code"] == -32602
+    assert "`params.arguments.prompt` holds a lone surrogate (\\udce9)" in refused["error"]["message"]
+    assert unreadable["error"]["code"] == -32600
+    assert sorted(json.dumps(message.get("id")) for message in raw.seen) == ['"call-7"', "1", "10", "9", "null"]
+    assert upstream_calls(emulator, "/chat/completions") == []
 
 
 async def test_demo_needs_no_key_and_answers_from_the_emulator() -> None:

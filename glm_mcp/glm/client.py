@@ -6,6 +6,7 @@ built per call pays a fresh TLS handshake (about 25 ms) every time.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import email.utils
 import json
@@ -28,6 +29,7 @@ from glm_mcp.glm.errors import (
     GLMDeadlineError,
     GLMError,
     GLMFileRefusedError,
+    GLMKeptAliveError,
     GLMLimitError,
     GLMProtocolError,
     GLMSilentError,
@@ -202,7 +204,8 @@ class GLMClient:
         Leaving the block, normally or by cancellation, closes the upstream connection at once, so
         an abandoned answer stops costing tokens. Error frames raise `GLMAPIError`; a stream that
         breaks off before its final chunk raises `GLMStreamError`. The whole stream is bounded: in
-        time by GLM_CALL_DEADLINE (`GLMDeadlineError`), in size by SSE_MAX_EVENT_BYTES per event and
+        time by GLM_CALL_DEADLINE (`GLMDeadlineError`) and by GLM_TIMEOUT without any of the answer,
+        keep-alives or not (`GLMKeptAliveError`), in size by SSE_MAX_EVENT_BYTES per event and
         GLM_MAX_ANSWER_CHARS in all (`GLMLimitError`); either way the connection is closed.
         """
         body = request.model_copy(update={"stream": True}).to_json()
@@ -221,14 +224,19 @@ class GLMClient:
                 except BaseException:
                     self._limiter.release_on_behalf_of(slot)
                     raise
-            try:
-                yield self._chunks(response)
-            finally:
-                # Shielded: when the caller is cancelled, the connection must still be closed (not
-                # returned half-read to the pool), or the upstream would go on generating.
-                with anyio.CancelScope(shield=True):
-                    await response.aclose()
-                self._limiter.release_on_behalf_of(slot)
+            with anyio.CancelScope() as silent:
+                silence = _SilenceWatch(response, silent, self._http.timeout.read)
+                try:
+                    yield self._chunks(response, silence)
+                finally:
+                    silence.close()
+                    # Shielded: when the caller is cancelled, the connection must still be closed (not
+                    # returned half-read to the pool), or the upstream would go on generating.
+                    with anyio.CancelScope(shield=True):
+                        await response.aclose()
+                    self._limiter.release_on_behalf_of(slot)
+            if silent.cancelled_caught:
+                raise silence.error(self.base_url)
 
     def accumulator(self) -> StreamAccumulator:
         """An empty fold for a stream of this client: what it reads out is scrubbed of the key the stream was
@@ -269,7 +277,7 @@ class GLMClient:
             f"an event stream: {self._text(content, SNIPPET_CHARS)!r}"
         )
 
-    async def _chunks(self, response: httpx2.Response) -> AsyncIterator[ChatCompletionChunk]:
+    async def _chunks(self, response: httpx2.Response, silence: _SilenceWatch) -> AsyncIterator[ChatCompletionChunk]:
         finished = False
         answer_chars, max_answer_chars = 0, self._limits.max_answer_chars
         events = aiter(httpx2.EventSource(response, max_event_size=SSE_MAX_EVENT_BYTES))
@@ -282,6 +290,8 @@ class GLMClient:
                 if not data:  # an event of only `id:` / `event:` lines carries nothing for us
                     continue
                 chunk = self._parse_chunk(data, response)
+                if _says_something(chunk):
+                    silence.heard()
                 finished = finished or any(choice.finish_reason for choice in chunk.choices)
                 answer_chars += _answer_chars(chunk)
                 if answer_chars > max_answer_chars:
@@ -297,6 +307,8 @@ class GLMClient:
                 "the stream was stopped there",
                 limit="SSE_MAX_EVENT_BYTES",
             ) from None
+        except httpx2.ReadTimeout:  # reached, answering, then silent: not a cut connection
+            raise GLMSilentError(self.base_url, self._http.timeout.read) from None
         except httpx2.HTTPError as exc:
             raise GLMStreamError(f"the stream from the GLM API broke off: {self._describe(exc)}") from None
         if not finished:
@@ -600,6 +612,57 @@ async def _close(response: httpx2.Response) -> None:
 
 def _is_event_stream(response: httpx2.Response) -> bool:
     return response.headers.get("content-type", "").partition(";")[0].strip().lower() == "text/event-stream"
+
+
+class _SilenceWatch:
+    """Cancels a stream's `scope` once `seconds` pass without any of the answer.
+
+    Keep-alives (SSE comments, chunks that carry nothing) reset the read timeout, so without this
+    only GLM_CALL_DEADLINE would end a stream of them. A chunk with content only notes the time: a
+    loop timer looks once per period, which costs nothing per chunk (a cancel scope or a timer per
+    read costs some 25 us each, at every token).
+    """
+
+    def __init__(self, response: httpx2.Response, scope: anyio.CancelScope, seconds: float | None) -> None:
+        self._response = response
+        self._scope = scope
+        self._seconds = seconds
+        self._loop = asyncio.get_running_loop()
+        self.heard()
+        self._timer = self._loop.call_at(self._heard_at + seconds, self._look) if seconds else None
+
+    def heard(self) -> None:
+        """Some of the answer arrived: the silence starts again."""
+        self._heard_at = self._loop.time()
+        self._bytes_then = self._response.num_bytes_downloaded
+
+    def _look(self) -> None:
+        assert self._seconds is not None
+        due = self._heard_at + self._seconds
+        if self._loop.time() < due:
+            self._timer = self._loop.call_at(due, self._look)
+        else:
+            self._scope.cancel()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def error(self, base_url: str) -> GLMSilentError:
+        """What the silence was: keep-alives only, or nothing at all (then the read timeout's plain silence)."""
+        kept_alive = self._response.num_bytes_downloaded > self._bytes_then
+        return (GLMKeptAliveError if kept_alive else GLMSilentError)(base_url, self._seconds)
+
+
+def _says_something(chunk: ChatCompletionChunk) -> bool:
+    """Whether a chunk carries any of the answer (text, reasoning, a tool call, search results, its end), unlike
+    the empty chunks an upstream may send only to keep the connection open."""
+    if chunk.web_search or chunk.usage is not None:
+        return True
+    return any(
+        choice.finish_reason or choice.delta.content or choice.delta.reasoning_content or choice.delta.tool_calls
+        for choice in chunk.choices
+    )
 
 
 def _answer_chars(chunk: ChatCompletionChunk) -> int:

@@ -187,16 +187,38 @@ class GLMSilentError(GLMTransportError):
 
     def __init__(self, base_url: str, seconds: float | None) -> None:
         waited = f"{seconds:g} s" if seconds else "the read timeout"
-        super().__init__(
-            f"the GLM API at {base_url} was reached, then sent nothing for {waited} (GLM_TIMEOUT)",
-            maybe_delivered=True,
-        )
+        super().__init__(self._silence(base_url, waited), maybe_delivered=True)
         self.seconds = seconds
+
+    @staticmethod
+    def _silence(base_url: str, waited: str) -> str:
+        return f"the GLM API at {base_url} was reached, then sent nothing for {waited} (GLM_TIMEOUT)"
 
     def advice(self, facts: Advice) -> str:
         return (
             "The platform may be overloaded or the model slow to start: try again, perhaps with a faster model; "
             "if long silences are expected, raise GLM_TIMEOUT."
+        )
+
+
+class GLMKeptAliveError(GLMSilentError):
+    """A stream kept open with keep-alives (SSE comments, empty chunks) and nothing else for the read timeout.
+
+    The keep-alives reset the read timeout, so only GLM_CALL_DEADLINE would end such a stream otherwise, with the
+    job and its concurrency slot held all that time; this treats it as silent.
+    """
+
+    @staticmethod
+    def _silence(base_url: str, waited: str) -> str:
+        return (
+            f"the GLM API at {base_url} kept the stream open but sent nothing but keep-alives (comments or empty "
+            f"chunks) for {waited} (GLM_TIMEOUT): no text, reasoning or tool call; the stream was stopped"
+        )
+
+    def advice(self, facts: Advice) -> str:
+        return (
+            "The platform may be overloaded or the model stuck: try again, perhaps with a faster model; if the "
+            "model may really go that long without writing anything, raise GLM_TIMEOUT."
         )
 
 

@@ -15,17 +15,21 @@ whether that process is alive: this is `SQLiteDatabase.interrupt_gone`, which `J
 when a read comes across running jobs of another owner (they are then recorded as `interrupted`,
 with the partial text last saved).
 
-What cannot be done raises `RegistryUnavailable`, with the path and the fix: a full disk, a
-directory that cannot be created. A file that cannot be written (a read-only mount, a file
-without write permission) is opened read-only: everything recorded stays listed and readable,
-and only new records are refused. A file that is not a database is moved aside as
-`jobs.sqlite3.corrupt-<UTC time>` (with its -wal and -shm) and a fresh one is started; the log
-and the next result name both files.
+What cannot be done raises `RegistryUnavailable`, with the path, the cause and the fix for that
+cause: a full disk, a read-only file or directory, a file where a directory should be, a database
+whose tables are not ours (another program's, or a newer glm-mcp's). A file that cannot be written
+(a read-only mount, a file without write permission) is opened read-only: everything recorded stays
+listed and readable, and only new records are refused. A file that is not a database, or whose
+corruption SQLite finds only once it is open (garbage pages behind a valid header), is moved aside
+as `jobs.sqlite3.corrupt-<UTC time>` (with its -wal and -shm) and a fresh one is started: in the
+latter case the batch that found it runs again on the fresh file. The log and the next result name
+both files.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sqlite3
@@ -79,6 +83,10 @@ class SQLiteDatabase:
         self._owner_lock: OwnerLock | None = None
         self._read_only: str | None = None
         """Why the file is open read-only, when it is."""
+        self._opened: int | None = None
+        """The inode of the file open, to tell whether another process has replaced it since."""
+        self._corrupt: sqlite3.Error | None = None
+        """The corruption a statement found in the (writable) file open: it is moved aside after the batch."""
         self._principal_column = "principal"
         """What a record's principal is read from: "'server'" for a read-only file of schema 1 (`_read_as_schema_2`)."""
         self._notice: str | None = None
@@ -143,8 +151,34 @@ class SQLiteDatabase:
     # --- in the worker thread ---------------------------------------------------------------------
 
     def _run_batch(self, works: list[Work[Any]]) -> None:
-        """What was queued together: the reads one by one, then the writes in one transaction, each in a
-        savepoint of its own, so one that fails takes nothing of the others with it."""
+        """What was queued together; when it found the file corrupt, the file is replaced by a fresh one and the
+        batch's writes (kept in the file moved aside, if at all) and its failed reads run again on that."""
+        self._run_works(works)
+        if self._corrupt is None:
+            return
+        found, self._corrupt = self._corrupt, None
+        again = [work for work in works if work.write or _corrupted(work.error)]
+        try:
+            self._replace_open(found)
+        except RegistryUnavailable as exc:
+            for work in again:
+                work.fail(_caused(exc, found))
+            return
+        for work in again:
+            work.again()
+        self._run_works(again)
+
+    def _replace_open(self, found: sqlite3.Error) -> None:
+        """Close the corrupt file and open a fresh one in its place (this process keeps its owner lock)."""
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+        self._db = self._with_lock(self._replace_corrupt(found, self._opened))
+
+    def _run_works(self, works: list[Work[Any]]) -> None:
+        """The reads one by one, then the writes in one transaction, each in a savepoint of its own, so one
+        that fails takes nothing of the others with it."""
         try:
             db = self._connection()
         except RegistryUnavailable as exc:
@@ -184,7 +218,7 @@ class SQLiteDatabase:
         except sqlite3.Error as exc:
             work.fail(_caused(self._failure(exc), exc))
         except OSError as exc:  # an owner's lock file that cannot be read
-            work.fail(_caused(self._unavailable(f"cannot be used ({exc})", self._fix_writable()), exc))
+            work.fail(_caused(self._os_failure("cannot be used", exc), exc))
         except Exception as exc:
             work.fail(exc)
         return work.error is None
@@ -205,14 +239,14 @@ class SQLiteDatabase:
             except sqlite3.Error as exc:
                 raise self._failure(exc) from exc
             except OSError as exc:
-                raise self._unavailable(f"cannot be used ({exc})", self._fix_writable()) from exc
+                raise self._os_failure("cannot be used", exc) from exc
         return self._db
 
     def _open(self) -> sqlite3.Connection:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise self._unavailable(f"cannot be created: {exc.strerror or exc}", self._fix_writable()) from exc
+            raise self._os_failure("cannot be created", exc) from exc
         if not self._writable():
             return self._open_read_only("the file or its directory is read-only")
         opened = _inode(self._path)
@@ -220,8 +254,9 @@ class SQLiteDatabase:
             return self._with_lock(self._replace_corrupt(sqlite3.DatabaseError("file is not a database"), opened))
         try:
             db = self._open_shared()
+            self._opened = opened
         except sqlite3.DatabaseError as exc:
-            if _errorname(exc) in {"SQLITE_NOTADB", "SQLITE_CORRUPT"}:
+            if _errorname(exc) in _CORRUPT:
                 db = self._replace_corrupt(exc, opened)
             elif _errorname(exc).startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) and self._path.exists():
                 return self._open_read_only(str(exc))
@@ -230,14 +265,15 @@ class SQLiteDatabase:
         return self._with_lock(db)
 
     def _with_lock(self, db: sqlite3.Connection) -> sqlite3.Connection:
-        """`db`, once this process holds its owner lock: it may then record jobs it generates."""
+        """`db`, once this process holds its owner lock (taken once, kept until the store closes): it may then
+        record jobs it generates."""
+        if self._owner_lock is not None:
+            return db
         try:
             self._owner_lock = OwnerLock(self._owners_dir, self._owner)
         except OSError as exc:
             db.close()
-            raise self._unavailable(
-                f"cannot hold this process's lock in {self._owners_dir}: {exc.strerror or exc}", self._fix_writable()
-            ) from exc
+            raise self._os_failure(f"cannot hold this process's lock in {self._owners_dir}", exc) from exc
         return db
 
     def _writable(self) -> bool:
@@ -296,6 +332,7 @@ class SQLiteDatabase:
         `opened` is the file found corrupt: when another process sharing it has replaced it meanwhile,
         its fresh file is used, not moved aside in turn."""
         if _inode(self._path) != opened:
+            self._opened = _inode(self._path)
             return self._open_shared()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         aside = self._path.with_name(f"{self._path.name}.corrupt-{stamp}")
@@ -303,7 +340,9 @@ class SQLiteDatabase:
             for suffix in ("", "-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.replace(_sibling(self._path, suffix), _sibling(aside, suffix))
+            opened = _inode(self._path)
             db = self._open_shared()
+            self._opened = opened
         except (OSError, sqlite3.Error) as again:
             raise self._unavailable(
                 f"is corrupt ({exc}) and could not be replaced ({again})",
@@ -333,6 +372,21 @@ class SQLiteDatabase:
             f"Make {self._path.parent} writable (or set GLM_DATA_DIR to a writable directory) and restart the server."
         )
 
+    def _os_failure(self, what: str, exc: OSError) -> RegistryUnavailable:
+        """`exc`, raised by the file system while the registry `what`, with the fix for its cause."""
+        if exc.errno in {errno.ENOTDIR, errno.EEXIST}:
+            blocking = _file_in_the_way(Path(exc.filename)) if exc.filename else None
+            where = str(blocking or exc.filename or self._path.parent)
+            return self._unavailable(
+                f"{what}: {where} is a file where a directory should be",
+                f"Move {where} aside (or set GLM_DATA_DIR to a directory) and restart the server.",
+            )
+        if exc.errno in {errno.EROFS, errno.EACCES, errno.EPERM}:
+            return self._unavailable(f"{what}: {exc.strerror or exc}", self._fix_writable())
+        return self._unavailable(
+            f"{what} ({exc})", f"Look at what is wrong with {self._path.parent}, mend it, and restart the server."
+        )
+
     def _failure(self, exc: sqlite3.Error, *, read_only: bool = False) -> RegistryUnavailable:
         """`exc` as a `RegistryUnavailable` saying what to do about it."""
         name = _errorname(exc)
@@ -349,22 +403,44 @@ class SQLiteDatabase:
                 f"was locked by another process for more than {BUSY_TIMEOUT_S:.0f} s",
                 "Call again; if it lasts, look for a process holding the file (a database browser).",
             )
-        if name in {"SQLITE_NOTADB", "SQLITE_CORRUPT"}:
-            if not read_only and self._db is not None:  # the next call reopens it, and moves it aside
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.close()
-                self._db = None
+        if name in _CORRUPT:
+            if read_only or self._read_only:
+                return self._unavailable(
+                    f"is corrupt ({exc}) and read-only, so it cannot be replaced",
+                    f"Stop the glm-mcp servers using it, move {self._path} aside (or set GLM_DATA_DIR to a writable "
+                    "directory), and start again.",
+                )
+            self._corrupt = exc  # moved aside once the batch has run, which then runs again on a fresh file
+            return self._unavailable(f"is corrupt ({exc})", "Call again: it is moved aside and a fresh one started.")
+        if name == "SQLITE_ERROR":  # a statement of ours that does not fit the tables there
             return self._unavailable(
-                f"is corrupt ({exc})",
-                "Call again: a writable registry is moved aside and started anew. A read-only one must be "
-                f"moved aside by hand ({self._path}).",
+                f"holds tables that are not this glm-mcp's ({exc}): another program's database, or a newer glm-mcp's",
+                f"Move {self._path} aside (or set GLM_DATA_DIR to another directory) and restart the server; if a "
+                "newer glm-mcp wrote it, upgrade this one instead.",
             )
         return self._unavailable(f"cannot be used ({exc})", self._fix_writable())
+
+
+_CORRUPT = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
 
 
 def _caused(error: RegistryUnavailable, exc: BaseException) -> RegistryUnavailable:
     error.__cause__ = exc
     return error
+
+
+def _corrupted(error: BaseException | None) -> bool:
+    """Whether `error` is a registry failure caused by the file's corruption."""
+    cause = error.__cause__ if isinstance(error, RegistryUnavailable) else None
+    return isinstance(cause, sqlite3.Error) and _errorname(cause) in _CORRUPT
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest of `path` and its parents that exists and is not a directory."""
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return None if candidate.is_dir() else candidate
+    return None
 
 
 def _sibling(path: Path, suffix: str) -> Path:

@@ -49,6 +49,10 @@ class Work(Generic[_T]):
     def fail(self, error: BaseException) -> None:
         self.error, self.done = error, True
 
+    def again(self) -> None:
+        """Forget its outcome, to run it once more (the SQLite store, on a fresh file after a corrupt one)."""
+        self.result, self.error, self.done = None, None, False
+
 
 class BatchThread:
     """Runs `run_batch(works)` in a thread of its own for what callers `submit`; started at the first work."""

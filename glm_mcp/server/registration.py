@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
@@ -37,6 +38,7 @@ __all__ = [
     "LOOKS_UP",
     "STARTS",
     "Handler",
+    "LoneSurrogate",
     "TaskForm",
     "TaskState",
     "TaskStatus",
@@ -44,6 +46,7 @@ __all__ = [
     "argument_error",
     "input_schema",
     "lean_schema",
+    "lone_surrogate",
     "parse_arguments",
     "register",
     "sdk_tool",
@@ -180,7 +183,8 @@ def parse_arguments(model: type[ArgsT], given: dict[str, Any]) -> ArgsT:
     """`given` validated against `model`, once; any mistake is an `ArgumentError`.
 
     An array or object argument that arrives as JSON text (some clients send them so) is decoded
-    first, as the SDK's own validation would.
+    first, as the SDK's own validation would. Text that is not Unicode (a lone surrogate, which the
+    HTTP transport lets through) is refused here, naming where, before anything stores or sends it.
     """
     decoded = dict(given)
     for key, value in given.items():
@@ -190,10 +194,56 @@ def parse_arguments(model: type[ArgsT], given: dict[str, Any]) -> ArgsT:
                 parsed = json.loads(value)
                 if isinstance(parsed, list | dict):
                     decoded[key] = parsed
+    if (found := lone_surrogate(decoded)) is not None:
+        raise ArgumentError(found.path, f"it {found.said()}.")
     try:
         return model.model_validate(decoded)
     except ValidationError as exc:
         raise argument_error(exc, model) from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped(text: str) -> str:
+    return _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+class LoneSurrogate(NamedTuple):
+    """Where a JSON value holds a lone surrogate, and which one: both escaped, so that they can be written out."""
+
+    path: str
+    escape: str
+
+    def said(self) -> str:
+        """What is wrong, to follow the place's name: "`prompt` holds …"."""
+        return (
+            f"holds a lone surrogate ({self.escape}), which is no Unicode character (UTF-8 cannot encode it); "
+            "send the text as valid Unicode"
+        )
+
+
+def lone_surrogate(value: object, path: str = "") -> LoneSurrogate | None:
+    """The first lone surrogate in `value` (JSON as Python's parser reads it, names included), or None.
+
+    `"\\udce9"` is valid JSON, which Python decodes to a code point no UTF-8 text holds: the SDK's stdio
+    parser refuses such a line, while over HTTP it reaches the handlers, and SQLite or the JSON sent upstream
+    fails on it. A surrogate pair decodes to one character, so any surrogate left is a lone one.
+    """
+    pending: list[tuple[object, str]] = [(value, path)]
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, str):
+            found = None if item.isascii() else _SURROGATE.search(item)
+            if found is not None:
+                return LoneSurrogate(_escaped(where) or "the value", _escaped(found.group()))
+        elif isinstance(item, dict):
+            for name, inner in reversed(item.items()):  # reversed: the first member is looked at first
+                member = f"{where}.{name}" if where else str(name)
+                pending += [(inner, member), (str(name), member)]
+        elif isinstance(item, list):
+            pending.extend((inner, f"{where}[{index}]") for index, inner in reversed(list(enumerate(item))))
+    return None
 
 
 def argument_error(error: ValidationError, model: type[BaseModel]) -> ArgumentError:

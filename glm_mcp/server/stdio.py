@@ -3,7 +3,9 @@
 The SDK's stdio transport passes a line that is not a valid JSON-RPC message on as an exception,
 which the server only logs: the client waits forever for an answer to, say, a request whose
 `params` is not an object. JSON-RPC 2.0 says to answer: -32700 for text that is not JSON,
--32600 for JSON that is not a valid message (with the request's id when it has one).
+-32600 for JSON that is not a valid message (with the request's id when it has one). A request
+the SDK's parser refuses although Python's reads it, one holding a lone surrogate escape such as
+`"\\udce9"` (valid JSON, but no Unicode text), is answered with its own id: -32602 naming where.
 
 A request whose id is still in use by one in flight gets -32600 too: the SDK would run both and
 keep only the second in its table, so the first could no longer be cancelled.
@@ -17,6 +19,7 @@ handed-off jobs as interrupted with their partial text, and the process exits.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -33,6 +36,7 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.dispatcher import as_request_id, coerce_request_id
 from mcp.shared.message import SessionMessage
 from mcp.types import (
+    INVALID_PARAMS,
     INVALID_REQUEST,
     PARSE_ERROR,
     ErrorData,
@@ -45,6 +49,7 @@ from mcp.types import (
 from pydantic import ValidationError
 
 from glm_mcp.server import tasks_2025
+from glm_mcp.server.registration import lone_surrogate
 
 logger = logging.getLogger(__name__)
 
@@ -226,17 +231,46 @@ class AnsweringMalformed(_ClosedOnExit):
 def error_answer(error: ValidationError) -> JSONRPCError | None:
     """The JSON-RPC error for a line that failed to parse, or None for a malformed notification."""
     details = error.errors()
-    if any(detail["type"] == "json_invalid" for detail in details):
-        return _error(None, PARSE_ERROR, "Parse error: the line is not valid JSON")
+    unparsed = next((detail for detail in details if detail["type"] == "json_invalid"), None)
+    if unparsed is not None:
+        return _unparsed_answer(unparsed["input"])
     message = next((d["input"] for d in details if isinstance(d.get("input"), dict)), None)
     if message is None:
         return _error(None, INVALID_REQUEST, "Invalid Request: expected a JSON-RPC message object")
-    request_id = message.get("id")
     if "id" not in message:
         return None  # a notification gets no answer, even a malformed one
+    return _error(_readable_id(message), INVALID_REQUEST, "Invalid Request: not a valid JSON-RPC 2.0 / MCP message")
+
+
+def _unparsed_answer(line: object) -> JSONRPCError | None:
+    """The answer to a line the SDK's parser refused: with the request's id whenever Python's parser reads one.
+
+    Python's parser takes what the SDK's does not: a lone surrogate escape, which is said with where it is, and
+    `NaN`, which is not JSON either. A notification is not answered; a client's response, which has no `method`,
+    is answered as text that is not JSON, as before.
+    """
+    try:
+        message = json.loads(line) if isinstance(line, str) else None
+    except (ValueError, RecursionError):
+        message = None
+    if not isinstance(message, dict) or not isinstance(message.get("method"), str):
+        return _error(None, PARSE_ERROR, "Parse error: the line is not valid JSON")
+    if "id" not in message:
+        return None
+    found = lone_surrogate(message)
+    if found is None:
+        return _error(_readable_id(message), PARSE_ERROR, "Parse error: the line is not valid JSON")
+    if found.path.startswith("params"):
+        return _error(_readable_id(message), INVALID_PARAMS, f"Invalid params: `{found.path}` {found.said()}.")
+    return _error(_readable_id(message), INVALID_REQUEST, f"Invalid Request: `{found.path}` {found.said()}.")
+
+
+def _readable_id(message: dict[str, Any]) -> int | str | None:
+    """The request's id, when it is one that can be sent back (an integer, or a string that is Unicode text)."""
+    request_id = message.get("id")
     if isinstance(request_id, bool) or not isinstance(request_id, int | str):
-        request_id = None
-    return _error(request_id, INVALID_REQUEST, "Invalid Request: not a valid JSON-RPC 2.0 / MCP message")
+        return None
+    return request_id if lone_surrogate(request_id) is None else None
 
 
 def _error(request_id: int | str | None, code: int, message: str) -> JSONRPCError:

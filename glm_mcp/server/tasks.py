@@ -40,7 +40,7 @@ from pydantic import ConfigDict, Field
 
 from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, RegistryUnavailable
 from glm_mcp.server.progress import describe_job
-from glm_mcp.server.registration import TaskForm, TaskState, ToolSpec
+from glm_mcp.server.registration import TaskForm, TaskState, ToolSpec, lone_surrogate
 from glm_mcp.server.state import AppState
 from glm_mcp.server.task_offer import TaskOffer, offering_task
 
@@ -113,10 +113,11 @@ class TaskTable:
         return form is not None and form.offered(arguments or {})
 
     def parse(self, task_id: str) -> TaskRef | None:
-        """The task a task id names, or None for an id no task of ours could have."""
+        """The task a task id names, or None for an id no task of ours could have (also one that is not Unicode
+        text, which the registry could not even look up)."""
         job_id, dot, rest = task_id.partition(".")
         form = self._forms.get(dot + rest)
-        if form is None or not job_id.startswith(JOB_ID_PREFIX):
+        if form is None or not job_id.startswith(JOB_ID_PREFIX) or lone_surrogate(task_id) is not None:
             return None
         return TaskRef(task_id, job_id, form)
 

@@ -198,6 +198,7 @@ class SubmittedTask(RegistryNotes, SentFiles):
 
 
 async def chat(app: AppState, ctx: Context, args: ChatArguments) -> ChatResult:
+    await args.check_schemas()
     return await _answered(app, ctx, "chat", args)
 
 
@@ -254,6 +255,7 @@ def _answer(job: Job) -> Answer:
 async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> SubmittedTask:
     """Start a platform job; a submit that may have arrived is never re-sent, and one the registry cannot record still
     returns its id, saying so."""
+    await args.check_schemas()
     prepared = await prepare(app, ctx, args.chat_request(app.settings), files=args.files)
     request = prepared.request
     attempts = Attempts()
