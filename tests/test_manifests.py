@@ -19,12 +19,17 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any, get_args
 
 import jsonschema
 import pytest
 from mcp import Client, StdioServerParameters
+from packaging.requirements import Requirement
+from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms, parse_tag
+from packaging.utils import canonicalize_name
 
 from glm_mcp import __version__
 from glm_mcp.app import create_server
@@ -417,36 +422,94 @@ def substituted(value: str, directory: Path, user: dict[str, str]) -> str:
     return re.sub(r"\$\{user_config\.(\w+)\}", lambda match: user[match.group(1)], value)
 
 
-@pytest.mark.anyio
-async def test_the_packed_bundle_runs_from_a_fresh_directory_without_the_index(
-    tmp_path: Path, emulator: Emulator
-) -> None:
-    python = Path(sys._base_executable)  # type: ignore[attr-defined]  # the system's Python, not this .venv
-    assert subprocess.run([python, "-c", "import mcp"], capture_output=True, cwd=tmp_path).returncode != 0, (
-        "the system Python has mcp installed: the test could not tell the bundle's own copy from it"
-    )
-    staged = tmp_path / "stage" / "glm-mcp"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "stage-mcpb"), str(staged)], check=True, timeout=120)
-    output = tmp_path / "glm-mcp.mcpb"
-    pack = run_node_tool(MCPB, "mcpb", "pack", str(staged), str(output), timeout=300)
-    assert pack.returncode == 0, pack.stdout + pack.stderr
+SERVED_PYTHONS = ["3.11", "3.12", "3.13", "3.14"]
+"""The Pythons scripts/stage-mcpb puts wheels in a bundle for, unless told otherwise."""
+BUILDER_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+BUNDLE_MACHINES = {"darwin": ["arm64", "x86_64"], "win32": ["x86_64"], "linux": ["x86_64"]}
+SERVES = {
+    "darwin": "CPython 3.11, 3.12, 3.13, 3.14 on macOS 11 or later (arm64, x86_64)",
+    "win32": "CPython 3.11, 3.12, 3.13, 3.14 on Windows (x86_64)",
+    "linux": "CPython 3.11, 3.12, 3.13, 3.14 on Linux (glibc 2.17 or later) (x86_64)",
+}
 
+
+def stage_bundle(directory: Path, *options: str) -> str:
+    """scripts/stage-mcpb as scripts/build-mcpb runs it; returns the line saying what the bundle serves."""
+    staged = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "stage-mcpb"), *options, str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert staged.returncode == 0, staged.stdout + staged.stderr
+    return staged.stdout.strip().splitlines()[-1]
+
+
+def installed_python(version: str) -> Path | None:
+    """A CPython `version` on this machine with nothing installed in it, or None: the builder's own, or another."""
+    if version == BUILDER_PYTHON:
+        return Path(sys._base_executable)  # type: ignore[attr-defined]  # the system's Python, not this .venv
+    candidates = [shutil.which(f"python{version}"), f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
+    candidates += sorted(str(path) for path in Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
+    for candidate in candidates:
+        if candidate is None or not Path(candidate).is_file():
+            continue
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == version:  # a pyenv shim of an unselected version fails
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="module")
+def installed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This machine's bundle as Claude Desktop holds it: staged by scripts/stage-mcpb, packed by mcpb, unpacked."""
+    tmp_path = tmp_path_factory.mktemp("bundle")
+    staged = tmp_path / "stage" / "glm-mcp"
+    assert stage_bundle(staged) == SERVES[sys.platform]
+    output = tmp_path / "glm-mcp.mcpb"
+    pack = run_node_tool(MCPB, "mcpb", "pack", str(staged), str(output), timeout=600)
+    assert pack.returncode == 0, pack.stdout + pack.stderr
     installed = tmp_path / "Claude Extensions" / "glm-mcp"  # where Claude Desktop unpacks it; a space on purpose
     with zipfile.ZipFile(output) as archive:
         archive.extractall(installed)
+    return installed
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("version", SERVED_PYTHONS)
+async def test_the_packed_bundle_runs_from_a_fresh_directory_without_the_index(
+    version: str, installed_bundle: Path, tmp_path: Path, emulator: Emulator
+) -> None:
+    """Under each Python the bundle serves, the builder's (3.11 here) and any other installed, as the host starts it."""
+    python = installed_python(version)
+    if python is None:
+        pytest.skip(f"no Python {version} on this machine to start the bundle with")
+    assert subprocess.run([python, "-c", "import mcp"], capture_output=True, cwd=tmp_path).returncode != 0, (
+        "the system Python has mcp installed: the test could not tell the bundle's own copy from it"
+    )
+    installed = installed_bundle
     manifest = json.loads((installed / "manifest.json").read_text())
     assert {k: v for k, v in manifest.items() if k != "compatibility"} == {
         k: v for k, v in load("mcpb/manifest.json").items() if k != "compatibility"
     }
     assert manifest["compatibility"]["platforms"] == [sys.platform]
+    assert manifest["compatibility"]["runtimes"]["python"] == ">=3.11.0 <3.15.0"
     config = manifest["server"]["mcp_config"]
     user = {field: spec.get("default", "") for field, spec in manifest["user_config"].items()}
     user["api_key"] = GENERAL_KEY
     env = {name: substituted(value, installed, user) for name, value in config["env"].items()}
-    env |= {"PATH": f"{python.parent}{os.pathsep}/usr/bin:/bin", "HOME": str(tmp_path / "home")}
+    on_path = tmp_path / "bin"  # the user's PATH, where this Python is python3 (and python, as Windows names it)
+    on_path.mkdir()
+    for name in ("python3", "python"):
+        (on_path / name).symlink_to(python)
+    env |= {"PATH": f"{on_path}{os.pathsep}/usr/bin:/bin", "HOME": str(tmp_path / "home")}
     env["GLM_BASE_URL"] = emulator.base_url  # the only addition: the emulator answers instead of the platform
     command = shutil.which(config["command"], path=env["PATH"])
     assert command is not None
+    reported = subprocess.run([command, "--version"], capture_output=True, text=True).stdout
+    assert reported.startswith(f"Python {version}."), f"the host finds this Python as python3, not {reported}"
     params = StdioServerParameters(
         command=command, args=[substituted(arg, installed, user) for arg in config["args"]], env=env
     )
@@ -456,6 +519,187 @@ async def test_the_packed_bundle_runs_from_a_fresh_directory_without_the_index(
     assert tools == [tool["name"] for tool in manifest["tools"]]
     assert not answer.is_error, answer.content
     assert upstream_calls(emulator, "/chat/completions"), "the bundle's server answered from the emulator"
+
+
+def test_a_python_the_bundle_does_not_serve_is_told_which_ones_it_does(installed_bundle: Path) -> None:
+    python = next(filter(None, map(installed_python, ["3.10", "3.9", "3.8"])), None)
+    if python is None:
+        pytest.skip("no Python older than 3.11 on this machine")
+    started = subprocess.run(
+        [python, str(installed_bundle / "server" / "main.py")], capture_output=True, text=True, timeout=60
+    )
+    assert started.returncode == 1
+    assert started.stderr.count("\n") == 1, started.stderr  # one line, no traceback
+    assert f"serves {SERVES[sys.platform]}" in started.stderr
+    version = subprocess.run([python, "-c", "import platform; print(platform.python_version())"], capture_output=True)
+    assert f"started by Python {version.stdout.decode().strip()} " in started.stderr and str(python) in started.stderr
+
+
+def test_the_launcher_honours_pth_files_as_site_packages_would(tmp_path: Path) -> None:
+    """pywin32 is importable only through the .pth file it installs: the bundle's sets are site directories."""
+    site_dir = tmp_path / "set"
+    (site_dir / "win32" / "lib").mkdir(parents=True)
+    (site_dir / "win32" / "lib" / "pth_listed_module.py").write_text("FOUND = True\n")
+    (site_dir / "pywin32.pth").write_text("# as pywin32's\nwin32\nwin32/lib\n")
+    probe = (
+        "import runpy, sys\n"
+        "launcher = runpy.run_path(sys.argv[1])\n"
+        "launcher['activate']([__import__('pathlib').Path(sys.argv[2])])\n"
+        "import pth_listed_module, json\n"
+        "print(json.dumps(sys.path))\n"
+    )
+    launcher = MANIFESTS / "mcpb" / "server" / "main.py"
+    run = subprocess.run(
+        [sys.executable, "-c", probe, str(launcher), str(site_dir)], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    path = json.loads(run.stdout)
+    assert path[:3] == [str(site_dir), str(site_dir / "win32"), str(site_dir / "win32" / "lib")], path[:4]
+
+
+# --- the bundles for the platforms Claude Desktop runs on, built here ---------------------
+
+
+def marker_environment(system: str, machine: str, version: str) -> dict[str, str]:
+    """What a requirement's markers see on that machine (PEP 508)."""
+    return {
+        "sys_platform": system,
+        "platform_system": {"darwin": "Darwin", "win32": "Windows", "linux": "Linux"}[system],
+        "os_name": "nt" if system == "win32" else "posix",
+        "platform_machine": "AMD64" if system == "win32" else machine,
+        "python_version": version,
+        "python_full_version": f"{version}.0",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+    }
+
+
+def supported_tags(system: str, machine: str, version: str) -> set[Tag]:
+    """The wheel tags CPython `version` installs on that machine; macOS 11 is the oldest Claude Desktop runs on."""
+    python = (3, int(version.split(".")[1]))
+    if system == "darwin":
+        platforms = list(mac_platforms((11, 0), machine))
+    elif system == "win32":
+        platforms = ["win_amd64"]
+    else:
+        platforms = [f"manylinux_2_{minor}_{machine}" for minor in range(17, 4, -1)]
+        platforms += [f"manylinux{year}_{machine}" for year in ("2014", "2010", "1")]
+    abi = f"cp{python[0]}{python[1]}"
+    return set(cpython_tags(python, [abi], platforms)) | set(compatible_tags(python, abi, platforms))
+
+
+BINARY_FORMAT = {"darwin": "Mach-O", "win32": "PE", "linux": "ELF"}
+
+
+def binary_machines(path: Path) -> tuple[str, set[str]]:
+    """A compiled file's format (ELF, Mach-O thin or universal, PE) and the machines it holds code for."""
+    head = path.read_bytes()[:4096]
+    if head[:4] == b"\x7fELF":
+        return "ELF", {{0x3E: "x86_64", 0xB7: "arm64"}.get(int.from_bytes(head[18:20], "little"), "other")}
+    mach_o = {0x01000007: "x86_64", 0x0100000C: "arm64"}
+    if head[:4] == b"\xcf\xfa\xed\xfe":
+        return "Mach-O", {mach_o.get(int.from_bytes(head[4:8], "little"), "other")}
+    if head[:4] == b"\xca\xfe\xba\xbe":
+        count = int.from_bytes(head[4:8], "big")
+        kinds = [int.from_bytes(head[8 + 20 * i : 12 + 20 * i], "big") for i in range(count)]
+        return "Mach-O", {mach_o.get(kind, "other") for kind in kinds}
+    if head[:2] == b"MZ":
+        pe = int.from_bytes(head[0x3C:0x40], "little")
+        assert head[pe : pe + 4] == b"PE\0\0", path
+        return "PE", {{0x8664: "x86_64", 0xAA64: "arm64"}.get(int.from_bytes(head[pe + 4 : pe + 6], "little"), "other")}
+    raise AssertionError(f"{path} is no binary this test knows")
+
+
+def required_distributions(
+    dependencies: list[str], installed: Mapping[str, metadata.Distribution], environment: dict[str, str]
+) -> set[str]:
+    """The distributions `dependencies` need on the machine `environment` describes, markers and extras followed."""
+    needed: set[str] = set()
+    pending = [(Requirement(text), "") for text in dependencies]
+    while pending:
+        requirement, extra = pending.pop()
+        if requirement.marker is not None and not requirement.marker.evaluate({**environment, "extra": extra}):
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in installed, f"{name} is missing ({requirement})"
+        if name in needed and not requirement.extras:
+            continue
+        needed.add(name)
+        for text in installed[name].requires or []:
+            pending += [(Requirement(text), wanted) for wanted in ("", *requirement.extras)]
+    return needed
+
+
+@pytest.fixture(scope="module")
+def staged_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """The macOS and Windows bundles, staged here on Linux as scripts/build-mcpb stages them."""
+    root = tmp_path_factory.mktemp("bundles")
+    return {system: (root / system, stage_bundle(root / system, "--os", system)) for system in ("darwin", "win32")}
+
+
+@pytest.mark.parametrize("system", ["darwin", "win32"])
+def test_a_bundle_built_here_for_macos_or_windows_declares_what_it_serves(
+    system: str, staged_bundles: dict[str, tuple[Path, str]]
+) -> None:
+    staged, printed = staged_bundles[system]
+    assert printed == SERVES[system]
+    manifest = json.loads((staged / "manifest.json").read_text())
+    assert manifest["compatibility"] == {"platforms": [system], "runtimes": {"python": ">=3.11.0 <3.15.0"}}
+    built = json.loads((staged / "server" / "lib" / "built-for.json").read_text())
+    assert built["serves"] == SERVES[system]
+    assert set(built["targets"]) == {
+        f"{system}-{machine}-cp{version.replace('.', '')}"
+        for machine in BUNDLE_MACHINES[system]
+        for version in SERVED_PYTHONS
+    }
+    validate = run_node_tool(MCPB, "mcpb", "validate", str(staged / "manifest.json"), timeout=120)
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    assert "Manifest schema validation passes" in validate.stdout
+
+
+@pytest.mark.parametrize("system", ["darwin", "win32"])
+def test_a_bundle_built_here_carries_wheels_for_each_machine_and_python_it_declares(
+    system: str, staged_bundles: dict[str, tuple[Path, str]]
+) -> None:
+    staged, _ = staged_bundles[system]
+    lib = staged / "server" / "lib"
+    built = json.loads((lib / "built-for.json").read_text())
+    for machine in BUNDLE_MACHINES[system]:
+        for version in SERVED_PYTHONS:
+            key = f"{system}-{machine}-cp{version.replace('.', '')}"
+            directories = [lib / name for name in built["targets"][key]]
+            entries = [entry.name for directory in directories for entry in directory.iterdir()]
+            assert len(entries) == len(set(entries)), f"{key}: two directories hold the same name"
+            installed: dict[str, metadata.Distribution] = {
+                canonicalize_name(distribution.metadata["Name"]): distribution
+                for distribution in metadata.distributions(path=[str(directory) for directory in directories])
+            }
+            supported = supported_tags(system, machine, version)
+            compiled = set()
+            for name, distribution in installed.items():
+                wheel = distribution.read_text("WHEEL") or ""
+                tags = {tag for line in wheel.splitlines() if line.startswith("Tag: ") for tag in parse_tag(line[5:])}
+                assert tags & supported, f"{key}: {name} is built for {sorted(map(str, tags))}"
+                if any(tag.platform != "any" for tag in tags):
+                    compiled.add(name)
+            assert {"pydantic-core", "rpds-py", "cffi", "cryptography"} <= compiled, key
+            assert ("pywin32" in installed) == (system == "win32"), key  # mcp's marker: sys_platform == 'win32'
+            environment = marker_environment(system, machine, version)
+            assert required_distributions(PYPROJECT["dependencies"], installed, environment) == set(installed), key
+            binaries = [
+                path
+                for directory in directories
+                for path in directory.rglob("*")
+                if path.suffix in {".so", ".pyd", ".dylib", ".dll"} and path.is_file()
+            ]
+            assert binaries, key
+            for binary in binaries:
+                assert binary_machines(binary) in [
+                    (BINARY_FORMAT[system], {machine}),
+                    (BINARY_FORMAT[system], {"arm64", "x86_64"}),  # a universal2 wheel's
+                ], f"{key}: {binary.relative_to(lib)} is {binary_machines(binary)}"
+                python_tag = re.search(r"\.(?:cpython-|cp)(\d+)", binary.name)
+                assert python_tag is None or python_tag.group(1) == version.replace(".", ""), binary.name
 
 
 # --- the MCP registry's server.json -------------------------------------------------------
