@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -17,6 +19,7 @@ from glm_mcp import __version__
 if TYPE_CHECKING:
     from glm_mcp.config import Settings
 
+DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_EMULATOR_PORT = 8765
 
@@ -51,6 +54,27 @@ SUBCOMMANDS = (
 """Each subcommand: its name, its line in `glm-mcp --help`, and what its own `--help` says it is for."""
 
 
+SETTINGS_URL = "https://github.com/glm-mcp/glm-mcp#configuration"
+"""Where every setting is described: the README's Configuration section, for those without a checkout."""
+
+EXAMPLES = f"""\
+examples:
+  glm-mcp demo --transport http   try it without a key: MCP at http://127.0.0.1:8000/mcp, answered
+                                  by the built-in emulator; it prints how to connect a client
+  glm-mcp doctor                  check the key, the endpoint and the proxy, and say what to fix
+  GLM_API_KEY=<id>.<secret> glm-mcp
+                                  serve over stdio: what an MCP client's config starts
+  glm-mcp --transport http --port 8000 --toolsets all
+                                  serve Streamable HTTP at http://127.0.0.1:8000/mcp, every tool
+
+settings:
+  environment variables: GLM_API_KEY (the key), GLM_REGION (international or mainland), GLM_PLAN
+  (general or coding), GLM_MODEL, GLM_MCP_TOOLSETS, GLM_MCP_HTTP_TOKEN and more, each described at
+  {SETTINGS_URL}
+"""
+"""The end of `glm-mcp --help`: what to type first, and where the settings are documented."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The `glm-mcp` command: parse the arguments and run the subcommand; its exit status."""
     args = _parser().parse_args(argv)
@@ -69,31 +93,68 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace, *, demo: bool) -> int:
     from glm_mcp.config import ConfigError, Settings
 
+    host = DEFAULT_HTTP_HOST if args.host is None else args.host
+    port = DEFAULT_HTTP_PORT if args.port is None else args.port
     try:
-        settings = Settings.from_env()
-        if args.toolsets is not None:  # the flag wins over GLM_MCP_TOOLSETS, checked as the variable is
-            settings = Settings.from_env({**os.environ, "GLM_MCP_TOOLSETS": args.toolsets})
+        # The flag wins over GLM_MCP_TOOLSETS and is checked as the variable is; its mistakes name the flag.
+        flags = {"GLM_MCP_TOOLSETS": args.toolsets} if args.toolsets is not None else {}
+        settings = Settings.from_env({**os.environ, **flags})
         if args.transport == "http":
-            settings = _http_settings(args, settings)
+            settings = _http_settings(args, settings, host)
     except ConfigError as exc:
-        print(f"glm-mcp: configuration error: {exc}", file=sys.stderr)
+        problem = f"--toolsets: {exc.problem}" if exc.variable in flags else str(exc)
+        print(f"glm-mcp: configuration error: {problem}", file=sys.stderr)
         return 2
-    if args.transport == "http" and (busy := _bind_error(args.host, args.port)) is not None:
+    if args.transport == "http" and (busy := _bind_error(host, port)) is not None:
         print(f"glm-mcp: {busy}", file=sys.stderr)
         return 1
+    if args.transport == "stdio":
+        if unused := _http_only_flags(args):
+            print(
+                f"glm-mcp: {' '.join(unused)} not used: {'it applies' if len(unused) == 1 else 'they apply'} to "
+                "--transport http, and this serves stdio; add --transport http to serve over HTTP.",
+                file=sys.stderr,
+            )
+        if sys.stdin.isatty():
+            print(_STDIO_ON_A_TERMINAL.format(program=_program()), file=sys.stderr)
     _configure_logging(settings.log_level)
+    if not demo:
+        return _run(settings, args.transport, host, port, demo=False)
 
-    if demo:
-        from glm_mcp.demo import demo_settings, start_demo_emulator
+    from glm_mcp.demo import running_demo
 
-        emulator = start_demo_emulator()
-        settings = demo_settings(settings, emulator)
+    with running_demo(settings) as (settings, emulator):
         print(f"glm-mcp demo: answering from the GLM emulator at {emulator.base_url} (no key needed)", file=sys.stderr)
+        return _run(settings, args.transport, host, port, demo=True)
 
+
+_STDIO_ON_A_TERMINAL = (
+    "glm-mcp: this is an MCP server: it speaks JSON-RPC on stdin and stdout to an MCP client (Claude Code, Claude "
+    "Desktop, Cursor, VS Code), which starts it itself; typing here does nothing useful. To try it with a client "
+    "of yours now, without a key: {program} demo --transport http. Ctrl-C stops this one."
+)
+"""Said when stdin is a terminal: a person started the stdio server by hand, and it would wait in silence."""
+
+
+def _program() -> str:
+    """How to run this program again from a shell: its name when PATH finds this very program by it, else its
+    full path (`scripts/serve` runs the checkout's .venv/bin/glm-mcp, which PATH does not hold)."""
+    import shutil
+    from pathlib import Path
+
+    invoked = Path(sys.argv[0])
+    if invoked.name not in ("glm-mcp", "glm-mcp-server") or not invoked.is_file():
+        return "glm-mcp"  # python -m glm_mcp
+    found = shutil.which(invoked.name)
+    return invoked.name if found and Path(found).resolve() == invoked.resolve() else str(invoked.resolve())
+
+
+def _run(settings: Settings, transport: str, host: str, port: int, *, demo: bool) -> int:
+    """Serve `settings` on `transport` until stopped."""
     from glm_mcp.app import create_server
 
     server = create_server(settings)
-    if args.transport == "stdio":
+    if transport == "stdio":
         import anyio
 
         from glm_mcp.server.stdio import serve_stdio
@@ -104,21 +165,81 @@ def _serve(args: argparse.Namespace, *, demo: bool) -> int:
 
     mode = "stateless" if settings.stateless else "sessionful"
     print(
-        f"glm-mcp: serving Streamable HTTP at http://{_host_port(args.host, args.port)}{MCP_PATH} ({mode}, "
+        f"glm-mcp: serving Streamable HTTP at http://{_host_port(host, port)}{MCP_PATH} ({mode}, "
         f"{'bearer token required' if settings.http_token else 'no token'})",
         file=sys.stderr,
     )
-    run_http(server, settings, host=args.host, port=args.port)
+    print(_next_step(f"http://{_host_port(_client_host(host), port)}{MCP_PATH}", settings, demo=demo), file=sys.stderr)
+    if demo:  # uvicorn ends on SIGTERM by raising it again: as an exception, the demo's clean-up still runs
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+    run_http(server, settings, host=host, port=port)
     return 0
 
 
-def _http_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+def _next_step(url: str, settings: Settings, *, demo: bool) -> str:
+    """What to do once the HTTP server is up: the exact commands that point Claude Code and the MCP Inspector at
+    `url`, and how to stop it. A token is named by where it is kept, never printed."""
+    token = ""
+    if settings.http_token:
+        file = settings.http_token_file
+        kept = f"$(cat {shlex.quote(str(file))})" if file else "$GLM_MCP_HTTP_TOKEN"
+        token = f"Authorization: Bearer {kept}"
+    name = "glm-demo" if demo else "glm"
+    claude = ["claude", "mcp", "add", "--transport", "http", name, url, *(["--header", token] if token else [])]
+    chat = ("--method", "tools/call", "--tool-name", "chat", "--tool-arg", "prompt=Hello")
+    inspector = [
+        *("npx", "-y", "@modelcontextprotocol/inspector", "--cli", url),
+        *(["--header", token] if token else []),
+        *(chat if "core" in settings.toolsets else ("--method", "tools/list")),  # chat is a core tool
+    ]
+    stop = "Ctrl-C stops it" + (" and removes the demo's temporary files." if demo else ".")
+    return "\n".join(
+        (
+            f"Next, point an MCP client at {url}:",
+            f"  Claude Code:    {_shell(claude)}",
+            f"                  (then `claude mcp list` shows it connected; `claude mcp remove {name}` removes it)",
+            f"  MCP Inspector:  {_shell(inspector)}",
+            "                  (the Inspector's command line; it needs Node.js 22.19 or later)",
+            stop,
+        )
+    )
+
+
+def _shell(words: list[str]) -> str:
+    """`words` as one shell command line; a token's `$VARIABLE` or `$(cat FILE)` is left for the shell to expand."""
+    return " ".join(f'"{word}"' if word.startswith("Authorization:") else shlex.quote(word) for word in words)
+
+
+def _client_host(host: str) -> str:
+    """The address a client on this machine reaches `host` by: loopback for an address that means all of them."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    """Exit as a process that a signal ended would (128 + its number), unwinding the stack on the way."""
+    raise SystemExit(128 + signum)
+
+
+def _http_only_flags(args: argparse.Namespace) -> list[str]:
+    """The flags given that only serving over HTTP uses, as the user wrote them."""
+    given = [
+        (args.host is not None, f"--host {args.host}"),
+        (args.port is not None, f"--port {args.port}"),
+        (args.stateless is True, "--stateless"),
+        (args.stateless is False, "--sessionful"),
+        (bool(args.allow_insecure), "--allow-insecure"),
+    ]
+    return [flag for present, flag in given if present]
+
+
+def _http_settings(args: argparse.Namespace, settings: Settings, host: str) -> Settings:
     """`settings` with the HTTP flags applied; refuses an exposed address without a token."""
     from glm_mcp.server.http import check_exposure
 
     stateless = settings.stateless if args.stateless is None else args.stateless
-    settings = settings.replace(stateless=stateless, allow_insecure=settings.allow_insecure or args.allow_insecure)
-    check_exposure(args.host, settings)
+    allow_insecure = settings.allow_insecure or bool(args.allow_insecure)
+    settings = settings.replace(stateless=stateless, allow_insecure=allow_insecure)
+    check_exposure(host, settings)
     return settings
 
 
@@ -182,11 +303,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glm-mcp",
         description="MCP server for the GLM models of the Zhipu / Z.ai open platform. "
-        "Configuration comes from environment variables (see the README).",
+        "Configuration comes from environment variables (see below).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"glm-mcp {__version__}")
     _add_transport_options(parser)
-    parser.set_defaults(command=None)
+    # Set once, on the command itself: a subcommand's own defaults would undo the flags given before its name.
+    # None is "not given": over stdio, a given HTTP flag is said to be unused.
+    parser.set_defaults(
+        command=None, transport="stdio", host=None, port=None, stateless=None, allow_insecure=None, toolsets=None
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, summary, description in SUBCOMMANDS:
         sub = commands.add_parser(name, help=summary, description=description)
@@ -251,14 +378,6 @@ def _add_transport_options(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="the toolsets to offer, comma-separated or all: core, search, images, video, models, usage "
         "(default core,search; GLM_MCP_TOOLSETS)",
-    )
-    parser.set_defaults(
-        transport="stdio",
-        host="127.0.0.1",
-        port=DEFAULT_HTTP_PORT,
-        stateless=None,
-        allow_insecure=False,
-        toolsets=None,
     )
 
 

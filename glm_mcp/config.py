@@ -64,6 +64,13 @@ def user_data_dir() -> Path:
 class ConfigError(ValueError):
     """A setting has a value the server cannot use; the message names the variable and the fix."""
 
+    def __init__(self, message: str, *, variable: str = "", problem: str = "") -> None:
+        super().__init__(message)
+        self.variable = variable
+        """The variable at fault, when the error is about one."""
+        self.problem = problem or message
+        """What is wrong, without the variable's name: for a command-line flag that gave the value to say."""
+
 
 def _lower(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
@@ -495,6 +502,8 @@ class Settings(BaseSettings):
     def replace(self, **changes: Any) -> Self:
         """These settings with `changes` (by field name), validated again."""
         fields = {name: getattr(self, name) for name in type(self).model_fields}
+        if self.http_token_file is not None:  # its token was read from the file, not given: read it again
+            fields.pop("http_token")
         return type(self)(**{**fields, **changes})
 
     # --- rules across fields and values ---------------------------------------------------------------
@@ -705,9 +714,8 @@ def _config_error(exc: ValidationError) -> ConfigError:
     field = next((name for name, info in Settings.model_fields.items() if location in (name, *_variables(info))), "")
     variable = _variables(Settings.model_fields[field])[0] if field else location
     message = str(error["msg"]).removeprefix("Value error, ")
-    if field in _SECRET_FIELDS:
-        return ConfigError(f"{variable}: {message}")
-    return ConfigError(f"{variable}: {message}; got {error.get('input')!r}")
+    problem = message if field in _SECRET_FIELDS else f"{message}; got {error.get('input')!r}"
+    return ConfigError(f"{variable}: {problem}", variable=variable, problem=problem)
 
 
 def _variables(info: FieldInfo) -> tuple[str, ...]:

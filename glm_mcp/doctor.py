@@ -23,6 +23,7 @@ import textwrap
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO, get_args
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,6 +31,7 @@ from glm_mcp import __version__
 from glm_mcp.config import API_KEY_VARS, ConfigError, Plan, Settings
 
 if TYPE_CHECKING:
+    from glm_mcp.errors import Advice
     from glm_mcp.glm import GLMClient, GLMError
     from glm_mcp.glm.types import ChatRequest
     from glm_mcp.server.failures import ToolFailure
@@ -79,7 +81,7 @@ async def diagnose(env: Mapping[str, str], chat: bool = True) -> list[Finding]:
         *_key_findings(settings, env),
         *_endpoint_findings(settings, env),
         _proxy_finding(settings.base_url),
-        _uvx_finding(env),
+        *([] if _from_checkout() else [_uvx_finding(env)]),
     ]
     if settings.credentials is not None:
         findings += await _upstream_findings(settings, chat=chat)
@@ -169,7 +171,7 @@ def _endpoint_findings(settings: Settings, env: Mapping[str, str]) -> list[Findi
             Finding(
                 "warn",
                 f"GLM_BASE_URL does not end with a GLM API path ({paths})",
-                "Give the full base URL, such as https://api.z.ai/api/paas/v4.",
+                f"Give the full base URL, such as {_facts(settings).base_url_with_api_path()}.",
             )
         )
     ignored = [name for name in ("GLM_REGION", "GLM_PLAN") if env.get(name, "").strip()]
@@ -204,6 +206,16 @@ def _proxy_finding(base_url: str) -> Finding:
     if name is not None:
         return Finding("ok", f"proxy: none for {host} ({name.upper()}_PROXY is set, but NO_PROXY exempts this host)")
     return Finding("ok", f"proxy: none ({url.scheme.upper()}_PROXY and ALL_PROXY are not set); connects directly")
+
+
+def _from_checkout() -> bool:
+    """Whether this glm-mcp runs from a checkout (its source tree, as scripts/serve installs it) rather than from
+    a released package: a checkout's clients start its .venv/bin/glm-mcp, so where uvx is does not matter."""
+    project = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    try:
+        return 'name = "glm-mcp-server"' in project.read_text(encoding="utf-8")
+    except OSError:
+        return False
 
 
 def _uvx_finding(env: Mapping[str, str]) -> Finding:
@@ -318,6 +330,13 @@ def _probe(model: str) -> ChatRequest:
     return ChatRequest(
         model=model, messages=[Message(role="user", content="Say OK.")], max_tokens=1, request_id=new_request_id()
     )
+
+
+def _facts(settings: Settings) -> Advice:
+    """What advice may say about `settings`: the same facts a failed tool call's advice is given."""
+    from glm_mcp.server.failures import advice_facts
+
+    return advice_facts(settings)
 
 
 def _advice(exc: BaseException, settings: Settings, *, models: list[str] | None = None) -> ToolFailure:

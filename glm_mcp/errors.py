@@ -39,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 ErrorKind = Literal[
     "invalid_argument",
@@ -77,6 +78,21 @@ class Advice:
     """The path a base URL ends with, by plan."""
     models: tuple[str, ...] | None = None
     """The models the key can use, when known (for an unknown-model error)."""
+
+    def base_url_with_api_path(self) -> str:
+        """`base_url` as it should be: its own origin and prefix, ending with the plan's API path.
+
+        A trailing piece of an API path is dropped first, so `http://host/v4` becomes `http://host/api/paas/v4`
+        (not `http://host/v4/api/paas/v4`), while a proxy's own prefix (`http://host/glm`) is kept.
+        """
+        paths = self.api_paths or {"general": "/api/paas/v4"}
+        pieces = {piece for path in paths.values() for piece in path.split("/") if piece}
+        url = urlsplit(self.base_url)
+        segments = url.path.rstrip("/").split("/")
+        while len(segments) > 1 and segments[-1] in pieces:
+            segments.pop()
+        path = "/".join(segments) + paths.get(self.plan, next(iter(paths.values())))
+        return urlunsplit(url._replace(path=path, query="", fragment=""))
 
 
 class GlmMcpError(Exception):

@@ -15,6 +15,8 @@ from pathlib import Path
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "node-tools"
 TS_SDK = "@modelcontextprotocol/sdk@1.32.2"
 """The TypeScript MCP SDK, the client VS Code and many others are built on: scripts `require` it."""
+INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
+"""The MCP Inspector, whose CLI (`mcp-inspector --cli`) lists and calls a server's tools from a shell."""
 CLAUDE_CODE = "@anthropic-ai/claude-code@2.1.332"
 """Claude Code, the most common client of this server: a native binary the package's postinstall puts in place."""
 

@@ -5,9 +5,11 @@ broken one the emulator can produce, and never the key in its output.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import httpcore2
@@ -21,8 +23,11 @@ from glm_mcp.glm import GLMAPIError
 from glm_mcp.glm.proxy import ProxyRoute, proxy_route
 from glm_mcp.server.failures import describe_failure
 from tests.conftest import CODING_KEY, GENERAL_KEY, upstream_calls
-from tests.hostile_upstream import HostileUpstream, honest
+from tests.hostile_upstream import HostileUpstream, Reply, honest
 from tests.processes import COMMAND, free_port, server_env
+
+ROOT = Path(__file__).resolve().parents[1]
+PIP_INSTALL = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
 
 
 def doctor(**env: str) -> tuple[int, str]:
@@ -138,6 +143,50 @@ def test_a_base_url_without_the_api_path_is_flagged_and_the_404_says_which_path(
     fix = finding.partition(" fix: ")[2]
     assert f"GLM_BASE_URL ({emulator.origin}) lacks the API path: it must end with /api/paas/v4" in fix
     assert f"e.g. {emulator.base_url}." in fix
+
+
+@pytest.mark.parametrize("piece", ["/v4", "/api/paas", "/paas/v4/"])
+def test_a_base_url_ending_in_a_piece_of_the_api_path_is_told_to_drop_it(emulator: Emulator, piece: str) -> None:
+    """`http://host/v4` needs `/v4` dropped, not `/api/paas/v4` added after it."""
+    status, report = doctor(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.origin + piece)
+    assert status == 1
+    assert f"such as {emulator.base_url}." in line(report, "GLM_BASE_URL does not end with a GLM API path")
+    fix = line(report, "GET /models").partition(" fix: ")[2]
+    assert f"GLM_BASE_URL ({emulator.origin}{piece.rstrip('/')}) lacks the API path" in fix
+    assert f"e.g. {emulator.base_url}." in fix
+    assert piece.rstrip("/") + "/api/" not in report
+
+
+def test_a_proxys_own_prefix_is_kept_in_the_suggested_base_url(emulator: Emulator) -> None:
+    status, report = doctor(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.origin + "/glm/v4")
+    assert status == 1
+    assert f"e.g. {emulator.origin}/glm/api/paas/v4." in line(report, "GET /models")
+
+
+def test_a_404_from_a_server_that_is_not_the_glm_api_says_the_host_is_wrong() -> None:
+    """The path ends with /api/paas/v4 as it should; what answers is a web server's page, not the API's error."""
+    page = b"<html><head><title>404 Not Found</title></head><body><center>nginx</center></body></html>"
+    with HostileUpstream() as other:
+        other.reply = lambda request: Reply(404, "Not Found", {"Content-Type": "text/html"}, page)
+        status, report = doctor(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=other.base_url, GLM_MAX_RETRIES="0")
+    assert status == 1
+    finding = line(report, "GET /models")
+    assert "(HTTP 404)" in finding
+    fix = finding.partition(" fix: ")[2]
+    assert f"The server at GLM_BASE_URL ({other.base_url}) is not the GLM API" in fix
+    assert "the host or port is wrong" in fix and "lacks the API path" not in fix
+
+
+def test_a_404_in_the_apis_own_shape_is_not_blamed_on_the_host() -> None:
+    """The GLM API's own 404 (its JSON error body) comes from the right host."""
+    body = json.dumps({"error": {"code": "404", "message": "Not Found"}}).encode()
+    with HostileUpstream() as api:
+        api.reply = lambda request: Reply(404, "Not Found", {"Content-Type": "application/json"}, body)
+        status, report = doctor(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=api.base_url, GLM_MAX_RETRIES="0")
+    assert status == 1
+    finding = line(report, "GET /models")
+    assert "code 404" in finding and "is not the GLM API" not in finding
+    assert f"The GLM API has no such endpoint at {api.base_url}" in finding
 
 
 def test_an_unknown_default_model_fails_the_chat_and_lists_the_keys_models(emulator: Emulator) -> None:
@@ -347,12 +396,46 @@ async def test_the_proxy_route_is_the_one_a_real_httpx2_client_takes(
         )
 
 
-def test_uvx_is_shown_with_its_full_path(tmp_path: Path) -> None:
-    uvx = tmp_path / "uvx"
+def installed_package(target: Path) -> Path:
+    """glm-mcp as a released package installs it (a wheel of this checkout, no source tree beside it) in `target`,
+    for `PYTHONPATH`; its dependencies come from this environment."""
+    subprocess.run(
+        [*PIP_INSTALL, "--no-deps", "--target", str(target), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert not (target / "pyproject.toml").exists()
+    return target
+
+
+def doctor_command(cwd: Path, **env: str) -> str:
+    """`python -m glm_mcp doctor --no-chat` run in `cwd` with no key: its report."""
+    run = subprocess.run(
+        [*COMMAND, "doctor", "--no-chat"], env=server_env(**env), cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stdout + run.stderr
+    return run.stdout
+
+
+def test_uvx_is_shown_with_its_full_path_to_users_of_the_released_package(tmp_path: Path) -> None:
+    site = installed_package(tmp_path / "site")
+    (tmp_path / "bin").mkdir()
+    uvx = tmp_path / "bin" / "uvx"
     uvx.write_text("#!/bin/sh\n")
     uvx.chmod(0o755)
-    assert line(doctor(PATH=str(tmp_path))[1], "uvx:").startswith(f"uvx: {uvx}; if a desktop client says it cannot")
-    assert line(doctor(PATH=str(tmp_path / "nothing"))[1], "uvx:").startswith("uvx: not on PATH")
+    python = str(Path(sys.executable).parent)
+    found = doctor_command(tmp_path, PYTHONPATH=str(site), PATH=f"{python}{os.pathsep}{tmp_path / 'bin'}")
+    assert line(found, "uvx:").startswith(f"uvx: {uvx}; if a desktop client says it cannot")
+    missing = doctor_command(tmp_path, PYTHONPATH=str(site), PATH=python)
+    assert line(missing, "uvx:").startswith("uvx: not on PATH")
+
+
+def test_a_checkout_says_nothing_of_uvx(tmp_path: Path) -> None:
+    """Run from a checkout (scripts/serve installs it so), clients start its .venv/bin/glm-mcp: uvx is not theirs."""
+    report = doctor_command(tmp_path, PATH=str(Path(sys.executable).parent))
+    assert "API key: none" in report  # the report was written
+    assert "uvx" not in report
 
 
 @pytest.mark.parametrize(

@@ -89,3 +89,6 @@ async def test_command_1_installs_into_the_checkouts_venv_and_serves_the_demo(tm
     finally:
         demo.terminate()
         demo.wait(timeout=20)
+    said = demo.stderr.read().decode()  # type: ignore[union-attr]
+    assert f"Next, point an MCP client at {origin}/mcp:" in said  # tests/test_cli.py runs each printed command
+    assert f"claude mcp add --transport http glm-demo {origin}/mcp" in said

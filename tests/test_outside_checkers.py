@@ -20,11 +20,10 @@ from glm_mcp.emulator import Emulator
 from glm_mcp.server.http import MCP_PATH
 from tests.conftest import GENERAL_KEY, settings_for
 from tests.live_tools import Result, call_every_tool, calls_through, listed_tools, same_arguments
-from tests.node_tools import run_node_tool
+from tests.node_tools import INSPECTOR, run_node_tool
 from tests.processes import COMMAND, http_server, scratch_dir, server_env
 
 CONFORMANCE = "@modelcontextprotocol/conformance@0.1.16"
-INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 TOKEN = "outside-checkers-token-0123456789"
 
 ANY_SERVER = ["server-initialize", "ping", "tools-list", "dns-rebinding-protection"]

@@ -143,6 +143,24 @@ async def test_max_tokens_cut_reports_length(client: Client) -> None:
     assert out["usage"]["completion_tokens"] <= 5
 
 
+async def test_an_answer_cut_during_reasoning_says_so_and_what_to_change(client: Client) -> None:
+    """max_tokens spent on thinking leaves no text: the result says plainly why, and what to change."""
+    result = await client.call_tool("chat", {"prompt": "Tell me a long story.", "max_tokens": 5})
+    out = ok(result)
+    assert out["finish_reason"] == "length" and "text" not in out and out["reasoning_tokens"]
+    assert next(iter(out)) == "cut_short", "the model reads why the answer is empty first"
+    assert out["cut_short"].startswith("The answer was cut before it began: max_tokens ran out while the model")
+    assert "larger max_tokens" in out["cut_short"] and 'thinking "disabled"' in out["cut_short"]
+    assert result.content[0].text.startswith(out["cut_short"])  # type: ignore[union-attr]
+
+
+async def test_an_answer_that_began_before_the_cut_needs_no_such_note(client: Client) -> None:
+    arguments = {"prompt": "Tell me a long story.", "max_tokens": 40, "thinking": "disabled"}
+    out = ok(await client.call_tool("chat", arguments))
+    assert out["finish_reason"] == "length" and out["text"]
+    assert "cut_short" not in out
+
+
 async def test_vision_parts_are_sent_and_the_box_markup_removed(client: Client, emulator: Emulator) -> None:
     content = [
         {"type": "text", "text": "What is in this picture?"},

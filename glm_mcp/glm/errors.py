@@ -77,7 +77,7 @@ class GLMAPIError(GLMError):
         """Advice by business code: the same HTTP status covers causes that need opposite fixes."""
         code = self.code or ""
         if self.status_code == 404 and code in ("", "404"):  # no route: a bare 404, or a JSON one
-            return _not_found(facts)
+            return _not_found(facts, api_error_body=self.code is not None)
         if code in _KEY_REFUSED:
             # With GLM_BASE_URL set, GLM_REGION chooses nothing: advice about it would send the user the wrong way.
             platform = (
@@ -350,14 +350,22 @@ _HINTS_BY_CODE: dict[str, str] = {
 """Advice for the business codes that need no facts of the configuration."""
 
 
-def _not_found(facts: Advice) -> str:
-    """A bare 404: almost always a GLM_BASE_URL without the API path, which every GLM endpoint ends with."""
+def _not_found(facts: Advice, *, api_error_body: bool) -> str:
+    """A 404 for a route: almost always a GLM_BASE_URL without the API path, which every GLM endpoint ends with;
+    with that path, a 404 without the API's error body (`{"error": {"code": …}}`) comes from another server."""
     general, coding = facts.api_paths.get("general", "/api/paas/v4"), facts.api_paths.get("coding", "")
     paths = f"{general} ({coding} for the GLM Coding Plan)" if coding else general
-    if facts.base_url_overridden and not facts.base_url.endswith(tuple(facts.api_paths.values()) or (general,)):
-        example = facts.base_url.rstrip("/") + facts.api_paths.get(facts.plan, general)
+    if not facts.base_url_overridden:
+        return f"The GLM API has no such endpoint at {facts.base_url}; a GLM base URL ends with {paths}."
+    if not facts.base_url.endswith(tuple(facts.api_paths.values()) or (general,)):
         return (
             f"GLM_BASE_URL ({facts.base_url}) lacks the API path: it must end with {paths}, "
-            f"e.g. {example}. Set it so and restart."
+            f"e.g. {facts.base_url_with_api_path()}. Set it so and restart."
+        )
+    if not api_error_body:
+        return (
+            f"The server at GLM_BASE_URL ({facts.base_url}) is not the GLM API: the path is right, but it answered "
+            "404 without the API's error body, so the host or port is wrong (or a proxy in between answered). "
+            "Correct the host in GLM_BASE_URL, or unset it to reach the platform GLM_REGION names, and restart."
         )
     return f"The GLM API has no such endpoint at {facts.base_url}; a GLM base URL ends with {paths}."

@@ -247,6 +247,8 @@ class Answer:
 
     text: str
     model: str
+    cut_short: str | None = None
+    """What to change when max_tokens ended the generation before the answer began."""
     reasoning: str | None = None
     reasoning_tokens: int | None = None
     finish_reason: str | None = None
@@ -272,6 +274,7 @@ class Answer:
         return cls(
             text=text,
             model=completion.model or model,
+            cut_short=_cut_before_the_answer(completion, text, reasoning_tokens),
             reasoning=reasoning,
             reasoning_tokens=reasoning_tokens or None,
             finish_reason=None if completion.finish_reason == "stop" else completion.finish_reason,
@@ -319,7 +322,7 @@ class _SearchFields(TypedDict, total=False):
 class ChatResult(RegistryNotes, ConversationNotes, Paged):
     """An answer from a GLM model, or the start of one that is still being generated."""
 
-    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "job_id", "text")
+    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "job_id", "cut_short", "text")
 
     status: Literal["completed", "running"] = Field(
         "completed",
@@ -331,6 +334,9 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
     )
     job_id: str | None = Field(None, description="With status running: pass it to get_result as task_id.")
     text: str = Field("", description="The answer (so far, when status is running).")
+    cut_short: str | None = Field(
+        None, description="Present when max_tokens ended the generation before the answer began: what to change."
+    )
     tool_calls: list[FunctionCallRequest] | None = Field(None, description="Function calls the model asked for.")
     reasoning: str | None = Field(
         None,
@@ -373,6 +379,7 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
             next=answer.next,
             job_id=answer.job_id,
             text=page.text if page else answer.text,
+            cut_short=answer.cut_short,
             tool_calls=answer.tool_calls,
             reasoning=reasoning,
             reasoning_tokens=answer.reasoning_tokens,
@@ -404,6 +411,7 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
         return Answer(
             text=self.text,
             model=self.model,
+            cut_short=self.cut_short,
             reasoning=self.reasoning,
             reasoning_tokens=self.reasoning_tokens,
             finish_reason=self.finish_reason,
@@ -441,7 +449,11 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
                 "Answer so far:\n" + self.text if self.text else "",
             )
         return paragraphs(
-            self.text, self.page_text(), _tool_calls_text(self.tool_calls, self.next), self.workspace_footer()
+            self.cut_short or "",
+            self.text,
+            self.page_text(),
+            _tool_calls_text(self.tool_calls, self.next),
+            self.workspace_footer(),
         )
 
     def workspace_footer(self) -> str:
@@ -510,6 +522,20 @@ class WebSearchResult(ChatResult):
 
 RESULT_TYPES: dict[ChatKind, type[ChatResult]] = {"chat": ChatResult, "web_search_chat": WebSearchResult}
 """The result of each kind of chat job."""
+
+
+def _cut_before_the_answer(completion: ChatCompletion, text: str, reasoning_tokens: int) -> str | None:
+    """What to change when max_tokens stopped the model before it wrote any answer: an empty `text` with
+    `finish_reason: length` says nothing by itself. A thinking model spends the tokens on its reasoning first."""
+    if completion.finish_reason != "length" or text or completion.message.tool_calls:
+        return None
+    if not reasoning_tokens:
+        return "The answer was cut before it began: max_tokens ran out first. Call again with a larger max_tokens."
+    return (
+        f"The answer was cut before it began: max_tokens ran out while the model was still reasoning "
+        f"({reasoning_tokens} tokens of reasoning), so it wrote no answer. Call again with a larger max_tokens, "
+        'or with thinking "disabled".'
+    )
 
 
 def _estimated_tokens(text: str) -> int:
