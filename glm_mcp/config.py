@@ -417,8 +417,10 @@ class Settings(BaseSettings):
         4096,
         validation_alias="GLM_MCP_MAX_CONNECTIONS",
         ge=1,
-        description="HTTP connections open at once (idle ones included) past which requests are answered 503. At "
-        "start the open-files limit is raised as far as the system allows; the cap is lowered to what then fits.",
+        description="HTTP connections open at once (idle ones included) past which requests other than /healthz and "
+        "/readyz are answered 503. At start the open-files limit is raised as far as the system allows; the cap is "
+        "lowered to what then fits beside a reserve of a quarter of the limit (at most 256) for the server's own "
+        "files.",
     )
 
     oauth_issuer: str | None = Field(

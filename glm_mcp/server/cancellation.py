@@ -206,14 +206,20 @@ class CallStopper:
         headers = Headers(scope=scope)
         exchange = Exchange(caller_identity(headers), headers.get("mcp-session-id", ""))
         scope[EXCHANGE_KEY] = exchange
-        body = bytearray()
+        body: bytearray | None = bytearray()  # None once it cannot be a notice, or has been looked at
 
         async def watching() -> Message:
+            nonlocal body
             message = await receive()
-            if message["type"] == "http.request" and len(body) <= _PEEK_LIMIT:
-                body.extend(message.get("body", b""))
-                if not message.get("more_body", False):
-                    self._notice(exchange, bytes(body))
+            if message["type"] == "http.request" and body is not None:
+                chunk = message.get("body", b"")
+                if len(body) + len(chunk) > _PEEK_LIMIT:
+                    body = None
+                else:
+                    body.extend(chunk)
+                    if not message.get("more_body", False):
+                        self._notice(exchange, bytes(body))
+                        body = None
             elif message["type"] == "http.disconnect":
                 exchange.end()
             return message
@@ -221,6 +227,7 @@ class CallStopper:
         try:
             await self._app(scope, watching, send)
         finally:
+            body = None  # the SDK keeps each session's last request, `watching` included, until its next one
             exchange.end()
 
     def _notice(self, exchange: Exchange, body: bytes) -> None:
