@@ -151,7 +151,7 @@ def _program() -> str:
 
 def _run(settings: Settings, transport: str, host: str, port: int, *, demo: bool) -> int:
     """Serve `settings` on `transport` until stopped."""
-    from glm_mcp.server import create_server
+    from glm_mcp.app import create_server
 
     server = create_server(settings)
     if transport == "stdio":

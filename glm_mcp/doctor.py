@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from glm_mcp.errors import Advice
     from glm_mcp.glm import GLMClient, GLMError
     from glm_mcp.glm.types import ChatRequest
-    from glm_mcp.server.results import ToolFailure
+    from glm_mcp.server.failures import ToolFailure
 
 Status = Literal["ok", "note", "warn", "fail"]
 
@@ -325,7 +325,7 @@ def _client(settings: Settings, base_url: str) -> AbstractAsyncContextManager[GL
 
 def _probe(model: str) -> ChatRequest:
     from glm_mcp.glm.types import ChatRequest, Message
-    from glm_mcp.server.arguments import new_request_id
+    from glm_mcp.tools.arguments import new_request_id
 
     return ChatRequest(
         model=model, messages=[Message(role="user", content="Say OK.")], max_tokens=1, request_id=new_request_id()

@@ -27,10 +27,10 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from uvicorn.protocols.http.h11_impl import RequestResponseCycle
 
+from glm_mcp.app import create_server
 from glm_mcp.config import ConfigError, Http, Settings, Upstream
 from glm_mcp.emulator import Emulator
 from glm_mcp.errors import ClientKeyError
-from glm_mcp.server import create_server
 from glm_mcp.server.auth import CLIENT_KEY_HEADER, SharedTokenVerifier, caller_key, read_caller_key
 from glm_mcp.server.http import MCP_PATH, READY_PATH, bounded_protocol, check_exposure, create_http_app
 from tests.conftest import CODING_KEY, GENERAL_KEY, settings_for

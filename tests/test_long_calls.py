@@ -13,11 +13,12 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import Context
 
+from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm import Credentials, GLMClient, open_http_client
 from glm_mcp.glm.types import ChatRequest, Message, WebSearchOptions, WebSearchTool
-from glm_mcp.server import create_server, progress
+from glm_mcp.server import progress
 from glm_mcp.server.state import AppState
 from tests.conftest import GENERAL_KEY, upstream_calls
 from tests.processes import http_server, server_env

@@ -32,10 +32,10 @@ from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms, pa
 from packaging.utils import canonicalize_name
 
 from glm_mcp import __version__
+from glm_mcp.app import create_server
 from glm_mcp.cli import DEFAULT_HTTP_PORT
 from glm_mcp.config import API_KEY_VARS, ENV_VARS, Plan, Region, Settings
 from glm_mcp.emulator import Emulator
-from glm_mcp.server import create_server
 from glm_mcp.server.http import MCP_PATH
 from tests.conftest import DEFAULT_TOOLS, GENERAL_KEY, upstream_calls
 from tests.node_tools import run_node_tool

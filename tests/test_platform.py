@@ -16,11 +16,11 @@ import pytest
 from mcp import Client
 from mcp.types import ImageContent
 
+from glm_mcp.app import create_server
 from glm_mcp.config import ConfigError, Settings
 from glm_mcp.emulator import FAIL_MARKER, Emulator
 from glm_mcp.jobs import Principal, SQLiteJobStore
 from glm_mcp.jobs.usage import UsageRecord, UsageRecords
-from glm_mcp.server import create_server
 from tests.conftest import CODING_KEY, GENERAL_KEY, settings_for, upstream_calls
 from tests.emulator.test_endpoints import decode_png
 from tests.processes import http_server, server_env

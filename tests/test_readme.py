@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.doctor import write_report
-from glm_mcp.server import create_server
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

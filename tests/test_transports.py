@@ -91,7 +91,7 @@ async def test_a_request_holding_a_lone_surrogate_is_answered_with_its_own_id(em
     assert refused["error"]["code"] == -32602
     assert "`params.arguments.prompt` holds a lone surrogate (\\udce9)" in refused["error"]["message"]
     assert unreadable["error"]["code"] == -32600
-    assert sorted(json.dumps(message.get("id")) for message in raw.seen) == ["\"call-7\"", "1", "10", "9", "null"]
+    assert sorted(json.dumps(message.get("id")) for message in raw.seen) == ['"call-7"', "1", "10", "9", "null"]
     assert upstream_calls(emulator, "/chat/completions") == []
 
 

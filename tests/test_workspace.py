@@ -20,12 +20,11 @@ from mcp import Client, StdioServerParameters
 from mcp.client.session import ClientRequestContext
 from mcp.types import ListRootsResult, Root
 
+from glm_mcp.app import JOBS_FILE, create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.jobs import SERVER, SQLiteJobStore, key_principal
 from glm_mcp.jobs.conversations import Conversation, ConversationRecords
-from glm_mcp.server import create_server
-from glm_mcp.server.app import JOBS_FILE
 from tests.conftest import GENERAL_KEY, settings_for, upstream_calls
 from tests.processes import COMMAND, http_server, server_env
 from tests.test_tools import failed, ok

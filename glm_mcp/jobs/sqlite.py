@@ -414,8 +414,7 @@ class SQLiteDatabase:
             return self._unavailable(f"is corrupt ({exc})", "Call again: it is moved aside and a fresh one started.")
         if name == "SQLITE_ERROR":  # a statement of ours that does not fit the tables there
             return self._unavailable(
-                f"holds tables that are not this glm-mcp's ({exc}): another program's database, or a newer "
-                "glm-mcp's",
+                f"holds tables that are not this glm-mcp's ({exc}): another program's database, or a newer glm-mcp's",
                 f"Move {self._path} aside (or set GLM_DATA_DIR to another directory) and restart the server; if a "
                 "newer glm-mcp wrote it, upgrade this one instead.",
             )

@@ -14,6 +14,16 @@ from glm_mcp.errors import ClientKeyError
 from glm_mcp.glm.auth import Credentials
 from glm_mcp.jobs.principal import Principal, key_principal
 
+__all__ = [
+    "CALLER_KEY_SCOPE",
+    "CLIENT_KEY_HEADER",
+    "TOKEN_CLIENT_ID",
+    "CallerKey",
+    "SharedTokenVerifier",
+    "caller_key",
+    "read_caller_key",
+]
+
 CLIENT_KEY_HEADER = "X-GLM-API-Key"
 """Where a caller may put its own GLM key when GLM_MCP_ALLOW_CLIENT_KEYS is on."""
 TOKEN_CLIENT_ID = "glm-mcp-token"

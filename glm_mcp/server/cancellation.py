@@ -50,6 +50,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glm_mcp.server.auth import CLIENT_KEY_HEADER
 
+__all__ = [
+    "CANCELLED",
+    "EXCHANGE_KEY",
+    "REQUEST_CANCELLED",
+    "SHUTTING_DOWN_MESSAGE",
+    "Call",
+    "CallKey",
+    "CallRegistry",
+    "CallStopper",
+    "Exchange",
+    "StopCalls",
+    "StopReason",
+    "caller_identity",
+]
+
 logger = logging.getLogger(__name__)
 
 EXCHANGE_KEY = "glm_mcp.exchange"

@@ -60,10 +60,30 @@ from glm_mcp import __version__
 from glm_mcp.config import API_KEY_VARS, ConfigError, Settings
 from glm_mcp.errors import ClientKeyError, RegistryUnavailable
 from glm_mcp.server import tasks_2025
-from glm_mcp.server.app import registry_of
 from glm_mcp.server.auth import CALLER_KEY_SCOPE, SharedTokenVerifier, read_caller_key
 from glm_mcp.server.cancellation import CallRegistry, CallStopper, StopCalls
 from glm_mcp.server.oauth import EitherVerifier, OidcTokenVerifier, RequireToken, oauth_routes
+from glm_mcp.server.state import registry_of
+
+__all__ = [
+    "CUT_OFF_FLUSH_S",
+    "HEALTH_PATH",
+    "LOOPBACK_NAMES",
+    "MCP_PATH",
+    "PROBE_PATHS",
+    "READY_PATH",
+    "REPEATED_WARNING_INTERVAL_S",
+    "RESERVED_FILES",
+    "BodyLimit",
+    "access_logger",
+    "bounded_protocol",
+    "check_exposure",
+    "connection_limit",
+    "create_http_app",
+    "is_loopback",
+    "run_http",
+    "transport_security",
+]
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("glm_mcp.access")

@@ -36,6 +36,16 @@ from glm_mcp.config import Settings
 from glm_mcp.jobs.principal import Principal, subject_principal
 from glm_mcp.server.signing_keys import ALGORITHMS, ProviderKeys
 
+__all__ = [
+    "LEEWAY_S",
+    "NO_OAUTH_HELP",
+    "EitherVerifier",
+    "OidcTokenVerifier",
+    "RequireToken",
+    "oauth_routes",
+    "token_principal",
+]
+
 logger = logging.getLogger(__name__)
 
 LEEWAY_S = 2

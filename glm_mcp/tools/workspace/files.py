@@ -46,8 +46,8 @@ from glm_mcp.config import Settings
 from glm_mcp.errors import ArgumentError
 from glm_mcp.glm.models import IMAGE_MAX_BYTES, IMAGE_TYPES, sees_images
 from glm_mcp.glm.types import ContentPart, ImagePart, MediaURL, Message, TextPart
-from glm_mcp.server.answers import SentFile
-from glm_mcp.server.roots import Place, Roots
+from glm_mcp.tools.answer import SentFile
+from glm_mcp.tools.workspace.roots import Place, Roots
 
 __all__ = [
     "DESCRIPTORS",

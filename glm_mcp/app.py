@@ -1,26 +1,22 @@
-"""Building the MCP server: its identity, its lifespan (the pooled GLM client, the job registry) and its tools."""
+"""The composition root: the MCP server made of the plumbing (`glm_mcp.server`), the tool table
+(`glm_mcp.tools`) and the tasks extensions, with its identity, lifespan and the models resource."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any, cast
-from weakref import WeakKeyDictionary
+from typing import cast
 
-import anyio
 from mcp.server.mcpserver import Context, MCPServer
 
 from glm_mcp import __version__
 from glm_mcp.config import Settings
-from glm_mcp.jobs import JobRunner, JobStore
-from glm_mcp.jobs.open import JOBS_FILE, open_job_store, record_stores
+from glm_mcp.jobs.open import JOBS_FILE
 from glm_mcp.server.icons import ICONS
-from glm_mcp.server.platform_tools import model_list
-from glm_mcp.server.state import AppState, principal_secret
-from glm_mcp.server.tasks import TasksExtension
-from glm_mcp.server.tools import build_tools
-from glm_mcp.upstream import open_glm_client
+from glm_mcp.server.state import AppState, lifespan
+from glm_mcp.server.tasks import TasksExtension, TaskTable
+from glm_mcp.server.tasks_2025 import LegacyTasks
+from glm_mcp.tools import build_tools, selected
+from glm_mcp.tools.account import model_list
 
 INSTRUCTIONS = """GLM models (Zhipu / Z.ai) as tools.
 - chat: ask a model (second opinion, draft, translation, an image with a vision model); web_search_chat: an answer \
@@ -35,46 +31,12 @@ get_result with read_more and next_offset reads on.
 - list_jobs finds job ids again, also after a restart. Errors say what went wrong and what to do."""
 MODELS_URI = "glm://models{?kind}"
 """The models resource: a template only because the SDK gives a request's context (its key) to templates alone."""
-__all__ = ["JOBS_FILE", "create_server", "registry_of"]
-
-_REGISTRIES: WeakKeyDictionary[MCPServer[Any], JobStore] = WeakKeyDictionary()
-"""The job store each serving server has open, for the HTTP readiness probe (which has no MCP context)."""
-
-
-def registry_of(server: MCPServer[Any]) -> JobStore | None:
-    """The job store `server` has open while it serves; None before and after."""
-    return _REGISTRIES.get(server)
+__all__ = ["INSTRUCTIONS", "JOBS_FILE", "MODELS_URI", "create_server"]
 
 
 def create_server(settings: Settings) -> MCPServer[AppState]:
     """The MCP server for `settings`; the GLM client is opened when the server starts serving."""
-
-    @asynccontextmanager
-    async def lifespan(this: MCPServer[Any]) -> AsyncIterator[AppState]:
-        async with (
-            open_job_store(settings) as store,
-            open_glm_client(settings) as glm,
-            anyio.create_task_group() as background,
-        ):
-            jobs = JobRunner(background, store)
-            _REGISTRIES[this] = store
-            try:
-                secret = await principal_secret(store, settings)
-                conversations, usage = record_stores(settings, store)
-                yield AppState(
-                    settings=settings,
-                    glm=glm,
-                    jobs=jobs,
-                    store=store,
-                    conversations=conversations,
-                    usage=usage,
-                    principal_secret=secret,
-                )
-            finally:
-                _REGISTRIES.pop(this, None)
-                await jobs.interrupt_running()  # recorded with their partial text, for after the restart
-                background.cancel_scope.cancel()  # jobs still running end with the server
-
+    tasks = TaskTable(selected(settings.toolsets))
     server: MCPServer[AppState] = MCPServer(
         "glm-mcp",
         title="GLM (Zhipu / Z.ai)",
@@ -82,10 +44,11 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
         instructions=INSTRUCTIONS.format(wait=settings.wait_seconds),
         website_url="https://github.com/glm-mcp/glm-mcp",
         icons=ICONS,
-        lifespan=lifespan,
+        lifespan=lifespan(settings),
         log_level=settings.log_level,
         tools=build_tools(settings.toolsets),
-        extensions=[TasksExtension()],
+        extensions=[TasksExtension(tasks)],
+        middleware=[LegacyTasks(tasks)],  # switched on by the transports that have sessions (`tasks_2025.install`)
     )
 
     @server.resource(
