@@ -36,17 +36,17 @@ __all__ = ["INSTRUCTIONS", "JOBS_FILE", "MODELS_URI", "create_server"]
 
 def create_server(settings: Settings) -> MCPServer[AppState]:
     """The MCP server for `settings`; the GLM client is opened when the server starts serving."""
-    tasks = TaskTable(selected(settings.toolsets))
+    tasks = TaskTable(selected(settings.server.toolsets))
     server: MCPServer[AppState] = MCPServer(
         "glm-mcp",
         title="GLM (Zhipu / Z.ai)",
         version=__version__,
-        instructions=INSTRUCTIONS.format(wait=settings.wait_seconds),
+        instructions=INSTRUCTIONS.format(wait=settings.results.wait_seconds),
         website_url="https://github.com/glm-mcp/glm-mcp",
         icons=ICONS,
         lifespan=lifespan(settings),
-        log_level=settings.log_level,
-        tools=build_tools(settings.toolsets),
+        log_level=settings.server.log_level,
+        tools=build_tools(settings.server.toolsets),
         extensions=[TasksExtension(tasks)],
         middleware=[LegacyTasks(tasks)],  # switched on by the transports that have sessions (`tasks_2025.install`)
     )

@@ -242,11 +242,11 @@ def test_any_other_address_needs_a_token_or_an_explicit_insecure(host: str) -> N
 
 
 def test_the_token_comes_from_the_variable_or_a_file_and_never_shows(tmp_path: Path) -> None:
-    assert Settings.from_env({"GLM_MCP_HTTP_TOKEN": f" {TOKEN} "}).http_token == TOKEN
+    assert Settings.from_env({"GLM_MCP_HTTP_TOKEN": f" {TOKEN} "}).http.token == TOKEN
     secret = tmp_path / "token"
     secret.write_text(TOKEN + "\n")
     settings = Settings.from_env({"GLM_MCP_HTTP_TOKEN_FILE": str(secret)})
-    assert settings.http_token == TOKEN and TOKEN not in repr(settings)
+    assert settings.http.token == TOKEN and TOKEN not in repr(settings)
 
 
 @pytest.mark.parametrize(
@@ -269,8 +269,8 @@ def test_bad_http_settings_are_refused_naming_the_variable(env: dict[str, str]) 
 
 
 def test_http_settings_and_their_defaults() -> None:
-    defaults = Settings.from_env({})
-    assert (defaults.http_token, defaults.stateless, defaults.allow_insecure, defaults.allow_client_keys) == (
+    defaults = Settings.from_env({}).http
+    assert (defaults.token, defaults.stateless, defaults.allow_insecure, defaults.allow_client_keys) == (
         None,
         True,
         False,
@@ -284,9 +284,9 @@ def test_http_settings_and_their_defaults() -> None:
             "GLM_MCP_ALLOW_CLIENT_KEYS": "yes",
         }
     )
-    assert settings.allowed_hosts == ("mcp.example.com", "glm-mcp:8000")
-    assert settings.allowed_origins == ("https://app.example.com",)
-    assert not settings.stateless and settings.allow_client_keys
+    assert settings.http.allowed_hosts == ("mcp.example.com", "glm-mcp:8000")
+    assert settings.http.allowed_origins == ("https://app.example.com",)
+    assert not settings.http.stateless and settings.http.allow_client_keys
 
 
 # --- configured hosts and origins -----------------------------------------------------------

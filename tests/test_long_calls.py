@@ -91,7 +91,7 @@ async def test_progress_arrives_while_the_answer_streams(settings: Settings, emu
     assert len(recorder.events) >= 3, recorder.messages
     values = [value for _, (value, _, _) in recorder.events]
     assert values == sorted(values) and len(set(values)) == len(values)  # strictly increasing
-    assert all(total == settings.wait_seconds for _, (_, total, _) in recorder.events)
+    assert all(total == settings.results.wait_seconds for _, (_, total, _) in recorder.events)
     times = [t for t, _ in recorder.events]
     assert min(b - a for a, b in itertools.pairwise(times)) >= progress.MIN_INTERVAL_S * 0.8
     assert any(m.startswith("reasoning:") for m in recorder.messages)

@@ -147,7 +147,7 @@ async def test_generate_image_returns_image_content_a_client_can_display(
     data = base64.b64decode(image.data)
     assert decode_png(data)[:2] == (864, 1152)  # a real PNG of the asked size
     saved = Path(out["saved_path"])  # in process counts as stdio: a copy is kept where the setting says
-    assert saved.parent == all_settings.images_dir and saved.read_bytes() == data
+    assert saved.parent == all_settings.registry.images_dir and saved.read_bytes() == data
 
 
 async def test_glm_image_is_a_task_that_get_result_finishes(client: Client, emulator: Emulator) -> None:

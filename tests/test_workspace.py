@@ -338,7 +338,7 @@ async def test_a_turn_is_kept_once_it_has_an_answer_or_a_job_and_a_failed_call_l
     )
     two = ok(await client.call_tool("chat", {"prompt": "Second question.", "conversation_id": one["conversation_id"]}))
     assert (one["turn"], two["turn"]) == (1, 2)  # the failed continuation took no number
-    store = SQLiteJobStore(settings.data_dir / JOBS_FILE, retention_days=7)
+    store = SQLiteJobStore(settings.registry.data_dir / JOBS_FILE, retention_days=7)
     try:
         conversations = ConversationRecords(store.database, retention_days=30)
         turns = await conversations.turns(one["conversation_id"], principal=SERVER)

@@ -54,10 +54,10 @@ def advice_facts(settings: Settings, *, key_source: str | None = None, models: l
     """What advice may say about this configuration."""
     return Advice(
         key_var=key_source or API_KEY_VARS[0],
-        region=settings.region,
-        plan=settings.plan,
-        base_url=settings.base_url,
-        base_url_overridden=settings.base_url_from_env,
+        region=settings.upstream.region,
+        plan=settings.upstream.plan,
+        base_url=settings.upstream.base_url,
+        base_url_overridden=settings.upstream.base_url_from_env,
         api_paths={plan: path for plan, path in API_PATHS.items()},
         models=tuple(models) if models is not None else None,
     )

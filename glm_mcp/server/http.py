@@ -108,7 +108,7 @@ CUT_OFF_FLUSH_S = 2
 
 def check_exposure(host: str, settings: Settings) -> None:
     """Refuse to serve a non-loopback address without a token, unless told the exposure is meant."""
-    if settings.http_token or settings.oauth_issuer or settings.allow_insecure or is_loopback(host):
+    if settings.http.token or settings.signin.issuer or settings.http.allow_insecure or is_loopback(host):
         return
     raise ConfigError(
         f"refusing to serve {host} without a token: anyone who can reach it could spend your GLM key. "
@@ -129,13 +129,13 @@ def is_loopback(host: str) -> bool:
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
     """The SDK's DNS-rebinding checks, on whatever address is bound: loopback names plus the configured ones."""
-    hosts = [*LOOPBACK_NAMES, *settings.allowed_hosts]
+    hosts = [*LOOPBACK_NAMES, *settings.http.allowed_hosts]
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=[pattern for host in hosts for pattern in _any_port_unless_given(host)],
         allowed_origins=[
             *(pattern for name in LOOPBACK_NAMES for pattern in _any_port_unless_given(f"http://{name}")),
-            *settings.allowed_origins,
+            *settings.http.allowed_origins,
         ],
     )
 
@@ -152,25 +152,25 @@ def create_http_app(server: MCPServer[Any], settings: Settings, calls: CallRegis
     """
     calls = calls if calls is not None else CallRegistry()
     server.middleware.append(StopCalls(calls))
-    if not settings.stateless:  # a stateless POST cannot know what its client declared at `initialize`
+    if not settings.http.stateless:  # a stateless POST cannot know what its client declared at `initialize`
         tasks_2025.install(server)
     sdk_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
-        stateless_http=settings.stateless,
-        max_request_body_size=settings.max_body_bytes,
+        stateless_http=settings.http.stateless,
+        max_request_body_size=settings.http.max_body_bytes,
         transport_security=transport_security(settings),
     )
     _without_a_second_body_copy(server.session_manager)
-    mcp: ASGIApp = _CallerKeyCheck(BodyLimit(CallStopper(sdk_app, calls), settings.max_body_bytes), settings)
+    mcp: ASGIApp = _CallerKeyCheck(BodyLimit(CallStopper(sdk_app, calls), settings.http.max_body_bytes), settings)
     # Stateless, a GET would open an event stream nothing can ever be sent on (no session), held for as long as
     # its client likes, and a DELETE has no session to end: the transport lets a server answer both 405.
-    methods = ["POST"] if settings.stateless else ["GET", "POST", "DELETE"]
+    methods = ["POST"] if settings.http.stateless else ["GET", "POST", "DELETE"]
     middleware: list[Middleware] = []
-    if settings.allowed_origins:  # browser apps there must pass the CORS preflight, which carries no token
+    if settings.http.allowed_origins:  # browser apps there must pass the CORS preflight, which carries no token
         middleware.append(
             Middleware(
                 CORSMiddleware,
-                allow_origin_regex=_origins_regex(settings.allowed_origins),
+                allow_origin_regex=_origins_regex(settings.http.allowed_origins),
                 allow_methods=methods,
                 allow_headers=["*"],
                 expose_headers=["Mcp-Session-Id", "WWW-Authenticate"],
@@ -178,10 +178,10 @@ def create_http_app(server: MCPServer[Any], settings: Settings, calls: CallRegis
         )
     verifiers: list[TokenVerifier] = []
     running: list[Callable[[], AbstractAsyncContextManager[None]]] = [server.session_manager.run]
-    if settings.http_token:
-        verifiers.append(SharedTokenVerifier(settings.http_token))
-    if settings.oauth_issuer and settings.oauth_audience:  # signed in through the provider (server/oauth.py)
-        provider = OidcTokenVerifier(settings.oauth_issuer, settings.oauth_audience, settings.oauth_jwks_url)
+    if settings.http.token:
+        verifiers.append(SharedTokenVerifier(settings.http.token))
+    if settings.signin.issuer and settings.signin.audience:  # signed in through the provider (server/oauth.py)
+        provider = OidcTokenVerifier(settings.signin.issuer, settings.signin.audience, settings.signin.jwks_url)
         verifiers.append(provider)
         running.append(provider.running)
     if verifiers:
@@ -227,7 +227,7 @@ def _readiness(server: MCPServer[Any], settings: Settings) -> Callable[[Request]
 
     A rollout whose Secret lacks the key then never becomes ready, and the old replicas keep serving.
     """
-    ready = settings.credentials is not None or settings.allow_client_keys
+    ready = settings.upstream.credentials is not None or settings.http.allow_client_keys
 
     async def readiness(_: Request) -> Response:
         if not ready:
@@ -343,19 +343,19 @@ class _CallerKeyCheck:
 
 
 def run_http(server: MCPServer[Any], settings: Settings, *, host: str, port: int) -> None:
-    """Serve until SIGTERM or Ctrl-C, then let calls in flight finish within `settings.shutdown_grace`."""
+    """Serve until SIGTERM or Ctrl-C, then let calls in flight finish within `settings.http.shutdown_grace`."""
     registry = CallRegistry()
     calls = _CallsInFlight(_AccessLog(create_http_app(server, settings, registry)))
     config = uvicorn.Config(
         calls,
         host=host,
         port=port,
-        log_level=settings.log_level.lower(),
+        log_level=settings.server.log_level.lower(),
         access_log=False,  # _AccessLog writes it, without the query string
-        http=bounded_protocol(settings.header_timeout, connection_limit(settings.max_connections)),
-        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace) + CUT_OFF_FLUSH_S,
+        http=bounded_protocol(settings.http.header_timeout, connection_limit(settings.http.max_connections)),
+        timeout_graceful_shutdown=math.ceil(settings.http.shutdown_grace) + CUT_OFF_FLUSH_S,
     )
-    _DrainingServer(config, calls, registry, settings.shutdown_grace).run()
+    _DrainingServer(config, calls, registry, settings.http.shutdown_grace).run()
 
 
 def connection_limit(wanted: int) -> int:

@@ -98,7 +98,7 @@ async def principal_secret(store: JobStore, settings: Settings) -> bytes:
     Read once at start-up. When the store cannot give it, a secret of this process is used: its
     callers still see their own jobs, and nobody else's, until it stops.
     """
-    if not settings.allow_client_keys:
+    if not settings.http.allow_client_keys:
         return b""
     try:
         return await store.principal_secret()

@@ -195,7 +195,7 @@ class TasksExtension(Extension):
         if not (self._table.offers(params.name, params.arguments) and _declares(ctx)):
             return await call_next(ctx)
         app = app_state(ctx)
-        with offering_task(app.settings.task_threshold_seconds) as offer:
+        with offering_task(app.settings.results.task_threshold_seconds) as offer:
             result = await call_next(ctx)
         ref = self._table.handed_off(offer)
         if ref is None:
@@ -272,7 +272,7 @@ def _task(app: AppState, ref: TaskRef, state: TaskState, created: float, updated
         "createdAt": _iso(created),
         "lastUpdatedAt": _iso(max(updated, created)),
         # From creation: the time it has lived so far, then the registry keeps it GLM_JOB_RETENTION_DAYS.
-        "ttlMs": lived_ms + app.settings.job_retention_days * 86_400_000,
+        "ttlMs": lived_ms + app.settings.registry.job_retention_days * 86_400_000,
         "pollIntervalMs": int(min(POLL_MAX_MS, max(POLL_MIN_MS, running_ms * POLL_FRACTION))),
     }
     if state.result is not None:

@@ -185,7 +185,7 @@ async def _report(app: AppState, days: int, by: Grouping) -> UsageReport:
     today = datetime.now(UTC).date()
     start = datetime(today.year, today.month, today.day, tzinfo=UTC).timestamp() - (days - 1) * 86_400
     totals = await app.usage.totals(principal=app.principal, since=start, by=by)
-    prices = {**PRICES, **parse_prices(app.settings.prices)}
+    prices = {**PRICES, **parse_prices(app.settings.models.prices)}
     rows: list[UsageRow] = []
     unpriced: set[str] = set()
     total_cost = 0.0
@@ -233,7 +233,7 @@ class PlanQuota:
 
 
 def _coding_plan(app: AppState) -> bool:
-    return app.settings.plan == "coding" or "/api/coding/" in app.glm.base_url + "/"
+    return app.settings.upstream.plan == "coding" or "/api/coding/" in app.glm.base_url + "/"
 
 
 async def _quota(app: AppState) -> PlanQuota:

@@ -153,7 +153,7 @@ class Generation(Arguments):
         elif temperature is not None and temperature >= 1:
             temperature = 0.99
         top_p = None if self.top_p is None else min(max(self.top_p, 0.01), 0.99)
-        model = self.model.strip() or settings.default_model
+        model = self.model.strip() or settings.models.default
         return ChatRequest(
             model=model,
             messages=messages,

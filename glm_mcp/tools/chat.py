@@ -212,7 +212,7 @@ async def _answered(
     """Stream the answer with progress; past the call's wait, hand back a job that carries on."""
     continued = Continuation(args.conversation_id, args.from_turn)
     prepared = await prepare(app, ctx, args.chat_request(app.settings), files=args.files, continued=continued)
-    wait_seconds = task_wait(args.wait(app.settings.wait_seconds))
+    wait_seconds = task_wait(args.wait(app.settings.results.wait_seconds))
     result_type = RESULT_TYPES[kind]
     job = app.jobs.start(kind, prepared.request, app.glm, principal=app.principal)
     try:
@@ -225,7 +225,7 @@ async def _answered(
         conversation = await record_turn(app, prepared)  # awaiting the answer the job will keep
         await app.jobs.hand_off(job, ChatOutcome(app, prepared.files, conversation))
         return result_type.compose(
-            Answer.so_far(job, wait_seconds=app.settings.wait_seconds),
+            Answer.so_far(job, wait_seconds=app.settings.results.wait_seconds),
             files=prepared.files,
             conversation=conversation,
             registry=registry_note(app, job.not_recorded),
@@ -239,7 +239,7 @@ async def _answered(
         answer,
         files=prepared.files,
         conversation=conversation,
-        page=page_of(answer.text, 0, app.settings.max_result_chars, conversation.ref),
+        page=page_of(answer.text, 0, app.settings.results.max_chars, conversation.ref),
         full_reasoning=args.include_reasoning,
     )
 
@@ -272,7 +272,7 @@ async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> Su
     return SubmittedTask.of_task(
         task,
         attempts.count,
-        wait_seconds=app.settings.wait_seconds,
+        wait_seconds=app.settings.results.wait_seconds,
         model=request.model,
         files=prepared.files,
         registry=registry_note(app, not_recorded),

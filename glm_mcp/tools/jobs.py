@@ -251,9 +251,9 @@ async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> Task
     state, notice = await _job_state(app, ctx, args)
     return state.read(
         full_reasoning=args.include_reasoning,
-        wait_seconds=app.settings.wait_seconds,
+        wait_seconds=app.settings.results.wait_seconds,
         offset=args.offset,
-        limit=app.settings.max_result_chars,
+        limit=app.settings.results.max_chars,
         notice=notice,
     )
 
@@ -261,7 +261,7 @@ async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> Task
 async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> tuple[TaskResult, str | None]:
     """The job asked for, whole, as it stands once it has ended or `wait_seconds` have passed, and the
     registry's notice when the answer came from the registry or the platform."""
-    wait_seconds = task_wait(args.wait(app.settings.wait_seconds))
+    wait_seconds = task_wait(args.wait(app.settings.results.wait_seconds))
     reporter = ProgressReporter(ctx, total=wait_seconds)
     if args.task_id.startswith(JOB_ID_PREFIX):
         job = app.jobs.get(args.task_id, app.principal)
@@ -353,7 +353,7 @@ async def _turn_result(app: AppState, ref: str, offset: int, *, full_reasoning: 
     chat = ChatResult.compose(
         Answer(text=turn.answer, model=turn.model),
         conversation=ConversationNote(conversation_id, turn.number),
-        page=page_of(turn.answer, offset, app.settings.max_result_chars, ref),
+        page=page_of(turn.answer, offset, app.settings.results.max_chars, ref),
         full_reasoning=full_reasoning,
     )
     return TaskResult(task_id=ref, kind="chat", status="completed", model=turn.model, result=chat)
@@ -370,7 +370,7 @@ async def _result_task(app: AppState, job: Job | JobRecord) -> TaskState:
     ended = task_ended(outcome)
     if ended is not None:
         return ended
-    result = outcome.read(full_reasoning=False, wait_seconds=app.settings.wait_seconds)
+    result = outcome.read(full_reasoning=False, wait_seconds=app.settings.results.wait_seconds)
     return TaskState("completed", f"get_result: {outcome.status}", tool_result(result, is_error=False))
 
 

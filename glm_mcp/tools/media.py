@@ -89,7 +89,7 @@ class ImageArguments(_Wait):
         if not self.prompt.strip():
             raise ArgumentError("prompt", "it is empty; say what to draw.")
         return ImageRequest(
-            model=self.model.strip() or settings.image_model,
+            model=self.model.strip() or settings.models.image,
             prompt=self.prompt,
             size=self.size or None,
             quality=self.quality,
@@ -115,7 +115,7 @@ class VideoArguments(_Wait):
         if not self.prompt.strip() and not self.image_url:
             raise ArgumentError("prompt", "give a `prompt`, an `image_url`, or both.")
         return VideoRequest(
-            model=self.model.strip() or settings.video_model,
+            model=self.model.strip() or settings.models.video,
             prompt=self.prompt or None,
             image_url=self.image_url or None,
             quality=self.quality,
@@ -204,7 +204,8 @@ async def generate_image(app: AppState, ctx: Context, args: ImageArguments) -> I
     until the call's wait runs out and then handed back as a job that get_result finishes.
     """
     request = args.request(app.settings)
-    wait = task_wait(args.wait(app.settings.wait_seconds))
+    default_wait = app.settings.results.wait_seconds
+    wait = task_wait(args.wait(default_wait))
     reporter = ProgressReporter(ctx, total=wait)
     if request.model.startswith(ASYNC_IMAGE_MODELS):
         task = await _submitted(app.glm.submit_image(request, attempts=Attempts()), request.request_id)
@@ -214,7 +215,7 @@ async def generate_image(app: AppState, ctx: Context, args: ImageArguments) -> I
             return ImageResult(
                 status="running",
                 task_id=task.id,
-                next=VideoJob.running_next(task.id, app.settings.wait_seconds).replace("the video", "the image"),
+                next=VideoJob.running_next(task.id, default_wait).replace("the video", "the image"),
                 model=request.model,
                 request_id=request.request_id,
                 not_recorded=not_recorded,
@@ -258,9 +259,11 @@ async def _shown(
     saved: str | None = None
     if ctx.request_context.request is None or getattr(ctx.request_context.request, "headers", None) is None:
         try:
-            saved = str(await anyio.to_thread.run_sync(_save, app.settings.images_dir, data, media_type))
+            saved = str(await anyio.to_thread.run_sync(_save, app.settings.registry.images_dir, data, media_type))
         except OSError as exc:
-            notes.append(f"No copy was saved in {app.settings.images_dir} (GLM_IMAGE_DIR): {exc.strerror or exc}.")
+            notes.append(
+                f"No copy was saved in {app.settings.registry.images_dir} (GLM_IMAGE_DIR): {exc.strerror or exc}."
+            )
     return ImageResult(
         url=url,
         expires_at=expires,
@@ -322,7 +325,7 @@ async def generate_video(app: AppState, ctx: Context, args: VideoArguments) -> V
     await accounting.record(app, "generate_video", request.model)
     summary = request.prompt or "(from an image)"
     not_recorded = await app.jobs.record_task(_record(app, task, "video_task", summary, request.model))
-    wait = task_wait(args.wait(app.settings.wait_seconds))
+    wait = task_wait(args.wait(app.settings.results.wait_seconds))
     state = await _poll(app, task.id, wait, ProgressReporter(ctx, total=wait), "video")
     registry = registry_note(app, not_recorded)
 
@@ -343,7 +346,7 @@ async def generate_video(app: AppState, ctx: Context, args: VideoArguments) -> V
         )
 
     if state.state == "running":
-        return video_job(next_step=VideoJob.running_next(task.id, app.settings.wait_seconds))
+        return video_job(next_step=VideoJob.running_next(task.id, app.settings.results.wait_seconds))
     result = TaskResult.from_poll(task.id, state)
     await _finish_record(app, task.id, result)
     _, videos = media_of(state)

@@ -153,7 +153,7 @@ async def web_search(app: AppState, ctx: Context, args: SearchArguments) -> Sear
 async def read_url(app: AppState, ctx: Context, args: ReadArguments) -> PageResult:
     page = (await app.glm.read_url(args.request())).reader_result
     await accounting.record(app, "read_url", "web-reader")
-    limit = app.settings.max_result_chars
+    limit = app.settings.results.max_chars
     whole = page.content
     part = whole[args.offset : args.offset + limit]
     end = args.offset + len(part)

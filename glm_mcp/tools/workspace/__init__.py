@@ -92,7 +92,7 @@ async def prepare(
 ) -> Prepared:
     """`request` with `files` and, for a chat that keeps conversations (`continued`), the conversation in it;
     raises `ArgumentError` before anything is sent."""
-    check_size(request.messages, app.settings.max_prompt_chars)  # before a file is read or a turn loaded
+    check_size(request.messages, app.settings.upstream.max_prompt_chars)  # before a file is read or a turn loaded
     attachments = Attachments()
     if files:
         try:
@@ -110,7 +110,7 @@ async def prepare(
         conversation, history, system = await _load(app, continued, system)
     kept, turns_left_out = _fit(system, history, new, request)
     request.messages = [*([system] if system else []), *(m for turn in kept for m in turn), *new]
-    check_size(request.messages, app.settings.max_prompt_chars)
+    check_size(request.messages, app.settings.upstream.max_prompt_chars)
     pending = None
     if continued is not None:
         pending = _pending_turn(app, continued, conversation, system, new, question, attachments)
