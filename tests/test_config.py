@@ -203,13 +203,19 @@ def test_validation_reads_no_file(tmp_path: pathlib.Path) -> None:
 def test_the_readme_lists_the_settings_group_by_group() -> None:
     """One table a group, under the group's title, each variable in the table of the group that holds it."""
     listed: dict[str, list[str]] = {}
+    title = "(no title)"
     for line in sync_manifests().settings_table().splitlines():
         if line.startswith("**"):
             title = line.strip("*")
-            listed[title] = []
         elif line.startswith("| `"):
-            listed[title].append(line.split("`")[1])
+            listed.setdefault(title, []).append(line.split("`")[1])
     declared: dict[str, list[str]] = {}
     for variable in ENV_VARS:
         declared.setdefault(variable.group, []).append(variable.name)
     assert listed == declared and len(listed) == len(Settings.model_fields)
+
+
+def test_an_empty_scope_is_a_value_not_unset() -> None:
+    """GLM_MCP_OAUTH_SCOPE set empty means no scope required, unlike every other variable set empty."""
+    assert Settings.from_env({"GLM_MCP_OAUTH_SCOPE": ""}).signin.scope == ""
+    assert Settings.from_env({}).signin.scope == "glm-mcp"
