@@ -4,9 +4,9 @@
 `signin`); each field of a group names its environment variable in its `validation_alias`. pydantic-settings
 reads them through one source, `Variables`, which `Settings.settings_customise_sources` adds after the
 constructor's own values; `Settings.from_env` gives it the environment (or a mapping), `Settings(...)`
-alone reads nothing. `ENV_VARS` lists every variable with its default and meaning, from which
-`scripts/sync-manifests` writes the README's table and against which the tests check the manifests, so
-a default changed here and nowhere else fails the suite.
+alone reads nothing. `ENV_VARS` lists every variable with its default, meaning and group, from which
+`scripts/sync-manifests` writes the README's tables (one a group) and against which the tests check the
+manifests, so a default changed here and nowhere else fails the suite.
 
 An empty variable counts as unset, except for a field marked `BLANK_IS_A_VALUE` (`GLM_MCP_OAUTH_SCOPE`:
 no scope required). Validators only check values: files are read by the source, before validation.
@@ -781,10 +781,9 @@ class Variables(PydanticBaseSettingsSource):
             if variable is not None:  # of several (`AliasChoices`), the first one set
                 values[variable] = self._environ[variable].strip()
         for info in group.model_fields.values():
-            target = _extra(info, FILE_HOLDS)
-            file_variable = _variables(info)[0] if _variables(info) else ""
-            if isinstance(target, str) and file_variable in values:
-                variable = _variables(group.model_fields[target])[0]
+            target, variables = _extra(info, FILE_HOLDS), _variables(info)
+            if isinstance(target, str) and variables and variables[0] in values:
+                file_variable, variable = variables[0], _variables(group.model_fields[target])[0]
                 if variable in values:
                     raise ConfigError(f"set {variable} or {file_variable}, not both")
                 values[variable] = _read_value_file(file_variable, Path(values[file_variable]))
@@ -807,9 +806,11 @@ def _read_value_file(variable: str, path: Path) -> str:
     try:
         value = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{variable} names a file that cannot be read: {str(path)!r} ({exc})") from None
+        problem = f"names a file that cannot be read: {str(path)!r} ({exc})"
+        raise ConfigError(f"{variable} {problem}", variable=variable, problem=problem) from None
     if not value:
-        raise ConfigError(f"{variable} names an empty file: {str(path)!r}")
+        problem = f"names an empty file: {str(path)!r}"
+        raise ConfigError(f"{variable} {problem}", variable=variable, problem=problem)
     return value
 
 
