@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fake_anthropic import FakeAnthropic
-from tests.node_tools import CLAUDE_CODE, bin_path
+from tests.node_tools import CLAUDE_CODE, NODE, bin_path
 
 SERVER = "glm"
 """The name our server has in the MCP config: Claude Code calls its tools mcp__glm__<tool>."""
@@ -26,7 +26,7 @@ def claude_env(home: Path, base_url: str) -> dict[str, str]:
     """Nothing from the developer's environment (no key, no settings): a fresh HOME and config dir,
     the fake for the API, and everything Claude Code would fetch from elsewhere turned off."""
     return {
-        "PATH": f"{bin_path('node@22', 'node').parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "PATH": f"{bin_path(NODE, 'node').parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         "HOME": str(home),
         "CLAUDE_CONFIG_DIR": str(home / ".claude"),
         "LANG": "C.UTF-8",

@@ -20,6 +20,8 @@ DEFAULT_TOOLS = tuple(spec.name for spec in TOOLS if spec.toolset in Settings().
 """The tools a server offers with the default toolsets, in the order it lists them."""
 CODING_KEY = EmulatorConfig().coding_keys[0]
 
+pytest_plugins = ["tests.tiers"]  # the fast tier (--fast) and the classifier that marks the tests starting processes
+
 
 @pytest.fixture
 def anyio_backend() -> str:

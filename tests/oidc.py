@@ -10,10 +10,9 @@ from pathlib import Path
 
 import httpx2
 
-from tests.node_tools import node_env, node_modules
+from tests.node_tools import OIDC_PROVIDER, node_env, node_modules
 from tests.processes import free_port
 
-OIDC_PROVIDER = "oidc-provider@9.13.3"
 SCRIPT = Path(__file__).with_name("oidc_provider.mjs")
 
 

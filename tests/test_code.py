@@ -1,4 +1,5 @@
-"""The code stays as the house asks: ruff-clean, ruff-formatted, mypy --strict over glm_mcp, tests, bench and rigs."""
+"""The code stays as the house asks. `ruff check`, `ruff format --check` and `mypy --strict` run beside pytest in
+`scripts/test`, each a process of its own; what they cannot see is checked here."""
 
 from __future__ import annotations
 
@@ -10,22 +11,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE = ["glm_mcp", "tests", "bench", "rigs", "scripts/sync-manifests"]
-
-
-def run(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=600)
-
-
-@pytest.mark.parametrize("check", [["ruff", "check", *CODE], ["ruff", "format", "--check", *CODE]], ids=" ".join)
-def test_ruff(check: list[str]) -> None:
-    result = run(*check)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-
-
-def test_mypy_strict() -> None:
-    result = run("mypy", "glm_mcp", "tests", "bench", "rigs")  # strict = true in pyproject.toml
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
 def test_no_file_keeps_merge_conflict_markers() -> None:

@@ -228,6 +228,7 @@ async def _burst(emulator: Emulator, *, bound: int, calls: int = 200, limit: flo
     return results
 
 
+@pytest.mark.slow  # out of `--fast` (tests/tiers.py): waits out real backoffs, ~10 s
 async def test_a_burst_queues_under_the_concurrency_bound(emulator: Emulator) -> None:
     results = await _burst(emulator, bound=8)
     assert not any(r.is_error for r in results)
@@ -235,6 +236,7 @@ async def test_a_burst_queues_under_the_concurrency_bound(emulator: Emulator) ->
     assert all(e.status == 200 for e in upstream_calls(emulator, CHAT))
 
 
+@pytest.mark.slow  # out of `--fast` (tests/tiers.py): waits out real backoffs, ~10 s
 async def test_a_burst_over_the_platform_limit_ends_clearly(emulator: Emulator) -> None:
     """More in flight than the platform allows: 1302s are retried; every call ends, none hangs."""
     results = await _burst(emulator, bound=64)

@@ -166,6 +166,7 @@ async def test_cancellation_over_stdio_reaches_the_upstream(emulator: Emulator) 
     assert emulator.state.open_streams == 0
 
 
+@pytest.mark.slow  # out of `--fast` (tests/tiers.py): fifty calls started and cancelled, ~10 s
 async def test_fifty_cancelled_calls_leave_nothing_behind(settings: Settings, emulator: Emulator) -> None:
     emulator.config.chunk_delay = 0.05
     server = create_server(settings)

@@ -20,10 +20,9 @@ from glm_mcp.emulator import Emulator
 from glm_mcp.server.http import MCP_PATH
 from tests.conftest import GENERAL_KEY, settings_for
 from tests.live_tools import Result, call_every_tool, calls_through, listed_tools, same_arguments
-from tests.node_tools import INSPECTOR, run_node_tool
+from tests.node_tools import CONFORMANCE, INSPECTOR, run_node_tool
 from tests.processes import COMMAND, http_server, scratch_dir, server_env
 
-CONFORMANCE = "@modelcontextprotocol/conformance@0.1.16"
 TOKEN = "outside-checkers-token-0123456789"
 
 ANY_SERVER = ["server-initialize", "ping", "tools-list", "dns-rebinding-protection"]
@@ -62,6 +61,8 @@ class Inspector:
             "--cli",
             *self._target,
             *args,
+            "--connect-timeout",  # its default, 30 s, is short of a server starting while pytest's workers are busy
+            "120000",
             "--format",
             "json",
             "-q",

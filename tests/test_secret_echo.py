@@ -174,6 +174,7 @@ def settings(upstream: HostileUpstream, mode: str, data_dir: Path) -> Settings:
     )
 
 
+@pytest.mark.slow  # out of `--fast` (tests/tiers.py): hundreds of calls, seconds of CPU each run
 @pytest.mark.parametrize("mode", ["bearer", "jwt"])
 @pytest.mark.parametrize("place", PLACES, ids=lambda place: place.name)
 async def test_an_echoed_key_is_scrubbed_at_every_cut_offset(
@@ -236,6 +237,7 @@ async def test_over_stdio_at_debug_no_form_of_the_key_is_written(upstream: Hosti
         assert not leaked(stream.decode(), sent), f"{name}: {leaked(stream.decode(), sent)}"
 
 
+@pytest.mark.slow  # out of `--fast` (tests/tiers.py): hundreds of calls, seconds of CPU each run
 @pytest.mark.parametrize("mode", ["bearer", "jwt"])
 @pytest.mark.parametrize("place", [p for p in PLACES if p.tools == ("chat",)], ids=lambda place: place.name)
 async def test_a_handed_off_chat_scrubs_the_echo_in_get_result(
@@ -375,6 +377,7 @@ def held_open(echo: Echo, cut: int, seconds: float) -> Callable[[Request], Reply
     return reply
 
 
+@pytest.mark.slow  # out of `--fast` (tests/tiers.py): follows a job through real-time waits, ~25 s
 @pytest.mark.parametrize("mode", ["bearer", "jwt"])
 async def test_a_running_job_shows_no_start_of_a_key_whose_end_has_not_come(
     upstream: HostileUpstream, mode: str, tmp_path: Path

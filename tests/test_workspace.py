@@ -419,6 +419,7 @@ async def test_a_long_answer_comes_in_pages_that_add_up_to_the_whole(client: Cli
     assert past["field"] == "offset"
 
 
+@pytest.mark.slow  # out of `--fast` (tests/tiers.py): waits for the hand-off, ~10 s
 async def test_a_long_answer_of_a_handed_off_job_is_paged_too(client: Client, emulator: Emulator) -> None:
     emulator.config.chunk_delay = 0.001
     running = ok(await client.call_tool("chat", {"prompt": f"Long. [emulator:chars={LONG}]", "wait_seconds": 0}))
