@@ -16,7 +16,7 @@ from bench.clients import PROMPT, CallFailed, Direct, RawMCP, cold_start
 from bench.figures import Figure, median, percentile
 from bench.processes import BARE_SERVER, GLM_MCP, PYTHON, emulator, http_server, server_env, shown
 from glm_mcp.config import Settings
-from glm_mcp.server.arguments import ChatArguments
+from glm_mcp.tools.chat import ChatArguments
 
 NO_UPSTREAM = "http://127.0.0.1:9/api/paas/v4"
 """Cold start never reaches the upstream: the URL only has to be valid."""

@@ -117,7 +117,7 @@ def _serve(args: argparse.Namespace, *, demo: bool) -> int:
             )
         if sys.stdin.isatty():
             print(_STDIO_ON_A_TERMINAL.format(program=_program()), file=sys.stderr)
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.server.log_level)
     if not demo:
         return _run(settings, args.transport, host, port, demo=False)
 
@@ -151,7 +151,7 @@ def _program() -> str:
 
 def _run(settings: Settings, transport: str, host: str, port: int, *, demo: bool) -> int:
     """Serve `settings` on `transport` until stopped."""
-    from glm_mcp.server import create_server
+    from glm_mcp.app import create_server
 
     server = create_server(settings)
     if transport == "stdio":
@@ -163,10 +163,10 @@ def _run(settings: Settings, transport: str, host: str, port: int, *, demo: bool
         return 0
     from glm_mcp.server.http import MCP_PATH, run_http
 
-    mode = "stateless" if settings.stateless else "sessionful"
+    mode = "stateless" if settings.http.stateless else "sessionful"
     print(
         f"glm-mcp: serving Streamable HTTP at http://{_host_port(host, port)}{MCP_PATH} ({mode}, "
-        f"{'bearer token required' if settings.http_token else 'no token'})",
+        f"{'bearer token required' if settings.http.token else 'no token'})",
         file=sys.stderr,
     )
     print(_next_step(f"http://{_host_port(_client_host(host), port)}{MCP_PATH}", settings, demo=demo), file=sys.stderr)
@@ -180,8 +180,8 @@ def _next_step(url: str, settings: Settings, *, demo: bool) -> str:
     """What to do once the HTTP server is up: the exact commands that point Claude Code and the MCP Inspector at
     `url`, and how to stop it. A token is named by where it is kept, never printed."""
     token = ""
-    if settings.http_token:
-        file = settings.http_token_file
+    if settings.http.token:
+        file = settings.http.token_file
         kept = f"$(cat {shlex.quote(str(file))})" if file else "$GLM_MCP_HTTP_TOKEN"
         token = f"Authorization: Bearer {kept}"
     name = "glm-demo" if demo else "glm"
@@ -190,7 +190,7 @@ def _next_step(url: str, settings: Settings, *, demo: bool) -> str:
     inspector = [
         *("npx", "-y", "@modelcontextprotocol/inspector", "--cli", url),
         *(["--header", token] if token else []),
-        *(chat if "core" in settings.toolsets else ("--method", "tools/list")),  # chat is a core tool
+        *(chat if "core" in settings.server.toolsets else ("--method", "tools/list")),  # chat is a core tool
     ]
     stop = "Ctrl-C stops it" + (" and removes the demo's temporary files." if demo else ".")
     return "\n".join(
@@ -236,9 +236,9 @@ def _http_settings(args: argparse.Namespace, settings: Settings, host: str) -> S
     """`settings` with the HTTP flags applied; refuses an exposed address without a token."""
     from glm_mcp.server.http import check_exposure
 
-    stateless = settings.stateless if args.stateless is None else args.stateless
-    allow_insecure = settings.allow_insecure or bool(args.allow_insecure)
-    settings = settings.replace(stateless=stateless, allow_insecure=allow_insecure)
+    stateless = settings.http.stateless if args.stateless is None else args.stateless
+    allow_insecure = settings.http.allow_insecure or bool(args.allow_insecure)
+    settings = settings.replace(http={"stateless": stateless, "allow_insecure": allow_insecure})
     check_exposure(host, settings)
     return settings
 

@@ -1,12 +1,15 @@
-"""Every setting, declared once: variable, type, default, bounds and meaning in one field of `Settings`.
+"""Every setting, declared once: variable, type, default, bounds and meaning in one field of a settings group.
 
-The environment is read and validated by pydantic-settings (`Settings.from_env`); `ENV_VARS`, the
-README's configuration table (`settings_table`, written by `scripts/sync-manifests`), the MCPB
-bundle's user config and the deploy manifests are derived from these fields or checked against
-them by the tests, so a default changed here and nowhere else fails the suite.
+`Settings` is made of frozen groups (`upstream`, `models`, `server`, `results`, `files`, `registry`, `http`,
+`signin`); each field of a group names its environment variable in its `validation_alias`. pydantic-settings
+reads them through one source, `Variables`, which `Settings.settings_customise_sources` adds after the
+constructor's own values; `Settings.from_env` gives it the environment (or a mapping), `Settings(...)`
+alone reads nothing. `ENV_VARS` lists every variable with its default, meaning and group, from which
+`scripts/sync-manifests` writes the README's tables (one a group) and against which the tests check the
+manifests, so a default changed here and nowhere else fails the suite.
 
-An empty variable counts as unset, except for a setting where empty is a value of its own
-(`GLM_MCP_OAUTH_SCOPE`: no scope required). Derived values (`credentials`, `base_url`) are properties.
+An empty variable counts as unset, except for a field marked `BLANK_IS_A_VALUE` (`GLM_MCP_OAUTH_SCOPE`:
+no scope required). Validators only check values: files are read by the source, before validation.
 """
 
 from __future__ import annotations
@@ -14,15 +17,20 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
+    BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -30,11 +38,39 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
-from pydantic_settings.sources.utils import parse_env_vars
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from glm_mcp.glm.auth import AuthMode, Credentials
 from glm_mcp.glm.models import parse_prices
+
+__all__ = [
+    "API_KEY_VARS",
+    "API_PATHS",
+    "APP_NAME",
+    "BLANK_IS_A_VALUE",
+    "DEFAULT_MODEL",
+    "ENV_VARS",
+    "FILE_HOLDS",
+    "MIN_HTTP_TOKEN_CHARS",
+    "TOOLSETS",
+    "ConfigError",
+    "EnvVar",
+    "Files",
+    "Group",
+    "Http",
+    "LogLevel",
+    "Models",
+    "Plan",
+    "Region",
+    "Registry",
+    "Results",
+    "Server",
+    "Settings",
+    "SignIn",
+    "Upstream",
+    "Variables",
+    "user_data_dir",
+]
 
 Region = Literal["international", "mainland"]
 Plan = Literal["general", "coding"]
@@ -53,6 +89,13 @@ APP_NAME = "glm-mcp"
 TOOLSETS = ("core", "search", "images", "video", "models", "usage")
 """The groups of tools GLM_MCP_TOOLSETS chooses from (each tool's `ToolSpec.toolset`)."""
 
+BLANK_IS_A_VALUE = "blank_is_a_value"
+"""Marks a field (in its `json_schema_extra`) whose variable set empty means empty, not unset."""
+FILE_HOLDS = "file_holds"
+"""Marks a field (in its `json_schema_extra`) whose variable names a file holding the value of another field of
+its group, named here (a mounted secret); `Variables` reads it."""
+_SHOWN_DEFAULT = "shown_default"
+
 
 def user_data_dir() -> Path:
     """The platform's place for this user's application data, with a `glm-mcp` directory in it."""
@@ -70,6 +113,13 @@ class ConfigError(ValueError):
         """The variable at fault, when the error is about one."""
         self.problem = problem or message
         """What is wrong, without the variable's name: for a command-line flag that gave the value to say."""
+
+
+# --- how values are written -------------------------------------------------------------------------
+
+
+def _stripped(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
 
 
 def _lower(value: object) -> object:
@@ -105,42 +155,56 @@ def _finite(value: float) -> float:
     return value
 
 
+def _absolute(value: Path) -> Path:
+    value = value.expanduser()
+    if not value.is_absolute():  # clients start servers in a directory of their choosing
+        raise ValueError("must be an absolute path")
+    return value
+
+
+def _text(secret: SecretStr | None) -> str:
+    return secret.get_secret_value().strip() if secret else ""
+
+
 def _shown(text: str) -> dict[str, Any]:
     """How the documentation shows a default that is not a plain value."""
-    return {"shown_default": text}
+    return {_SHOWN_DEFAULT: text}
 
 
-BLANK_IS_A_VALUE = "blank_is_a_value"
-"""Marks a field (in its `json_schema_extra`) whose variable set empty means empty, not unset."""
-
-
-Seconds = Annotated[float, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
+Seconds = Annotated[float, BeforeValidator(_stripped), AfterValidator(_finite)]
 Count = Annotated[int, BeforeValidator(_whole_number)]
-Names = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_names)]
-Paths = Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_paths)]
+Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
+Paths = Annotated[tuple[Path, ...], BeforeValidator(_paths)]
+AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
 
 
-class Settings(BaseSettings):
-    """The validated configuration. `Settings.from_env()` reads it from the environment; `Settings(**fields)`
-    builds one from field names alone (tests, `replace`), reading nothing."""
+# --- the groups -------------------------------------------------------------------------------------
 
-    model_config = SettingsConfigDict(
-        frozen=True,
-        extra="ignore",
-        case_sensitive=True,
-        env_ignore_empty=True,
-        validate_by_name=True,
-        validate_by_alias=True,
-        arbitrary_types_allowed=True,
-    )
+
+class Group(BaseModel):
+    """A frozen group of settings. Each field is read from the variable its `validation_alias` names, and can
+    be given by its name too (`Http(stateless=False)`); its `title` heads its table in the README."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
+
+    def replace(self, **changes: Any) -> Self:
+        """This group with `changes` (by field name), validated again."""
+        return self.model_validate({**{name: getattr(self, name) for name in type(self).model_fields}, **changes})
+
+
+class Upstream(Group, title="The GLM API"):
+    """The GLM API: the key, the endpoint, and the bounds on every call to it."""
 
     api_key: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices(*API_KEY_VARS),
+        repr=False,
         description="Your API key (`<id>.<secret>`). `ZAI_API_KEY` and `ZHIPUAI_API_KEY`, the names the official "
         "SDKs read, are accepted too, in that order. Without a key the server still starts and lists its tools; "
         "each call then says which variable to set.",
     )
+    key_source: str = Field(API_KEY_VARS[0], exclude=True, repr=False)
+    """Where `api_key` came from, for messages ("the key in ZAI_API_KEY …"); not a variable."""
     auth_mode: Annotated[AuthMode, BeforeValidator(_lower)] = Field(
         "bearer",
         validation_alias="GLM_AUTH_MODE",
@@ -163,25 +227,6 @@ class Settings(BaseSettings):
         validation_alias="GLM_BASE_URL",
         description="Full API base URL, e.g. `https://api.z.ai/api/paas/v4`; when set, region and plan are not used.",
         json_schema_extra=_shown("(from region and plan)"),
-    )
-    default_model: str = Field(
-        DEFAULT_MODEL, validation_alias="GLM_MODEL", min_length=1, description="Model used when a tool call names none."
-    )
-    wait_seconds: Seconds = Field(
-        45.0,
-        validation_alias="GLM_WAIT_SECONDS",
-        ge=0,
-        description="How long `chat` and `web_search_chat` wait for an answer before handing back a `job_id` (the "
-        "generation goes on; `get_result` fetches it). Below the 60 s after which many clients give up. A call's "
-        "own `wait_seconds` overrides it.",
-    )
-    task_threshold_seconds: Seconds = Field(
-        5.0,
-        validation_alias="GLM_TASK_THRESHOLD_SECONDS",
-        ge=0,
-        description="For a client that declares the MCP tasks extension on its call: how long `chat`, "
-        "`web_search_chat` and `get_result` wait before answering with a task the client polls (the "
-        "`tasks/get` result is the tool's own result). Other clients keep `GLM_WAIT_SECONDS`.",
     )
     timeout: Seconds = Field(
         300.0,
@@ -242,7 +287,196 @@ class Settings(BaseSettings):
         description="Largest input a call may send, in characters of all its messages together (about 4 per "
         "token); larger ones are refused before anything is sent.",
     )
-    data_dir: Path = Field(
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_the_key_variable(cls, data: Any) -> Any:
+        """Read from variables, the key came from the first of `API_KEY_VARS` given, as `AliasChoices` takes it
+        (`Variables` gives none blank)."""
+        if isinstance(data, dict) and "key_source" not in data:
+            variable = next((name for name in API_KEY_VARS if name in data), None)
+            if variable is not None:
+                return {**data, "key_source": variable}
+        return data
+
+    @field_validator("base_url_override")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _check_key_for_mode(self) -> Self:
+        key = _text(self.api_key)
+        if self.auth_mode == "jwt" and key and "." not in key:
+            raise ConfigError(
+                f"GLM_AUTH_MODE=jwt needs a key of the form <id>.<secret>; the key in {self.key_source} has no '.'"
+            )
+        return self
+
+    @functools.cached_property
+    def credentials(self) -> Credentials | None:
+        """The server's GLM key, ready to sign requests; one object for the process (it caches its JWT)."""
+        key = _text(self.api_key)
+        return Credentials(key, mode=self.auth_mode, source=self.key_source) if key else None
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL: GLM_BASE_URL, or the endpoint of the region and plan."""
+        return self.base_url_override or _HOSTS[self.region] + _PATHS[self.plan]
+
+    @property
+    def base_url_from_env(self) -> bool:
+        return bool(self.base_url_override)
+
+    @property
+    def request_headers(self) -> dict[str, str]:
+        """Headers sent with every request: the international platform answers errors in English."""
+        return {"Accept-Language": "en-US,en"} if "bigmodel.cn" not in self.base_url else {}
+
+
+class Models(Group, title="Models"):
+    """Models: the ones used when a call names none, and the prices `usage` estimates cost with."""
+
+    default: str = Field(
+        DEFAULT_MODEL, validation_alias="GLM_MODEL", min_length=1, description="Model used when a tool call names none."
+    )
+    vision: str = Field(
+        "glm-4.6v",
+        validation_alias="GLM_VISION_MODEL",
+        min_length=1,
+        description="The vision model an image sent to a model that cannot see is refused in favour of (the refusal "
+        "names it).",
+    )
+    image: str = Field(
+        "cogview-4",
+        validation_alias="GLM_IMAGE_MODEL",
+        min_length=1,
+        description="Model `generate_image` uses when a call names none (`cogview-4`, `cogview-3-flash`, `glm-image`).",
+    )
+    video: str = Field(
+        "cogvideox-flash",
+        validation_alias="GLM_VIDEO_MODEL",
+        min_length=1,
+        description="Model `generate_video` uses when a call names none (`cogvideox-3`, `cogvideox-flash`, "
+        "`viduq1-text`, …).",
+    )
+    prices: str = Field(
+        "",
+        validation_alias="GLM_PRICES",
+        description="Prices `usage` estimates cost with, overriding the built-in table (docs/usage.md): "
+        "`model=input/output` per million tokens, comma-separated, e.g. `glm-4.6=0.6/2.2,glm-4.5-air=0.2/1.1`; a "
+        "model code or family prefix. In the currency you write them in (the built-in table is USD).",
+    )
+
+    @field_validator("prices")
+    @classmethod
+    def _check_prices(cls, value: str) -> str:
+        parse_prices(value)
+        return value
+
+
+class Server(Group, title="The server"):
+    """The server: the tools it offers and what it logs."""
+
+    toolsets: Names = Field(
+        ("core", "search"),
+        validation_alias="GLM_MCP_TOOLSETS",
+        description="The toolsets the server offers, comma-separated, or `all`: `core` (chat, web_search_chat, "
+        "submit_async, get_result, list_jobs, list_conversations), `search` (web_search, read_url), `images` "
+        "(generate_image), `video` (generate_video), `models` (list_models), `usage` (usage). Every tool costs the "
+        "agent context: offer the ones it needs.",
+        json_schema_extra=_shown("(core,search)"),
+    )
+    log_level: Annotated[LogLevel, BeforeValidator(_upper)] = Field(
+        "WARNING",
+        validation_alias="GLM_LOG_LEVEL",
+        description="Log level of the server's log on stderr (DEBUG, INFO, WARNING, ERROR).",
+    )
+
+    @field_validator("toolsets")
+    @classmethod
+    def _check_toolsets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        names = tuple(name.lower() for name in value)
+        if "all" in names:
+            return TOOLSETS
+        unknown = [name for name in names if name not in TOOLSETS]
+        if unknown:
+            raise ValueError(f"has unknown toolsets {', '.join(unknown)}; the toolsets are {', '.join(TOOLSETS)}, all")
+        return names
+
+
+class Results(Group, title="Results"):
+    """Results: how long a call waits for its answer, and how much of it one result carries."""
+
+    wait_seconds: Seconds = Field(
+        45.0,
+        validation_alias="GLM_WAIT_SECONDS",
+        ge=0,
+        description="How long `chat` and `web_search_chat` wait for an answer before handing back a `job_id` (the "
+        "generation goes on; `get_result` fetches it). Below the 60 s after which many clients give up. A call's "
+        "own `wait_seconds` overrides it.",
+    )
+    task_threshold_seconds: Seconds = Field(
+        5.0,
+        validation_alias="GLM_TASK_THRESHOLD_SECONDS",
+        ge=0,
+        description="For a client that declares the MCP tasks extension on its call: how long `chat`, "
+        "`web_search_chat` and `get_result` wait before answering with a task the client polls (the "
+        "`tasks/get` result is the tool's own result). Other clients keep `GLM_WAIT_SECONDS`.",
+    )
+    max_chars: Count = Field(
+        20_000,
+        validation_alias="GLM_MAX_RESULT_CHARS",
+        ge=1000,
+        description="Longest answer text one tool result carries (clients cap results: Claude Code at 25,000 tokens); "
+        "a longer answer comes as its beginning with a note, and `get_result` with `offset` reads the rest.",
+    )
+
+
+class Files(Group, title="Files a call sends"):
+    """Files: where the `files` argument may read, and how much one call may send."""
+
+    roots: Paths = Field(
+        (),
+        validation_alias="GLM_FILES_ROOTS",
+        description="Directories (absolute, separated by the system's path separator, `:` or `;`) that the `files` "
+        "argument may read from. Over stdio they are used when the client declares no roots of its own "
+        "(`roots/list`), and without them the server's working directory is; over HTTP `files` is off unless this "
+        "is set, since the server's disk is not the caller's.",
+        json_schema_extra=_shown("(client roots, else the working directory; none over HTTP)"),
+    )
+    max_chars: Count = Field(
+        200_000,
+        validation_alias="GLM_FILES_MAX_CHARS",
+        ge=1,
+        description="Most characters of text files one call may send through `files`, all files together; more is "
+        "refused before anything is sent, naming the file that passed it.",
+    )
+    max_image_bytes: Count = Field(
+        20 * 1024 * 1024,
+        validation_alias="GLM_FILES_MAX_IMAGE_BYTES",
+        ge=1,
+        description="Most bytes of images one call may send through `files`, all images together (20 MiB); each "
+        "image must also be within the platform's 5 MB.",
+    )
+
+    @field_validator("roots")
+    @classmethod
+    def _check_roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        roots = tuple(root.expanduser() for root in value)
+        for root in roots:
+            if not root.is_absolute():
+                raise ValueError(f"has a directory that is not an absolute path: {str(root)!r}")
+        return roots
+
+
+class Registry(Group, title="Jobs, conversations and saved images"):
+    """What is kept: the job registry (jobs, conversations), where it is, and the copies of generated images."""
+
+    data_dir: AbsolutePath = Field(
         default_factory=lambda: user_data_dir(),  # looked up when used, so tests can point it elsewhere
         validation_alias="GLM_DATA_DIR",
         description="Where the job registry (`jobs.sqlite3`) is kept, shared by every glm-mcp process of the user. "
@@ -257,73 +491,6 @@ class Settings(BaseSettings):
         description="Days a finished job stays in the registry (and `list_jobs`, `get_result`) after it ended; "
         "older ones are deleted.",
     )
-    files_roots: Paths = Field(
-        (),
-        validation_alias="GLM_FILES_ROOTS",
-        description="Directories (absolute, separated by the system's path separator, `:` or `;`) that the `files` "
-        "argument may read from. Over stdio they are used when the client declares no roots of its own "
-        "(`roots/list`), and without them the server's working directory is; over HTTP `files` is off unless this "
-        "is set, since the server's disk is not the caller's.",
-        json_schema_extra=_shown("(client roots, else the working directory; none over HTTP)"),
-    )
-    files_max_chars: Count = Field(
-        200_000,
-        validation_alias="GLM_FILES_MAX_CHARS",
-        ge=1,
-        description="Most characters of text files one call may send through `files`, all files together; more is "
-        "refused before anything is sent, naming the file that passed it.",
-    )
-    files_max_image_bytes: Count = Field(
-        20 * 1024 * 1024,
-        validation_alias="GLM_FILES_MAX_IMAGE_BYTES",
-        ge=1,
-        description="Most bytes of images one call may send through `files`, all images together (20 MiB); each "
-        "image must also be within the platform's 5 MB.",
-    )
-    vision_model: str = Field(
-        "glm-4.6v",
-        validation_alias="GLM_VISION_MODEL",
-        min_length=1,
-        description="The vision model an image sent to a model that cannot see is refused in favour of (the refusal "
-        "names it).",
-    )
-    image_model: str = Field(
-        "cogview-4",
-        validation_alias="GLM_IMAGE_MODEL",
-        min_length=1,
-        description="Model `generate_image` uses when a call names none (`cogview-4`, `cogview-3-flash`, `glm-image`).",
-    )
-    video_model: str = Field(
-        "cogvideox-flash",
-        validation_alias="GLM_VIDEO_MODEL",
-        min_length=1,
-        description="Model `generate_video` uses when a call names none (`cogvideox-3`, `cogvideox-flash`, "
-        "`viduq1-text`, …).",
-    )
-    image_dir: Path | None = Field(
-        None,
-        validation_alias="GLM_IMAGE_DIR",
-        description="Where `generate_image` saves a copy of each image over stdio (the platform's URLs expire); "
-        "by default `images/` in GLM_DATA_DIR. An absolute path. Over HTTP no copy is saved (the server's disk is "
-        "not the caller's).",
-        json_schema_extra=_shown("(GLM_DATA_DIR/images)"),
-    )
-    toolsets: Names = Field(
-        ("core", "search"),
-        validation_alias="GLM_MCP_TOOLSETS",
-        description="The toolsets the server offers, comma-separated, or `all`: `core` (chat, web_search_chat, "
-        "submit_async, get_result, list_jobs, list_conversations), `search` (web_search, read_url), `images` "
-        "(generate_image), `video` (generate_video), `models` (list_models), `usage` (usage). Every tool costs the "
-        "agent context: offer the ones it needs.",
-        json_schema_extra=_shown("(core,search)"),
-    )
-    prices: str = Field(
-        "",
-        validation_alias="GLM_PRICES",
-        description="Prices `usage` estimates cost with, overriding the built-in table (docs/usage.md): "
-        "`model=input/output` per million tokens, comma-separated, e.g. `glm-4.6=0.6/2.2,glm-4.5-air=0.2/1.1`; a "
-        "model code or family prefix. In the currency you write them in (the built-in table is USD).",
-    )
     conversation_retention_days: Count = Field(
         30,
         validation_alias="GLM_CONVERSATION_RETENTION_DAYS",
@@ -331,19 +498,59 @@ class Settings(BaseSettings):
         description="Days a conversation stays in the registry after its last turn; older ones are deleted with "
         "their turns.",
     )
-    max_result_chars: Count = Field(
-        20_000,
-        validation_alias="GLM_MAX_RESULT_CHARS",
-        ge=1000,
-        description="Longest answer text one tool result carries (clients cap results: Claude Code at 25,000 tokens); "
-        "a longer answer comes as its beginning with a note, and `get_result` with `offset` reads the rest.",
+    database_url: str | None = Field(
+        None,
+        validation_alias="GLM_MCP_DATABASE_URL",
+        repr=False,
+        description="A PostgreSQL URL (`postgresql://user:password@host:5432/glm_mcp`) for a job registry shared by "
+        "several replicas, instead of the SQLite file in `GLM_DATA_DIR`; the schema is created and migrated at start. "
+        "Needs `glm-mcp-server[postgres]`.",
+        json_schema_extra=_shown("(SQLite in GLM_DATA_DIR)"),
     )
-    log_level: Annotated[LogLevel, BeforeValidator(_upper)] = Field(
-        "WARNING",
-        validation_alias="GLM_LOG_LEVEL",
-        description="Log level of the server's log on stderr (DEBUG, INFO, WARNING, ERROR).",
+    lease_seconds: Seconds = Field(
+        15.0,
+        validation_alias="GLM_MCP_LEASE_SECONDS",
+        ge=1,
+        le=3600,
+        description="With `GLM_MCP_DATABASE_URL`: how long a replica's claim on the chats it generates lasts "
+        "without renewal (renewed every third of it). The running jobs of a replica silent that long read as "
+        "interrupted on every replica.",
     )
-    http_token: str | None = Field(
+    image_dir: AbsolutePath | None = Field(
+        None,
+        validation_alias="GLM_IMAGE_DIR",
+        description="Where `generate_image` saves a copy of each image over stdio (the platform's URLs expire); "
+        "by default `images/` in GLM_DATA_DIR. An absolute path. Over HTTP no copy is saved (the server's disk is "
+        "not the caller's).",
+        json_schema_extra=_shown("(GLM_DATA_DIR/images)"),
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        try:  # what psycopg would trip on later, said now (the value is a secret: never quoted)
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - reading it checks it
+        except ValueError as exc:
+            raise ValueError(f"is not a valid URL ({_without_value(exc)})") from None
+        if not parts.hostname and "host=" not in parts.query:
+            raise ValueError("names no host (postgresql://user:password@host:5432/database)")
+        return value
+
+    @property
+    def images_dir(self) -> Path:
+        """Where generate_image saves its copies over stdio."""
+        return self.image_dir or self.data_dir / "images"
+
+
+class Http(Group, title="The HTTP server"):
+    """The HTTP server: who may call it, from where, and the bounds on its connections."""
+
+    token: str | None = Field(
         None,
         validation_alias="GLM_MCP_HTTP_TOKEN",
         repr=False,
@@ -351,11 +558,12 @@ class Settings(BaseSettings):
         "(`python -c 'import secrets; print(secrets.token_urlsafe(32))'` makes one). Without one the HTTP server "
         "binds only a loopback address. Not used over stdio.",
     )
-    http_token_file: Path | None = Field(
+    token_file: Path | None = Field(
         None,
         validation_alias="GLM_MCP_HTTP_TOKEN_FILE",
         description="A file holding the token (a mounted Kubernetes or Docker secret), instead of "
         "`GLM_MCP_HTTP_TOKEN`.",
+        json_schema_extra={FILE_HOLDS: "token"},
     )
     allowed_hosts: Names = Field(
         (),
@@ -417,179 +625,11 @@ class Settings(BaseSettings):
         4096,
         validation_alias="GLM_MCP_MAX_CONNECTIONS",
         ge=1,
-        description="HTTP connections open at once (idle ones included) past which requests are answered 503. At "
-        "start the open-files limit is raised as far as the system allows; the cap is lowered to what then fits.",
+        description="HTTP connections open at once (idle ones included) past which requests other than /healthz and "
+        "/readyz are answered 503. At start the open-files limit is raised as far as the system allows; the cap is "
+        "lowered to what then fits beside a reserve of a quarter of the limit (at most 256) for the server's own "
+        "files.",
     )
-
-    oauth_issuer: str | None = Field(
-        None,
-        validation_alias="GLM_MCP_OAUTH_ISSUER",
-        description="The issuer URL of the organisation's OpenID / OAuth 2.1 provider: the HTTP server then accepts "
-        "its access tokens (signature from its JWKS, issuer, audience, expiry, scope), names it in its "
-        "protected-resource metadata, and each caller's jobs belong to the token's subject. Needs "
-        "`GLM_MCP_OAUTH_AUDIENCE`.",
-    )
-    oauth_audience: str | None = Field(
-        None,
-        validation_alias="GLM_MCP_OAUTH_AUDIENCE",
-        description="The resource URL clients reach the MCP endpoint by (`https://mcp.example.com/mcp`): the `aud` "
-        "access tokens must carry, and the `resource` of the protected-resource metadata.",
-    )
-    oauth_scope: str = Field(
-        "glm-mcp",
-        validation_alias="GLM_MCP_OAUTH_SCOPE",
-        description="The scope an access token must grant; a token without it gets 403 `insufficient_scope`. Empty: "
-        "none required.",
-        json_schema_extra={BLANK_IS_A_VALUE: True},
-    )
-    oauth_jwks_url: str | None = Field(
-        None,
-        validation_alias="GLM_MCP_OAUTH_JWKS_URL",
-        description="Where the provider's signing keys are, when not at the `jwks_uri` of its "
-        "`/.well-known/openid-configuration`.",
-        json_schema_extra=_shown("(from the issuer's discovery document)"),
-    )
-    database_url: str | None = Field(
-        None,
-        validation_alias="GLM_MCP_DATABASE_URL",
-        repr=False,
-        description="A PostgreSQL URL (`postgresql://user:password@host:5432/glm_mcp`) for a job registry shared by "
-        "several replicas, instead of the SQLite file in `GLM_DATA_DIR`; the schema is created and migrated at start. "
-        "Needs `glm-mcp-server[postgres]`.",
-        json_schema_extra=_shown("(SQLite in GLM_DATA_DIR)"),
-    )
-    lease_seconds: Seconds = Field(
-        15.0,
-        validation_alias="GLM_MCP_LEASE_SECONDS",
-        ge=1,
-        le=3600,
-        description="With `GLM_MCP_DATABASE_URL`: how long a replica's claim on the chats it generates lasts "
-        "without renewal (renewed every third of it). The running jobs of a replica silent that long read as "
-        "interrupted on every replica.",
-    )
-
-    key_source: str = Field(API_KEY_VARS[0], exclude=True, repr=False)
-    """Where `api_key` came from, for messages ("the key in ZAI_API_KEY …"); not a variable."""
-
-    # --- reading ------------------------------------------------------------------------------------
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """The settings in `env` (the process environment by default); `ConfigError` names the variable at fault."""
-        env = os.environ if env is None else env
-        raw = _Environment(cls, env)()
-        key_var = next((name for name in API_KEY_VARS if env.get(name, "").strip()), None)
-        if key_var is not None:  # the first variable that holds a key, not merely the first one set
-            raw["api_key"], raw["key_source"] = env[key_var].strip(), key_var
-        try:
-            return cls(**raw)
-        except ValidationError as exc:
-            raise _config_error(exc) from None
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Only what the constructor is given: `from_env` hands it the environment, so that tests and
-        `replace` never pick up the developer's own variables."""
-        return (init_settings,)
-
-    def replace(self, **changes: Any) -> Self:
-        """These settings with `changes` (by field name), validated again."""
-        fields = {name: getattr(self, name) for name in type(self).model_fields}
-        if self.http_token_file is not None:  # its token was read from the file, not given: read it again
-            fields.pop("http_token")
-        return type(self)(**{**fields, **changes})
-
-    # --- rules across fields and values ---------------------------------------------------------------
-
-    @field_validator("base_url_override")
-    @classmethod
-    def _check_base_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
-
-    @field_validator("data_dir")
-    @classmethod
-    def _check_data_dir(cls, value: Path) -> Path:
-        value = value.expanduser()
-        if not value.is_absolute():  # clients start servers in a directory of their choosing
-            raise ValueError("must be an absolute path")
-        return value
-
-    @field_validator("image_dir")
-    @classmethod
-    def _check_image_dir(cls, value: Path | None) -> Path | None:
-        if value is None:
-            return None
-        value = value.expanduser()
-        if not value.is_absolute():
-            raise ValueError("must be an absolute path")
-        return value
-
-    @field_validator("toolsets")
-    @classmethod
-    def _check_toolsets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        names = tuple(name.lower() for name in value)
-        if "all" in names:
-            return TOOLSETS
-        unknown = [name for name in names if name not in TOOLSETS]
-        if unknown:
-            raise ValueError(f"has unknown toolsets {', '.join(unknown)}; the toolsets are {', '.join(TOOLSETS)}, all")
-        return names
-
-    @field_validator("prices")
-    @classmethod
-    def _check_prices(cls, value: str) -> str:
-        parse_prices(value)
-        return value
-
-    @field_validator("files_roots")
-    @classmethod
-    def _check_roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
-        roots = tuple(root.expanduser() for root in value)
-        for root in roots:
-            if not root.is_absolute():
-                raise ValueError(f"has a directory that is not an absolute path: {str(root)!r}")
-        return roots
-
-    @field_validator(
-        "wait_seconds",
-        "task_threshold_seconds",
-        "timeout",
-        "connect_timeout",
-        "call_deadline",
-        "retry_budget",
-        "shutdown_grace",
-        "header_timeout",
-        "lease_seconds",
-    )
-    @classmethod
-    def _check_finite(cls, value: float) -> float:
-        return _finite(value)
-
-    @field_validator("database_url")
-    @classmethod
-    def _check_database_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("must be a postgresql:// URL")
-        try:  # what psycopg would trip on later, said now (the value is a secret: never quoted)
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - reading it checks it
-        except ValueError as exc:
-            raise ValueError(f"is not a valid URL ({_without_value(exc)})") from None
-        if not parts.hostname and "host=" not in parts.query:
-            raise ValueError("names no host (postgresql://user:password@host:5432/database)")
-        return value
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -608,74 +648,170 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _check_across_fields(self) -> Self:
-        key = self.api_key.get_secret_value().strip() if self.api_key else ""
-        if self.auth_mode == "jwt" and key and "." not in key:
+    def _check_token(self) -> Self:
+        token = self.token
+        if token is not None and (
+            len(token) < MIN_HTTP_TOKEN_CHARS or not (token.isascii() and token.isprintable()) or " " in token
+        ):
+            source = "GLM_MCP_HTTP_TOKEN_FILE" if self.token_file else "GLM_MCP_HTTP_TOKEN"
             raise ConfigError(
-                f"GLM_AUTH_MODE=jwt needs a key of the form <id>.<secret>; the key in {self.key_source} has no '.'"
+                f"the token in {source} must be at least {MIN_HTTP_TOKEN_CHARS} ASCII characters without spaces; "
+                "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
-        if self.http_token and self.http_token_file:
-            raise ConfigError("set GLM_MCP_HTTP_TOKEN or GLM_MCP_HTTP_TOKEN_FILE, not both")
-        if self.http_token_file is not None:
-            object.__setattr__(self, "http_token", _read_token_file(self.http_token_file))
-        if bool(self.oauth_issuer) != bool(self.oauth_audience):
-            raise ConfigError("set GLM_MCP_OAUTH_ISSUER and GLM_MCP_OAUTH_AUDIENCE together")
-        if self.http_token is not None:
-            _check_token(self.http_token, "GLM_MCP_HTTP_TOKEN_FILE" if self.http_token_file else "GLM_MCP_HTTP_TOKEN")
         return self
 
-    # --- derived ------------------------------------------------------------------------------------
 
-    @functools.cached_property
-    def credentials(self) -> Credentials | None:
-        """The server's GLM key, ready to sign requests; one object for the process (it caches its JWT)."""
-        key = self.api_key.get_secret_value().strip() if self.api_key else ""
-        return Credentials(key, mode=self.auth_mode, source=self.key_source) if key else None
+class SignIn(Group, title="Sign-in"):
+    """Sign-in: the OpenID / OAuth 2.1 provider whose access tokens the HTTP server accepts."""
 
-    @property
-    def base_url(self) -> str:
-        """The API base URL: GLM_BASE_URL, or the endpoint of the region and plan."""
-        return self.base_url_override or _HOSTS[self.region] + _PATHS[self.plan]
+    issuer: str | None = Field(
+        None,
+        validation_alias="GLM_MCP_OAUTH_ISSUER",
+        description="The issuer URL of the organisation's OpenID / OAuth 2.1 provider: the HTTP server then accepts "
+        "its access tokens (signature from its JWKS, issuer, audience, expiry, scope), names it in its "
+        "protected-resource metadata, and each caller's jobs belong to the token's subject. Needs "
+        "`GLM_MCP_OAUTH_AUDIENCE`.",
+    )
+    audience: str | None = Field(
+        None,
+        validation_alias="GLM_MCP_OAUTH_AUDIENCE",
+        description="The resource URL clients reach the MCP endpoint by (`https://mcp.example.com/mcp`): the `aud` "
+        "access tokens must carry, and the `resource` of the protected-resource metadata.",
+    )
+    scope: str = Field(
+        "glm-mcp",
+        validation_alias="GLM_MCP_OAUTH_SCOPE",
+        description="The scope an access token must grant; a token without it gets 403 `insufficient_scope`. Empty: "
+        "none required.",
+        json_schema_extra={BLANK_IS_A_VALUE: True},
+    )
+    jwks_url: str | None = Field(
+        None,
+        validation_alias="GLM_MCP_OAUTH_JWKS_URL",
+        description="Where the provider's signing keys are, when not at the `jwks_uri` of its "
+        "`/.well-known/openid-configuration`.",
+        json_schema_extra=_shown("(from the issuer's discovery document)"),
+    )
 
-    @property
-    def base_url_from_env(self) -> bool:
-        return bool(self.base_url_override)
-
-    @property
-    def images_dir(self) -> Path:
-        """Where generate_image saves its copies over stdio."""
-        return self.image_dir or self.data_dir / "images"
-
-    @property
-    def request_headers(self) -> dict[str, str]:
-        """Headers sent with every request: the international platform answers errors in English."""
-        return {"Accept-Language": "en-US,en"} if "bigmodel.cn" not in self.base_url else {}
+    @model_validator(mode="after")
+    def _check_pair(self) -> Self:
+        if bool(self.issuer) != bool(self.audience):
+            raise ConfigError("set GLM_MCP_OAUTH_ISSUER and GLM_MCP_OAUTH_AUDIENCE together")
+        return self
 
 
-class _Environment(EnvSettingsSource):
-    """pydantic-settings' reading of environment variables, over a given mapping instead of `os.environ`."""
+# --- the whole ---------------------------------------------------------------------------------------
 
-    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
-        self._mapping = env
+_ENVIRONMENT: ContextVar[Mapping[str, str]] = ContextVar("glm_mcp_settings_environment", default=MappingProxyType({}))
+"""The variables `Variables` reads: what `Settings.from_env` was given while it builds, nothing otherwise."""
+
+
+class Settings(BaseSettings):
+    """The validated configuration, in groups. `Settings.from_env()` reads it from the environment;
+    `Settings(http=Http(...), ...)` builds one from what it is given alone (tests, `replace`), reading nothing."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    upstream: Upstream = Field(default_factory=Upstream)
+    models: Models = Field(default_factory=Models)
+    server: Server = Field(default_factory=Server)
+    results: Results = Field(default_factory=Results)
+    files: Files = Field(default_factory=Files)
+    registry: Registry = Field(default_factory=Registry)
+    http: Http = Field(default_factory=Http)
+    signin: SignIn = Field(default_factory=SignIn)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+        """The settings in `env` (the process environment by default); `ConfigError` names the variable at fault."""
+        reading = _ENVIRONMENT.set(os.environ if env is None else env)
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise _config_error(exc) from None
+        finally:
+            _ENVIRONMENT.reset(reading)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """What the constructor is given, then the variables of the environment `from_env` reads (none outside
+        it, so that tests and `replace` never pick up the developer's own variables)."""
+        return init_settings, Variables(settings_cls, _ENVIRONMENT.get())
+
+    def replace(self, **changes: Mapping[str, Any]) -> Self:
+        """These settings with `changes` to fields of groups (`replace(http={"stateless": False})`), validated
+        again."""
+        groups: dict[str, Group] = {name: getattr(self, name) for name in type(self).model_fields}
+        for name, fields in changes.items():
+            if name not in groups:
+                raise ValueError(f"settings have no group {name!r}; the groups are {', '.join(groups)}")
+            groups[name] = groups[name].replace(**fields)
+        return self.model_validate(groups)  # the groups as they are: no source is read again
+
+
+def _groups() -> Iterator[tuple[str, type[Group]]]:
+    for name, info in Settings.model_fields.items():
+        assert isinstance(info.annotation, type) and issubclass(info.annotation, Group)
+        yield name, info.annotation
+
+
+class Variables(PydanticBaseSettingsSource):
+    """The settings in a mapping of environment variables: each field of each group from the variable(s) its
+    `validation_alias` names, stripped. A blank variable counts as unset (but for a field marked
+    `BLANK_IS_A_VALUE`); a variable of a field marked `FILE_HOLDS` names a file, read here, whose content is
+    the value of the field it names."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
         super().__init__(settings_cls)
+        self._environ = environ
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        blank_is_a_value = {
-            name
-            for info in self.settings_cls.model_fields.values()
-            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get(BLANK_IS_A_VALUE)
-            for name in _variables(info)
-        }
-        present = {  # blank = unset, but for the few settings where empty means something
-            name: value.strip() for name, value in self._mapping.items() if value.strip() or name in blank_is_a_value
-        }
-        return parse_env_vars(present, self.case_sensitive, False, self.env_parse_none_str)
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """The variables of group `field_name` that are set, by variable name (a group validates by alias)."""
+        group = dict(_groups())[field_name]
+        values: dict[str, str] = {}
+        for info in group.model_fields.values():
+            variable = next((name for name in _variables(info) if self._is_set(name, info)), None)
+            if variable is not None:  # of several (`AliasChoices`), the first one set
+                values[variable] = self._environ[variable].strip()
+        for info in group.model_fields.values():
+            target, variables = _extra(info, FILE_HOLDS), _variables(info)
+            if isinstance(target, str) and variables and variables[0] in values:
+                file_variable, variable = variables[0], _variables(group.model_fields[target])[0]
+                if variable in values:
+                    raise ConfigError(f"set {variable} or {file_variable}, not both")
+                values[variable] = _read_value_file(file_variable, Path(values[file_variable]))
+        return values, field_name, False
+
+    def _is_set(self, variable: str, info: FieldInfo) -> bool:
+        value = self._environ.get(variable)
+        return value is not None and bool(value.strip() or _extra(info, BLANK_IS_A_VALUE))
 
     def __call__(self) -> dict[str, Any]:
-        values = super().__call__()
-        for name in ("key_source", "api_key", *API_KEY_VARS):  # the key is picked by `from_env`
-            values.pop(name, None)
-        return values
+        found: dict[str, Any] = {}
+        for name, info in self.settings_cls.model_fields.items():
+            values, key, _ = self.get_field_value(info, name)
+            if values:
+                found[key] = values
+        return found
+
+
+def _read_value_file(variable: str, path: Path) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = f"names a file that cannot be read: {str(path)!r} ({exc})"
+        raise ConfigError(f"{variable} {problem}", variable=variable, problem=problem) from None
+    if not value:
+        problem = f"names an empty file: {str(path)!r}"
+        raise ConfigError(f"{variable} {problem}", variable=variable, problem=problem)
+    return value
 
 
 def _without_value(exc: ValueError) -> str:
@@ -684,37 +820,20 @@ def _without_value(exc: ValueError) -> str:
     return message.split(" as ", 1)[0] if " as " in message else message
 
 
-def _read_token_file(path: Path) -> str:
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"GLM_MCP_HTTP_TOKEN_FILE names a file that cannot be read: {str(path)!r} ({exc})") from None
-    if not token:
-        raise ConfigError(f"GLM_MCP_HTTP_TOKEN_FILE names an empty file: {str(path)!r}")
-    return token
-
-
-def _check_token(token: str, source: str) -> None:
-    if len(token) < MIN_HTTP_TOKEN_CHARS or not (token.isascii() and token.isprintable()) or " " in token:
-        raise ConfigError(
-            f"the token in {source} must be at least {MIN_HTTP_TOKEN_CHARS} ASCII characters without spaces; "
-            "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
-
-
-_SECRET_FIELDS = frozenset({"api_key", "http_token", "database_url"})
-
-
 def _config_error(exc: ValidationError) -> ConfigError:
-    """The first problem of `exc` as a `ConfigError` naming the variable; a secret's value is never quoted."""
+    """The first problem of `exc` as a `ConfigError` naming the variable; a secret's value (a field with
+    `repr=False`) is never quoted."""
     error = exc.errors(include_url=False)[0]
     if isinstance(error.get("ctx", {}).get("error"), ConfigError):
         return error["ctx"]["error"]  # type: ignore[no-any-return]
-    location = str(error["loc"][0]) if error["loc"] else ""
-    field = next((name for name, info in Settings.model_fields.items() if location in (name, *_variables(info))), "")
-    variable = _variables(Settings.model_fields[field])[0] if field else location
+    group_name, location = (str(part) for part in (*error["loc"], "", "")[:2])
+    fields = dict(_groups())[group_name].model_fields if group_name in Settings.model_fields else {}
+    info = next((info for name, info in fields.items() if location in (name, *_variables(info))), None)
+    if info is None:
+        return ConfigError(f"{location or group_name}: {error['msg']}")
+    variable = location if location in _variables(info) else next(iter(_variables(info)), location)
     message = str(error["msg"]).removeprefix("Value error, ")
-    problem = message if field in _SECRET_FIELDS else f"{message}; got {error.get('input')!r}"
+    problem = message if not info.repr else f"{message}; got {error.get('input')!r}"
     return ConfigError(f"{variable}: {problem}", variable=variable, problem=problem)
 
 
@@ -727,21 +846,27 @@ def _variables(info: FieldInfo) -> tuple[str, ...]:
     return ()
 
 
-# --- the documentation, derived ---------------------------------------------------------------------
+def _extra(info: FieldInfo, key: str) -> object:
+    return info.json_schema_extra.get(key) if isinstance(info.json_schema_extra, dict) else None
+
+
+# --- the documentation's facts ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class EnvVar:
-    """One documented variable: its name, its default as the docs show it, and what it means."""
+    """One documented variable: its name, its default as the docs show it, what it means, the group it belongs to
+    (the title of its table) and where `Settings` holds its value (`"http.stateless"`)."""
 
     name: str
     default: str
     meaning: str
+    group: str
+    setting: str
 
 
 def _shown_default(info: FieldInfo) -> str:
-    extra = info.json_schema_extra
-    shown = extra.get("shown_default") if isinstance(extra, dict) else None
+    shown = _extra(info, _SHOWN_DEFAULT)
     if isinstance(shown, str):
         return shown
     value = info.default
@@ -755,17 +880,15 @@ def _shown_default(info: FieldInfo) -> str:
 
 
 ENV_VARS: tuple[EnvVar, ...] = tuple(
-    EnvVar(_variables(info)[0], _shown_default(info), info.description or "")
-    for info in Settings.model_fields.values()
+    EnvVar(
+        _variables(info)[0],
+        _shown_default(info),
+        info.description or "",
+        group.model_config.get("title") or group_name,
+        f"{group_name}.{field_name}",
+    )
+    for group_name, group in _groups()
+    for field_name, info in group.model_fields.items()
     if _variables(info)
 )
-"""Every variable the server reads, in the order the README lists them."""
-
-
-def settings_table() -> str:
-    """The README's configuration table, as `scripts/sync-manifests` writes it."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for variable in ENV_VARS:
-        default = variable.default if variable.default.startswith("(") else f"`{variable.default}`"
-        rows.append(f"| `{variable.name}` | {default} | {variable.meaning} |")
-    return "\n".join(rows)
+"""Every variable the server reads, group by group, in the order the README lists them."""

@@ -37,9 +37,11 @@ def _demo_settings(settings: Settings, emulator: Emulator, data_dir: Path) -> Se
     """`settings` pointed at `emulator`, with one of its keys and the job registry in `data_dir` (demo jobs
     do not belong among the user's real ones): everything else stays as configured."""
     return settings.replace(
-        api_key=SecretStr(emulator.config.api_keys[0]),
-        key_source="the demo emulator",
-        auth_mode="bearer",
-        base_url_override=emulator.base_url,
-        data_dir=data_dir,
+        upstream={
+            "api_key": SecretStr(emulator.config.api_keys[0]),
+            "key_source": "the demo emulator",
+            "auth_mode": "bearer",
+            "base_url_override": emulator.base_url,
+        },
+        registry={"data_dir": data_dir},
     )

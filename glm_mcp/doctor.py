@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from glm_mcp.errors import Advice
     from glm_mcp.glm import GLMClient, GLMError
     from glm_mcp.glm.types import ChatRequest
-    from glm_mcp.server.results import ToolFailure
+    from glm_mcp.server.failures import ToolFailure
 
 Status = Literal["ok", "note", "warn", "fail"]
 
@@ -80,10 +80,10 @@ async def diagnose(env: Mapping[str, str], chat: bool = True) -> list[Finding]:
     findings = [
         *_key_findings(settings, env),
         *_endpoint_findings(settings, env),
-        _proxy_finding(settings.base_url),
+        _proxy_finding(settings.upstream.base_url),
         *([] if _from_checkout() else [_uvx_finding(env)]),
     ]
-    if settings.credentials is not None:
+    if settings.upstream.credentials is not None:
         findings += await _upstream_findings(settings, chat=chat)
     return findings
 
@@ -118,7 +118,7 @@ def _wrap(text: str, *, indent: str, hang: int) -> str:
 
 
 def _key_findings(settings: Settings, env: Mapping[str, str]) -> list[Finding]:
-    credentials = settings.credentials
+    credentials = settings.upstream.credentials
     if credentials is None:
         from glm_mcp.glm import MissingAPIKeyError
 
@@ -157,15 +157,11 @@ def _key_findings(settings: Settings, env: Mapping[str, str]) -> list[Finding]:
 
 
 def _endpoint_findings(settings: Settings, env: Mapping[str, str]) -> list[Finding]:
-    if not settings.base_url_from_env:
-        return [
-            Finding(
-                "ok",
-                f"endpoint {settings.base_url} (GLM_REGION={settings.region}, GLM_PLAN={settings.plan})",
-            )
-        ]
-    findings = [Finding("ok", f"endpoint {settings.base_url} (GLM_BASE_URL)")]
-    if _plan_of(settings.base_url) is None:
+    upstream = settings.upstream
+    if not upstream.base_url_from_env:
+        return [Finding("ok", f"endpoint {upstream.base_url} (GLM_REGION={upstream.region}, GLM_PLAN={upstream.plan})")]
+    findings = [Finding("ok", f"endpoint {upstream.base_url} (GLM_BASE_URL)")]
+    if _plan_of(upstream.base_url) is None:
         paths = " or ".join(_plan_paths().values())
         findings.append(
             Finding(
@@ -242,7 +238,7 @@ def _without_password(proxy: str) -> str:
 
 def _plan_paths() -> dict[Plan, str]:
     """The API path of each plan, as the configuration builds it (/api/paas/v4, /api/coding/paas/v4)."""
-    return {plan: urlsplit(Settings.from_env({"GLM_PLAN": plan}).base_url).path for plan in get_args(Plan)}
+    return {plan: urlsplit(Settings.from_env({"GLM_PLAN": plan}).upstream.base_url).path for plan in get_args(Plan)}
 
 
 def _plan_of(base_url: str) -> Plan | None:
@@ -256,7 +252,7 @@ def _plan_of(base_url: str) -> Plan | None:
 async def _upstream_findings(settings: Settings, *, chat: bool) -> list[Finding]:
     from glm_mcp.glm import GLMError
 
-    async with _client(settings, settings.base_url) as glm:
+    async with _client(settings, settings.upstream.base_url) as glm:
         try:
             models = [model.id for model in await glm.list_models()]
         except GLMError as exc:
@@ -267,19 +263,19 @@ async def _upstream_findings(settings: Settings, *, chat: bool) -> list[Finding]
                 *findings,
                 Finding(
                     "note",
-                    f"not tried (--no-chat): a chat with {settings.default_model}, which shows an "
+                    f"not tried (--no-chat): a chat with {settings.models.default}, which shows an "
                     "unknown GLM_MODEL or an account without balance",
                 ),
             ]
         try:
-            await glm.chat(_probe(settings.default_model))
+            await glm.chat(_probe(settings.models.default))
         except GLMError as exc:
             advice = _advice(exc, settings, models=models)
             findings.append(
-                Finding("fail", f"a 1-token chat with {settings.default_model}: {_summary(advice)}", advice.hint or "")
+                Finding("fail", f"a 1-token chat with {settings.models.default}: {_summary(advice)}", advice.hint or "")
             )
         else:
-            findings.append(Finding("ok", f"{settings.default_model} (GLM_MODEL) answered a 1-token chat"))
+            findings.append(Finding("ok", f"{settings.models.default} (GLM_MODEL) answered a 1-token chat"))
     return findings
 
 
@@ -298,19 +294,19 @@ async def _other_plan_fix(settings: Settings) -> str | None:
     """How to switch plans, when the key is refused here but accepted by the other plan's endpoint."""
     from glm_mcp.glm import GLMError
 
-    plan = _plan_of(settings.base_url)
+    plan = _plan_of(settings.upstream.base_url)
     if plan is None:
         return None
     paths = _plan_paths()
     (other,) = (p for p in paths if p != plan)
-    base = settings.base_url.rstrip("/")
+    base = settings.upstream.base_url.rstrip("/")
     other_url = base[: len(base) - len(paths[plan])] + paths[other]
     try:
         async with _client(settings, other_url) as glm:
             await glm.list_models()
     except GLMError:
         return None
-    if settings.base_url_from_env:
+    if settings.upstream.base_url_from_env:
         return f"This key belongs to the {other} plan: its endpoint accepts it. Set GLM_BASE_URL={other_url}."
     return f"This key belongs to the {other} plan: its endpoint accepts it. Set GLM_PLAN={other}."
 
@@ -320,12 +316,12 @@ def _client(settings: Settings, base_url: str) -> AbstractAsyncContextManager[GL
     with a short read time limit."""
     from glm_mcp.upstream import open_glm_client
 
-    return open_glm_client(settings, base_url=base_url, timeout=min(settings.timeout, _PROBE_TIMEOUT_S))
+    return open_glm_client(settings, base_url=base_url, timeout=min(settings.upstream.timeout, _PROBE_TIMEOUT_S))
 
 
 def _probe(model: str) -> ChatRequest:
     from glm_mcp.glm.types import ChatRequest, Message
-    from glm_mcp.server.arguments import new_request_id
+    from glm_mcp.tools.arguments import new_request_id
 
     return ChatRequest(
         model=model, messages=[Message(role="user", content="Say OK.")], max_tokens=1, request_id=new_request_id()

@@ -19,23 +19,23 @@ async def open_glm_client(
     http = LazyHTTPClient(
         functools.partial(
             open_http_client,
-            base_url or settings.base_url,
-            timeout=settings.timeout if timeout is None else timeout,
-            connect_timeout=settings.connect_timeout,
-            max_connections=settings.max_concurrency,
-            headers=settings.request_headers,
+            base_url or settings.upstream.base_url,
+            timeout=settings.upstream.timeout if timeout is None else timeout,
+            connect_timeout=settings.upstream.connect_timeout,
+            max_connections=settings.upstream.max_concurrency,
+            headers=settings.upstream.request_headers,
         )
     )
     try:
         yield GLMClient(
             http,
-            settings.credentials,
-            retry=RetryPolicy(max_retries=settings.max_retries, budget=settings.retry_budget),
-            max_concurrency=settings.max_concurrency,
+            settings.upstream.credentials,
+            retry=RetryPolicy(max_retries=settings.upstream.max_retries, budget=settings.upstream.retry_budget),
+            max_concurrency=settings.upstream.max_concurrency,
             limits=UpstreamLimits(
-                call_deadline=settings.call_deadline,
-                max_response_bytes=settings.max_response_bytes,
-                max_answer_chars=settings.max_answer_chars,
+                call_deadline=settings.upstream.call_deadline,
+                max_response_bytes=settings.upstream.max_response_bytes,
+                max_answer_chars=settings.upstream.max_answer_chars,
             ),
         )
     finally:

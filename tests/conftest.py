@@ -10,13 +10,13 @@ import pytest
 from mcp import Client
 
 from glm_mcp import config
+from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator, EmulatorConfig
-from glm_mcp.server import create_server
-from glm_mcp.server.tools import TOOLS
+from glm_mcp.tools import TOOLS
 
 GENERAL_KEY = EmulatorConfig().api_keys[0]
-DEFAULT_TOOLS = tuple(spec.name for spec in TOOLS if spec.toolset in Settings().toolsets)
+DEFAULT_TOOLS = tuple(spec.name for spec in TOOLS if spec.toolset in Settings().server.toolsets)
 """The tools a server offers with the default toolsets, in the order it lists them."""
 CODING_KEY = EmulatorConfig().coding_keys[0]
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from mcp import Client, StdioServerParameters
 
+from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
-from glm_mcp.server import create_server
 from tests.conftest import GENERAL_KEY
 from tests.processes import COMMAND, http_server, server_env
 

@@ -19,12 +19,12 @@ import anyio
 import pytest
 from mcp import Client
 
+from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.glm import Credentials, GLMClient, open_http_client
 from glm_mcp.glm.client import SSE_MAX_EVENT_BYTES, UpstreamLimits
 from glm_mcp.glm.errors import GLMDeadlineError, GLMLimitError, GLMSilentError
 from glm_mcp.glm.types import ChatCompletionChunk, ChatRequest, Message
-from glm_mcp.server import create_server
 from tests.hostile_upstream import DONE, HostileUpstream, Reply, Request, chunk, gzip_bomb, honest, sse_reply
 
 pytestmark = pytest.mark.anyio

@@ -33,8 +33,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from glm_mcp.app import create_server
 from glm_mcp.emulator import Emulator
-from glm_mcp.server import create_server
 from tests.claude_headless import SERVER, claude_mcp_get, claude_print
 from tests.conftest import GENERAL_KEY, settings_for
 from tests.fake_anthropic import Block, CallOneTool, FakeAnthropic

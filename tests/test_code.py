@@ -49,7 +49,7 @@ def test_tests_and_benchmarks_share_only_rigs(package: str) -> None:
 def test_starting_the_server_imports_nothing_only_some_calls_need() -> None:
     """jsonschema (tool definitions in a chat) and jwt with cryptography (OAuth sign-in) cost ~65 ms of every
     cold start when imported with the server; they are imported at their first use."""
-    probe = "import sys, glm_mcp.server, glm_mcp.cli; print(sorted({'jsonschema', 'jwt'} & set(sys.modules)))"
+    probe = "import sys, glm_mcp.app, glm_mcp.cli; print(sorted({'jsonschema', 'jwt'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

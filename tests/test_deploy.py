@@ -79,7 +79,7 @@ def test_the_image_sets_only_variables_the_server_reads() -> None:
     env = " ".join(value for name, value in _instructions() if name == "ENV")
     named = set(re.findall(r"\b(GLM_[A-Z_]+)=", env))
     assert named and named <= VARIABLES, named - VARIABLES
-    assert Settings.from_env(dict(re.findall(r"\b(GLM_[A-Z_]+)=(\S+)", env))).stateless
+    assert Settings.from_env(dict(re.findall(r"\b(GLM_[A-Z_]+)=(\S+)", env))).http.stateless
 
 
 # --- Kubernetes -----------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def test_the_key_and_the_token_come_from_a_secret_and_every_variable_is_real(con
 
 def test_the_pod_outlives_the_shutdown_grace(kinds: dict[str, dict[str, Any]], container: dict[str, Any]) -> None:
     plain = {item["name"]: item["value"] for item in container["env"] if "value" in item}
-    grace = Settings.from_env(plain).shutdown_grace
+    grace = Settings.from_env(plain).http.shutdown_grace
     pause = float(container["lifecycle"]["preStop"]["exec"]["command"][-1])
     assert kinds["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > pause + grace
 
@@ -143,4 +143,4 @@ def test_the_commented_provider_settings_are_real_and_go_together() -> None:
     names = re.findall(r"#\s+- name: (GLM_[A-Z_]+)\n\s+#\s+value: \"([^\"]+)\"", text)
     assert {name for name, _ in names} == {"GLM_MCP_OAUTH_ISSUER", "GLM_MCP_OAUTH_AUDIENCE", "GLM_MCP_OAUTH_SCOPE"}
     assert {name for name, _ in names} <= VARIABLES
-    assert Settings.from_env(dict(names)).oauth_issuer  # uncommented, the server accepts them
+    assert Settings.from_env(dict(names)).signin.issuer  # uncommented, the server accepts them

@@ -425,9 +425,11 @@ def test_uvx_is_shown_with_its_full_path_to_users_of_the_released_package(tmp_pa
     uvx.write_text("#!/bin/sh\n")
     uvx.chmod(0o755)
     python = str(Path(sys.executable).parent)
-    found = doctor_command(tmp_path, PYTHONPATH=str(site), PATH=f"{python}{os.pathsep}{tmp_path / 'bin'}")
+    # the test's uvx first: the checkout's .venv has a uvx of its own (uv builds the bundles)
+    found = doctor_command(tmp_path, PYTHONPATH=str(site), PATH=f"{tmp_path / 'bin'}{os.pathsep}{python}")
     assert line(found, "uvx:").startswith(f"uvx: {uvx}; if a desktop client says it cannot")
-    missing = doctor_command(tmp_path, PYTHONPATH=str(site), PATH=python)
+    (tmp_path / "no-uvx").mkdir()  # not the interpreter's own directory: the checkout's .venv/bin has a uvx
+    missing = doctor_command(tmp_path, PYTHONPATH=str(site), PATH=str(tmp_path / "no-uvx"))
     assert line(missing, "uvx:").startswith("uvx: not on PATH")
 
 

@@ -12,8 +12,8 @@ import anyio
 import pytest
 from mcp import Client
 
+from glm_mcp.app import create_server
 from glm_mcp.emulator import Emulator
-from glm_mcp.server import create_server
 from tests.conftest import settings_for, upstream_calls
 from tests.test_tools import failed, ok
 

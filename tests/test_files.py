@@ -24,8 +24,9 @@ from mcp import Client, StdioServerParameters
 from mcp.client.session import ClientRequestContext
 from mcp.types import CallToolResult, ListRootsResult, Root
 
+from glm_mcp.app import create_server
 from glm_mcp.emulator import Emulator
-from glm_mcp.server import create_server, files
+from glm_mcp.tools.workspace import files
 from tests.conftest import GENERAL_KEY, settings_for, upstream_calls
 from tests.processes import COMMAND, http_server, server_env
 from tests.test_tools import failed, ok

@@ -11,8 +11,8 @@ from mcp import Client
 
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm.types import FunctionCall, ToolCall
-from glm_mcp.server import functions
-from glm_mcp.server.functions import FunctionCallRequest
+from glm_mcp.tools import functions
+from glm_mcp.tools.functions import FunctionCallRequest
 from tests.conftest import GENERAL_KEY, upstream_calls
 from tests.processes import COMMAND, RawStdio, server_env
 from tests.test_tools import failed, ok

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.types import CallToolResult
 
+from glm_mcp.app import create_server
 from glm_mcp.emulator import Emulator
-from glm_mcp.server import create_server
 from tests import processes
 from tests.conftest import GENERAL_KEY, settings_for
 from tests.processes import COMMAND, server_env

@@ -4,28 +4,35 @@ Host and Origin checks, the body limit, callers' keys, exposure, probes, statele
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import re
 import signal
+import socket
 import subprocess
+import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
 import pytest
+import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from uvicorn.protocols.http.h11_impl import RequestResponseCycle
 
-from glm_mcp.config import ConfigError, Settings
+from glm_mcp.app import create_server
+from glm_mcp.config import ConfigError, Http, Settings, Upstream
 from glm_mcp.emulator import Emulator
 from glm_mcp.errors import ClientKeyError
-from glm_mcp.server import create_server
 from glm_mcp.server.auth import CLIENT_KEY_HEADER, SharedTokenVerifier, caller_key, read_caller_key
-from glm_mcp.server.http import MCP_PATH, READY_PATH, check_exposure, create_http_app
+from glm_mcp.server.http import MCP_PATH, READY_PATH, bounded_protocol, check_exposure, create_http_app
 from tests.conftest import CODING_KEY, GENERAL_KEY, settings_for
 from tests.live_tools import Outcomes, call_every_tool, calls_through, listed_tools, same_arguments
 from tests.processes import COMMAND, drain, free_port, http_server, http_server_process, scratch_dir, server_env
@@ -112,6 +119,102 @@ async def test_a_replica_without_a_key_is_alive_but_not_ready() -> None:
     assert ready.status_code == 503 and "GLM_API_KEY" in ready.json()["reason"]
 
 
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_stateless_mcp_takes_post_only(secured: str, method: str) -> None:
+    """A stateless GET would open an event stream nothing can ever be sent on, held open as long as its client
+    likes; a DELETE has no session to end. Both are answered 405, naming POST, as the transport allows."""
+    headers = {**BEARER, "Accept": "text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
+    response = httpx2.request(method, secured + MCP_PATH, headers=headers, timeout=5)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+
+
+def _memory_kib(pid: int) -> dict[str, int]:
+    """The process's resident set now (VmRSS) and at its peak (VmHWM), in KiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {name: int(fields[name].split()[0]) for name in ("VmRSS", "VmHWM")}
+
+
+def _post_all_but_the_last_byte(port: int, body: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    head = ["POST /mcp HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}", "Connection: close"]
+    head += ["Content-Type: application/json", "Accept: application/json, text/event-stream"]
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body[:-1])
+    return sock
+
+
+def _rest_and_answer(sock: socket.socket, last: bytes) -> bytes:
+    sock.sendall(last)
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    sock.close()
+    return answer
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/<pid>/status")
+def test_concurrent_large_calls_hold_each_body_at_most_two_and_a_half_times(emulator: Emulator) -> None:
+    """24 calls of ~4 MB at once, refused by the tool (a prompt over GLM_MAX_PROMPT_CHARS): the server's peak
+    memory grows by less than 2.5 times the bodies. Each was held three times over (the SDK's own body buffer,
+    the copy it hands on, the copy Starlette joins), now twice (the joined body and the parsed JSON)."""
+    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_LOG_LEVEL="WARNING")
+    arguments = {"prompt": "a" * 4_000_000}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "chat", "arguments": arguments}}
+    body = json.dumps(call).encode()
+    count = 24
+    with http_server_process(env=env) as (process, origin):
+        port = int(origin.rsplit(":", 1)[1])
+        time.sleep(0.5)
+        Path(f"/proc/{process.pid}/clear_refs").write_text("5")  # the peak starts from now
+        before = _memory_kib(process.pid)["VmRSS"]
+        with ThreadPoolExecutor(count) as pool:
+            sockets = list(pool.map(lambda _: _post_all_but_the_last_byte(port, body), range(count)))
+            time.sleep(0.5)  # all bodies in, but for their last byte: then all complete at once
+            answers = list(pool.map(lambda sock: _rest_and_answer(sock, body[-1:]), sockets))
+        peak = _memory_kib(process.pid)["VmHWM"]
+    assert all(b"GLM_MAX_PROMPT_CHARS" in answer for answer in answers), answers[0][:500]
+    growth = (peak - before) * 1024 / (count * len(body))
+    assert growth < 2.5, f"the peak grew by {growth:.2f} times the bodies"
+
+
+def test_an_abandoned_session_keeps_nothing_of_its_last_requests_connection(emulator: Emulator) -> None:
+    """The SDK keeps each session's last request (its message, the Starlette request, its `receive`) until the
+    session's next one, for up to its idle timeout. That `receive` led to uvicorn's request cycle, with the
+    closed connection's parser, buffers and transport, and to the SDK's own copy of the body: a session whose
+    client went away held all of it. Here, in-process to see what is alive, on a real socket."""
+    settings = settings_for(emulator, GLM_MCP_STATELESS="false", GLM_DATA_DIR=scratch_dir())
+    port = free_port()
+    app = create_http_app(create_server(settings), settings)
+    config = uvicorn.Config(app, port=port, http=bounded_protocol(10, 100), log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not running.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.05)
+        headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-06-18"}
+        for _ in range(10):  # clients that initialize, make a call, and are never heard of again
+            with httpx2.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as http:
+                opened = http.post(MCP_PATH, content=INITIALIZE, headers={"Content-Type": "application/json"})
+                session = {"Mcp-Session-Id": opened.headers["mcp-session-id"]}
+                http.post(MCP_PATH, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+                call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_jobs"}}
+                assert http.post(MCP_PATH, json=call, headers=session).status_code == 200
+        while running.server_state.connections:  # their connections are closed
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        gc.collect()
+        ours = ("127.0.0.1", port)  # the emulator in this process is a uvicorn server too
+        cycles = [o for o in gc.get_objects() if isinstance(o, RequestResponseCycle) and o.scope["server"] == ours]
+    finally:
+        running.should_exit = True
+        thread.join(timeout=20)
+    assert cycles == []
+    assert not thread.is_alive()
+
+
 # --- exposure -------------------------------------------------------------------------------
 
 
@@ -131,19 +234,19 @@ def test_loopback_needs_no_token(host: str) -> None:
 def test_any_other_address_needs_a_token_or_an_explicit_insecure(host: str) -> None:
     with pytest.raises(ConfigError, match="GLM_MCP_HTTP_TOKEN"):
         check_exposure(host, Settings())
-    check_exposure(host, Settings(http_token=TOKEN))
-    check_exposure(host, Settings(allow_insecure=True))
+    check_exposure(host, Settings(http=Http(token=TOKEN)))
+    check_exposure(host, Settings(http=Http(allow_insecure=True)))
 
 
 # --- settings -------------------------------------------------------------------------------
 
 
 def test_the_token_comes_from_the_variable_or_a_file_and_never_shows(tmp_path: Path) -> None:
-    assert Settings.from_env({"GLM_MCP_HTTP_TOKEN": f" {TOKEN} "}).http_token == TOKEN
+    assert Settings.from_env({"GLM_MCP_HTTP_TOKEN": f" {TOKEN} "}).http.token == TOKEN
     secret = tmp_path / "token"
     secret.write_text(TOKEN + "\n")
     settings = Settings.from_env({"GLM_MCP_HTTP_TOKEN_FILE": str(secret)})
-    assert settings.http_token == TOKEN and TOKEN not in repr(settings)
+    assert settings.http.token == TOKEN and TOKEN not in repr(settings)
 
 
 @pytest.mark.parametrize(
@@ -166,8 +269,8 @@ def test_bad_http_settings_are_refused_naming_the_variable(env: dict[str, str]) 
 
 
 def test_http_settings_and_their_defaults() -> None:
-    defaults = Settings.from_env({})
-    assert (defaults.http_token, defaults.stateless, defaults.allow_insecure, defaults.allow_client_keys) == (
+    defaults = Settings.from_env({}).http
+    assert (defaults.token, defaults.stateless, defaults.allow_insecure, defaults.allow_client_keys) == (
         None,
         True,
         False,
@@ -181,9 +284,9 @@ def test_http_settings_and_their_defaults() -> None:
             "GLM_MCP_ALLOW_CLIENT_KEYS": "yes",
         }
     )
-    assert settings.allowed_hosts == ("mcp.example.com", "glm-mcp:8000")
-    assert settings.allowed_origins == ("https://app.example.com",)
-    assert not settings.stateless and settings.allow_client_keys
+    assert settings.http.allowed_hosts == ("mcp.example.com", "glm-mcp:8000")
+    assert settings.http.allowed_origins == ("https://app.example.com",)
+    assert not settings.http.stateless and settings.http.allow_client_keys
 
 
 # --- configured hosts and origins -----------------------------------------------------------
@@ -228,7 +331,7 @@ def raw(**headers: str) -> list[tuple[bytes, bytes]]:
 
 
 def test_a_callers_key_is_used_only_when_allowed() -> None:
-    allowed = Settings(allow_client_keys=True)
+    allowed = Settings(http=Http(allow_client_keys=True))
     header = CLIENT_KEY_HEADER.lower().replace("-", "_")
     assert read_caller_key([], allowed) is None
     assert read_caller_key(raw(x_other="1"), allowed) is None
@@ -244,7 +347,7 @@ def test_a_callers_key_is_used_only_when_allowed() -> None:
 
 
 def test_a_callers_key_follows_the_servers_auth_mode() -> None:
-    jwt = Settings(allow_client_keys=True, auth_mode="jwt")
+    jwt = Settings(http=Http(allow_client_keys=True), upstream=Upstream(auth_mode="jwt"))
     header = CLIENT_KEY_HEADER.lower().replace("-", "_")
     with pytest.raises(ClientKeyError, match=re.escape("<id>.<secret>")):
         read_caller_key(raw(**{header: "nodot"}), jwt)

@@ -17,9 +17,9 @@ import httpx2
 import pytest
 from mcp import Client
 
+from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.glm.fetch import image_type, refusal, target
-from glm_mcp.server import create_server
 from tests.hostile_upstream import HostileUpstream, Reply, Request, json_reply
 from tests.test_tools import failed, ok
 

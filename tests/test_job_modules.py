@@ -48,7 +48,7 @@ def test_only_the_postgresql_store_imports_psycopg() -> None:
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
         f"    importlib.import_module('{PACKAGE}.' + name)\n"
-        "import glm_mcp.server.app\n"
+        "import glm_mcp.app\n"
         "print('psycopg' in sys.modules)\n"
         f"import {PACKAGE}.postgres\n"
         "print('psycopg' in sys.modules)\n"

@@ -18,15 +18,14 @@ import anyio
 import pytest
 from mcp import Client
 
+from glm_mcp.app import JOBS_FILE, create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm.types import ChatRequest, Message, TextPart
 from glm_mcp.jobs import SERVER, JobKind, JobRecord, RegistryUnavailable, SQLiteJobStore, key_principal, records, sqlite
 from glm_mcp.jobs.owner import OwnerLock, owner_gone
 from glm_mcp.jobs.store import Position, summarize
-from glm_mcp.server import create_server
-from glm_mcp.server.app import JOBS_FILE
-from glm_mcp.server.results import TaskResult
+from glm_mcp.tools.job_result import TaskResult
 from tests.conftest import settings_for, upstream_calls
 from tests.test_registry_failures import mounted_tmpfs, remount
 from tests.test_tools import failed, ok

@@ -13,11 +13,12 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import Context
 
+from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm import Credentials, GLMClient, open_http_client
 from glm_mcp.glm.types import ChatRequest, Message, WebSearchOptions, WebSearchTool
-from glm_mcp.server import create_server, progress
+from glm_mcp.server import progress
 from glm_mcp.server.state import AppState
 from tests.conftest import GENERAL_KEY, upstream_calls
 from tests.processes import http_server, server_env
@@ -90,7 +91,7 @@ async def test_progress_arrives_while_the_answer_streams(settings: Settings, emu
     assert len(recorder.events) >= 3, recorder.messages
     values = [value for _, (value, _, _) in recorder.events]
     assert values == sorted(values) and len(set(values)) == len(values)  # strictly increasing
-    assert all(total == settings.wait_seconds for _, (_, total, _) in recorder.events)
+    assert all(total == settings.results.wait_seconds for _, (_, total, _) in recorder.events)
     times = [t for t, _ in recorder.events]
     assert min(b - a for a, b in itertools.pairwise(times)) >= progress.MIN_INTERVAL_S * 0.8
     assert any(m.startswith("reasoning:") for m in recorder.messages)

@@ -10,10 +10,10 @@ import jsonschema
 import pytest
 from mcp import Client, StdioServerParameters
 
+from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
-from glm_mcp.server import create_server
-from glm_mcp.server import results as results_module
+from glm_mcp.tools import answer as results_module
 from tests.conftest import GENERAL_KEY, settings_for
 from tests.processes import COMMAND, server_env
 

@@ -15,8 +15,8 @@ import anyio
 import pytest
 from mcp import Client
 
+from glm_mcp.app import create_server
 from glm_mcp.emulator import Emulator
-from glm_mcp.server import create_server
 from glm_mcp.server.http import MCP_PATH
 from tests.conftest import GENERAL_KEY, settings_for
 from tests.live_tools import Result, call_every_tool, calls_through, listed_tools, same_arguments

@@ -16,11 +16,11 @@ import pytest
 from mcp import Client
 from mcp.types import ImageContent
 
+from glm_mcp.app import create_server
 from glm_mcp.config import ConfigError, Settings
 from glm_mcp.emulator import FAIL_MARKER, Emulator
 from glm_mcp.jobs import Principal, SQLiteJobStore
 from glm_mcp.jobs.usage import UsageRecord, UsageRecords
-from glm_mcp.server import create_server
 from tests.conftest import CODING_KEY, GENERAL_KEY, settings_for, upstream_calls
 from tests.emulator.test_endpoints import decode_png
 from tests.processes import http_server, server_env
@@ -147,7 +147,7 @@ async def test_generate_image_returns_image_content_a_client_can_display(
     data = base64.b64decode(image.data)
     assert decode_png(data)[:2] == (864, 1152)  # a real PNG of the asked size
     saved = Path(out["saved_path"])  # in process counts as stdio: a copy is kept where the setting says
-    assert saved.parent == all_settings.images_dir and saved.read_bytes() == data
+    assert saved.parent == all_settings.registry.images_dir and saved.read_bytes() == data
 
 
 async def test_glm_image_is_a_task_that_get_result_finishes(client: Client, emulator: Emulator) -> None:

@@ -15,8 +15,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from glm_mcp.app import JOBS_FILE
 from glm_mcp.emulator import Emulator
-from glm_mcp.server.app import JOBS_FILE
 from glm_mcp.server.auth import CLIENT_KEY_HEADER
 from glm_mcp.server.http import MCP_PATH
 from tests.conftest import GENERAL_KEY

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from glm_mcp.app import JOBS_FILE
 from glm_mcp.emulator import Emulator
-from glm_mcp.server.app import JOBS_FILE
 from glm_mcp.server.http import MCP_PATH
 from tests.conftest import GENERAL_KEY
 from tests.processes import http_server_process, server_env

@@ -28,9 +28,9 @@ import anyio
 import pytest
 from mcp import Client
 
+from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.glm.client import MESSAGE_CHARS, SNIPPET_CHARS
-from glm_mcp.server import create_server
 from tests.hostile_upstream import (
     DONE,
     HostileUpstream,

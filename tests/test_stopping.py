@@ -10,7 +10,9 @@ import json
 import resource
 import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -245,6 +247,42 @@ async def test_a_call_cut_off_by_the_shutdown_gets_a_json_rpc_error(emulator: Em
     assert emulator.state.open_streams == 0
 
 
+async def test_the_shutdown_does_not_wait_for_a_request_whose_body_is_still_arriving(emulator: Emulator) -> None:
+    """A client dribbling a body, one byte a second: its request never started, so nothing waits for it."""
+    grace = 5.0
+    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MCP_SHUTDOWN_GRACE=str(grace))
+    with http_server_process(env=env) as (process, origin):
+        logged = processes.drain(process)
+        port = int(origin.rsplit(":", 1)[1])
+        dribbler = socket.create_connection(("127.0.0.1", port), timeout=10)
+        head = ["POST /mcp HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Length: 1000"]
+        head += [f"{name}: {value}" for name, value in MCP_HEADERS.items()]
+        dribbler.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        closed = anyio.Event()
+
+        async def dribble() -> None:
+            try:
+                while True:
+                    await anyio.to_thread.run_sync(dribbler.sendall, b" ")
+                    await anyio.sleep(1)
+            except OSError:  # the server closed it
+                closed.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(dribble)
+            await anyio.sleep(1.5)
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            await anyio.to_thread.run_sync(lambda: process.wait(timeout=20))
+            exited_after = time.monotonic() - started
+            with anyio.fail_after(5):
+                await closed.wait()
+        dribbler.close()
+    log = logged().decode()
+    assert "timeout graceful shutdown exceeded" not in log and "shutdown grace" not in log, log
+    assert exited_after < grace, f"{exited_after:.1f} s, as if waiting for the dribbling client"
+
+
 # stdio
 
 
@@ -401,3 +439,88 @@ async def test_a_socket_that_sends_no_headers_or_trickles_them_is_closed(emulato
         assert httpx2.get(origin + "/healthz").status_code == 200
         silent.close()
         trickling.close()
+
+
+def _at_most_256_open_files() -> None:
+    """In the server's process before it starts: an open-files limit of 256 it cannot raise (a small container's)."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+
+class StderrLines:
+    """A server's stderr read as it comes (a flood would otherwise fill the pipe and stall the server), each line
+    with the time it was read."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.lines: list[tuple[float, bytes]] = []
+        assert process.stderr is not None
+        self._stderr = process.stderr
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._stderr:
+            self.lines.append((time.monotonic(), line))
+
+    def since(self, start: float) -> list[str]:
+        return [line.decode(errors="replace") for read, line in list(self.lines) if read >= start]
+
+
+def _connect_idle(port: int, count: int) -> list[socket.socket]:
+    return [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
+
+
+async def _healthz(http: httpx2.AsyncClient, timeout: float = 10) -> int:
+    """/healthz's status, retrying while connections are refused or time out (accept resumes within a second)."""
+    with anyio.fail_after(timeout):
+        while True:
+            try:
+                return (await http.get("/healthz", timeout=2)).status_code
+            except httpx2.TransportError:
+                await anyio.sleep(0.2)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="POSIX resource limits, Linux's EMFILE on accept()")
+async def test_under_256_open_files_the_server_answers_and_running_out_is_logged_once(emulator: Emulator) -> None:
+    """A hard limit of 256: calls and probes are answered, past the connection cap the probes still are, out of
+    descriptors altogether the server says so once instead of thousands of tracebacks a second, and it answers
+    again once the sockets close."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1000:
+        pytest.skip(f"the hard open-files limit ({hard}) is below what this test's sockets need")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # this process opens them
+    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MCP_HEADER_TIMEOUT="60")
+    idle: list[socket.socket] = []
+    try:
+        with http_server_process(env=env, preexec_fn=_at_most_256_open_files) as (process, origin):
+            stderr = StderrLines(process)
+            port = int(origin.rsplit(":", 1)[1])
+            async with httpx2.AsyncClient(base_url=origin, timeout=10) as http:
+                assert await _healthz(http) == 200
+                events: list[dict[str, Any]] = []
+                await stream_call(http, tool_call(1, prompt="Answering under 256 files?"), events)
+                assert events[-1]["result"]["isError"] is False
+
+                idle += _connect_idle(port, 200)  # past the cap (a quarter of 256 kept for the process's own files)
+                await anyio.sleep(0.5)
+                assert await _healthz(http) == 200
+                busy = await http.post("/mcp", json=tool_call(2, "list_jobs"), headers=MCP_HEADERS)
+                assert busy.status_code == 503
+
+                start = time.monotonic()
+                idle += _connect_idle(port, 200)  # and out of descriptors
+                await anyio.sleep(3)
+                exhausted = stderr.since(start)
+                for sock in idle:
+                    sock.close()
+                idle.clear()
+                assert await _healthz(http) == 200
+                events = []
+                await stream_call(http, tool_call(3, prompt="And again?"), events)
+                assert events[-1]["result"]["isError"] is False
+    finally:
+        for sock in idle:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    said = [line for line in exhausted if "out of file descriptors" in line]
+    assert len(said) == 1 and "GLM_MCP_MAX_CONNECTIONS" in said[0], said
+    assert len(exhausted) <= 5, f"{len(exhausted)} lines in 3 s, starting with {exhausted[:8]}"

@@ -25,7 +25,8 @@ from jsonschema import Draft202012Validator
 
 from glm_mcp.emulator import Emulator
 from glm_mcp.server.auth import CLIENT_KEY_HEADER
-from glm_mcp.server.tasks import EXTENSION, GET_RESULT_SUFFIX
+from glm_mcp.server.tasks import EXTENSION
+from glm_mcp.tools.jobs import GET_RESULT_SUFFIX
 from tests.conftest import GENERAL_KEY, upstream_calls
 from tests.processes import COMMAND, RawStdio, http_server, scratch_dir, server_env
 

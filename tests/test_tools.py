@@ -15,10 +15,10 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult, ToolAnnotations
 
+from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm import GLMAPIError
-from glm_mcp.server import create_server
 from glm_mcp.server.failures import describe_failure
 from tests.conftest import CODING_KEY, DEFAULT_TOOLS, GENERAL_KEY, settings_for, upstream_calls
 

@@ -20,12 +20,11 @@ from mcp import Client, StdioServerParameters
 from mcp.client.session import ClientRequestContext
 from mcp.types import ListRootsResult, Root
 
+from glm_mcp.app import JOBS_FILE, create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.jobs import SERVER, SQLiteJobStore, key_principal
 from glm_mcp.jobs.conversations import Conversation, ConversationRecords
-from glm_mcp.server import create_server
-from glm_mcp.server.app import JOBS_FILE
 from tests.conftest import GENERAL_KEY, settings_for, upstream_calls
 from tests.processes import COMMAND, http_server, server_env
 from tests.test_tools import failed, ok
@@ -339,7 +338,7 @@ async def test_a_turn_is_kept_once_it_has_an_answer_or_a_job_and_a_failed_call_l
     )
     two = ok(await client.call_tool("chat", {"prompt": "Second question.", "conversation_id": one["conversation_id"]}))
     assert (one["turn"], two["turn"]) == (1, 2)  # the failed continuation took no number
-    store = SQLiteJobStore(settings.data_dir / JOBS_FILE, retention_days=7)
+    store = SQLiteJobStore(settings.registry.data_dir / JOBS_FILE, retention_days=7)
     try:
         conversations = ConversationRecords(store.database, retention_days=30)
         turns = await conversations.turns(one["conversation_id"], principal=SERVER)

@@ -706,4 +706,4 @@ def _retry_after(header: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-__all__ = ["GLMClient", "GLMError", "UpstreamLimits", "open_http_client"]
+__all__ = ["GLMClient", "GLMError", "LazyHTTPClient", "UpstreamLimits", "open_http_client"]

@@ -8,7 +8,7 @@ from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.jobs.job import JOB_ID_PREFIX, Job, Phase
 from glm_mcp.jobs.polling import poll_task
 from glm_mcp.jobs.principal import SERVER, Principal, key_principal
-from glm_mcp.jobs.runner import JobRunner
+from glm_mcp.jobs.runner import JobRunner, Outcome
 from glm_mcp.jobs.sqlite import SQLiteJobStore
 from glm_mcp.jobs.store import ChatKind, JobKind, JobRecord, JobState, JobStore, Position
 
@@ -22,6 +22,7 @@ __all__ = [
     "JobRunner",
     "JobState",
     "JobStore",
+    "Outcome",
     "Phase",
     "Position",
     "Principal",

@@ -56,8 +56,6 @@ class Job:
     """Why the job registry has no record of it (or not of its end), when it has none."""
     registry_problem: str | None = None
     """Why saving its progress failed, when it did: said in its result (and logged once)."""
-    result_notes: dict[str, object] = field(default_factory=dict)
-    """Fields the server adds to its answer's result (the files sent, the conversation it belongs to)."""
     _done: anyio.Event = field(default_factory=anyio.Event)
     _changed: anyio.Event = field(default_factory=anyio.Event)
     _scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)

@@ -23,8 +23,9 @@ async def open_job_store(settings: Settings) -> AsyncIterator[JobRecords]:
     psycopg is imported only here, and only for a database URL: a server on SQLite (every desktop
     install) needs none of it, which is why it is an optional extra (`glm-mcp-server[postgres]`).
     """
-    if not settings.database_url:
-        async with aclosing(SQLiteJobStore(sqlite_path(settings), retention_days=settings.job_retention_days)) as s:
+    registry = settings.registry
+    if not registry.database_url:
+        async with aclosing(SQLiteJobStore(sqlite_path(settings), retention_days=registry.job_retention_days)) as s:
             yield s
         return
     try:
@@ -34,7 +35,7 @@ async def open_job_store(settings: Settings) -> AsyncIterator[JobRecords]:
             f"GLM_MCP_DATABASE_URL is set, but psycopg is not installed ({exc}): install glm-mcp-server[postgres]"
         ) from exc
     store = PostgresJobStore(
-        settings.database_url, retention_days=settings.job_retention_days, lease_seconds=settings.lease_seconds
+        registry.database_url, retention_days=registry.job_retention_days, lease_seconds=registry.lease_seconds
     )
     async with store:
         yield store
@@ -43,9 +44,9 @@ async def open_job_store(settings: Settings) -> AsyncIterator[JobRecords]:
 def record_stores(settings: Settings, store: JobRecords) -> tuple[ConversationStore, UsageStore]:
     """The conversations and the usage kept in `store`'s own database, so that every process (or replica)
     sharing the job registry shares them too."""
-    conversations = ConversationRecords(store.database, retention_days=settings.conversation_retention_days)
+    conversations = ConversationRecords(store.database, retention_days=settings.registry.conversation_retention_days)
     return conversations, UsageRecords(store.database)
 
 
 def sqlite_path(settings: Settings) -> Path:
-    return settings.data_dir / JOBS_FILE
+    return settings.registry.data_dir / JOBS_FILE

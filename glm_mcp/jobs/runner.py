@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -40,8 +40,17 @@ SETTLE_TIMEOUT_S = 5.0
 FINISH_RETRY_S = 600.0
 """How long a job's end that the registry could not take is offered again (a database restarting)."""
 
-Outcome = Callable[[Job], Awaitable[BaseModel]]
-"""What `get_result` answers for a job that has ended; it is stored as JSON."""
+
+class Outcome(Protocol):
+    """What the call that handed a job off leaves beside it: how the job is answered for once it ends."""
+
+    async def settle(self, job: Job) -> None:
+        """Done once, when the job has ended, before its result is recorded (its answer kept, its cost counted)."""
+        ...
+
+    async def result(self, job: Job) -> BaseModel:
+        """What `get_result` answers for the job: recorded as JSON once it has ended."""
+        ...
 
 
 class JobRunner:
@@ -51,9 +60,10 @@ class JobRunner:
         self._task_group = task_group
         self._store = store
         self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._unrecorded: OrderedDict[str, JobRecord] = OrderedDict()
+        self._outcomes: dict[str, Outcome] = {}
         self._settled: dict[str, anyio.Event] = {}
         """Handed-off jobs whose outcome is still being made (their usage and conversation turn written)."""
+        self._unrecorded: OrderedDict[str, JobRecord] = OrderedDict()
 
     def start(self, kind: ChatKind, request: ChatRequest, glm: GLMClient, *, principal: Principal = SERVER) -> Job:
         """Generate `request` with `glm`: the client of the call's own key (the server's or the caller's),
@@ -67,6 +77,10 @@ class JobRunner:
         """The job, if `principal` started it: another's job is as unknown as one that never was."""
         job = self._jobs.get(job_id)
         return job if job is not None and job.principal == principal else None
+
+    def outcome(self, job: Job) -> Outcome | None:
+        """What the call that handed `job` off left beside it (`hand_off`); None before that."""
+        return self._outcomes.get(job.id)
 
     def release(self, job: Job) -> None:
         """Forget a job nobody will ask about again (its call got the whole answer)."""
@@ -93,10 +107,11 @@ class JobRunner:
         """Keep a job for `get_result`: its call returns before the job finishes.
 
         The job is in the store when this returns (a client may restart the moment it has the id),
-        or `job.not_recorded` says why not; from then on its progress and finally `outcome(job)`
-        are saved in the background.
+        or `job.not_recorded` says why not; from then on its progress and finally its outcome's result
+        are saved in the background. The outcome is kept beside the job for as long as the job is.
         """
         job.handed_off = True
+        self._outcomes[job.id] = outcome
         record = JobRecord.of_request(
             job.id,
             job.kind,
@@ -121,6 +136,7 @@ class JobRunner:
             if oldest is None:
                 break
             self._jobs.pop(oldest.id)
+            self._outcomes.pop(oldest.id, None)
 
     async def settled(self, job: Job, timeout: float = SETTLE_TIMEOUT_S) -> None:
         """Wait (at most `timeout`) until an ended job's outcome is made: what it wrote on the way (its usage, its
@@ -160,7 +176,8 @@ class JobRunner:
                             "a crash then would have lost more of it."
                         )
         try:
-            result = (await outcome(job)).model_dump_json()
+            await outcome.settle(job)
+            result = (await outcome.result(job)).model_dump_json()
         finally:
             self._settled.pop(job.id, anyio.Event()).set()
         status: JobState = job.status

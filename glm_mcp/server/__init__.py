@@ -1,5 +1,2 @@
-"""The MCP face: tool handlers, result models and the HTTP app. Nothing in here speaks HTTP to GLM."""
-
-from glm_mcp.server.app import create_server
-
-__all__ = ["create_server"]
+"""The MCP plumbing: registration and structured output, both tasks forms, stdio, HTTP, cancellation, auth and
+OAuth. It knows no tool by name (the tools are `glm_mcp.tools`; `glm_mcp.app` puts the two together)."""

@@ -14,6 +14,16 @@ from glm_mcp.errors import ClientKeyError
 from glm_mcp.glm.auth import Credentials
 from glm_mcp.jobs.principal import Principal, key_principal
 
+__all__ = [
+    "CALLER_KEY_SCOPE",
+    "CLIENT_KEY_HEADER",
+    "TOKEN_CLIENT_ID",
+    "CallerKey",
+    "SharedTokenVerifier",
+    "caller_key",
+    "read_caller_key",
+]
+
 CLIENT_KEY_HEADER = "X-GLM-API-Key"
 """Where a caller may put its own GLM key when GLM_MCP_ALLOW_CLIENT_KEYS is on."""
 TOKEN_CLIENT_ID = "glm-mcp-token"
@@ -68,12 +78,12 @@ def read_caller_key(raw_headers: Iterable[tuple[bytes, bytes]], settings: Settin
     if not values:
         return None
     key = _checked_key(values[0].decode("latin-1"))
-    if not settings.allow_client_keys:
+    if not settings.http.allow_client_keys:
         raise ClientKeyError(
             f"This server does not take callers' GLM keys: remove the {CLIENT_KEY_HEADER} header "
             "(or ask its operator to set GLM_MCP_ALLOW_CLIENT_KEYS=true)."
         )
-    if settings.auth_mode == "jwt" and "." not in key:
+    if settings.upstream.auth_mode == "jwt" and "." not in key:
         raise ClientKeyError(f"The key in {CLIENT_KEY_HEADER} must have the form <id>.<secret>.")
     return key
 
@@ -81,7 +91,7 @@ def read_caller_key(raw_headers: Iterable[tuple[bytes, bytes]], settings: Settin
 def caller_key(key: str, settings: Settings, secret: bytes) -> CallerKey:
     """What a checked caller key spends (its `Credentials`, whose repr hides it) and who it makes its caller:
     a keyed hash under `secret`, never the key."""
-    credentials = Credentials(key, mode=settings.auth_mode, source=f"the {CLIENT_KEY_HEADER} header")
+    credentials = Credentials(key, mode=settings.upstream.auth_mode, source=f"the {CLIENT_KEY_HEADER} header")
     return CallerKey(credentials, key_principal(secret, key))
 
 

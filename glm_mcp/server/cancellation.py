@@ -50,6 +50,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glm_mcp.server.auth import CLIENT_KEY_HEADER
 
+__all__ = [
+    "CANCELLED",
+    "EXCHANGE_KEY",
+    "REQUEST_CANCELLED",
+    "SHUTTING_DOWN_MESSAGE",
+    "Call",
+    "CallKey",
+    "CallRegistry",
+    "CallStopper",
+    "Exchange",
+    "StopCalls",
+    "StopReason",
+    "caller_identity",
+]
+
 logger = logging.getLogger(__name__)
 
 EXCHANGE_KEY = "glm_mcp.exchange"
@@ -206,14 +221,20 @@ class CallStopper:
         headers = Headers(scope=scope)
         exchange = Exchange(caller_identity(headers), headers.get("mcp-session-id", ""))
         scope[EXCHANGE_KEY] = exchange
-        body = bytearray()
+        body: bytearray | None = bytearray()  # None once it cannot be a notice, or has been looked at
 
         async def watching() -> Message:
+            nonlocal body
             message = await receive()
-            if message["type"] == "http.request" and len(body) <= _PEEK_LIMIT:
-                body.extend(message.get("body", b""))
-                if not message.get("more_body", False):
-                    self._notice(exchange, bytes(body))
+            if message["type"] == "http.request" and body is not None:
+                chunk = message.get("body", b"")
+                if len(body) + len(chunk) > _PEEK_LIMIT:
+                    body = None
+                else:
+                    body.extend(chunk)
+                    if not message.get("more_body", False):
+                        self._notice(exchange, bytes(body))
+                        body = None
             elif message["type"] == "http.disconnect":
                 exchange.end()
             return message
@@ -221,6 +242,7 @@ class CallStopper:
         try:
             await self._app(scope, watching, send)
         finally:
+            body = None  # the SDK keeps each session's last request, `watching` included, until its next one
             exchange.end()
 
     def _notice(self, exchange: Exchange, body: bytes) -> None:

@@ -10,6 +10,8 @@ import base64
 
 from mcp.types import Icon
 
+__all__ = ["ICONS", "MARK_SVG"]
+
 MARK_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64" width="64" height="64">'
     '<rect width="64" height="64" rx="14" fill="#2648d8"/>'

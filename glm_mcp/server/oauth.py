@@ -36,6 +36,16 @@ from glm_mcp.config import Settings
 from glm_mcp.jobs.principal import Principal, subject_principal
 from glm_mcp.server.signing_keys import ALGORITHMS, ProviderKeys
 
+__all__ = [
+    "LEEWAY_S",
+    "NO_OAUTH_HELP",
+    "EitherVerifier",
+    "OidcTokenVerifier",
+    "RequireToken",
+    "oauth_routes",
+    "token_principal",
+]
+
 logger = logging.getLogger(__name__)
 
 LEEWAY_S = 2
@@ -159,14 +169,14 @@ def token_principal(scope: Scope) -> Principal | None:
 
 def oauth_routes(settings: Settings) -> list[Route]:
     """The protected-resource metadata, with OAuth on; with only the static token, plain answers to OAuth probes."""
-    if settings.oauth_issuer and settings.oauth_audience:
+    if settings.signin.issuer and settings.signin.audience:
         return create_protected_resource_routes(
-            AnyHttpUrl(settings.oauth_audience),
-            [AnyHttpUrl(settings.oauth_issuer)],
-            scopes_supported=[settings.oauth_scope] if settings.oauth_scope else None,
+            AnyHttpUrl(settings.signin.audience),
+            [AnyHttpUrl(settings.signin.issuer)],
+            scopes_supported=[settings.signin.scope] if settings.signin.scope else None,
             resource_name="glm-mcp",
         )
-    if not settings.http_token:
+    if not settings.http.token:
         return []
     probes = [
         "/.well-known/oauth-protected-resource",
@@ -208,9 +218,9 @@ class RequireToken(RequireAuthMiddleware):
     """
 
     def __init__(self, app: Any, settings: Settings) -> None:
-        audience = settings.oauth_audience if settings.oauth_issuer else None
+        audience = settings.signin.audience if settings.signin.issuer else None
         metadata = build_resource_metadata_url(AnyHttpUrl(audience)) if audience is not None else None
-        super().__init__(app, [settings.oauth_scope] if audience and settings.oauth_scope else [], metadata)
+        super().__init__(app, [settings.signin.scope] if audience and settings.signin.scope else [], metadata)
         self._wrong = (
             "Wrong token" if audience is None else "The access token was refused (expired, or not for this server)"
         )
@@ -218,8 +228,8 @@ class RequireToken(RequireAuthMiddleware):
             self._takes = "this server takes the static token in its GLM_MCP_HTTP_TOKEN, as 'Authorization: Bearer "
             self._takes += "<token>' (it has no OAuth sign-in)."
         else:
-            also = " (or the static token)" if settings.http_token else ""
-            self._takes = f"send an access token from {settings.oauth_issuer} for {audience}{also}."
+            also = " (or the static token)" if settings.http.token else ""
+            self._takes = f"send an access token from {settings.signin.issuer} for {audience}{also}."
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not isinstance(scope.get("user"), AuthenticatedUser):

@@ -16,6 +16,16 @@ from mcp.server.mcpserver import Context
 
 from glm_mcp.jobs import Job
 
+__all__ = [
+    "FIRST_HEARTBEAT_S",
+    "HEARTBEAT_S",
+    "MIN_INTERVAL_S",
+    "TAIL_CHARS",
+    "ProgressReporter",
+    "describe_job",
+    "follow_job",
+]
+
 MIN_INTERVAL_S = 0.25
 """At most four notifications a second."""
 HEARTBEAT_S = 5.0

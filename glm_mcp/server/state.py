@@ -1,14 +1,19 @@
-"""What lives for the whole server process: the settings, the one pooled GLM client and the job registry."""
+"""What lives for the whole server process: the settings, the one pooled GLM client and the job registry,
+opened when the server starts serving (`lifespan`) and closed when it stops."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
 
 import anyio
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, MCPServer
 from starlette.requests import Request
 
 from glm_mcp.config import Settings
@@ -16,14 +21,20 @@ from glm_mcp.errors import GenerationFailed
 from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
 from glm_mcp.jobs import SERVER, JobRunner, JobStore, Principal, RegistryUnavailable
 from glm_mcp.jobs.conversations import ConversationStore
+from glm_mcp.jobs.open import open_job_store, record_stores
 from glm_mcp.jobs.principal import SECRET_BYTES
 from glm_mcp.jobs.usage import UsageStore
 from glm_mcp.server.auth import CALLER_KEY_SCOPE, caller_key
-from glm_mcp.server.failures import describe_failure
+from glm_mcp.server.failures import ToolFailure, describe_failure
 from glm_mcp.server.oauth import token_principal
-from glm_mcp.server.results import ToolFailure
+from glm_mcp.upstream import open_glm_client
+
+__all__ = ["AppState", "lifespan", "principal_secret", "registry_of"]
 
 logger = logging.getLogger(__name__)
+
+_REGISTRIES: WeakKeyDictionary[MCPServer[Any], JobStore] = WeakKeyDictionary()
+"""The job store each serving server has open, for the HTTP readiness probe (which has no MCP context)."""
 
 # An error report must not wait long on a second call to the platform.
 _MODEL_LIST_TIMEOUT_S = 5.0
@@ -87,7 +98,7 @@ async def principal_secret(store: JobStore, settings: Settings) -> bytes:
     Read once at start-up. When the store cannot give it, a secret of this process is used: its
     callers still see their own jobs, and nobody else's, until it stops.
     """
-    if not settings.allow_client_keys:
+    if not settings.http.allow_client_keys:
         return b""
     try:
         return await store.principal_secret()
@@ -99,3 +110,41 @@ async def principal_secret(store: JobStore, settings: Settings) -> bytes:
             exc.fix,
         )
         return secrets.token_bytes(SECRET_BYTES)
+
+
+def registry_of(server: MCPServer[Any]) -> JobStore | None:
+    """The job store `server` has open while it serves; None before and after."""
+    return _REGISTRIES.get(server)
+
+
+def lifespan(settings: Settings) -> Callable[[MCPServer[Any]], AbstractAsyncContextManager[AppState]]:
+    """The server's lifespan for `settings`: the job registry, the GLM client and the task group the jobs run in,
+    open while it serves; the jobs still running when it stops are recorded as interrupted."""
+
+    @asynccontextmanager
+    async def serving(this: MCPServer[Any]) -> AsyncIterator[AppState]:
+        async with (
+            open_job_store(settings) as store,
+            open_glm_client(settings) as glm,
+            anyio.create_task_group() as background,
+        ):
+            jobs = JobRunner(background, store)
+            _REGISTRIES[this] = store
+            try:
+                secret = await principal_secret(store, settings)
+                conversations, usage = record_stores(settings, store)
+                yield AppState(
+                    settings=settings,
+                    glm=glm,
+                    jobs=jobs,
+                    store=store,
+                    conversations=conversations,
+                    usage=usage,
+                    principal_secret=secret,
+                )
+            finally:
+                _REGISTRIES.pop(this, None)
+                await jobs.interrupt_running()  # recorded with their partial text, for after the restart
+                background.cancel_scope.cancel()  # jobs still running end with the server
+
+    return serving

@@ -49,7 +49,17 @@ from mcp.types import (
 from pydantic import ValidationError
 
 from glm_mcp.server import tasks_2025
-from glm_mcp.server.arguments import lone_surrogate
+from glm_mcp.server.registration import lone_surrogate
+
+__all__ = [
+    "FORCED_STOP_S",
+    "STOP_SIGNALS",
+    "AnsweringMalformed",
+    "SettlingIds",
+    "StdinLines",
+    "error_answer",
+    "serve_stdio",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,10 @@ and reads it with `tasks/get`, `tasks/result` (which blocks until the result), `
 `Server.middleware`, above the SDK's method lookup, for sessions that speak 2025-11-25.
 
 It needs a session: whether a client declared `capabilities.tasks` is known only from its
-`initialize`, so it is installed for stdio and sessionful HTTP only (`install`). A stateless POST is
-a session of its own, so there it never advertises tasks and never puts an `execution` field on a
-tool (some clients drop every tool of a server whose tools carry one).
+`initialize`, so the server carries it switched off (`glm_mcp.app` adds it with the tool table) and
+it is switched on for stdio and sessionful HTTP only (`install`). A stateless POST is a session of its
+own, so there it never advertises tasks and never puts an `execution` field on a tool (some clients
+drop every tool of a server whose tools carry one).
 
 A task is the same job as in `server/tasks.py` (same ids, registry row, principal, final result);
 only the shapes differ: `ttl` and `pollInterval` instead of `ttlMs` and `pollIntervalMs`, and a
@@ -30,25 +31,16 @@ from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 
 from glm_mcp.jobs import RegistryUnavailable
 from glm_mcp.jobs.store import Position
-from glm_mcp.server.task_wait import waiting_for_task
-from glm_mcp.server.tasks import (
-    CANCEL_WAIT_S,
-    CHAT_TOOLS,
-    GET_RESULT,
-    NOT_FOUND,
-    TaskRef,
-    _app,
-    _handed_off,
-    _read,
-    read_or_fail,
-)
+from glm_mcp.server.task_offer import offering_task
+from glm_mcp.server.tasks import CANCEL_WAIT_S, NOT_FOUND, STREAMED_KINDS, TaskRef, TaskTable, app_state
+
+__all__ = ["CAPABILITY", "EXECUTION", "VERSION", "LegacyTasks", "install"]
 
 logger = logging.getLogger(__name__)
 
 VERSION = "2025-11-25"
 CAPABILITY: dict[str, Any] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
 EXECUTION: dict[str, Any] = {"taskSupport": "optional"}
-TASK_TOOLS = CHAT_TOOLS | {GET_RESULT}
 RELATED_TASK = "io.modelcontextprotocol/related-task"
 LIST_PAGE = 50
 TERMINAL = "Cannot cancel task: already in terminal status"
@@ -57,15 +49,29 @@ RESULT_POLL_S = 1.0
 
 
 def install(server: MCPServer[Any]) -> None:
-    """Serve the 2025-11-25 tasks on this server (once): only where a connection is a client's session."""
-    if not any(isinstance(middleware, LegacyTasks) for middleware in server.middleware):
-        server.middleware.append(LegacyTasks())
+    """Serve the 2025-11-25 tasks on this server (once): only where a connection is a client's session.
+
+    The server carries its `LegacyTasks` switched off; switched on, it moves to the inside of the middleware
+    installed so far (the HTTP app's `StopCalls` then wraps it, as it wraps every call).
+    """
+    for middleware in list(server.middleware):
+        if isinstance(middleware, LegacyTasks) and not middleware.serving:
+            server.middleware.remove(middleware)
+            middleware.serving = True
+            server.middleware.append(middleware)
 
 
 class LegacyTasks:
-    """`initialize`, `tools/list`, `tools/call` rewritten and `tasks/*` served for 2025-11-25 sessions."""
+    """`initialize`, `tools/list`, `tools/call` rewritten and `tasks/*` served for 2025-11-25 sessions, once
+    switched on (`install`); the tools whose calls may become tasks are those of `table`."""
+
+    def __init__(self, table: TaskTable) -> None:
+        self._table = table
+        self.serving = False
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if not self.serving:
+            return await call_next(ctx)
         method = ctx.method
         if method == "initialize":
             return _advertised(await call_next(ctx), ctx.params)
@@ -73,18 +79,110 @@ class LegacyTasks:
             return await call_next(ctx)
         params = dict(ctx.params or {})
         if method == "tools/list":
-            return _with_execution(await call_next(ctx))
-        if method == "tools/call" and isinstance(params.get("task"), dict) and params.get("name") in TASK_TOOLS:
-            return await _create(ctx, call_next, str(params["name"]))
+            return _with_execution(await call_next(ctx), self._table.tools)
+        if method == "tools/call" and isinstance(params.get("task"), dict) and params.get("name") in self._table.tools:
+            return await self._create(ctx, call_next)
         if method == "tasks/get":
-            return _legacy(await _task(ctx, params))
+            return _legacy(await self._task(ctx, params))
         if method == "tasks/result":
-            return await _result(ctx, params)
+            return await self._result(ctx, params)
         if method == "tasks/list":
-            return await _list(ctx, params)
+            return await self._list(ctx, params)
         if method == "tasks/cancel":
-            return await _cancel(ctx, params)
+            return await self._cancel(ctx, params)
         return await call_next(ctx)
+
+    async def _create(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        """The call handed off at once, answered with its task (`CreateTaskResult`).
+
+        A call that cannot become a task (its arguments refused, a job already ended, a hand-off the
+        registry could not record) is answered with its ordinary result, which says why.
+        """
+        with offering_task(0.0) as offer:
+            result = await call_next(ctx)
+        ref = self._table.handed_off(offer)
+        if ref is None:
+            return result
+        app = app_state(ctx).for_http(ctx.request)
+        try:
+            task = await self._table.read(app, ref)
+        except RegistryUnavailable as exc:
+            logger.warning("task %s could not be read back: %s", ref.task_id, exc)
+            return result
+        return result if task is None else {"task": _legacy(task)}
+
+    def _ref(self, params: dict[str, Any]) -> TaskRef:
+        task_id = params.get("taskId")
+        ref = self._table.parse(task_id) if isinstance(task_id, str) else None
+        if ref is None:
+            raise MCPError(INVALID_PARAMS, NOT_FOUND)
+        return ref
+
+    async def _task(self, ctx: ServerRequestContext[Any, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """The task as `server/tasks.py` reads it (2026 shape, result included); -32602 for none of the caller's."""
+        app = app_state(ctx).for_http(ctx.request)
+        return await self._table.read_or_fail(app, self._ref(params))
+
+    async def _result(self, ctx: ServerRequestContext[Any, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """tasks/result: waits for the task to end, then the tool's own `CallToolResult`."""
+        app = app_state(ctx).for_http(ctx.request)
+        ref = self._ref(params)
+        task = await self._table.read_or_fail(app, ref)
+        while task["status"] == "working":
+            job = app.jobs.get(ref.job_id, app.principal)
+            if job is not None and not job.done:
+                await job.wait()
+            else:
+                await anyio.sleep(RESULT_POLL_S)
+            task = await self._table.read_or_fail(app, ref)
+        related = {RELATED_TASK: {"taskId": ref.task_id}}
+        if "result" in task:
+            return {**task["result"], "_meta": {**task["result"].get("_meta", {}), **related}}
+        # cancelled: no tool result exists; the version asks for a successful answer that says so
+        return {"content": [{"type": "text", "text": task["statusMessage"]}], "isError": True, "_meta": related}
+
+    async def _list(self, ctx: ServerRequestContext[Any, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """The caller's chat tasks, newest first, a page at a time (`nextCursor`)."""
+        app = app_state(ctx).for_http(ctx.request)
+        cursor = params.get("cursor")
+        try:
+            after = Position.parse(cursor) if isinstance(cursor, str) else None
+        except ValueError:
+            raise MCPError(INVALID_PARAMS, f"Invalid cursor: {cursor!r}") from None
+        try:
+            records = await app.store.page(principal=app.principal, status=None, limit=LIST_PAGE, after=after)
+            tasks = []
+            for record in records:
+                ref = self._table.parse(record.id)
+                task = await self._table.read(app, ref) if ref is not None and record.kind in STREAMED_KINDS else None
+                if task is not None:
+                    tasks.append(_legacy(task))
+        except RegistryUnavailable as exc:
+            raise MCPError(INTERNAL_ERROR, f"Failed to list tasks: {exc} {exc.fix}") from exc
+        page: dict[str, Any] = {"tasks": tasks}
+        if len(records) == LIST_PAGE:
+            page["nextCursor"] = str(Position(records[-1].created_at, records[-1].id))
+        return page
+
+    async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """Stops the generation (its upstream stream closed at once); the task as it then is.
+
+        -32602 for a task already ended, as that version asks. A job generated by another live
+        process cannot be reached from here: its task is answered as it stands, still working.
+        """
+        app = app_state(ctx).for_http(ctx.request)
+        ref = self._ref(params)
+        task = await self._table.read_or_fail(app, ref)
+        if task["status"] != "working":
+            raise MCPError(INVALID_PARAMS, TERMINAL)
+        job = app.jobs.get(ref.job_id, app.principal)
+        if job is not None:
+            job.cancel()
+            with anyio.move_on_after(CANCEL_WAIT_S):
+                await job.wait()
+        else:
+            logger.info("tasks/cancel of %s, which this process does not generate: it goes on", ref.task_id)
+        return _legacy(await self._table.read_or_fail(app, ref))
 
 
 def _declares(ctx: ServerRequestContext[Any, Any]) -> bool:
@@ -104,48 +202,14 @@ def _advertised(result: HandlerResult, params: Mapping[str, Any] | None) -> Hand
     return {**result, "capabilities": {**capabilities, "tasks": CAPABILITY}}
 
 
-def _with_execution(result: HandlerResult) -> HandlerResult:
+def _with_execution(result: HandlerResult, task_tools: frozenset[str]) -> HandlerResult:
     if not isinstance(result, dict):
         return result
     tools = [
-        {**tool, "execution": EXECUTION} if isinstance(tool, dict) and tool.get("name") in TASK_TOOLS else tool
+        {**tool, "execution": EXECUTION} if isinstance(tool, dict) and tool.get("name") in task_tools else tool
         for tool in result.get("tools") or []
     ]
     return {**result, "tools": tools}
-
-
-async def _create(ctx: ServerRequestContext[Any, Any], call_next: CallNext, tool: str) -> HandlerResult:
-    """The call handed off at once, answered with its task (`CreateTaskResult`).
-
-    A call that cannot become a task (its arguments refused, a job already ended, a hand-off the
-    registry could not record) is answered with its ordinary result, which says why.
-    """
-    with waiting_for_task(0.0):
-        result = await call_next(ctx)
-    ref = _handed_off(tool, result)
-    if ref is None:
-        return result
-    app = _app(ctx).for_http(ctx.request)
-    try:
-        task = await _read(app, ref)
-    except RegistryUnavailable as exc:
-        logger.warning("task %s could not be read back: %s", ref.task_id, exc)
-        return result
-    return result if task is None else {"task": _legacy(task)}
-
-
-def _ref(params: dict[str, Any]) -> TaskRef:
-    task_id = params.get("taskId")
-    ref = TaskRef.parse(task_id) if isinstance(task_id, str) else None
-    if ref is None:
-        raise MCPError(INVALID_PARAMS, NOT_FOUND)
-    return ref
-
-
-async def _task(ctx: ServerRequestContext[Any, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """The task as `server/tasks.py` reads it (2026 shape, result included); -32602 for none of the caller's."""
-    app = _app(ctx).for_http(ctx.request)
-    return await read_or_fail(app, _ref(params))
 
 
 def _legacy(task: dict[str, Any]) -> dict[str, Any]:
@@ -162,67 +226,3 @@ def _legacy(task: dict[str, Any]) -> dict[str, Any]:
         "ttl": task["ttlMs"],
         "pollInterval": task["pollIntervalMs"],
     }
-
-
-async def _result(ctx: ServerRequestContext[Any, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """tasks/result: waits for the task to end, then the tool's own `CallToolResult`."""
-    app = _app(ctx).for_http(ctx.request)
-    ref = _ref(params)
-    task = await read_or_fail(app, ref)
-    while task["status"] == "working":
-        job = app.jobs.get(ref.job_id, app.principal)
-        if job is not None and not job.done:
-            await job.wait()
-        else:
-            await anyio.sleep(RESULT_POLL_S)
-        task = await read_or_fail(app, ref)
-    related = {RELATED_TASK: {"taskId": ref.task_id}}
-    if "result" in task:
-        return {**task["result"], "_meta": {**task["result"].get("_meta", {}), **related}}
-    # cancelled: no tool result exists; the version asks for a successful answer that says so
-    return {"content": [{"type": "text", "text": task["statusMessage"]}], "isError": True, "_meta": related}
-
-
-async def _list(ctx: ServerRequestContext[Any, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """The caller's chat tasks, newest first, a page at a time (`nextCursor`)."""
-    app = _app(ctx).for_http(ctx.request)
-    cursor = params.get("cursor")
-    try:
-        after = Position.parse(cursor) if isinstance(cursor, str) else None
-    except ValueError:
-        raise MCPError(INVALID_PARAMS, f"Invalid cursor: {cursor!r}") from None
-    try:
-        records = await app.store.page(principal=app.principal, status=None, limit=LIST_PAGE, after=after)
-        tasks = []
-        for record in records:
-            ref = TaskRef.parse(record.id)
-            task = await _read(app, ref) if ref is not None and record.kind in CHAT_TOOLS else None
-            if task is not None:
-                tasks.append(_legacy(task))
-    except RegistryUnavailable as exc:
-        raise MCPError(INTERNAL_ERROR, f"Failed to list tasks: {exc} {exc.fix}") from exc
-    page: dict[str, Any] = {"tasks": tasks}
-    if len(records) == LIST_PAGE:
-        page["nextCursor"] = str(Position(records[-1].created_at, records[-1].id))
-    return page
-
-
-async def _cancel(ctx: ServerRequestContext[Any, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Stops the generation (its upstream stream closed at once); the task as it then is.
-
-    -32602 for a task already ended, as that version asks. A job generated by another live
-    process cannot be reached from here: its task is answered as it stands, still working.
-    """
-    app = _app(ctx).for_http(ctx.request)
-    ref = _ref(params)
-    task = await read_or_fail(app, ref)
-    if task["status"] != "working":
-        raise MCPError(INVALID_PARAMS, TERMINAL)
-    job = app.jobs.get(ref.job_id, app.principal)
-    if job is not None:
-        job.cancel()
-        with anyio.move_on_after(CANCEL_WAIT_S):
-            await job.wait()
-    else:
-        logger.info("tasks/cancel of %s, which this process does not generate: it goes on", ref.task_id)
-    return _legacy(await read_or_fail(app, ref))

@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field
 
 from glm_mcp.glm.types import AsyncImageResult, AsyncTaskResult, VideoTaskResult
 
+__all__ = ["ASSUMED_LIFETIME_S", "ImageFile", "VideoFile", "expires_at", "media_of"]
+
 ASSUMED_LIFETIME_S = 30 * 24 * 3600
 """How long a URL that does not say its expiry is taken to live."""
 

@@ -85,17 +85,17 @@ async def allowed_roots(ctx: Context, settings: Settings) -> Roots:
     """The roots for this request; raises `FilesUnavailable` over HTTP without GLM_FILES_ROOTS."""
     over_http = ctx.headers is not None
     if over_http:
-        if not settings.files_roots:
+        if not settings.files.roots:
             raise FilesUnavailable(
                 "`files` is off over HTTP: the server's disk is not the caller's. The server's operator can set "
                 "GLM_FILES_ROOTS to the directories it may read; otherwise put the text in `prompt`."
             )
-        return Roots.of(settings.files_roots, "GLM_FILES_ROOTS")
+        return Roots.of(settings.files.roots, "GLM_FILES_ROOTS")
     declared = await _client_roots(ctx)
     if declared:
         return Roots.of(declared, "the roots your client declared")
-    if settings.files_roots:
-        return Roots.of(settings.files_roots, "GLM_FILES_ROOTS")
+    if settings.files.roots:
+        return Roots.of(settings.files.roots, "GLM_FILES_ROOTS")
     return Roots.of((Path.cwd(),), "the server's working directory")
 
 

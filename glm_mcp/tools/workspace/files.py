@@ -46,8 +46,8 @@ from glm_mcp.config import Settings
 from glm_mcp.errors import ArgumentError
 from glm_mcp.glm.models import IMAGE_MAX_BYTES, IMAGE_TYPES, sees_images
 from glm_mcp.glm.types import ContentPart, ImagePart, MediaURL, Message, TextPart
-from glm_mcp.server.answers import SentFile
-from glm_mcp.server.roots import Place, Roots
+from glm_mcp.tools.answer import SentFile
+from glm_mcp.tools.workspace.roots import Place, Roots
 
 __all__ = [
     "DESCRIPTORS",
@@ -590,7 +590,7 @@ class _Reading:
             media_type = IMAGE_TYPES.get(path.suffix.lower())
             if media_type is not None:
                 self._check_image(shown, size)
-                data = _read(fd, min(IMAGE_MAX_BYTES, self.settings.files_max_image_bytes - self.image_bytes))
+                data = _read(fd, min(IMAGE_MAX_BYTES, self.settings.files.max_image_bytes - self.image_bytes))
                 self._check_image(shown, len(data))  # it grew since fstat
                 _check_magic(shown, data, media_type)
                 self.image_bytes += len(data)
@@ -598,7 +598,7 @@ class _Reading:
                 self.images.append((shown, part, len(data)))
                 self.sent.append(SentFile(path=shown, kind="image", bytes=len(data)))
                 return
-            allowed = (self.settings.files_max_chars - self.chars) * 4  # a UTF-8 character is at most 4 bytes
+            allowed = (self.settings.files.max_chars - self.chars) * 4  # a UTF-8 character is at most 4 bytes
             if size > allowed:
                 raise _over_text_budget(shown, self.chars + size // 4, self.settings)
             data = _read(fd, allowed)
@@ -606,7 +606,7 @@ class _Reading:
                 raise _over_text_budget(shown, self.chars + len(data) // 4, self.settings)
             text = _text(shown, data)
             self.chars += len(text)
-            if self.chars > self.settings.files_max_chars:
+            if self.chars > self.settings.files.max_chars:
                 raise _over_text_budget(shown, self.chars, self.settings)
             self.blocks.append(f'<file path="{shown}" language="{language(path)}">\n{text}\n</file>')
             self.sent.append(SentFile(path=shown, kind="text", bytes=len(data), chars=len(text)))
@@ -620,7 +620,7 @@ class _Reading:
         if not sees_images(self.model):
             raise ArgumentError(
                 FIELD,
-                f"{shown} is an image, and {self.model} cannot see images. Pass model={settings.vision_model!r} "
+                f"{shown} is an image, and {self.model} cannot see images. Pass model={settings.models.vision!r} "
                 "(GLM_VISION_MODEL), or leave the image out.",
             )
         if size > IMAGE_MAX_BYTES:
@@ -628,11 +628,11 @@ class _Reading:
                 FIELD,
                 f"the image {shown} is {size:,} bytes, over the platform's limit of {IMAGE_MAX_BYTES:,} (5 MB).",
             )
-        if self.image_bytes + size > settings.files_max_image_bytes:
+        if self.image_bytes + size > settings.files.max_image_bytes:
             raise ArgumentError(
                 FIELD,
                 f"{shown} brings the images to {self.image_bytes + size:,} bytes, over the limit of "
-                f"{settings.files_max_image_bytes:,} for one call (GLM_FILES_MAX_IMAGE_BYTES). Send fewer images.",
+                f"{settings.files.max_image_bytes:,} for one call (GLM_FILES_MAX_IMAGE_BYTES). Send fewer images.",
             )
 
 
@@ -680,6 +680,6 @@ def _over_text_budget(shown: str, chars: int, settings: Settings) -> ArgumentErr
     return ArgumentError(
         FIELD,
         f"{shown} brings the text files to at least {chars:,} characters, over the limit of "
-        f"{settings.files_max_chars:,} for one call (GLM_FILES_MAX_CHARS). Send fewer or smaller files, "
+        f"{settings.files.max_chars:,} for one call (GLM_FILES_MAX_CHARS). Send fewer or smaller files, "
         "or the parts that matter.",
     )

@@ -1,63 +1,111 @@
-"""Registering tools whose inputs are pydantic models, published as flat parameters.
+"""Registering tools: each a `ToolSpec`, its inputs a pydantic model published as flat parameters.
 
-Each tool is a row of the table in `tools.py` (`ToolSpec`): its handler is
-`async def handler(app, ctx, args) -> ResultModel`. `register` publishes the model's fields as a
-flat, lean input schema, validates the arguments against the model itself (so a wrong type, a value out of range and an
-unknown argument name get the same structured `invalid_argument` result as a rule across
-fields), turns its result into `structuredContent` plus a text copy, and turns any failure into
-an `isError` result that says what to do: one success path and one error path for every tool.
+A tool's handler is `async def handler(app, ctx, args) -> Result`. `register` publishes the model's
+fields as a flat, lean input schema, validates the arguments against the model itself (so a wrong type, a
+value out of range and an unknown argument name get the same structured `invalid_argument` result as a
+rule across fields), turns its result into `structuredContent` plus a text copy, and turns any failure
+into an `isError` result that says what to do: one success path and one error path for every tool. The
+tools themselves are `glm_mcp.tools`; nothing here knows one by name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp.types import CallToolResult, ContentBlock, Icon, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, Icon, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from glm_mcp.errors import ArgumentError
-from glm_mcp.server.arguments import argument_error, lone_surrogate
-from glm_mcp.server.results import ToolFailure
+from glm_mcp.jobs import Job, JobRecord
+from glm_mcp.server.failures import ToolFailure
+from glm_mcp.server.result import Result
 from glm_mcp.server.state import AppState
+from glm_mcp.server.task_offer import HandOff, report_hand_off
+
+__all__ = [
+    "ASKS",
+    "LISTS",
+    "LOOKS_UP",
+    "STARTS",
+    "Handler",
+    "LoneSurrogate",
+    "TaskForm",
+    "TaskState",
+    "TaskStatus",
+    "ToolSpec",
+    "argument_error",
+    "input_schema",
+    "lean_schema",
+    "lone_surrogate",
+    "parse_arguments",
+    "register",
+    "sdk_tool",
+    "tool_result",
+]
+
+Handler = Callable[[AppState, Context, Any], Awaitable[Result]]
+"""`async def handler(app, ctx, args) -> Result`: the state of this request, the SDK's context, the arguments."""
+
+TaskStatus = Literal["working", "completed", "cancelled"]
+
+ASKS = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+"""Asks the platform and changes nothing (each answer may differ)."""
+STARTS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+"""Starts work on the platform: calling twice starts it twice."""
+LOOKS_UP = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
+"""Reads a job's state, here or on the platform."""
+LISTS = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+"""Reads this server's own records only."""
 
 
-class Renderable(Protocol):
-    """A result model (`server/results.py`): its `structuredContent` and its text copy."""
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    """A task as its job stands: working on, or ended with the call's final result (none when cancelled)."""
 
-    def structured(self) -> dict[str, Any]: ...
-    def to_text(self) -> str: ...
-
-
-def _extra_content(model: Renderable) -> list[ContentBlock]:
-    """Blocks a result sends beside its text (an image), when it has any (`extra_content()`)."""
-    extra = getattr(model, "extra_content", None)
-    return list(extra()) if callable(extra) else []
+    status: TaskStatus
+    message: str
+    result: CallToolResult | None = None
 
 
-Handler = Callable[[AppState, Context, Any], Awaitable[Renderable]]
-"""`async def handler(app, ctx, args) -> ResultModel`: the state of this request, the SDK's context, the arguments."""
+@dataclass(frozen=True, slots=True)
+class TaskForm:
+    """How a tool's call may be answered as an MCP task (`server/tasks.py`): it hands off a job (its result
+    says which, `Result.handed_off`), and the task follows that job to the call's final result."""
+
+    suffix: str
+    """Its tasks' ids are the job's id and this: "" for the tool whose call started the job, else another
+    suffix for each tool that follows one, since the task ends with that tool's own result."""
+    offered: Callable[[Mapping[str, Any]], bool]
+    """Whether a call with these arguments may become a task (its wait is then cut to the task threshold)."""
+    final: Callable[[AppState, Job | JobRecord], Awaitable[TaskState]]
+    """The task of a job that has ended: in this process (its `Job`), or as the registry has it (its record)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """One row of the tool table: everything that makes a tool, declared once."""
+    """One row of the tool table (`glm_mcp.tools.TOOLS`): everything that makes a tool, declared once."""
 
     name: str
     title: str
     description: str
     handler: Handler
     arguments: type[BaseModel]
-    result: type[BaseModel]
+    result: type[Result]
     annotations: ToolAnnotations
     toolset: str = "core"
     """Which toolset offers it (GLM_MCP_TOOLSETS, `config.TOOLSETS`)."""
+    task: TaskForm | None = None
+    """How its call may become an MCP task; None for a tool whose calls never do."""
 
 
 def register(spec: ToolSpec, *, icons: list[Icon] | None = None) -> Tool:
@@ -75,6 +123,8 @@ def register(spec: ToolSpec, *, icons: list[Icon] | None = None) -> Tool:
             outcome = await spec.handler(state, ctx, args)
         except Exception as exc:
             return tool_result(await state.describe_failure(exc), is_error=True)
+        if spec.task is not None and (job_id := outcome.handed_off()) is not None:
+            report_hand_off(HandOff(job_id, spec.task.suffix))
         return tool_result(outcome, is_error=False)
 
     return sdk_tool(
@@ -152,6 +202,87 @@ def parse_arguments(model: type[ArgsT], given: dict[str, Any]) -> ArgsT:
         raise argument_error(exc, model) from None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped(text: str) -> str:
+    return _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+class LoneSurrogate(NamedTuple):
+    """Where a JSON value holds a lone surrogate, and which one: both escaped, so that they can be written out."""
+
+    path: str
+    escape: str
+
+    def said(self) -> str:
+        """What is wrong, to follow the place's name: "`prompt` holds …"."""
+        return (
+            f"holds a lone surrogate ({self.escape}), which is no Unicode character (UTF-8 cannot encode it); "
+            "send the text as valid Unicode"
+        )
+
+
+def lone_surrogate(value: object, path: str = "") -> LoneSurrogate | None:
+    """The first lone surrogate in `value` (JSON as Python's parser reads it, names included), or None.
+
+    `"\\udce9"` is valid JSON, which Python decodes to a code point no UTF-8 text holds: the SDK's stdio
+    parser refuses such a line, while over HTTP it reaches the handlers, and SQLite or the JSON sent upstream
+    fails on it. A surrogate pair decodes to one character, so any surrogate left is a lone one.
+    """
+    pending: list[tuple[object, str]] = [(value, path)]
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, str):
+            found = None if item.isascii() else _SURROGATE.search(item)
+            if found is not None:
+                return LoneSurrogate(_escaped(where) or "the value", _escaped(found.group()))
+        elif isinstance(item, dict):
+            for name, inner in reversed(item.items()):  # reversed: the first member is looked at first
+                member = f"{where}.{name}" if where else str(name)
+                pending += [(inner, member), (str(name), member)]
+        elif isinstance(item, list):
+            pending.extend((inner, f"{where}[{index}]") for index, inner in reversed(list(enumerate(item))))
+    return None
+
+
+def argument_error(error: ValidationError, model: type[BaseModel]) -> ArgumentError:
+    """The schema's complaints about arguments for `model` (a wrong type, a value out of range, an unknown
+    name), said as the one argument error every other argument mistake is too."""
+    problems = error.errors(include_url=False)
+    field = _location(problems[0]["loc"])
+    said = [_problem(problem, model) for problem in problems]
+    if len(said) == 1:
+        return ArgumentError(field, said[0])
+    return ArgumentError(
+        field, " ".join(f"`{_location(p['loc'])}`: {text}" for p, text in zip(problems, said, strict=True))
+    )
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    """`messages[0].role` for ("messages", 0, "role")."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "arguments"
+
+
+def _problem(problem: ErrorDetails, model: type[BaseModel]) -> str:
+    """What was wrong with one argument and what is allowed, in a sentence."""
+    kind, loc = problem["type"], problem["loc"]
+    if kind == "extra_forbidden" and len(loc) == 1:
+        known = list(model.model_fields)
+        close = difflib.get_close_matches(str(loc[0]), known, n=1, cutoff=0.6)
+        guess = f" Did you mean `{close[0]}`?" if close else ""
+        return f"this tool has no argument of that name.{guess} Its arguments: {', '.join(known)}."
+    if kind == "missing":
+        return "it is required."
+    got = problem.get("input")
+    shown = repr(got) if isinstance(got, int | float | bool | None) or (isinstance(got, str) and len(got) <= 40) else ""
+    message = problem["msg"].removeprefix("Value error, ")
+    return f"{message}{f'; got {shown}' if shown else ''}."
+
+
 _RAW = "arguments_as_given"
 
 
@@ -225,14 +356,14 @@ def _result_or_failure(result: type[BaseModel]) -> dict[str, Any]:
     return {"type": "object", **schema}
 
 
-def tool_result(model: Renderable, *, is_error: bool) -> CallToolResult:
+def tool_result(model: Result, *, is_error: bool) -> CallToolResult:
     """The `CallToolResult` a tool sends for `model`: its result, or the `ToolFailure` of an error result.
 
-    The one place results are made, so a task's final result (`server/tasks.py`) is the very one the
-    call would have returned.
+    The one place results are made, so a task's final result (`TaskForm.final`) is the very one the call
+    would have returned.
     """
     return CallToolResult(
-        content=[TextContent(type="text", text=model.to_text()), *_extra_content(model)],
+        content=[TextContent(type="text", text=model.to_text()), *model.extra_content()],
         structured_content=model.structured(),
         is_error=is_error,
     )
