@@ -304,7 +304,9 @@ def _killed_at_exit(process: Process) -> Iterator[None]:
             process.kill()
 
 
-async def test_sigint_with_stdin_open_ends_within_a_second_and_closes_the_upstream(emulator: Emulator) -> None:
+async def test_sigint_with_stdin_open_ends_the_server_mid_answer_and_closes_the_upstream(emulator: Emulator) -> None:
+    """SIGINT alone ends the server while stdin stays open and an answer streams: it does not wait for the answer
+    (tens of seconds at this chunk delay) nor for stdin to close. How fast is the benchmark's business, not a test's."""
     async with await anyio.open_process(COMMAND, env=slow_server_env(emulator)) as process:
         with _killed_at_exit(process):
             stdio = RawStdio(process)
@@ -312,11 +314,8 @@ async def test_sigint_with_stdin_open_ends_within_a_second_and_closes_the_upstre
             await stdio.send(tool_call(1))
             await wait_for(lambda: emulator.state.open_streams == 1)
             process.send_signal(signal.SIGINT)
-            start = anyio.current_time()
             with anyio.fail_after(5):
                 await process.wait()
-            exited = anyio.current_time() - start
-    assert exited < 1.0
     assert emulator.state.disconnects == 1 and emulator.state.open_streams == 0
 
 
