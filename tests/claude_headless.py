@@ -75,8 +75,16 @@ def claude_print(
 def claude_mcp_get(claude: Path, home: Path, server: dict[str, Any]) -> str:
     """What `claude mcp get` shows the user for `server` once added (user scope, in `home`): it connects to check."""
     home.mkdir(exist_ok=True)
-    env = claude_env(home, "http://127.0.0.1:9")  # no model is asked
-    for command in (["mcp", "add-json", "-s", "user", SERVER, json.dumps(server)], ["mcp", "get", SERVER]):
+    add = ["mcp", "add-json", "-s", "user", SERVER, json.dumps(server)]
+    return claude_commands(claude, home, add, ["mcp", "get", SERVER]).stdout
+
+
+def claude_commands(claude: Path, home: Path, *commands: list[str]) -> subprocess.CompletedProcess[str]:
+    """Claude Code's own CLI run with each of `commands` in turn, in `home` (the user's configuration is never
+    touched, and no model is asked); each must succeed. The last one's outcome."""
+    env = claude_env(home, "http://127.0.0.1:9")
+    completed: subprocess.CompletedProcess[str] | None = None
+    for command in commands:
         completed = subprocess.run(
             [str(claude), *command],
             env=env,
@@ -84,7 +92,8 @@ def claude_mcp_get(claude: Path, home: Path, server: dict[str, Any]) -> str:
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=120,
         )
         assert completed.returncode == 0, (command, completed.stdout, completed.stderr)
-    return completed.stdout
+    assert completed is not None
+    return completed

@@ -22,7 +22,7 @@ from mcp import Client, StdioServerParameters
 
 from glm_mcp.cli import SETTINGS_URL, main
 from glm_mcp.emulator import Emulator
-from tests.claude_headless import claude_env
+from tests.claude_headless import claude_commands
 from tests.conftest import GENERAL_KEY
 from tests.node_tools import INSPECTOR, bin_path, node_env, run_node_tool
 from tests.processes import COMMAND, free_port, server_env
@@ -253,18 +253,7 @@ def test_the_http_demo_prints_the_next_step_and_each_printed_command_works(tmp_p
         # The Claude Code line, as printed, in a home of its own: the user's configuration is never touched.
         program, *claude_args = shlex.split(claude_line)
         assert program == "claude"
-        env = claude_env(home, "http://127.0.0.1:9")  # no model is asked
-        for command in (claude_args, ["mcp", "list"]):
-            ran = subprocess.run(
-                [str(claude), *command],
-                env=env,
-                cwd=home,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert ran.returncode == 0, (command, ran.stdout, ran.stderr)
+        ran = claude_commands(claude, home, claude_args, ["mcp", "list"])
         listed = next((line for line in ran.stdout.splitlines() if line.startswith("glm-demo:")), "")
         assert url in listed and "Connected" in listed, ran.stdout
 
