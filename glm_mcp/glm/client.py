@@ -38,6 +38,7 @@ from glm_mcp.glm.errors import (
     MissingAPIKeyError,
 )
 from glm_mcp.glm.retry import Attempts, RetryPolicy
+from glm_mcp.glm.sse import EventTooLarge, SSEDecoder
 from glm_mcp.glm.stream import StreamAccumulator
 from glm_mcp.glm.text import scrub_answer, upstream_text
 from glm_mcp.glm.types import (
@@ -63,9 +64,11 @@ logger = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 1.0
 """How long the end of a stream is awaited after `[DONE]`."""
-DONE = "[DONE]"
+DRAIN_BYTES = 64 * 1024
+"""How much is read after `[DONE]` to reach the end of a stream (its terminator is a few bytes)."""
+DONE = b"[DONE]"
 SSE_MAX_EVENT_BYTES = 1024 * 1024
-"""Largest single server-sent event (one chunk of a stream); GLM's are well under a few KB."""
+"""Largest single server-sent event (one chunk of a stream), or line of one; GLM's are well under a few KB."""
 ERROR_BODY_BYTES = 64 * 1024
 """How much of an error body is read: its start says what went wrong; the rest is not read at all."""
 MESSAGE_CHARS = 300
@@ -280,28 +283,29 @@ class GLMClient:
     async def _chunks(self, response: httpx2.Response, silence: _SilenceWatch) -> AsyncIterator[ChatCompletionChunk]:
         finished = False
         answer_chars, max_answer_chars = 0, self._limits.max_answer_chars
-        events = aiter(httpx2.EventSource(response, max_event_size=SSE_MAX_EVENT_BYTES))
+        decoder = SSEDecoder(SSE_MAX_EVENT_BYTES)
+        pieces = aiter(response.aiter_bytes())  # decoded as the Content-Encoding says, in bounded pieces
         try:
-            async for event in events:
-                data = event.data
-                if data == DONE:
-                    await _drain(events)
-                    return
-                if not data:  # an event of only `id:` / `event:` lines carries nothing for us
-                    continue
-                chunk = self._parse_chunk(data, response)
-                if _says_something(chunk):
-                    silence.heard()
-                finished = finished or any(choice.finish_reason for choice in chunk.choices)
-                answer_chars += _answer_chars(chunk)
-                if answer_chars > max_answer_chars:
-                    raise GLMLimitError(
-                        f"the answer from the GLM API passed GLM_MAX_ANSWER_CHARS ({max_answer_chars} characters) "
-                        "and was stopped there",
-                        limit="GLM_MAX_ANSWER_CHARS",
-                    )
-                yield chunk
-        except httpx2.SSEError:
+            async for piece in pieces:
+                for data in decoder.feed(piece):
+                    if data == DONE:
+                        await _drain(pieces)
+                        return
+                    if not data:  # an event of only `id:` / `event:` lines, or an empty `data:`, carries nothing
+                        continue
+                    chunk = self._parse_chunk(data, response)
+                    if _says_something(chunk):
+                        silence.heard()
+                    finished = finished or any(choice.finish_reason for choice in chunk.choices)
+                    answer_chars += _answer_chars(chunk)
+                    if answer_chars > max_answer_chars:
+                        raise GLMLimitError(
+                            f"the answer from the GLM API passed GLM_MAX_ANSWER_CHARS ({max_answer_chars} characters) "
+                            "and was stopped there",
+                            limit="GLM_MAX_ANSWER_CHARS",
+                        )
+                    yield chunk
+        except EventTooLarge:
             raise GLMLimitError(
                 f"the GLM API sent a stream event larger than {SSE_MAX_EVENT_BYTES} bytes (SSE_MAX_EVENT_BYTES); "
                 "the stream was stopped there",
@@ -315,12 +319,15 @@ class GLMClient:
             raise GLMStreamError("the stream from the GLM API ended before the answer was complete (no final chunk)")
         # The final chunk (finish reason and usage) arrived and only [DONE] is missing: the answer is whole.
 
-    def _parse_chunk(self, data: str, response: httpx2.Response) -> ChatCompletionChunk:
+    def _parse_chunk(self, data: bytes, response: httpx2.Response) -> ChatCompletionChunk:
         try:
             chunk = ChatCompletionChunk.model_validate_json(data)
         except ValidationError:
-            snippet = self._text(data, SNIPPET_CHARS)
-            raise GLMStreamError(f"the GLM API sent a stream frame that is not valid JSON: {snippet!r}") from None
+            try:  # as text, bytes that are not UTF-8 read as U+FFFD (as an event stream decoded to text reads them)
+                chunk = ChatCompletionChunk.model_validate_json(data.decode("utf-8", "replace"))
+            except ValidationError:
+                snippet = self._text(data, SNIPPET_CHARS)
+                raise GLMStreamError(f"the GLM API sent a stream frame that is not valid JSON: {snippet!r}") from None
         error = (chunk.model_extra or {}).get("error")
         if error is not None:
             code, message = _error_fields(error)
@@ -592,15 +599,18 @@ def _json(request: BaseModel) -> bytes:
     return request.model_dump_json(exclude_none=True).encode()
 
 
-async def _drain(events: AsyncIterator[httpx2.ServerSentEvent]) -> None:
+async def _drain(pieces: AsyncIterator[bytes]) -> None:
     """Read a finished stream to its end, so its connection goes back to the pool.
 
     A response closed before its last bytes (the chunked terminator after `[DONE]`) takes its
     connection with it: the next call would pay a new TCP connection, and a TLS handshake.
     """
+    drained = 0
     with anyio.move_on_after(DRAIN_SECONDS):  # an upstream that keeps the stream open loses the connection
-        async for _ in events:
-            pass
+        async for piece in pieces:
+            drained += len(piece)
+            if drained > DRAIN_BYTES:  # more than a terminator: not worth reading, the connection goes
+                return
 
 
 async def _close(response: httpx2.Response) -> None:
