@@ -270,3 +270,88 @@ async def test_a_failed_job_reports_fail_with_its_reason(client: Client, emulato
     done = ok(await client.call_tool("get_result", {"task_id": early["job_id"], "wait_seconds": 20}))
     assert done["status"] == "failed" and done["error"]["error"] == "answer_cut"
     assert done["partial_text"]
+
+
+# --- a stream is a job only once handed off ------------------------------------------------------------------
+
+
+def _debug_server(settings: Settings, states: list[AppState]) -> Any:
+    """The real server with one more tool that hands the test its process state."""
+    server = create_server(settings)
+
+    @server.tool(name="debug_state")
+    async def debug_state(ctx: Context) -> str:
+        states.append(cast(AppState, ctx.request_context.lifespan_context))
+        return "ok"
+
+    return server
+
+
+async def test_a_call_answered_within_its_wait_never_makes_a_job(settings: Settings, emulator: Emulator) -> None:
+    """While it streams, and after it answered: no job in the runner, none in list_jobs."""
+    emulator.config.chunk_delay = 0.02
+    states: list[AppState] = []
+    jobs_seen: list[int] = []
+    async with Client(_debug_server(settings, states)) as client:
+        await client.call_tool("debug_state", {})
+        state = states[0]
+
+        async def watch() -> None:
+            await _wait_for(lambda: emulator.state.open_streams == 1)
+            while emulator.state.open_streams:
+                jobs_seen.append(len(state.jobs))
+                await anyio.sleep(0.01)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            out = ok(await client.call_tool("chat", {"prompt": "Answered in time.", "wait_seconds": 60}))
+        assert out["text"] and "job_id" not in out
+        assert jobs_seen and set(jobs_seen) == {0}, jobs_seen  # not even while it streamed
+        assert len(state.jobs) == 0
+        assert "jobs" not in ok(await client.call_tool("list_jobs", {}))
+
+
+async def test_a_chunk_arriving_at_the_hand_off_is_neither_lost_nor_doubled(
+    client: Client, emulator: Emulator
+) -> None:
+    """Waits swept across chunk arrivals: whichever side of the hand-off a chunk lands on, each job's answer is the
+    emulator's, once; the hand-off's text and the answer saved with the job are its beginning; the job's progress
+    goes on from where the call's stopped; its usage is the whole answer's."""
+    emulator.config.chunk_delay = 0.04
+    prompt = "Chunks at the boundary."
+    arguments = {"prompt": prompt, "thinking": "disabled"}
+    waits = [0.1 + i * 0.01 for i in range(12)]  # three chunk intervals, in quarter steps
+    early: dict[float, dict[str, Any]] = {}
+
+    async def hand_off(wait: float) -> None:
+        early[wait] = ok(await client.call_tool("chat", {**arguments, "wait_seconds": wait}))
+
+    async with anyio.create_task_group() as tg:
+        for wait in waits:
+            tg.start_soon(hand_off, wait)
+    recorders = {wait: Recorder() for wait in waits}
+    saved = {}
+    for wait in waits:
+        out = early[wait]
+        assert out["status"] == "running", out
+        saved[wait] = ok(await client.call_tool("get_result", {"task_id": out["job_id"], "wait_seconds": 0}))
+    done = {}
+    for wait in waits:
+        job_id = early[wait]["job_id"]
+        args = {"task_id": job_id, "wait_seconds": 30}
+        done[wait] = ok(await client.call_tool("get_result", args, progress_callback=recorders[wait]))
+
+    emulator.config.chunk_delay = 0.0
+    whole = ok(await client.call_tool("chat", arguments))
+    for wait in waits:
+        result = done[wait]["result"]
+        assert result["text"] == whole["text"], wait  # nothing lost, nothing twice
+        assert _strip_cache(result["usage"]) == _strip_cache(whole["usage"]), wait
+        assert whole["text"].startswith(early[wait].get("text", "")), wait
+        partial = saved[wait].get("partial_text") or saved[wait].get("result", {}).get("text", "")
+        assert partial.startswith(early[wait].get("text", "")) and whole["text"].startswith(partial), wait
+        answering = [m for m in recorders[wait].messages if m.startswith("answering:")]
+        if answering:  # the job's progress counts from the call's text on, never from nothing
+            chars = int(answering[0].split(":")[1].split("chars")[0].replace(",", ""))
+            assert chars >= len(early[wait].get("text", "")), (wait, answering[0])
+    assert len(upstream_calls(emulator, "/chat/completions")) == len(waits) + 1  # each job's stream ran once

@@ -1,11 +1,12 @@
-"""Job bookkeeping: generations that run in the background and can be waited on again (`JobRunner`),
+"""Job bookkeeping: chat answers streamed in the background (`ChatStream`), those handed off kept as jobs
+that can be waited on again (`JobRunner`),
 and the job registry (`JobStore`) that records them so they outlive the process.
 
 One vocabulary for a job's state everywhere (`JobState`): running, completed, failed, cancelled,
 interrupted; the platform's task status is mapped to it once, in `glm.types`."""
 
 from glm_mcp.errors import RegistryUnavailable
-from glm_mcp.jobs.job import JOB_ID_PREFIX, Job, Phase
+from glm_mcp.jobs.job import JOB_ID_PREFIX, ChatStream, Job, Phase
 from glm_mcp.jobs.polling import poll_task
 from glm_mcp.jobs.principal import SERVER, Principal, key_principal
 from glm_mcp.jobs.runner import JobRunner, Outcome
@@ -16,6 +17,7 @@ __all__ = [
     "JOB_ID_PREFIX",
     "SERVER",
     "ChatKind",
+    "ChatStream",
     "Job",
     "JobKind",
     "JobRecord",

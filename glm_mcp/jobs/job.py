@@ -1,8 +1,12 @@
-"""One streamed generation, followed by whoever is waiting for it.
+"""One chat answer streamed in a task of its own (`ChatStream`), and the job it becomes when its call hands it
+off (`Job`).
 
-A call to `chat` starts a `Job` and waits for it; if the deadline passes first, the call returns
-the job's id and the job carries on in the server's task group, where `get_result` can find and
-wait on it again. The job knows the GLM client and its types, nothing of MCP.
+A call to `chat` starts a `ChatStream` in the server's task group and waits for it. Most end within
+the call's wait and are never anything more: no id, nothing kept, nothing written. One still running
+when the wait runs out becomes a `Job` (`JobRunner.hand_off`): the same stream, never stopped or
+restarted (what arrives after the hand-off lands in the same accumulator), given an id, a record in
+the registry and a place in the runner, where `get_result` can find and wait on it again. Nothing of
+MCP here: a stream knows the GLM client and its types.
 """
 
 from __future__ import annotations
@@ -32,30 +36,22 @@ def new_job_id() -> str:
 
 
 @dataclass(eq=False)
-class Job:
-    """A chat generation in progress or finished, with what has arrived so far."""
+class ChatStream:
+    """A chat answer generated in a task of its own, with what has arrived so far."""
 
     kind: ChatKind
     request: ChatRequest
     accumulator: StreamAccumulator
     """What has arrived so far: made by the client that streams it (`GLMClient.accumulator`), which knows the key."""
-    id: str = field(default_factory=new_job_id)
+    principal: Principal = SERVER
+    """Who started it (`principal.py`): nobody else can get its result. Not its *owner*, the process."""
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     """Unix time of its last change (a chunk arrived, or it ended)."""
-    started: float = field(default_factory=time.monotonic)
     status: JobState = "running"
     attempts: Attempts = field(default_factory=Attempts)
     completion: ChatCompletion | None = None
     error: Exception | None = None
-    principal: Principal = SERVER
-    """Who started it (`principal.py`): nobody else can get its result. Not its *owner*, the process."""
-    handed_off: bool = False
-    """Set when the call that started the job returned before it finished: someone may come back for it."""
-    not_recorded: str | None = None
-    """Why the job registry has no record of it (or not of its end), when it has none."""
-    registry_problem: str | None = None
-    """Why saving its progress failed, when it did: said in its result (and logged once)."""
     _done: anyio.Event = field(default_factory=anyio.Event)
     _changed: anyio.Event = field(default_factory=anyio.Event)
     _scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -69,7 +65,7 @@ class Job:
 
     @property
     def phase(self) -> Phase:
-        """What the job is doing, for progress: waiting for a first token, reasoning, answering, or done."""
+        """What it is doing, for progress: waiting for a first token, reasoning, answering, or done."""
         if self.done:
             return "done"
         if self.accumulator.content_chars or self.accumulator.tool_calls:
@@ -85,7 +81,7 @@ class Job:
         return split_answer(self.accumulator.text, None)[0]
 
     def changed(self) -> anyio.Event:
-        """An event set at the next change (a chunk arrived, or the job ended)."""
+        """An event set at the next change (a chunk arrived, or the stream ended)."""
         if self._changed.is_set():
             self._changed = anyio.Event()
         return self._changed
@@ -113,8 +109,8 @@ class Job:
                 self.completion, self.status = completion, "completed"
         except GLMError as exc:
             self.error, self.status = exc, "failed"
-        except Exception as exc:  # a bug of ours must end this job, not the server's task group
-            logger.exception("job %s failed unexpectedly", self.id)
+        except Exception as exc:  # a bug of ours must end this stream, not the server's task group
+            logger.exception("a %s stream failed unexpectedly", self.kind)
             self.error, self.status = exc, "failed"
         finally:
             if self.status == "running":
@@ -122,3 +118,34 @@ class Job:
             self.updated_at = time.time()
             self._done.set()
             self._changed.set()
+
+
+@dataclass(eq=False)
+class Job:
+    """A stream someone may come back for: its call returned this job's id before the stream ended."""
+
+    stream: ChatStream
+    id: str = field(default_factory=new_job_id)
+    not_recorded: str | None = None
+    """Why the job registry has no record of it (or not of its end), when it has none."""
+    registry_problem: str | None = None
+    """Why saving its progress failed, when it did: said in its result (and logged once)."""
+
+    @property
+    def kind(self) -> ChatKind:
+        return self.stream.kind
+
+    @property
+    def principal(self) -> Principal:
+        return self.stream.principal
+
+    @property
+    def done(self) -> bool:
+        return self.stream.done
+
+    async def wait(self) -> None:
+        await self.stream.wait()
+
+    def cancel(self) -> None:
+        """Stop generating: the upstream connection is closed at once."""
+        self.stream.cancel()

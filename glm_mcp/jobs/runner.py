@@ -1,12 +1,12 @@
-"""The jobs this process runs: started in the server's task group, and recorded in the job registry once handed off.
+"""The chat streams this process runs, in the server's task group, and the jobs they become once handed off.
 
 (The *job registry* is the durable `JobStore`; this is the process's own view of what it runs.)
 
-A job whose call got the whole answer is never written anywhere. A job handed off past its
-deadline is added to the `JobStore` before its id is returned, its answer so far is saved while
-it runs, and its result once it ends, so that neither a restart nor another server process loses it.
-A job the store cannot record is kept here all the same, and says so: its id is never returned
-as if it were safe.
+A stream whose call got the whole answer is never a job: it is kept nowhere and written nowhere.
+One handed off past its call's wait becomes a job, added to the `JobStore` before its id is
+returned; its answer so far is saved while it runs, and its result once it ends, so that neither a
+restart nor another server process loses it. A job the store cannot record is kept here all the
+same, and says so: its id is never returned as if it were safe.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.glm import GLMClient
 from glm_mcp.glm.types import ChatRequest
-from glm_mcp.jobs.job import Job
+from glm_mcp.jobs.job import ChatStream, Job
 from glm_mcp.jobs.principal import SERVER, Principal
 from glm_mcp.jobs.store import ChatKind, JobRecord, JobState, JobStore
 
@@ -54,7 +54,8 @@ class Outcome(Protocol):
 
 
 class JobRunner:
-    """Starts jobs in the server's task group, so a job can outlive the call that started it."""
+    """Starts streams in the server's task group, so one can outlive the call that started it, and keeps the
+    jobs they become."""
 
     def __init__(self, task_group: TaskGroup, store: JobStore) -> None:
         self._task_group = task_group
@@ -65,13 +66,18 @@ class JobRunner:
         """Handed-off jobs whose outcome is still being made (their usage and conversation turn written)."""
         self._unrecorded: OrderedDict[str, JobRecord] = OrderedDict()
 
-    def start(self, kind: ChatKind, request: ChatRequest, glm: GLMClient, *, principal: Principal = SERVER) -> Job:
+    def start(
+        self, kind: ChatKind, request: ChatRequest, glm: GLMClient, *, principal: Principal = SERVER
+    ) -> ChatStream:
         """Generate `request` with `glm`: the client of the call's own key (the server's or the caller's),
-        never one of the runner's, so a job spends exactly the key its call was made with."""
-        job = Job(kind=kind, request=request, accumulator=glm.accumulator(), principal=principal)
-        self._jobs[job.id] = job
-        self._task_group.start_soon(job.run, glm, name=f"glm-mcp {kind} {job.id}")
-        return job
+        never one of the runner's, so a stream spends exactly the key its call was made with.
+
+        The stream is not kept here: a call that gets its whole answer leaves nothing behind, and one that
+        does not hands it off (`hand_off`). A call that stops waiting otherwise cancels it.
+        """
+        stream = ChatStream(kind=kind, request=request, accumulator=glm.accumulator(), principal=principal)
+        self._task_group.start_soon(stream.run, glm, name=f"glm-mcp {kind}")
+        return stream
 
     def get(self, job_id: str, principal: Principal) -> Job | None:
         """The job, if `principal` started it: another's job is as unknown as one that never was."""
@@ -79,12 +85,8 @@ class JobRunner:
         return job if job is not None and job.principal == principal else None
 
     def outcome(self, job: Job) -> Outcome | None:
-        """What the call that handed `job` off left beside it (`hand_off`); None before that."""
+        """What the call that handed `job` off left beside it (`hand_off`)."""
         return self._outcomes.get(job.id)
-
-    def release(self, job: Job) -> None:
-        """Forget a job nobody will ask about again (its call got the whole answer)."""
-        self._jobs.pop(job.id, None)
 
     async def record_task(self, record: JobRecord) -> str | None:
         """Add a submitted task to the store; None once it is there, else why not (it is then kept here)."""
@@ -103,23 +105,23 @@ class JobRunner:
         record = self._unrecorded.get(task_id)
         return record if record is not None and record.principal == principal else None
 
-    async def hand_off(self, job: Job, outcome: Outcome) -> None:
-        """Keep a job for `get_result`: its call returns before the job finishes.
+    async def hand_off(self, stream: ChatStream, outcome: Outcome) -> Job:
+        """Make a stream a job kept for `get_result`: its call returns before it finishes.
 
-        The job is in the store when this returns (a client may restart the moment it has the id),
-        or `job.not_recorded` says why not; from then on its progress and finally its outcome's result
-        are saved in the background. The outcome is kept beside the job for as long as the job is.
+        The stream goes on as it was, never stopped or restarted: the job is what is added around it. It is in
+        the store when this returns, with the answer so far (a client may restart the moment it has the id), or
+        `job.not_recorded` says why not; from then on its progress and finally its outcome's result are saved in
+        the background. The outcome is kept beside the job for as long as the job is.
         """
-        job.handed_off = True
-        self._outcomes[job.id] = outcome
+        job = Job(stream)
         record = JobRecord.of_request(
             job.id,
-            job.kind,
-            job.request,
-            model=job.model,
-            created_at=job.created_at,
-            principal=job.principal,
-            partial_text=job.answer_so_far,
+            stream.kind,
+            stream.request,
+            model=stream.model,
+            created_at=stream.created_at,
+            principal=stream.principal,
+            partial_text=stream.answer_so_far,
         )
         try:
             await self._store.add(record, runs_here=True)
@@ -129,6 +131,8 @@ class JobRunner:
         else:
             self._settled[job.id] = anyio.Event()
             self._task_group.start_soon(self._record, job, outcome, name=f"glm-mcp record {job.id}")
+        self._jobs[job.id] = job
+        self._outcomes[job.id] = outcome
         while len(self._jobs) > MAX_KEPT_JOBS:
             # Jobs only this process knows of are forgotten last: nothing else can answer for them.
             done = [j for j in self._jobs.values() if j.done]
@@ -137,6 +141,7 @@ class JobRunner:
                 break
             self._jobs.pop(oldest.id)
             self._outcomes.pop(oldest.id, None)
+        return job
 
     async def settled(self, job: Job, timeout: float = SETTLE_TIMEOUT_S) -> None:
         """Wait (at most `timeout`) until an ended job's outcome is made: what it wrote on the way (its usage, its
@@ -149,9 +154,11 @@ class JobRunner:
     async def interrupt_running(self) -> None:
         """Record the handed-off jobs still running as interrupted, with their answer so far: the server stops."""
         for job in list(self._jobs.values()):
-            if job.handed_off and not job.done and job.not_recorded is None:
+            if not job.done and job.not_recorded is None:
                 try:
-                    await self._store.finish(job.id, "interrupted", result=None, partial_text=job.answer_so_far)
+                    await self._store.finish(
+                        job.id, "interrupted", result=None, partial_text=job.stream.answer_so_far
+                    )
                 except RegistryUnavailable as exc:
                     logger.warning("job %s could not be recorded as interrupted: %s", job.id, exc)
 
@@ -160,14 +167,15 @@ class JobRunner:
 
         A save that fails is logged once per job and said in its result; the job goes on.
         """
-        saved = job.accumulator.content_chars
-        while not job.done:
+        stream = job.stream
+        saved = stream.accumulator.content_chars
+        while not stream.done:
             with anyio.move_on_after(SAVE_EVERY_S):
-                await job.wait()
-            if not job.done and job.accumulator.content_chars != saved:
-                saved = job.accumulator.content_chars
+                await stream.wait()
+            if not stream.done and stream.accumulator.content_chars != saved:
+                saved = stream.accumulator.content_chars
                 try:
-                    await self._store.save_partial(job.id, job.answer_so_far)
+                    await self._store.save_partial(job.id, stream.answer_so_far)
                 except RegistryUnavailable as exc:
                     if job.registry_problem is None:
                         logger.warning("job %s: its answer so far could not be saved: %s %s", job.id, exc, exc.fix)
@@ -180,7 +188,7 @@ class JobRunner:
             result = (await outcome.result(job)).model_dump_json()
         finally:
             self._settled.pop(job.id, anyio.Event()).set()
-        status: JobState = job.status
+        status: JobState = stream.status
         deadline = time.monotonic() + FINISH_RETRY_S
         delay = 1.0
         while True:

@@ -1,4 +1,4 @@
-"""Keeping a long call visible: `notifications/progress` while a job runs, until it ends or the deadline.
+"""Keeping a long call visible: `notifications/progress` while a stream runs, until it ends or the deadline.
 
 Clients that reset their time limit on progress keep waiting as long as notifications come, so
 a silent upstream still gets a heartbeat. Notifications are rate-limited however fast tokens
@@ -14,7 +14,7 @@ import time
 import anyio
 from mcp.server.mcpserver import Context
 
-from glm_mcp.jobs import Job
+from glm_mcp.jobs import ChatStream
 
 __all__ = [
     "FIRST_HEARTBEAT_S",
@@ -22,8 +22,8 @@ __all__ = [
     "MIN_INTERVAL_S",
     "TAIL_CHARS",
     "ProgressReporter",
-    "describe_job",
-    "follow_job",
+    "describe",
+    "follow",
 ]
 
 MIN_INTERVAL_S = 0.25
@@ -55,8 +55,8 @@ class ProgressReporter:
         await self._ctx.report_progress(self._value, self._total, message)
 
 
-async def follow_job(job: Job, reporter: ProgressReporter, wait_seconds: float) -> bool:
-    """Wait up to `wait_seconds` for `job`, reporting what arrives; True when it has ended.
+async def follow(stream: ChatStream, reporter: ProgressReporter, wait_seconds: float) -> bool:
+    """Wait up to `wait_seconds` for `stream`, reporting what arrives; True when it has ended.
 
     The first words are reported the moment they arrive: the rate limit only spaces notifications
     that carry text, and the first "waiting" heartbeat comes FIRST_HEARTBEAT_S in, so a notice
@@ -66,38 +66,40 @@ async def follow_job(job: Job, reporter: ProgressReporter, wait_seconds: float) 
     deadline = start + wait_seconds
     first_beat = start + FIRST_HEARTBEAT_S
     reported_chunks = 0
-    while not job.done:
+    accumulator = stream.accumulator
+    while not stream.done:
         now = time.monotonic()
         if now >= deadline:
             return False
-        changed = job.changed()
+        changed = stream.changed()
         beat_at = max(reporter.last_sent + HEARTBEAT_S, first_beat)
         with anyio.move_on_after(min(deadline, beat_at) - now):
             await changed.wait()
-        if job.done:
+        if stream.done:
             break
         now = time.monotonic()
-        fresh = job.accumulator.chunks != reported_chunks
+        fresh = accumulator.chunks != reported_chunks
         if not fresh and now < beat_at:
             continue
         pause = reporter.last_sent + MIN_INTERVAL_S - now
         if fresh and reported_chunks and pause > 0:
-            # rate limit: let chunks gather, but return at once if the job ends meanwhile
+            # rate limit: let chunks gather, but return at once if the stream ends meanwhile
             with anyio.move_on_after(min(pause, deadline - now)):
-                await job.wait()
-            if job.done:
+                await stream.wait()
+            if stream.done:
                 break
-        reported_chunks = job.accumulator.chunks
-        await reporter.send(describe_job(job, reporter.elapsed))
+        reported_chunks = accumulator.chunks
+        await reporter.send(describe(stream, reporter.elapsed))
     return True
 
 
-def describe_job(job: Job, elapsed: float) -> str:
-    """A one-line account of a running job: its phase, what has arrived, and the latest text."""
-    acc = job.accumulator
-    if job.phase == "waiting":
-        return f"waiting for the first token from {job.model} ({elapsed:.0f} s)"
-    if job.phase == "reasoning":
+def describe(stream: ChatStream, elapsed: float) -> str:
+    """A one-line account of a running stream: its phase, what has arrived, and the latest text."""
+    acc = stream.accumulator
+    phase = stream.phase
+    if phase == "waiting":
+        return f"waiting for the first token from {stream.model} ({elapsed:.0f} s)"
+    if phase == "reasoning":
         what = f"reasoning: {acc.reasoning_chars:,} chars"
     else:
         what = f"answering: {acc.content_chars:,} chars"

@@ -39,7 +39,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict, Field
 
 from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, RegistryUnavailable
-from glm_mcp.server.progress import describe_job
+from glm_mcp.server.progress import describe
 from glm_mcp.server.registration import TaskForm, TaskState, ToolSpec, lone_surrogate
 from glm_mcp.server.state import AppState
 from glm_mcp.server.task_offer import TaskOffer, offering_task
@@ -129,14 +129,15 @@ class TaskTable:
         """The task as tasks/get answers it (a `DetailedTask`), or None when the caller has no such task."""
         job = app.jobs.get(ref.job_id, app.principal)
         if job is not None and not job.done:
-            state = TaskState("working", describe_job(job, job_elapsed(job)))
-            return _task(app, ref, state, job.created_at, job.updated_at)
+            state = TaskState("working", describe(job.stream, job_elapsed(job)))
+            return _task(app, ref, state, job.stream.created_at, job.stream.updated_at)
         record = await app.store.get(ref.job_id, principal=app.principal)
         if record is not None and record.kind not in STREAMED_KINDS:
             return None  # platform tasks are polled with get_result, not as MCP tasks
         if job is not None and (record is None or record.result is None):  # ended; its result not stored yet
             await app.jobs.settled(job)  # what its end writes (usage, the turn's answer) is readable after this
-            return _task(app, ref, await ref.form.final(app, job), job.created_at, job.updated_at)
+            final = await ref.form.final(app, job)
+            return _task(app, ref, final, job.stream.created_at, job.stream.updated_at)
         if record is None:
             return None
         updated = record.updated_at or record.created_at
@@ -259,7 +260,7 @@ def app_state(ctx: ServerRequestContext[Any, Any]) -> AppState:
 
 
 def job_elapsed(job: Job) -> float:
-    return time.time() - job.created_at
+    return time.time() - job.stream.created_at
 
 
 def _task(app: AppState, ref: TaskRef, state: TaskState, created: float, updated: float) -> dict[str, Any]:

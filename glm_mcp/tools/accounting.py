@@ -11,11 +11,11 @@ import logging
 
 from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.glm.types import Usage
-from glm_mcp.jobs import Job, Principal
+from glm_mcp.jobs import ChatStream, Principal
 from glm_mcp.jobs.usage import UsageRecord
 from glm_mcp.server.state import AppState
 
-__all__ = ["record", "record_job"]
+__all__ = ["record", "record_stream"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,10 @@ async def record(
         logger.warning("the usage of a %s call is not recorded: %s %s", tool, exc, exc.fix)
 
 
-async def record_job(app: AppState, job: Job) -> None:
-    """The tokens a chat job cost, once it has ended (also when stopped: what was generated was paid for)."""
-    completion = job.completion or job.accumulator.completion()
-    if completion.usage is not None or job.completion is not None:
-        await record(app, job.kind, completion.model or job.model, completion.usage, principal=job.principal)
+async def record_stream(app: AppState, stream: ChatStream) -> None:
+    """The tokens a chat stream cost, once it has ended (also when stopped: what was generated was paid for)."""
+    completion = stream.completion or stream.accumulator.completion()
+    if completion.usage is not None or stream.completion is not None:
+        await record(
+            app, stream.kind, completion.model or stream.model, completion.usage, principal=stream.principal
+        )

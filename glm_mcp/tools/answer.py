@@ -298,16 +298,17 @@ class Answer:
     def so_far(cls, job: Job, *, wait_seconds: float) -> Answer:
         """The answer of a job that outlived the call's wait, as far as it has come, with the call that gets the
         rest. Before the first chunk the stream has named no model yet: the request's model is the one answering."""
-        partial = cls.of_completion(job.accumulator.completion(), job.attempts.count, model=job.model)
+        stream = job.stream
+        partial = cls.of_completion(stream.accumulator.completion(), stream.attempts.count, model=stream.model)
         return cls(
             text=partial.text,
-            model=job.model,
+            model=stream.model,
             reasoning=partial.reasoning,
             reasoning_tokens=partial.reasoning_tokens,
             request_id=partial.request_id,
             tool_calls=partial.tool_calls,
             next=next_call(job.id, wait_seconds, "for the rest of the answer"),
-            attempts=job.attempts.count,
+            attempts=stream.attempts.count,
             job_id=job.id,
         )
 

@@ -1,8 +1,8 @@
 """chat, web_search_chat and submit_async: a conversation sent to a GLM model, answered here or as a platform job.
 
-`chat` and `web_search_chat` stream the answer in a `Job` and follow it with progress until it ends or
-the call's wait runs out; past the wait the job is handed off (recorded, then followed with
-get_result, or as an MCP task: `ANSWER_TASK`) and the call returns what has arrived. `submit_async`
+`chat` and `web_search_chat` stream the answer in a `ChatStream` and follow it with progress until it ends
+or the call's wait runs out; past the wait the stream is handed off as a job (recorded, then followed
+with get_result, or as an MCP task: `ANSWER_TASK`) and the call returns what has arrived. `submit_async`
 hands the conversation to the platform as a job of its own. All three take the same conversation,
 generation options and files (`arguments.py`, `functions.py`), prepared in the workspace
 (`workspace.prepare`) before anything is sent.
@@ -30,14 +30,14 @@ from glm_mcp.glm.types import (
     WebSearchOptions,
     WebSearchTool,
 )
-from glm_mcp.jobs import ChatKind, Job, JobRecord, JobState
+from glm_mcp.jobs import ChatKind, ChatStream, Job, JobRecord, JobState
 from glm_mcp.server.failures import ToolFailure
-from glm_mcp.server.progress import ProgressReporter, follow_job
+from glm_mcp.server.progress import ProgressReporter, follow
 from glm_mcp.server.registration import ASKS, STARTS, TaskForm, TaskState, ToolSpec, tool_result
 from glm_mcp.server.result import paragraphs
 from glm_mcp.server.state import AppState
 from glm_mcp.server.task_offer import task_wait
-from glm_mcp.tools.accounting import record_job
+from glm_mcp.tools.accounting import record_stream
 from glm_mcp.tools.answer import (
     RESULT_TYPES,
     Answer,
@@ -209,31 +209,31 @@ async def web_search_chat(app: AppState, ctx: Context, args: WebSearchArguments)
 async def _answered(
     app: AppState, ctx: Context, kind: ChatKind, args: ChatArguments | WebSearchArguments
 ) -> ChatResult:
-    """Stream the answer with progress; past the call's wait, hand back a job that carries on."""
+    """Stream the answer with progress; past the call's wait, hand back a job that carries on.
+
+    The stream is a job only once handed off: a call answered within its wait keeps nothing and writes no job.
+    """
     continued = Continuation(args.conversation_id, args.from_turn)
     prepared = await prepare(app, ctx, args.chat_request(app.settings), files=args.files, continued=continued)
     wait_seconds = task_wait(args.wait(app.settings.results.wait_seconds))
     result_type = RESULT_TYPES[kind]
-    job = app.jobs.start(kind, prepared.request, app.glm, principal=app.principal)
+    stream = app.jobs.start(kind, prepared.request, app.glm, principal=app.principal)
     try:
-        finished = await follow_job(job, ProgressReporter(ctx, total=wait_seconds), wait_seconds)
-    except BaseException:  # the caller cancelled: stop generating, close the upstream stream
-        job.cancel()
-        app.jobs.release(job)
+        if not await follow(stream, ProgressReporter(ctx, total=wait_seconds), wait_seconds):
+            conversation = await record_turn(app, prepared)  # awaiting the answer the job will keep
+            job = await app.jobs.hand_off(stream, ChatOutcome(app, prepared.files, conversation))
+            return result_type.compose(
+                Answer.so_far(job, wait_seconds=app.settings.results.wait_seconds),
+                files=prepared.files,
+                conversation=conversation,
+                registry=registry_note(app, job.not_recorded),
+                full_reasoning=args.include_reasoning,
+            )
+    except BaseException:  # the caller cancelled before its id was returned: stop generating, close the stream
+        stream.cancel()
         raise
-    if not finished:
-        conversation = await record_turn(app, prepared)  # awaiting the answer the job will keep
-        await app.jobs.hand_off(job, ChatOutcome(app, prepared.files, conversation))
-        return result_type.compose(
-            Answer.so_far(job, wait_seconds=app.settings.results.wait_seconds),
-            files=prepared.files,
-            conversation=conversation,
-            registry=registry_note(app, job.not_recorded),
-            full_reasoning=args.include_reasoning,
-        )
-    app.jobs.release(job)
-    await record_job(app, job)
-    answer = _answer(job)
+    await record_stream(app, stream)
+    answer = _answer(stream)
     conversation = await record_turn(app, prepared, answer.text)
     return result_type.compose(
         answer,
@@ -244,12 +244,12 @@ async def _answered(
     )
 
 
-def _answer(job: Job) -> Answer:
-    """A finished job's whole answer; `GenerationFailed`, with what it had written, when it has none."""
-    if job.completion is not None:
-        return Answer.of_completion(job.completion, job.attempts.count, model=job.model)
-    cause = job.error or JobCancelledError("the generation was stopped before it ended")
-    raise GenerationFailed(cause, partial_text=job.accumulator.text)
+def _answer(stream: ChatStream) -> Answer:
+    """A finished stream's whole answer; `GenerationFailed`, with what it had written, when it has none."""
+    if stream.completion is not None:
+        return Answer.of_completion(stream.completion, stream.attempts.count, model=stream.model)
+    cause = stream.error or JobCancelledError("the generation was stopped before it ended")
+    raise GenerationFailed(cause, partial_text=stream.accumulator.text)
 
 
 async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> SubmittedTask:

@@ -26,7 +26,7 @@ from glm_mcp.server.failures import ToolFailure
 from glm_mcp.server.registration import TaskState
 from glm_mcp.server.result import paragraphs, partial_answer
 from glm_mcp.server.state import AppState
-from glm_mcp.tools.accounting import record_job
+from glm_mcp.tools.accounting import record_stream
 from glm_mcp.tools.answer import (
     RESULT_TYPES,
     Answer,
@@ -141,18 +141,19 @@ class TaskResult(RegistryNotes):
     ) -> TaskResult:
         """A job this process generates, with what its call said of its files and conversation; what went wrong
         recording it is said too."""
-        status = job.status
-        partial = job.answer_so_far or None
+        stream = job.stream
+        status = stream.status
+        partial = stream.answer_so_far or None
         result = None
-        if job.completion is not None:
-            answer = Answer.of_completion(job.completion, job.attempts.count, model=job.model)
+        if stream.completion is not None:
+            answer = Answer.of_completion(stream.completion, stream.attempts.count, model=stream.model)
             result = RESULT_TYPES[job.kind].compose(answer, files=files, conversation=conversation)
         return cls(
             task_id=job.id,
             kind=job.kind,
             status=status,
-            model=job.model,
-            request_id=job.request.request_id,
+            model=stream.model,
+            request_id=stream.request.request_id,
             result=result,
             partial_text=partial if status != "completed" else None,
             error=error,
@@ -252,11 +253,12 @@ class ChatOutcome:
 
     async def settle(self, job: Job) -> None:
         """Once the job has ended: its answer kept in its conversation, and its cost counted."""
-        if job.completion is not None:
-            message = job.completion.message
+        completion = job.stream.completion
+        if completion is not None:
+            message = completion.message
             answer = split_answer(message.content, message.reasoning_content)[0]
             self.conversation = await keep_answer(self.app, self.conversation, answer)
-        await record_job(self.app, job)
+        await record_stream(self.app, job.stream)
 
     async def result(self, job: Job) -> TaskResult:
         return await job_result(self.app, job, self)
@@ -268,8 +270,8 @@ async def job_result(app: AppState, job: Job, handed: ChatOutcome | None = None)
     if handed is None:
         kept = app.jobs.outcome(job)
         handed = kept if isinstance(kept, ChatOutcome) else None
-    cause = job.error
-    if cause is None and job.status == "cancelled":  # said as such, so that a task reads as cancelled
+    cause = job.stream.error
+    if cause is None and job.stream.status == "cancelled":  # said as such, so that a task reads as cancelled
         cause = JobCancelledError("the generation was stopped before it ended (tasks/cancel)")
     error = await app.describe_failure(cause) if cause is not None else None
     if handed is None:

@@ -23,7 +23,7 @@ from glm_mcp.glm import GLMAPIError
 from glm_mcp.glm.types import AsyncTaskResult
 from glm_mcp.jobs import JOB_ID_PREFIX, Job, JobKind, JobRecord, JobState, Position, RegistryUnavailable, poll_task
 from glm_mcp.jobs.conversations import Conversation
-from glm_mcp.server.progress import ProgressReporter, follow_job
+from glm_mcp.server.progress import ProgressReporter, follow
 from glm_mcp.server.registration import LISTS, LOOKS_UP, TaskForm, TaskState, ToolSpec, tool_result
 from glm_mcp.server.result import Result, paragraphs
 from glm_mcp.server.state import AppState
@@ -267,7 +267,7 @@ async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> tupl
         job = app.jobs.get(args.task_id, app.principal)
         if job is None:
             return await _recorded_job(app, args.task_id, wait_seconds, reporter)
-        if await follow_job(job, reporter, wait_seconds):
+        if await follow(job.stream, reporter, wait_seconds):
             await app.jobs.settled(job)  # its usage and turn are written: read after this, they are there
         return await job_result(app, job), None
 
