@@ -2,11 +2,11 @@
 
 `python -m bench.bare_server`: over stdio, with one trivial tool (the cold-start and idle-memory floor).
 
-`python -m bench.bare_server --http PORT --upstream URL [--stateless]`: over Streamable HTTP, with
-one tool `chat(prompt)` that makes the same streamed request as glm-mcp (the body is read from the
-environment variable BENCH_UPSTREAM_BODY, built by glm-mcp's own code, with the call's prompt in
-place of the one it was built with) and returns its text: the least any MCP server doing that
-upstream call can cost (the load floor).
+`python -m bench.bare_server --upstream URL [--http PORT [--stateless]]`: over stdio, or over Streamable
+HTTP, with one more tool `chat(prompt)` that makes the same streamed request as glm-mcp (the body is
+read from the environment variable BENCH_UPSTREAM_BODY, built by glm-mcp's own code, with the call's
+prompt in place of the one it was built with) and returns its text: the least any MCP server doing
+that upstream call can cost (the per-call and load floors).
 """
 
 from __future__ import annotations
@@ -43,13 +43,12 @@ async def streamed_text(http: httpx2.AsyncClient, url: str, body: bytes, headers
     return "".join(parts)
 
 
-def serve_http(port: int, upstream: str, stateless: bool, max_connections: int) -> None:
-    """The same streamed upstream request as glm-mcp, behind a bare MCPServer over Streamable HTTP."""
+def add_chat(upstream: str, max_connections: int) -> None:
+    """The tool `chat(prompt)`: the same streamed upstream request as glm-mcp's, its text returned."""
     import json
     import os
 
     import httpx2
-    import uvicorn
 
     body = os.environ["BENCH_UPSTREAM_BODY"].encode()
     built_with = json.loads(body)["messages"][-1]["content"]
@@ -66,6 +65,11 @@ def serve_http(port: int, upstream: str, stateless: bool, max_connections: int) 
         sent = body if prompt == built_with else body.replace(placeholder, json.dumps(prompt).encode(), 1)
         return await streamed_text(http, url, sent, headers)
 
+
+def serve_http(port: int, stateless: bool) -> None:
+    """The server over Streamable HTTP."""
+    import uvicorn
+
     app = server.streamable_http_app(stateless_http=stateless)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
@@ -80,9 +84,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--upstream", metavar="URL", required=True)
     parser.add_argument("--stateless", action="store_true")
     parser.add_argument("--max-connections", type=int, default=1000)
-    parser.add_argument("--http", type=int, metavar="PORT", required=True)
+    parser.add_argument("--http", type=int, metavar="PORT", help="over Streamable HTTP (else stdio)")
     args = parser.parse_args(argv)
-    serve_http(args.http, args.upstream, args.stateless, args.max_connections)
+    add_chat(args.upstream, args.max_connections)
+    if args.http is None:
+        server.run()
+    else:
+        serve_http(args.http, args.stateless)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""Where a call's server CPU goes: the upstream client against a bare httpx2 loop, and the stdio server's
-CPU per call against a bare SDK server's (`python -m bench --only breakdown`).
+"""Where a call's server CPU goes: the upstream client against a bare httpx2 loop, and the server's CPU per
+call against a bare SDK server's (`python -m bench --only breakdown`): a chat against the bare server making
+the same streamed request, over stdio and over HTTP one call at a time (raw JSON-RPC clients, so the client's
+own cost is not in the way), and against the bare server's trivial tool.
 
 The per-call wall figures over stdio compare glm-mcp with a direct streamed request, which has no
 MCP in it at all; these say how much of the difference is the SDK's own per-call cost (a bare
@@ -14,18 +16,34 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 import httpx2
 from mcp import Client, StdioServerParameters
 
 from bench.bare_server import streamed_text
-from bench.clients import PROMPT
+from bench.clients import PROMPT, RawMCP, RawStdio
 from bench.figures import Figure
-from bench.measure import upstream_body
-from bench.processes import BARE_SERVER, EMULATOR_KEY, GLM_MCP, PYTHON, cpu_seconds, emulator, server_env, shown
+from bench.measure import bare_chat_env, pooled_client, upstream_body
+from bench.processes import (
+    BARE_SERVER,
+    EMULATOR_KEY,
+    GLM_MCP,
+    PYTHON,
+    Running,
+    cpu_seconds,
+    emulator,
+    free_port,
+    http_server,
+    running,
+    server_env,
+    shown,
+)
 
 ROUNDS = 5
+CPU_BUDGET_MS = 0.5
+"""Server CPU per chat at most this much over the bare server making the same streamed request (issue 25)."""
 
 
 async def breakdown(calls: int, warmup: int) -> list[Figure]:
@@ -35,9 +53,38 @@ async def breakdown(calls: int, warmup: int) -> list[Figure]:
         ours_stdio = await _stdio_cpu(GLM_MCP, env, "chat", {"prompt": PROMPT}, calls, warmup)
         ours_cheap = await _stdio_cpu(GLM_MCP, env, "list_jobs", {}, calls, warmup)
         bare_stdio = await _stdio_cpu(BARE_SERVER, env, "echo", {"text": PROMPT}, calls, warmup)
+        bare_command = [*BARE_SERVER, "--upstream", emu.origin]
+        bare_env = bare_chat_env(emu.origin, env)
+        stdio_ours, stdio_bare = await _raw_stdio_cpu(GLM_MCP, env, bare_command, bare_env, calls, warmup)
+        port = free_port()
+        with http_server(env) as ours, running([*bare_command, "--http", str(port)], port, bare_env) as bare:
+            http_ours, http_bare = await _raw_http_cpu(ours, bare, calls, warmup)
     glm_ms, loop_ms = client
     sdk = shown(BARE_SERVER) + " over stdio: tools/call echo (mcp.Client)"
+    same = "its chat tool makes the same streamed request (utime+stime from /proc)"
     return [
+        Figure(
+            "server cpu per chat over a bare server, stdio (raw JSON-RPC)",
+            stdio_ours,
+            stdio_bare,
+            "ms",
+            f"raw JSON-RPC lines to {shown(GLM_MCP)}: tools/call chat, one at a time",
+            f"the same to {shown(bare_command)}: {same}",
+            f"<= floor +{CPU_BUDGET_MS} ms",
+            stdio_ours - stdio_bare <= CPU_BUDGET_MS,
+            f"difference {stdio_ours - stdio_bare:+.2f} ms; {ROUNDS} interleaved rounds of {calls // ROUNDS}",
+        ),
+        Figure(
+            "server cpu per chat over a bare server, http 1 at a time (raw JSON-RPC)",
+            http_ours,
+            http_bare,
+            "ms",
+            f"raw JSON-RPC POSTs to {shown(ours.command)}: tools/call chat, one at a time",
+            f"the same to {shown(bare.command)}: {same}",
+            f"<= floor +{CPU_BUDGET_MS} ms",
+            http_ours - http_bare <= CPU_BUDGET_MS,
+            f"difference {http_ours - http_bare:+.2f} ms; {ROUNDS} interleaved rounds of {calls // ROUNDS}",
+        ),
         Figure(
             "upstream client cpu per call (in process)",
             glm_ms,
@@ -105,6 +152,52 @@ async def _interleaved(ways: list[Callable[[], Awaitable[None]]], calls: int, wa
             for _ in range(per_round):
                 await way()
             rounds[i].append((time.process_time() - start) * 1000 / per_round)
+    first, second = (statistics.median(r) for r in rounds)
+    return first, second
+
+
+async def _raw_stdio_cpu(
+    ours: list[str], env: dict[str, str], bare: list[str], bare_env: dict[str, str], calls: int, warmup: int
+) -> tuple[float, float]:
+    """CPU ms per chat of each server over stdio (raw JSON-RPC), in interleaved rounds: (ours, bare)."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        clients = [RawStdio(ours, {**env, "GLM_DATA_DIR": data_dir}), RawStdio(bare, bare_env)]
+        for client in clients:
+            await client.open()
+        try:
+            ways = [(client.pid, partial(client.call_tool, "chat", {"prompt": PROMPT})) for client in clients]
+            return await _cpu_rounds(ways, calls, warmup)
+        finally:
+            for client in clients:
+                await client.close()
+
+
+async def _raw_http_cpu(ours: Running, bare: Running, calls: int, warmup: int) -> tuple[float, float]:
+    """CPU ms per chat of each HTTP server, one call at a time (raw JSON-RPC POSTs): (ours, bare)."""
+    async with pooled_client() as http:
+        ways: list[tuple[int, Callable[[], Awaitable[object]]]] = []
+        for server in (ours, bare):
+            client = RawMCP(http, server.origin + "/mcp")
+            await client.open()
+            ways.append((server.process.pid, partial(client.call_tool, "chat", {"prompt": PROMPT})))
+        return await _cpu_rounds(ways, calls, warmup)
+
+
+async def _cpu_rounds(
+    ways: Sequence[tuple[int, Callable[[], Awaitable[object]]]], calls: int, warmup: int
+) -> tuple[float, float]:
+    """The median over `ROUNDS` interleaved rounds of each way's server CPU ms per call (its process's, from /proc)."""
+    for _, call in ways:
+        for _ in range(warmup):
+            await call()
+    rounds: list[list[float]] = [[] for _ in ways]
+    per_round = max(calls // ROUNDS, 1)
+    for _ in range(ROUNDS):
+        for i, (pid, call) in enumerate(ways):
+            before = cpu_seconds(pid)
+            for _ in range(per_round):
+                await call()
+            rounds[i].append((cpu_seconds(pid) - before) * 1000 / per_round)
     first, second = (statistics.median(r) for r in rounds)
     return first, second
 

@@ -11,7 +11,9 @@ import subprocess
 import time
 from typing import Any
 
+import anyio
 import httpx2
+from anyio.abc import Process
 
 from bench.processes import EMULATOR_KEY, memory_kib
 
@@ -62,6 +64,62 @@ def cold_start(command: list[str], env: dict[str, str] | None) -> tuple[float, i
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class RawStdio:
+    """MCP over stdio as bare JSON-RPC lines to a server process this starts: one request at a time, its answer
+    found by id (notifications before it skipped)."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self._command = command
+        self._env = env
+        self._process: Process | None = None
+        self._buffer = b""
+        self._next_id = 0
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    async def open(self) -> None:
+        self._process = await anyio.open_process(self._command, env=self._env, stderr=subprocess.DEVNULL)
+        await self._ask("initialize", INITIALIZE)
+        await self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    async def close(self) -> None:
+        if self._process is not None:
+            assert self._process.stdin is not None
+            await self._process.stdin.aclose()
+            with anyio.move_on_after(10):
+                await self._process.wait()
+            if self._process.returncode is None:
+                self._process.kill()
+                await self._process.wait()
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The tool's result; raises `CallFailed` on an error answer."""
+        return _result(await self._ask("tools/call", {"name": name, "arguments": arguments}))
+
+    async def _ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._next_id += 1
+        request_id = self._next_id
+        await self._send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+        while True:
+            message: dict[str, Any] = json.loads(await self._line())
+            if message.get("id") == request_id:
+                return message
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        await self._process.stdin.send(json.dumps(message).encode() + b"\n")
+
+    async def _line(self) -> bytes:
+        assert self._process is not None and self._process.stdout is not None
+        while b"\n" not in self._buffer:
+            self._buffer += await self._process.stdout.receive()
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
 
 
 class RawMCP:

@@ -12,12 +12,14 @@ from typing import Any
 import httpx2
 from mcp import Client, StdioServerParameters
 
-from bench.clients import PROMPT, CallFailed, Direct, RawMCP, cold_start
+from bench.clients import PROMPT, CallFailed, Direct, RawMCP, RawStdio, cold_start
 from bench.figures import Figure, median, percentile
-from bench.processes import BARE_SERVER, GLM_MCP, PYTHON, emulator, http_server, server_env, shown
+from bench.processes import BARE_SERVER, EMULATOR_KEY, GLM_MCP, PYTHON, emulator, http_server, server_env, shown
 from glm_mcp.config import Settings
 from glm_mcp.tools.chat import ChatArguments
 
+STDIO_BUDGET_MS = 0.8
+"""Per-call wall p50 over stdio (raw JSON-RPC) at most this much over the bare server's (issue 25)."""
 NO_UPSTREAM = "http://127.0.0.1:9/api/paas/v4"
 """Cold start never reaches the upstream: the URL only has to be valid."""
 
@@ -27,6 +29,12 @@ def upstream_body(env: dict[str, str]) -> dict[str, Any]:
     request = ChatArguments(prompt=PROMPT).chat_request(Settings.from_env(env))
     body: dict[str, Any] = json.loads(request.to_json())
     return body
+
+
+def bare_chat_env(origin: str, env: dict[str, str]) -> dict[str, str]:
+    """The environment of `python -m bench.bare_server --upstream`: the request glm-mcp sends, and the key."""
+    body = json.dumps({**upstream_body(env), "stream": True})
+    return server_env(origin, BENCH_UPSTREAM_BODY=body, BENCH_UPSTREAM_KEY=EMULATOR_KEY)
 
 
 def pooled_client(connections: int = 100) -> httpx2.AsyncClient:
@@ -88,12 +96,15 @@ class Series:
 
 
 async def per_call(calls: int, warmup: int) -> list[Figure]:
-    """`chat` at zero upstream latency: through the server (stdio, HTTP) vs straight to the emulator.
+    """`chat` at zero upstream latency: through the server (stdio, HTTP) vs straight to the emulator, and over
+    stdio with a raw JSON-RPC client vs a bare `MCPServer` making the same streamed request.
 
     The ways are interleaved call by call, so a noisy moment hits all of them.
     """
     with emulator() as emu:
         env = server_env(emu.origin)
+        bare_command = [*BARE_SERVER, "--upstream", emu.origin]
+        raw_ours, raw_bare = RawStdio(GLM_MCP, env), RawStdio(bare_command, bare_chat_env(emu.origin, env))
         with http_server(env) as server:
             async with (
                 pooled_client() as http,
@@ -103,6 +114,8 @@ async def per_call(calls: int, warmup: int) -> list[Figure]:
                 direct = Direct(http, emu.origin, upstream_body(env))
                 raw = RawMCP(http, server.origin + "/mcp")
                 await raw.open()
+                await raw_ours.open()
+                await raw_bare.open()
                 arguments = {"prompt": PROMPT}
 
                 async def sdk_call(client: Client) -> None:
@@ -116,14 +129,20 @@ async def per_call(calls: int, warmup: int) -> list[Figure]:
                     Series("stdio SDK Client", lambda: sdk_call(stdio_sdk), []),
                     Series("http raw JSON-RPC", lambda: raw.call_tool("chat", arguments), []),
                     Series("http SDK Client", lambda: sdk_call(http_sdk), []),
+                    Series("stdio raw JSON-RPC", lambda: raw_ours.call_tool("chat", arguments), []),
+                    Series("stdio raw JSON-RPC, bare", lambda: raw_bare.call_tool("chat", arguments), []),
                 ]
-                for i in range(warmup + calls):
-                    for s in series:
-                        await s.once()
-                    if i < warmup:
+                try:
+                    for i in range(warmup + calls):
                         for s in series:
-                            s.times.clear()
-    floor, whole, stdio, raw_http, sdk_http = series
+                            await s.once()
+                        if i < warmup:
+                            for s in series:
+                                s.times.clear()
+                finally:
+                    await raw_ours.close()
+                    await raw_bare.close()
+    floor, whole, stdio, raw_http, sdk_http, raw_stdio, raw_stdio_bare = series
     ms = 1000.0
     floor_cmd = f"httpx2 POST {emu.origin}/chat/completions (stream: true, read to the end)"
     stdio_cmd = f"mcp.Client(StdioServerParameters: {shown(GLM_MCP)}).call_tool('chat')"
@@ -144,7 +163,24 @@ async def per_call(calls: int, warmup: int) -> list[Figure]:
             f"difference {value - base:+.2f} ms over {len(s.times)} calls",
         )
 
+    def over_bare(q: float, budget_ms: float | None) -> Figure:
+        value, base = percentile(raw_stdio.times, q) * ms, percentile(raw_stdio_bare.times, q) * ms
+        return Figure(
+            f"per-call stdio p{round(q * 100)} (raw JSON-RPC) over a bare server",
+            value,
+            base,
+            "ms",
+            f"raw JSON-RPC lines to {shown(GLM_MCP)}: tools/call chat",
+            f"the same to {shown(bare_command)}: its chat tool makes the same streamed request",
+            f"+{budget_ms:g} ms" if budget_ms else "",
+            None if budget_ms is None else value - base <= budget_ms,
+            f"difference {value - base:+.2f} ms over {len(raw_stdio.times)} calls; "
+            f"over the direct request {value - percentile(floor.times, q) * ms:+.2f} ms",
+        )
+
     return [
+        over_bare(0.5, STDIO_BUDGET_MS),
+        over_bare(0.99, None),
         figure("per-call stdio p50 (SDK Client)", stdio, stdio_cmd, 0.5, 1.5),
         figure("per-call stdio p99 (SDK Client)", stdio, stdio_cmd, 0.99, None),
         figure("per-call http p50 (raw JSON-RPC)", raw_http, raw_cmd, 0.5, 4.0),
