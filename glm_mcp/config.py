@@ -5,7 +5,7 @@
 reads them through one source, `Variables`, which `Settings.settings_customise_sources` adds after the
 constructor's own values; `Settings.from_env` gives it the environment (or a mapping), `Settings(...)`
 alone reads nothing. `ENV_VARS` lists every variable with its default, meaning and group, from which
-`scripts/sync-manifests` writes the README's tables (one a group) and against which the tests check the
+`scripts/sync-manifests` writes the tables of docs/configuration.md (one a group) and against which the tests check the
 manifests, so a default changed here and nowhere else fails the suite.
 
 An empty variable counts as unset, except for a field marked `BLANK_IS_A_VALUE` (`GLM_MCP_OAUTH_SCOPE`:
@@ -183,7 +183,7 @@ AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
 
 class Group(BaseModel):
     """A frozen group of settings. Each field is read from the variable its `validation_alias` names, and can
-    be given by its name too (`Http(stateless=False)`); its `title` heads its table in the README."""
+    be given by its name too (`Http(stateless=False)`); its `title` heads its table in docs/configuration.md."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
 
@@ -891,4 +891,4 @@ ENV_VARS: tuple[EnvVar, ...] = tuple(
     for field_name, info in group.model_fields.items()
     if _variables(info)
 )
-"""Every variable the server reads, group by group, in the order the README lists them."""
+"""Every variable the server reads, group by group, in the order docs/configuration.md lists them."""
