@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from glm_mcp.emulator import Emulator
@@ -183,3 +184,208 @@ def test_the_inspector_line_runs_as_written_on_the_node_it_names(line: str, serv
     assert inspected.returncode == 0, inspected.stdout + inspected.stderr
     assert [tool["name"] for tool in json.loads(inspected.stdout)["tools"]] == list(DEFAULT_TOOLS)
 
+
+# --- Claude Desktop, Cursor, VS Code: their documented shapes -------------------------------------------------
+
+
+def interpolating(*variables: str) -> dict[str, str]:
+    """A string whose every `${...}` is one of `variables` (regular expressions): what the client fills in. Any
+    other would reach the server as written, a key of `${input:...}` included."""
+    filled_in = rf"|\$\{{(?:{'|'.join(variables)})\}}" if variables else ""
+    return {"type": "string", "pattern": rf"^(?:[^$]|\$(?!\{{){filled_in})*$"}
+
+
+def string_map(value: dict[str, str]) -> dict[str, Any]:
+    """An object whose every value is `value`: `env`, `headers`."""
+    return {"type": "object", "additionalProperties": value}
+
+
+# Claude Desktop, claude_desktop_config.json: "mcpServers", each server a command to start, with "args" and "env",
+# and no interpolation (https://modelcontextprotocol.io/docs/develop/connect-local-servers). Remote servers are
+# added as connectors in the app, not in this file.
+PLAIN = interpolating()
+CLAUDE_DESKTOP: dict[str, Any] = {
+    "type": "object",
+    "required": ["mcpServers"],
+    "properties": {
+        "mcpServers": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["command"],
+                "properties": {"command": PLAIN, "args": {"type": "array", "items": PLAIN}, "env": string_map(PLAIN)},
+                "additionalProperties": False,
+            },
+        }
+    },
+}
+
+# Cursor, ~/.cursor/mcp.json and .cursor/mcp.json (https://cursor.com/docs/context/mcp): "mcpServers", each server
+# either started by Cursor ("command", "args", "env", "envFile", "type": "stdio") or reached at a "url" with
+# "headers" (and "auth" for a static OAuth client); values may use ${env:NAME}, ${userHome}, ${workspaceFolder},
+# ${workspaceFolderBasename}, ${pathSeparator} and ${/}.
+CURSOR_TEXT = interpolating(r"env:\w+", "userHome", "workspaceFolder", "workspaceFolderBasename", "pathSeparator", "/")
+CURSOR: dict[str, Any] = {
+    "type": "object",
+    "required": ["mcpServers"],
+    "properties": {
+        "mcpServers": {
+            "type": "object",
+            "additionalProperties": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["command"],
+                        "properties": {
+                            "type": {"const": "stdio"},
+                            "command": CURSOR_TEXT,
+                            "args": {"type": "array", "items": CURSOR_TEXT},
+                            "env": string_map(CURSOR_TEXT),
+                            "envFile": CURSOR_TEXT,
+                        },
+                        "additionalProperties": False,
+                    },
+                    {
+                        "type": "object",
+                        "required": ["url"],
+                        "properties": {
+                            "url": CURSOR_TEXT,
+                            "headers": string_map(CURSOR_TEXT),
+                            "auth": {
+                                "type": "object",
+                                "required": ["CLIENT_ID"],
+                                "properties": {
+                                    "CLIENT_ID": {"type": "string"},
+                                    "CLIENT_SECRET": {"type": "string"},
+                                    "scopes": {"type": "array", "items": {"type": "string"}},
+                                },
+                                "additionalProperties": False,
+                            },
+                        },
+                        "additionalProperties": False,
+                    },
+                ]
+            },
+        }
+    },
+}
+
+# VS Code, .vscode/mcp.json and the user's mcp.json
+# (https://code.visualstudio.com/docs/agents/reference/mcp-configuration): "servers" and "inputs" only. A server has
+# a "type": "stdio" with "command" ("args", "env", "envFile", "sandboxEnabled", "sandbox", "dev"), or "http" / "sse"
+# with "url" ("headers", "oauth", "dev"). An input has "type", "id" and "description" ("password"). Values may use
+# ${input:id}, ${env:NAME} and the predefined variables (https://code.visualstudio.com/docs/reference/variables-reference).
+VSCODE_TEXT = interpolating(
+    r"input:[\w-]+",
+    r"env:\w+",
+    r"config:[\w.-]+",
+    "userHome",
+    r"workspaceFolder(?::[\w-]+)?",
+    "workspaceFolderBasename",
+    "cwd",
+    "execPath",
+    "pathSeparator",
+    "/",
+)
+VSCODE_SERVER_COMMON = {"dev": {"type": "object"}}
+VSCODE: dict[str, Any] = {
+    "type": "object",
+    "required": ["servers"],
+    "properties": {
+        "servers": {
+            "type": "object",
+            "additionalProperties": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["type", "command"],
+                        "properties": {
+                            "type": {"const": "stdio"},
+                            "command": VSCODE_TEXT,
+                            "args": {"type": "array", "items": VSCODE_TEXT},
+                            "env": string_map(VSCODE_TEXT),
+                            "envFile": VSCODE_TEXT,
+                            "sandboxEnabled": {"type": "boolean"},
+                            "sandbox": {"type": "object"},
+                            **VSCODE_SERVER_COMMON,
+                        },
+                        "additionalProperties": False,
+                    },
+                    {
+                        "type": "object",
+                        "required": ["type", "url"],
+                        "properties": {
+                            "type": {"enum": ["http", "sse"]},
+                            "url": VSCODE_TEXT,
+                            "headers": string_map(VSCODE_TEXT),
+                            "oauth": {
+                                "type": "object",
+                                "required": ["clientId"],
+                                "properties": {"clientId": {"type": "string"}},
+                                "additionalProperties": False,
+                            },
+                            **VSCODE_SERVER_COMMON,
+                        },
+                        "additionalProperties": False,
+                    },
+                ]
+            },
+        },
+        "inputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["type", "id", "description"],
+                "properties": {
+                    "type": {"enum": ["promptString", "pickString"]},
+                    "id": {"type": "string", "pattern": r"^[\w-]+$"},
+                    "description": {"type": "string"},
+                    "password": {"type": "boolean"},
+                    "default": {"type": "string"},
+                    "options": {"type": "array"},
+                },
+                "additionalProperties": False,
+            },
+        },
+    },
+    "additionalProperties": False,
+}
+
+DOCUMENTED_SHAPES = {"Claude Desktop": CLAUDE_DESKTOP, "Cursor": CURSOR, "VS Code": VSCODE}
+
+
+def client_of(path: str) -> str | None:
+    """The client whose configuration file the manifest `path` is, if its app cannot run here."""
+    if path.endswith("claude_desktop_config.json"):
+        return "Claude Desktop"
+    return {"cursor": "Cursor", "vscode": "VS Code"}.get(Path(path).parent.name)
+
+
+def shape_errors(config: Any, client: str) -> list[str]:
+    validator = jsonschema.Draft202012Validator(DOCUMENTED_SHAPES[client])
+    return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(config)]
+
+
+DESKTOP_SNIPPETS = [(path, snippet) for path, snippet in linked_snippets(README) if client_of(path)]
+DESKTOP_MANIFESTS = sorted(
+    str(path.relative_to(ROOT)) for path in (ROOT / "manifests").rglob("*.json") if client_of(str(path))
+)
+
+
+def test_the_readme_shows_a_snippet_for_each_client_that_cannot_run_here() -> None:
+    assert {client_of(path) for path, _ in DESKTOP_SNIPPETS} == set(DOCUMENTED_SHAPES), DESKTOP_SNIPPETS
+
+
+@pytest.mark.parametrize(("path", "snippet"), DESKTOP_SNIPPETS, ids=[path for path, _ in DESKTOP_SNIPPETS])
+def test_each_readme_snippet_has_its_clients_documented_shape(path: str, snippet: str) -> None:
+    client = client_of(path)
+    assert client is not None
+    assert not shape_errors(json.loads(snippet), client), (client, shape_errors(json.loads(snippet), client))
+
+
+@pytest.mark.parametrize("path", DESKTOP_MANIFESTS)
+def test_each_manifest_has_its_clients_documented_shape(path: str) -> None:
+    client = client_of(path)
+    assert client is not None
+    config = json.loads((ROOT / path).read_text())
+    assert not shape_errors(config, client), (client, shape_errors(config, client))
