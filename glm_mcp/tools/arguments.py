@@ -123,7 +123,7 @@ class Generation(Arguments):
     model: Annotated[
         str,
         Field(
-            description="e.g. glm-4.6, glm-4.6v (images). Empty: GLM_MODEL.",
+            description="e.g. {GLM_MODEL}, {GLM_VISION_MODEL} (images). Empty: GLM_MODEL.",
             max_length=100,
         ),
     ] = ""
