@@ -101,8 +101,7 @@ async def test_submit_async_says_which_of_chats_inputs_it_lacks(client: Client) 
     assert lacking == {"conversation_id", "from_turn", "wait_seconds", "include_reasoning"}
     description = submit.description or ""
     assert "same inputs as chat" not in description
-    assert "conversation_id" in description and "return at once" in description  # no conversation, no wait
-    assert "include_reasoning" in description  # where the reasoning is read instead: get_result
+    assert all(name in description for name in lacking) and "return at once" in description
     assert "include_reasoning" in tools["get_result"].input_schema["properties"]
 
 

@@ -236,8 +236,8 @@ def _row(total: UsageTotal, prices: dict[str, Price | CallPrice]) -> UsageRow:
         cost = round(total.calls * price.each, 6)
     elif price is not None:
         cost = round((total.prompt_tokens * price.input + total.completion_tokens * price.output) / 1e6, 6)
-    elif not (total.prompt_tokens or total.completion_tokens):
-        billed = "per call"  # no tokens counted: a search, a page read, an image or a video
+    elif total.model and not (total.prompt_tokens or total.completion_tokens):
+        billed = "per call"  # a model that counted no tokens: a search, a page read, an image or a video
     return UsageRow(
         day=total.day or None,
         model=total.model or None,

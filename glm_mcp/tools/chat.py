@@ -341,9 +341,9 @@ SUBMIT_ASYNC = ToolSpec(
     "submit_async",
     "Start a GLM chat job",
     "Start a chat as a background job on the GLM platform and return at once with its task_id; fetch the answer "
-    "later with get_result (include_reasoning there). For long generations that should not hold up the "
-    "conversation. Takes chat's prompt or messages, model options, files and functions, but starts a new "
-    "conversation each time: to continue one (conversation_id), use chat, which hands a long answer off as a job too.",
+    "later with get_result. For long generations that should not hold up the conversation. Takes chat's inputs "
+    "except conversation_id, from_turn, wait_seconds and include_reasoning: it starts a new conversation (chat "
+    "continues one, and hands a long answer off as a job too), and get_result reads the reasoning.",
     submit_async,
     SubmitArguments,
     SubmittedTask,
