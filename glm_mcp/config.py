@@ -367,8 +367,9 @@ class Models(Group, title="Models"):
         "",
         validation_alias="GLM_PRICES",
         description="Prices `usage` estimates cost with, overriding the built-in table (docs/usage.md): "
-        "`model=input/output` per million tokens, comma-separated, e.g. `glm-4.6=0.6/2.2,glm-4.5-air=0.2/1.1`; a "
-        "model code or family prefix. In the currency you write them in (the built-in table is USD).",
+        "`model=input/output` per million tokens, or `model=price` per call (searches, images, videos), "
+        "comma-separated, e.g. `glm-4.6=0.6/2.2,cogview-4=0.01`; a model code or family prefix. In the currency you "
+        "write them in (the built-in table is USD).",
     )
 
     @field_validator("prices")

@@ -41,7 +41,7 @@ class TextPart(_Request):
 
 class ImagePart(_Request):
     type: Literal["image_url"]
-    image_url: Annotated[MediaURL, Field(description="The image, for vision models (glm-4.5v, glm-4.6v, …).")]
+    image_url: Annotated[MediaURL, Field(description="The image, for vision models (glm-4.6v, glm-4.5v, …).")]
 
 
 class VideoPart(_Request):

@@ -14,7 +14,7 @@ import contextlib
 import difflib
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeVar, cast
 
@@ -108,9 +108,17 @@ class ToolSpec:
     """How its call may become an MCP task; None for a tool whose calls never do."""
 
 
-def register(spec: ToolSpec, *, icons: list[Icon] | None = None) -> Tool:
+def register(
+    spec: ToolSpec,
+    *,
+    icons: list[Icon] | None = None,
+    unoffered: Collection[str] = (),
+    values: Mapping[str, str] | None = None,
+) -> Tool:
     """The SDK tool for `spec`: its arguments validated once by its own model, its result (or failure) as
-    `structuredContent` plus a text copy.
+    `structuredContent` plus a text copy. Its input schema is this configuration's (`input_schema`): without the
+    arguments named in `unoffered`, which it cannot honour (a call that passes one anyway gets the handler's
+    refusal), and with the settings' `values` its descriptions name.
 
     This is the one seam with the SDK's tool machinery (`sdk_tool`): everything else here is ours.
     """
@@ -134,7 +142,7 @@ def register(spec: ToolSpec, *, icons: list[Icon] | None = None) -> Tool:
         description=spec.description,
         annotations=spec.annotations,
         icons=icons,
-        input_schema=input_schema(spec.arguments),
+        input_schema=input_schema(spec.arguments, unoffered=unoffered, values=values),
         output_schema=_result_or_failure(spec.result),
         output_model=spec.result,
     )
@@ -296,17 +304,41 @@ class _AsGiven(ArgModelBase):
         return {_RAW: dict(self.model_extra or {})}
 
 
-def input_schema(arguments: type[BaseModel]) -> dict[str, Any]:
-    """The published input schema: flat parameters, self-contained, and lean.
+def input_schema(
+    arguments: type[BaseModel], *, unoffered: Collection[str] = (), values: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The published input schema: flat parameters, self-contained, and lean; as this configuration has it.
 
     It is read by a language model, which pays for every character: nested models are inlined
     (several MCP clients do not follow `$ref`), and what says nothing to a reader is dropped
-    (`lean_schema`). The arguments are still checked against the full model.
+    (`lean_schema`). The arguments are still checked against the full model. It says what is true where it is
+    served: the `unoffered` arguments are left out, and a description that names a setting as `{GLM_VISION_MODEL}`
+    says its value in `values` (its name is left as written when `values` has none).
     """
     schema = arguments.model_json_schema()
     published = lean_schema(schema, inline=schema.pop("$defs", {}))
     published.pop("description", None)  # the tool's description says it
-    return published
+    for name in unoffered:
+        published.get("properties", {}).pop(name, None)
+    if "required" in published:
+        published["required"] = [name for name in published["required"] if name not in unoffered]
+    filled: dict[str, Any] = _filled(published, {f"{{{name}}}": value for name, value in (values or {}).items()})
+    return filled
+
+
+def _filled(node: Any, values: Mapping[str, str]) -> Any:
+    """`node` with each description's `{NAME}` replaced by its value in `values`."""
+    if isinstance(node, list):
+        return [_filled(item, values) for item in node]
+    if not isinstance(node, dict):
+        return node
+    filled = {key: _filled(item, values) for key, item in node.items()}
+    text = filled.get("description")
+    if isinstance(text, str) and "{" in text:
+        for placeholder, value in values.items():
+            text = text.replace(placeholder, value)
+        filled["description"] = text
+    return filled
 
 
 def lean_schema(schema: dict[str, Any], *, inline: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -18,9 +18,11 @@ tool is one new module and one row here; the plumbing (`glm_mcp.server`) knows n
 
 from mcp.server.mcpserver.tools import Tool
 
+from glm_mcp.config import Settings
 from glm_mcp.server.icons import ICONS
 from glm_mcp.server.registration import ToolSpec, register
 from glm_mcp.tools import account, chat, jobs, media, search
+from glm_mcp.tools.arguments import Attached
 
 __all__ = ["TOOLS", "build_tools", "selected"]
 
@@ -46,6 +48,18 @@ def selected(toolsets: tuple[str, ...] | None = None) -> tuple[ToolSpec, ...]:
     return tuple(spec for spec in TOOLS if toolsets is None or spec.toolset in toolsets)
 
 
-def build_tools(toolsets: tuple[str, ...] | None = None) -> list[Tool]:
-    """The SDK tools of `toolsets` (all of them when None)."""
-    return [register(spec, icons=ICONS) for spec in selected(toolsets)]
+def build_tools(settings: Settings, *, files: bool = True) -> list[Tool]:
+    """The SDK tools of the toolsets `settings` choose, their schemas as `settings` make them true: naming the
+    configured models, and without the `files` argument when `files` is off (HTTP without GLM_FILES_ROOTS,
+    `workspace.files_offered`)."""
+    models = settings.models
+    values = {
+        "GLM_MODEL": models.default,
+        "GLM_VISION_MODEL": models.vision,
+        "GLM_IMAGE_MODEL": models.image,
+        "GLM_VIDEO_MODEL": models.video,
+    }
+    unoffered = () if files else tuple(Attached.model_fields)
+    return [
+        register(spec, icons=ICONS, unoffered=unoffered, values=values) for spec in selected(settings.server.toolsets)
+    ]

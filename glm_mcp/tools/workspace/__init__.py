@@ -35,7 +35,7 @@ from glm_mcp.jobs.conversations import CONVERSATION_ID_PREFIX, Conversation, new
 from glm_mcp.server.state import AppState
 from glm_mcp.tools.answer import ConversationNote, SentFile
 from glm_mcp.tools.workspace.files import Attachments, read_files
-from glm_mcp.tools.workspace.roots import FilesUnavailable, allowed_roots
+from glm_mcp.tools.workspace.roots import FilesUnavailable, allowed_roots, files_offered
 
 __all__ = [
     "ANSWER_RESERVE_TOKENS",
@@ -43,6 +43,7 @@ __all__ = [
     "PendingTurn",
     "Prepared",
     "check_size",
+    "files_offered",
     "is_turn",
     "keep_answer",
     "prepare",

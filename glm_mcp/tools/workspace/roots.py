@@ -25,7 +25,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from glm_mcp.config import Settings
 
-__all__ = ["ROOTS_TIMEOUT_S", "FilesUnavailable", "Place", "Roots", "allowed_roots"]
+__all__ = ["ROOTS_TIMEOUT_S", "FilesUnavailable", "Place", "Roots", "allowed_roots", "files_offered"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +81,17 @@ class Roots:
         return [Place(root, parts) for root in self.paths]
 
 
+def files_offered(settings: Settings, *, over_http: bool) -> bool:
+    """Whether `files` can be used on a server so configured: over stdio always, over HTTP only with GLM_FILES_ROOTS
+    (so its tools' schemas offer it only then)."""
+    return not over_http or bool(settings.files.roots)
+
+
 async def allowed_roots(ctx: Context, settings: Settings) -> Roots:
     """The roots for this request; raises `FilesUnavailable` over HTTP without GLM_FILES_ROOTS."""
     over_http = ctx.headers is not None
     if over_http:
-        if not settings.files.roots:
+        if not files_offered(settings, over_http=True):
             raise FilesUnavailable(
                 "`files` is off over HTTP: the server's disk is not the caller's. The server's operator can set "
                 "GLM_FILES_ROOTS to the directories it may read; otherwise put the text in `prompt`."
