@@ -3,7 +3,7 @@ speech-to-text, each read once per content (the registry keeps what it was read 
 recorded in `usage`; a long WAV split into the parts the platform takes; a document larger than the call's room
 cut and said so; what the platform cannot read refused by name, before anything is sent.
 
-Real files made by tests/documents.py go through `files` in `chat`, against the emulator, which reads them for real
+Real files made by rigs/documents.py go through `files` in `chat`, against the emulator, which reads them for real
 and counts every call (its exchanges): in process here, over stdio and HTTP and by an outside client in
 tests/test_documents_transports.py.
 """
@@ -19,7 +19,7 @@ from mcp import Client
 
 from glm_mcp.app import JOBS_FILE, create_server
 from glm_mcp.emulator import Emulator
-from tests import documents
+from rigs import documents
 from tests.conftest import upstream_calls
 from tests.test_tools import failed, ok
 from tests.test_workspace import in_roots, sent_text

@@ -17,7 +17,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from glm_mcp.emulator import Emulator
-from tests import documents
+from rigs import documents
 from tests.conftest import GENERAL_KEY, upstream_calls
 from tests.node_tools import TS_SDK, node_env, node_modules
 from tests.processes import COMMAND, http_server, server_env

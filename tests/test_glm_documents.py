@@ -8,7 +8,7 @@ import pytest
 
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm import Credentials, GLMAPIError, GLMClient, GLMTransportError, open_http_client
-from tests import documents
+from rigs import documents
 from tests.conftest import GENERAL_KEY
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,7 @@ import pytest
 
 from glm_mcp.emulator import Emulator, EmulatorConfig
 from glm_mcp.emulator.documents import extract
-from tests import documents
+from rigs import documents
 from tests.emulator.conftest import GENERAL_KEY
 
 EMULATOR_CONFIG = EmulatorConfig(async_delay=0.2)

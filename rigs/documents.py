@@ -1,9 +1,9 @@
 """Real documents and recordings, made here: a PDF with text on its pages, Word, Excel and PowerPoint files as
 their applications write the parts that hold text, WAV and MP3 audio.
 
-Each is a valid file of its format, small and deterministic, built with the standard library, so tests need no
-fixtures on disk. The audio carries its "words" as printable ASCII in its sample data, at the second they are
-spoken: what the emulator's speech-to-text hears (glm_mcp/emulator/audio.py).
+Each is a valid file of its format, small and deterministic, built with the standard library, so tests and the
+benchmark need no fixtures on disk. The audio carries its "words" as printable ASCII in its sample data, at the
+second they are spoken: what the emulator's speech-to-text hears (glm_mcp/emulator/audio.py).
 """
 
 from __future__ import annotations
