@@ -10,10 +10,12 @@ tests/test_documents_transports.py.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -174,3 +176,26 @@ async def test_a_document_named_without_its_extension_is_known_by_its_bytes(
     async with Client(create_server(in_roots(emulator, data_dir, papers))) as client:
         out = ok(await client.call_tool("chat", {"prompt": "Read.", "files": ["REPORT"]}))
     assert entry(out, "REPORT")["kind"] == "document" and "Found by its magic bytes" in sent_text(emulator)
+
+
+async def test_documents_and_recordings_are_opened_as_every_file_is(
+    emulator: Emulator, data_dir: Path, papers: Path, tmp_path: Path
+) -> None:
+    """Beneath their root, never through a link that leads out, regular files only, within their size."""
+    outside = tmp_path / "elsewhere.pdf"
+    outside.write_bytes(documents.pdf([["not for you"]]))
+    (papers / "linked.pdf").symlink_to(outside)
+    os.mkfifo(papers / "pipe.wav")
+    with open(papers / "huge.pdf", "wb") as huge:  # sparse: its size is refused before a byte is read
+        huge.truncate(51 * 1024 * 1024)
+    said = {
+        "linked.pdf": "linked.pdf is outside",
+        "pipe.wav": "pipe.wav is a FIFO, not a regular file",
+        "huge.pdf": "huge.pdf is 53,477,376 bytes, over the file parser's limit of 52,428,800 bytes (50 MiB)",
+    }
+    async with Client(create_server(in_roots(emulator, data_dir, papers))) as client:
+        for name, words in said.items():
+            with anyio.fail_after(30):  # a FIFO must not block the call
+                refused = failed(await client.call_tool("chat", {"prompt": "Read.", "files": [name]}))
+            assert refused["field"] == "files" and words in refused["message"], refused["message"]
+    assert emulator.state.exchanges == []
