@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 import anyio
 
-from bench import breakdown, context, load, measure, registry, replicas, tasks
+from bench import breakdown, context, documents, load, measure, registry, replicas, tasks
 from bench.figures import Figure, machine, markdown
 from bench.processes import BARE_SERVER, GLM_MCP, emulator, shown
 
-SECTIONS = ("cold-start", "per-call", "breakdown", "load", "streaming", "context", "tasks", "registry", "replicas")
+SECTIONS = (
+    "cold-start", "per-call", "breakdown", "load", "streaming", "context", "tasks", "registry", "replicas", "documents",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Size:
     registry_concurrent_jobs: int
     registry_concurrency: int
     replica_calls: int
+    document_rounds: int
 
 
 NOT_JUDGED = (
@@ -51,6 +54,7 @@ FULL = Size(
     registry_concurrent_jobs=2000,
     registry_concurrency=64,
     replica_calls=1000,
+    document_rounds=20,
 )
 QUICK = Size(
     cold_starts=1,
@@ -65,6 +69,7 @@ QUICK = Size(
     registry_concurrent_jobs=8,
     registry_concurrency=4,
     replica_calls=8,
+    document_rounds=1,
 )
 
 
@@ -166,6 +171,10 @@ async def _run(sections: set[str], size: Size, judge: bool = True) -> tuple[list
         new, replica_notes = await replicas.replicas(size.replica_calls, size.load_pause_s, measure.upstream_body)
         show(new)
         notes += replica_notes
+    if "documents" in sections:
+        new, document_notes = await documents.documents_cost(size.document_rounds)
+        show(new)
+        notes += document_notes
     return figures, notes
 
 

@@ -22,13 +22,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import quota
+from . import audio, parser, quota
 from .auth import authenticate
 from .config import EmulatorConfig, Plan
 from .connection import client_gone, close_connection
 from .control import control_routes
 from .errors import ApiError, bad_request, platform_error
 from .faults import ANSWER_KINDS, FAULT_HEADER, Fault, FaultError, Kind, parse_fault
+from .forms import Form, is_form, read_form
 from .generation import Reply, generate
 from .media import animation_png, picture_png
 from .services import (
@@ -125,16 +126,30 @@ class _Call:
     streaming: bool
     """A chat request asking for a stream: only these get stream faults as such."""
     fault: Fault | None = None
+    form: Form | ApiError | None = None
+    """A multipart body (``forms.py``), or why it could not be read; ``body`` is then its summary."""
 
     @classmethod
     async def read(cls, scope: Scope, receive: Receive, send: Send, streams: bool) -> _Call:
         request = Request(scope, receive)
         raw = await request.body()
+        if is_form(request):
+            try:
+                form: Form | ApiError = await read_form(request)
+            except ApiError as error:
+                form = error
+            return cls(request, form.summary() if isinstance(form, Form) else None, send, False, form=form)
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = _INVALID_JSON
         return cls(request, body, send, streams and isinstance(body, dict) and body.get("stream") is True)
+
+    def upload(self) -> Form | None:
+        """The request's form; None when the body is not one; the refusal when it could not be read."""
+        if isinstance(self.form, ApiError):
+            raise self.form
+        return self.form
 
     @property
     def request_id(self) -> str | None:
@@ -205,6 +220,10 @@ class _Api:
             Route("/videos/generations", _Endpoint(self, self._submit_video), methods=["POST"]),
             Route("/web_search", _Endpoint(self, self._web_search), methods=["POST"]),
             Route("/reader", _Endpoint(self, self._reader), methods=["POST"]),
+            Route("/files/parser/create", _Endpoint(self, self._parse_create), methods=["POST"]),
+            Route("/files/parser/sync", _Endpoint(self, self._parse_sync), methods=["POST"]),
+            Route("/files/parser/result/{task_id}/{format_type}", _Endpoint(self, self._parse_result), methods=["GET"]),
+            Route("/audio/transcriptions", _Endpoint(self, self._transcribe), methods=["POST"]),
         ]
 
     def monitor_routes(self) -> list[Route]:
@@ -426,6 +445,55 @@ class _Api:
         request = reader_request(self._body(call))
         self._tool_use("web-reader")
         return {**self._head(call), **reader_body(request, date.today())}
+
+    def _parse_create(self, call: _Call) -> dict[str, Any]:
+        """The file parser's task: the text extracted now, revealed after ``async_delay``."""
+        request = parser.parse_request(call.upload(), sync=False)
+        task = parser.new_task_id()
+        outcome = parser.parse_outcome(request, task, self._keeper(call))
+        ready_at = time.monotonic() + self.config.async_delay
+        self.state.add_task(AsyncTask(task, ready_at, parser.processing(task), outcome))
+        return parser.created(task)
+
+    def _parse_sync(self, call: _Call) -> dict[str, Any]:
+        """Prime's one-request parse: the finished task's answer at once."""
+        request = parser.parse_request(call.upload(), sync=True)
+        return parser.parse_outcome(request, parser.new_task_id(), self._keeper(call))
+
+    def _keeper(self, call: _Call) -> parser.Store:
+        """Where a parse keeps its result archive, for its ``parsing_result_url``."""
+        return lambda data, media_type, suffix: self._store(call, "parsed", data, media_type, suffix)
+
+    def _parse_result(self, call: _Call) -> dict[str, Any]:
+        """A parse task's state; unknown ids get 400 / 1210, as for other tasks (a guess)."""
+        wanted, format_type = call.request.path_params["task_id"], call.request.path_params["format_type"]
+        task = self.state.task(wanted)
+        if task is None or "status" not in task.pending:
+            raise bad_request(f"task not found: {wanted}")
+        if time.monotonic() < task.ready_at:
+            parser.result_answer(task.pending, format_type)  # the format is checked all the same
+            return task.pending
+        return parser.result_answer(task.result, format_type)
+
+    def _transcribe(self, call: _Call) -> dict[str, Any] | Response:
+        """GLM-ASR: the words heard in the audio (``audio.py``), whole or as an event stream."""
+        heard = audio.transcription(call.upload(), self._body(call))
+        envelope = new_envelope(heard.model + self.config.model_label, call.request_id)
+        head = {"id": envelope.id, "created": envelope.created, "request_id": envelope.request_id}
+        head["model"] = envelope.model
+        if not heard.stream:
+            return {**head, "text": heard.text}
+        words = heard.text.split(" ") if heard.text else []
+        events = [{**head, "type": "transcript.text.delta", "delta": w + (" " if i < len(words) - 1 else "")}
+                  for i, w in enumerate(words)]  # fmt: skip
+        events.append({**head, "type": "transcript.text.done", "text": heard.text})
+
+        def record(sent: list[dict[str, Any]]) -> None:
+            self.state.record(call.exchange(200, sent[-1] if sent else None, stream=True))
+
+        return EventStreamResponse(
+            events, self.state, record, latency=self.config.latency, chunk_delay=self.config.chunk_delay
+        )
 
     @staticmethod
     def _head(call: _Call) -> dict[str, Any]:

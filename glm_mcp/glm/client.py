@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
+from urllib.parse import quote
 
 import anyio
 import httpx2
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from glm_mcp.glm import fetch
 from glm_mcp.glm.auth import Credentials
+from glm_mcp.glm.documents import ASR_MODEL, ParserResult, ParserTask, ParserTool, Transcription, form
 from glm_mcp.glm.errors import (
     GLMAnswerCutError,
     GLMAPIError,
@@ -82,6 +84,7 @@ when its response ends; under a sustained load the in-flight ones are reused as 
 """
 # Failures that happen before a request is on the wire: re-sending can never duplicate work.
 _NOT_DELIVERED = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
+_OCTETS = "application/octet-stream"
 
 
 def open_http_client(
@@ -438,6 +441,67 @@ class GLMClient:
                 finally:
                     await _close(response)
 
+    # --- documents and recordings: the file parser and speech-to-text (docs/glm-endpoints.md) -------
+
+    async def create_parse(
+        self,
+        data: bytes,
+        *,
+        filename: str,
+        file_type: str,
+        tool: ParserTool = "lite",
+        attempts: Attempts | None = None,
+    ) -> ParserTask:
+        """Start the file parser on a document (POST /files/parser/create); `parse_result` reads its text.
+
+        `file_type` is the reference's name of the format (`PDF`, `DOCX`, ...). A parse may be billed, so it is
+        not re-sent after a failure that may have reached the platform.
+        """
+        body, content_type = form({"tool_type": tool, "file_type": file_type}, filename, data, _OCTETS)
+        response = await self._send(
+            "POST",
+            "files/parser/create",
+            body,
+            content_type=content_type,
+            attempts=attempts,
+            resend_if_maybe_delivered=False,
+        )
+        task = self._parse(ParserTask, response)
+        if not task.success or not task.task_id:
+            message = self._text(task.message, MESSAGE_CHARS) or "no message"
+            raise GLMProtocolError(f"the GLM API's file parser created no task: {message}")
+        return task
+
+    async def parse_result(self, task_id: str) -> ParserResult:
+        """The state of a parse, with the document's text once it succeeded (GET /files/parser/result/{id}/text)."""
+        response = await self._send("GET", f"files/parser/result/{quote(task_id, safe='')}/text")
+        return self._parse(ParserResult, response)
+
+    async def transcribe(
+        self,
+        data: bytes,
+        *,
+        filename: str,
+        media_type: str,
+        model: str = ASR_MODEL,
+        prompt: str | None = None,
+        attempts: Attempts | None = None,
+    ) -> Transcription:
+        """The text spoken in a recording (POST /audio/transcriptions): WAV or MP3, at most 30 s and 25 MB, which
+        the caller keeps to. `prompt` is what was said before (the previous part's text). Billed per minute: not
+        re-sent after a failure that may have reached the platform."""
+        fields = {"model": model, "stream": "false"} | ({"prompt": prompt} if prompt else {})
+        body, content_type = form(fields, filename, data, media_type)
+        response = await self._send(
+            "POST",
+            "audio/transcriptions",
+            body,
+            content_type=content_type,
+            attempts=attempts,
+            resend_if_maybe_delivered=False,
+        )
+        return self._parse(Transcription, response)
+
     # --- plumbing -----------------------------------------------------------------------------
 
     async def _send(
@@ -446,21 +510,23 @@ class GLMClient:
         path: str,
         body: bytes | None = None,
         *,
+        content_type: str | None = None,
         attempts: Attempts | None = None,
         resend_if_maybe_delivered: bool = True,
     ) -> _Body:
+        """One call, retried as the policy allows; `body` is JSON unless `content_type` says otherwise."""
         attempts = attempts or Attempts()
         with self._deadline():
             while True:
                 attempts.count += 1
                 try:
                     async with self._limiter:
-                        return await self._send_once(method, path, body)
+                        return await self._send_once(method, path, body, content_type)
                 except GLMError as exc:
                     await self._wait_before_retry(attempts, exc, resend_if_maybe_delivered=resend_if_maybe_delivered)
 
-    async def _send_once(self, method: str, path: str, body: bytes | None) -> _Body:
-        response = await self._start(method, path, body)
+    async def _send_once(self, method: str, path: str, body: bytes | None, content_type: str | None = None) -> _Body:
+        response = await self._start(method, path, body, content_type)
         try:
             if response.status_code >= 400:
                 raise await self._error_of(response)
@@ -472,7 +538,9 @@ class GLMClient:
         finally:
             await _close(response)  # past a limit, the unread rest goes with the connection
 
-    async def _start(self, method: str, path: str, body: bytes | None) -> httpx2.Response:
+    async def _start(
+        self, method: str, path: str, body: bytes | None, content_type: str | None = None
+    ) -> httpx2.Response:
         """Send a request; the answer's body is left unread, to be read within its limit.
 
         The key signs the request as its `httpx2.Auth`, given per request rather than set on the pooled
@@ -481,7 +549,8 @@ class GLMClient:
         credentials = self.credentials
         if credentials is None:
             raise MissingAPIKeyError("no GLM API key is configured")
-        request = self._http.build_request(method, path, content=body)
+        headers = {"Content-Type": content_type} if content_type else None
+        request = self._http.build_request(method, path, content=body, headers=headers)
         try:
             return await self._http.send(request, stream=True, auth=credentials)
         except httpx2.HTTPError as exc:

@@ -21,6 +21,7 @@ from glm_mcp.errors import GenerationFailed
 from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
 from glm_mcp.jobs import SERVER, JobRunner, JobStore, Principal, RegistryUnavailable
 from glm_mcp.jobs.conversations import ConversationStore
+from glm_mcp.jobs.extracts import ExtractRecords, ExtractStore
 from glm_mcp.jobs.open import open_job_store, record_stores
 from glm_mcp.jobs.principal import SECRET_BYTES
 from glm_mcp.jobs.usage import UsageStore
@@ -52,6 +53,8 @@ class AppState:
     conversations: ConversationStore
     usage: UsageStore
     """Every call's cost (`glm_mcp.jobs.usage`), in the same database."""
+    extracts: ExtractStore
+    """What documents and recordings were read as, by content (`glm_mcp.jobs.extracts`), in the same database."""
     principal_secret: bytes = b""
     """What callers' keys are hashed with to make their principal: the job store's own secret."""
     principal: Principal = SERVER
@@ -140,6 +143,7 @@ def lifespan(settings: Settings) -> Callable[[MCPServer[Any]], AbstractAsyncCont
                     store=store,
                     conversations=conversations,
                     usage=usage,
+                    extracts=ExtractRecords(store.database),
                     principal_secret=secret,
                 )
             finally:

@@ -214,7 +214,7 @@ class Attached(Arguments):
 
     files: Annotated[
         list[str] | None,
-        Field(description="Paths or globs of files to send (images: vision models)."),
+        Field(description="Paths or globs of files to send (images: vision models; PDF, Office, WAV, MP3 as text)."),
     ] = None
 
 
