@@ -46,6 +46,7 @@ __all__ = [
     "is_turn",
     "keep_answer",
     "prepare",
+    "read_each",
     "record_turn",
 ]
 
@@ -115,6 +116,17 @@ async def prepare(
     if continued is not None:
         pending = _pending_turn(app, continued, conversation, system, new, question, attachments)
     return Prepared(request, tuple(attachments.sent), turns_left_out, pending)
+
+
+async def read_each(app: AppState, ctx: Context, files: list[str], model: str) -> list[Attachments]:
+    """The files `files` names, read and checked as `prepare` reads them (the same roots, and the same budgets for
+    the call as a whole), one `Attachments` each: what a batch sends as one request per file."""
+    try:
+        roots = await allowed_roots(ctx, app.settings)
+    except FilesUnavailable as exc:
+        raise ArgumentError("files", str(exc)) from None
+    attachments = await anyio.to_thread.run_sync(read_files, files, roots, app.settings, model)
+    return attachments.each()
 
 
 def check_size(messages: list[Message], limit: int) -> None:

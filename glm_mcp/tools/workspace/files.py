@@ -105,6 +105,17 @@ class Attachments:
     images: list[tuple[str, ImagePart, int]] = field(default_factory=list)
     """(path, part, bytes) of each image."""
     sent: list[SentFile] = field(default_factory=list)
+    pieces: list[tuple[SentFile, str | ImagePart]] = field(default_factory=list)
+    """Each file as it was read, in order: its text block, or its image part."""
+
+    def each(self) -> list[Attachments]:
+        """One `Attachments` per file, in the order read: what a batch sends as one request each."""
+        return [
+            Attachments(text=piece, sent=[sent], pieces=[(sent, piece)])
+            if isinstance(piece, str)
+            else Attachments(images=[(sent.path, piece, sent.bytes)], sent=[sent], pieces=[(sent, piece)])
+            for sent, piece in self.pieces
+        ]
 
     def attach(self, messages: list[Message]) -> list[Message]:
         """`messages` with the files added to the last user message."""
@@ -488,6 +499,7 @@ class _Reading:
         self.blocks: list[str] = []
         self.images: list[tuple[str, ImagePart, int]] = []
         self.sent: list[SentFile] = []
+        self.pieces: list[tuple[SentFile, str | ImagePart]] = []
         self.chars = self.image_bytes = 0
         self.seen: set[PurePath] = set()
         self.opened: dict[PurePath, _Root] = {}
@@ -501,7 +513,7 @@ class _Reading:
             root.close()
 
     def attachments(self) -> Attachments:
-        return Attachments(text="\n\n".join(self.blocks), images=self.images, sent=self.sent)
+        return Attachments(text="\n\n".join(self.blocks), images=self.images, sent=self.sent, pieces=self.pieces)
 
     def find(self, pattern: str, places: list[Place]) -> list[_Found]:
         """The files `pattern` names in `places` (where `Roots.places` put it), each opened once to check it."""
@@ -597,6 +609,7 @@ class _Reading:
                 part = ImagePart(type="image_url", image_url=MediaURL(url=base64.b64encode(data).decode("ascii")))
                 self.images.append((shown, part, len(data)))
                 self.sent.append(SentFile(path=shown, kind="image", bytes=len(data)))
+                self.pieces.append((self.sent[-1], part))
                 return
             allowed = (self.settings.files.max_chars - self.chars) * 4  # a UTF-8 character is at most 4 bytes
             if size > allowed:
@@ -610,6 +623,7 @@ class _Reading:
                 raise _over_text_budget(shown, self.chars, self.settings)
             self.blocks.append(f'<file path="{shown}" language="{language(path)}">\n{text}\n</file>')
             self.sent.append(SentFile(path=shown, kind="text", bytes=len(data), chars=len(text)))
+            self.pieces.append((self.sent[-1], self.blocks[-1]))
         except OSError as exc:
             raise _cannot_read("/".join(names), exc) from None
         finally:
