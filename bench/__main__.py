@@ -11,11 +11,22 @@ from dataclasses import dataclass
 
 import anyio
 
-from bench import breakdown, context, load, measure, registry, replicas, tasks
+from bench import batch, breakdown, context, load, measure, registry, replicas, tasks
 from bench.figures import Figure, machine, markdown
 from bench.processes import BARE_SERVER, GLM_MCP, emulator, shown
 
-SECTIONS = ("cold-start", "per-call", "breakdown", "load", "streaming", "context", "tasks", "registry", "replicas")
+SECTIONS = (
+    "cold-start",
+    "per-call",
+    "breakdown",
+    "load",
+    "streaming",
+    "context",
+    "tasks",
+    "registry",
+    "replicas",
+    "batch",
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,7 @@ class Size:
     registry_concurrent_jobs: int
     registry_concurrency: int
     replica_calls: int
+    batch_prompts: int
 
 
 NOT_JUDGED = (
@@ -51,6 +63,7 @@ FULL = Size(
     registry_concurrent_jobs=2000,
     registry_concurrency=64,
     replica_calls=1000,
+    batch_prompts=50,
 )
 QUICK = Size(
     cold_starts=1,
@@ -65,6 +78,7 @@ QUICK = Size(
     registry_concurrent_jobs=8,
     registry_concurrency=4,
     replica_calls=8,
+    batch_prompts=3,
 )
 
 
@@ -166,6 +180,8 @@ async def _run(sections: set[str], size: Size, judge: bool = True) -> tuple[list
         new, replica_notes = await replicas.replicas(size.replica_calls, size.load_pause_s, measure.upstream_body)
         show(new)
         notes += replica_notes
+    if "batch" in sections:
+        show(await batch.batch_price(size.batch_prompts))
     return figures, notes
 
 

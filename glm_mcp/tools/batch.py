@@ -24,7 +24,7 @@ from glm_mcp.errors import ArgumentError, SubmitUncertainError, UnknownJobError
 from glm_mcp.glm import Attempts, GLMTransportError
 from glm_mcp.glm.types import BATCH_ENDPOINT, BatchRequest, ChatRequest, Message, ResponseFormat
 from glm_mcp.jobs import JOB_ID_PREFIX, Job, JobRecord
-from glm_mcp.jobs.batches import BATCH_KIND, BatchItem, BatchProgress, batch_progress
+from glm_mcp.jobs.batches import BATCH_KIND, BatchItem, BatchProgress, batch_outcome, batch_progress
 from glm_mcp.jobs.job import new_job_id
 from glm_mcp.server.registration import STARTS, TaskForm, TaskState, ToolSpec, tool_result
 from glm_mcp.server.result import paragraphs
@@ -80,7 +80,9 @@ class BatchJob(RegistryNotes, SentFiles):
 
     FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "job_id")
 
-    status: str = Field(description="running: the platform works on it; `next` says how to get the answers.")
+    status: str = Field(
+        description="running: the platform works on it, `next` says how to get the answers; or how it ended."
+    )
     next: str = Field(description="The exact call that gets the progress, and the answers once it has ended.")
     job_id: str = Field(description="Pass this to get_result (and to `cancel`, to stop it).")
     batch_id: str = Field(description="The platform's id of the batch.")
@@ -193,11 +195,16 @@ async def _cancel(app: AppState, args: BatchArguments) -> BatchJob:
     record = None
     if job_id.startswith(JOB_ID_PREFIX):
         record = await app.store.get(job_id, principal=app.principal) or app.batches.unrecorded(job_id, app.principal)
-    progress = batch_progress(record) if record is not None else None
-    if record is None or progress is None:
+    if record is None or record.kind != BATCH_KIND:
         raise UnknownJobError(f"{job_id[:200]} is unknown: no batch job of yours has that id (list_jobs lists yours).")
-    if record.status != "running":
-        return _job(app, job_id, progress, note=f"It has already ended ({record.status}): get_result has its answers.")
+    outcome = batch_outcome(record)
+    if record.status != "running" and outcome is not None:
+        ended = BatchProgress(batch_id=outcome.batch_id, model=outcome.model, items=[], status=outcome.status)
+        note = f"It has already ended ({record.status}): get_result has its answers."
+        return _job(app, job_id, ended, items=len(outcome.items), note=note)
+    progress = batch_progress(record)
+    if progress is None:
+        raise UnknownJobError(f"{job_id[:200]} has no batch recorded: it cannot be cancelled from here.")
     batch = await app.batches.cancel(record, app.glm)
     stopping = progress.model_copy(update={"status": batch.status})
     return _job(app, job_id, stopping, note="Asked the platform to cancel it: the requests already done stay answered.")
@@ -211,16 +218,18 @@ def _job(
     files: list[SentFile] | None = None,
     registry: RegistryNote | None = None,
     note: str | None = None,
+    items: int | None = None,
 ) -> BatchJob:
     registry = registry or registry_note(app)
     wait_seconds = app.settings.results.wait_seconds
+    ended = progress.status in ("completed", "failed", "expired", "cancelled")
     return BatchJob(
-        status="running",
+        status=progress.status if ended else "running",
         next=next_call(job_id, wait_seconds, "for its progress, and its answers once it has ended"),
         job_id=job_id,
         batch_id=progress.batch_id,
         platform_status=progress.status,
-        items=len(progress.items),
+        items=len(progress.items) if items is None else items,
         model=progress.model,
         note=note,
         files=files or None,
@@ -249,7 +258,8 @@ def _starts_a_batch(arguments: Mapping[str, Any]) -> bool:
 
 
 async def _batch_task(app: AppState, job: Job | JobRecord) -> TaskState:
-    """A batch's task: working while the platform runs it, then completed with get_result's first page of it."""
+    """A batch's task: working while the platform runs it, then completed with get_result's first page of it (or
+    cancelled)."""
     if isinstance(job, Job):  # never: a batch is no stream of this process
         return TaskState("working", "generating")
     result = TaskResult.from_record(job)
@@ -258,6 +268,9 @@ async def _batch_task(app: AppState, job: Job | JobRecord) -> TaskState:
         done = f"{report.answered + report.failed} of {report.total} done" if report is not None else "started"
         status = report.platform_status if report is not None else "validating"
         return TaskState("working", f"batch {status}: {done}")
+    if result.status == "cancelled":  # a cancelled task carries no result: get_result has the answers done before
+        answered = report.answered if report is not None else 0
+        return TaskState("cancelled", f"batch cancelled: {answered} request(s) answered before; get_result has them")
     settings = app.settings.results
     page = result.read(full_reasoning=False, wait_seconds=settings.wait_seconds, offset=0, limit=settings.max_chars)
     ended = f"batch {report.platform_status}" if report is not None else f"batch {result.status}"
