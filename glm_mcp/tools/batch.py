@@ -31,6 +31,7 @@ from glm_mcp.server.result import paragraphs
 from glm_mcp.server.state import AppState
 from glm_mcp.tools.answer import RegistryNote, RegistryNotes, SentFile, SentFiles, next_call, registry_note
 from glm_mcp.tools.arguments import Conversation, Generation
+from glm_mcp.tools.batch_result import BatchReport
 from glm_mcp.tools.job_result import TaskResult
 from glm_mcp.tools.workspace import check_size, read_each
 
@@ -78,12 +79,15 @@ class BatchArguments(Generation):
 class BatchJob(RegistryNotes, SentFiles):
     """A batch on the platform: started, or asked to stop."""
 
-    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "job_id")
+    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "job_id", "batch")
 
     status: str = Field(
         description="running: the platform works on it, `next` says how to get the answers; or how it ended."
     )
     next: str = Field(description="The exact call that gets the progress, and the answers once it has ended.")
+    batch: BatchReport | None = Field(
+        None, description="Once it has ended (a task's result): its answers' first page, as get_result gives it."
+    )
     job_id: str = Field(description="Pass this to get_result (and to `cancel`, to stop it).")
     batch_id: str = Field(description="The platform's id of the batch.")
     platform_status: str = Field(description="validating, in_progress, …, cancelling, cancelled.")
@@ -100,7 +104,8 @@ class BatchJob(RegistryNotes, SentFiles):
             f"Batch job {self.job_id} ({self.items} request(s), model {self.model}, platform batch {self.batch_id}, "
             f"{self.platform_status}). {self.next}"
         )
-        return paragraphs(summary, self.note or "", self.files_text(), self.registry_text())
+        report = self.batch.to_text() if self.batch is not None else ""
+        return paragraphs(summary, report, self.note or "", self.files_text(), self.registry_text())
 
 
 # --- the handler --------------------------------------------------------------------------------------------
@@ -272,9 +277,20 @@ async def _batch_task(app: AppState, job: Job | JobRecord) -> TaskState:
         answered = report.answered if report is not None else 0
         return TaskState("cancelled", f"batch cancelled: {answered} request(s) answered before; get_result has them")
     settings = app.settings.results
-    page = result.read(full_reasoning=False, wait_seconds=settings.wait_seconds, offset=0, limit=settings.max_chars)
-    ended = f"batch {report.platform_status}" if report is not None else f"batch {result.status}"
-    return TaskState("completed", ended, tool_result(page, is_error=False))
+    page = report.page(0, settings.max_chars) if report is not None else None
+    more = f" and offset={page.next_offset}" if page is not None and page.next_offset is not None else ""
+    ended = BatchJob(
+        status=result.status,
+        next=f'Call get_result with task_id="{job.id}"{more} for its answers: they stay in the job registry '
+        f"{app.settings.registry.job_retention_days:g} days (GLM_JOB_RETENTION_DAYS).",
+        job_id=job.id,
+        batch_id=page.batch_id if page is not None else job.request_id or "",
+        platform_status=page.platform_status if page is not None else result.status,
+        items=page.total if page is not None else 0,
+        model=job.model,
+        batch=page,
+    )
+    return TaskState("completed", f"batch {ended.platform_status}", tool_result(ended, is_error=False))
 
 
 async def _cancel_task(app: AppState, record: JobRecord) -> None:
