@@ -20,9 +20,13 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 from glm_mcp.emulator import Emulator
+from glm_mcp.jobs.batches import RESUME_FIRST_S
 from glm_mcp.jobs.open import JOBS_FILE
+from glm_mcp.server.auth import CLIENT_KEY_HEADER
+from glm_mcp.server.http import MCP_PATH
 from tests.conftest import GENERAL_KEY, upstream_calls
 from tests.node_tools import TS_SDK, node_env, node_modules
 from tests.processes import COMMAND, http_server, http_server_process, scratch_dir, server_env
@@ -215,3 +219,47 @@ async def test_the_typescript_sdk_runs_a_batch_as_a_task(emulator: Emulator) -> 
     assert [(j["job_id"], j["kind"], j["status"]) for j in listed["jobs"]] == [
         (task_id.removesuffix(".batch"), "batch", "completed")
     ]
+
+
+SECOND_KEY = "second.key-general-of-another-caller"
+TOKEN = "batch-tests-token-0123456789abcdef"
+
+
+async def call_as(origin: str, key: str | None, tool: str, arguments: dict[str, Any]) -> Any:
+    headers = {"Authorization": f"Bearer {TOKEN}", **({CLIENT_KEY_HEADER: key} if key else {})}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        Client(streamable_http_client(origin + MCP_PATH, http_client=http)) as client,
+    ):
+        return await client.call_tool(tool, arguments)
+
+
+async def test_a_batch_of_a_callers_own_key_is_theirs_and_only_their_key_follows_it(emulator: Emulator) -> None:
+    """Made with a caller's own key: another caller cannot read or cancel it; after a restart no process takes it
+    over with the server's key (which cannot read it), and the caller's next get_result follows it, with their key."""
+    keys = emulator.config.api_keys
+    emulator.config.api_keys = (*keys, SECOND_KEY)
+    try:
+        timing(emulator, 0.05)
+        data_dir = scratch_dir()
+        env = env_for(emulator, data_dir, GLM_MCP_HTTP_TOKEN=TOKEN, GLM_MCP_ALLOW_CLIENT_KEYS="true")
+        with http_server_process(env=env) as (process, origin):
+            started = await call_as(origin, SECOND_KEY, "batch", {"prompts": prompts(30)})
+            assert not started.is_error, started.structured_content
+            job_id, batch_id = started.structured_content["job_id"], started.structured_content["batch_id"]
+            for tool, arguments in (("get_result", {"task_id": job_id}), ("batch", {"cancel": job_id})):
+                other = await call_as(origin, None, tool, arguments)
+                assert other.is_error and other.structured_content["error"] == "unknown_job"
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) is not None
+        _, first_owner = registry_row(data_dir, job_id)
+        with http_server_process(env=env) as (_, origin):
+            await anyio.sleep(RESUME_FIRST_S + 2)  # past the new server's first look for batches to take over
+            assert registry_row(data_dir, job_id) == ("running", first_owner)  # not with the server's key
+            result = await call_as(origin, SECOND_KEY, "get_result", {"task_id": job_id, "wait_seconds": 60})
+        assert not result.is_error and result.structured_content["status"] == "completed"
+        assert result.structured_content["batch"]["answered"] == 30
+        signed = {e.headers["authorization"] for e in upstream_calls(emulator) if batch_id in e.path}
+        assert signed == {f"Bearer {SECOND_KEY}"}
+    finally:
+        emulator.config.api_keys = keys

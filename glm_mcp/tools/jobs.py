@@ -138,7 +138,7 @@ class JobSummary(Result):
     job_id: str = Field(description="Pass it to get_result as task_id.")
     kind: JobKind = Field(
         description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait. "
-        "image_task / video_task: generate_image / generate_video."
+        "image_task / video_task: generate_image / generate_video. batch: the batch tool."
     )
     status: JobState = Field(
         description="interrupted: the server generating it stopped first (get_result gives the partial text)."
