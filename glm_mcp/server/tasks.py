@@ -12,7 +12,9 @@ process, or after a restart: interrupted, with its partial text). So tasks outli
 belong to the caller's principal, and `get_result` / `list_jobs` see them.
 
 Which tools' calls may become tasks, and how each task's final result is built, is what their
-`ToolSpec.task` declares (`registration.TaskForm`): this module knows no tool by name. The
+`ToolSpec.task` declares (`registration.TaskForm`): this module knows no tool by name. A form may follow a
+job no server process generates (`TaskForm.follows`: a platform batch): its task is read from the job's
+record, and tasks/cancel stops it through the form (`TaskForm.cancel`), from any process. The
 registration wrapper reports the job a call handed off (`task_offer.report_hand_off`); a task's id is
 that job's id plus its form's suffix, "" for the tool that started the job, so that a task following
 the job through another tool (get_result) ends with that tool's own result.
