@@ -11,12 +11,13 @@ from dataclasses import dataclass
 
 import anyio
 
-from bench import breakdown, context, documents, load, measure, registry, replicas, tasks
+from bench import batch, breakdown, context, documents, load, measure, registry, replicas, tasks
 from bench.figures import Figure, machine, markdown
 from bench.processes import BARE_SERVER, GLM_MCP, emulator, shown
 
 SECTIONS = (
     "cold-start", "per-call", "breakdown", "load", "streaming", "context", "tasks", "registry", "replicas", "documents",
+    "batch",
 )  # fmt: skip
 
 
@@ -35,6 +36,7 @@ class Size:
     registry_concurrency: int
     replica_calls: int
     document_rounds: int
+    batch_prompts: int
 
 
 NOT_JUDGED = (
@@ -55,6 +57,7 @@ FULL = Size(
     registry_concurrency=64,
     replica_calls=1000,
     document_rounds=20,
+    batch_prompts=50,
 )
 QUICK = Size(
     cold_starts=1,
@@ -70,6 +73,7 @@ QUICK = Size(
     registry_concurrency=4,
     replica_calls=8,
     document_rounds=1,
+    batch_prompts=3,
 )
 
 
@@ -175,6 +179,8 @@ async def _run(sections: set[str], size: Size, judge: bool = True) -> tuple[list
         new, document_notes = await documents.documents_cost(size.document_rounds)
         show(new)
         notes += document_notes
+    if "batch" in sections:
+        show(await batch.batch_price(size.batch_prompts))
     return figures, notes
 
 

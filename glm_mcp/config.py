@@ -86,7 +86,7 @@ API_KEY_VARS = ("GLM_API_KEY", "ZAI_API_KEY", "ZHIPUAI_API_KEY")
 DEFAULT_MODEL = "glm-4.6"
 MIN_HTTP_TOKEN_CHARS = 16
 APP_NAME = "glm-mcp"
-TOOLSETS = ("core", "search", "images", "video", "models", "usage")
+TOOLSETS = ("core", "search", "images", "video", "models", "usage", "batch")
 """The groups of tools GLM_MCP_TOOLSETS chooses from (each tool's `ToolSpec.toolset`)."""
 
 BLANK_IS_A_VALUE = "blank_is_a_value"
@@ -387,8 +387,8 @@ class Server(Group, title="The server"):
         validation_alias="GLM_MCP_TOOLSETS",
         description="The toolsets the server offers, comma-separated, or `all`: `core` (chat, web_search_chat, "
         "submit_async, get_result, list_jobs, list_conversations), `search` (web_search, read_url), `images` "
-        "(generate_image), `video` (generate_video), `models` (list_models), `usage` (usage). Every tool costs the "
-        "agent context: offer the ones it needs.",
+        "(generate_image), `video` (generate_video), `models` (list_models), `usage` (usage), `batch` (batch). Every "
+        "tool costs the agent context: offer the ones it needs.",
         json_schema_extra=_shown("(core,search)"),
     )
     log_level: Annotated[LogLevel, BeforeValidator(_upper)] = Field(

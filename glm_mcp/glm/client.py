@@ -11,6 +11,7 @@ import copy
 import email.utils
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -45,9 +46,14 @@ from glm_mcp.glm.text import scrub_answer, upstream_text
 from glm_mcp.glm.types import (
     AsyncTask,
     AsyncTaskResult,
+    Batch,
+    BatchLine,
+    BatchRequest,
     ChatCompletion,
     ChatCompletionChunk,
     ChatRequest,
+    FileDeleted,
+    FileObject,
     ImageRequest,
     ImagesResponse,
     ModelInfo,
@@ -82,6 +88,8 @@ pool keeping N costs O(N) CPU per request and O(N²) per burst (docs/httpcore2-p
 kept, that was most of the server's CPU per call. Past this many idle ones, a connection is closed
 when its response ends; under a sustained load the in-flight ones are reused as they free up.
 """
+_PATH_SEGMENT = re.compile(r"[\w.:-]{1,200}")
+"""A file or batch id the client puts in a URL path: the platform's are letters, digits, `_` and `-`."""
 # Failures that happen before a request is on the wire: re-sending can never duplicate work.
 _NOT_DELIVERED = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
 _OCTETS = "application/octet-stream"
@@ -392,6 +400,55 @@ class GLMClient:
         )
         return self._parse(AsyncTask, response)
 
+    # --- files and batches (docs/glm-endpoints.md#files-and-batches) -----------------------------
+
+    async def upload_file(self, content: bytes, *, filename: str, purpose: str = "batch") -> FileObject:
+        """Upload a file to the Files API (POST /files, multipart): a batch's JSONL input, with purpose "batch"."""
+        body, content_type = form({"purpose": purpose}, filename, content, "application/octet-stream")
+        response = await self._send("POST", "files", body, content_type=content_type)
+        return self._parse(FileObject, response)
+
+    async def create_batch(self, request: BatchRequest, *, attempts: Attempts | None = None) -> Batch:
+        """Start a batch on an uploaded input file. Paid: not re-sent after a failure that may have reached the
+        platform (a second batch would run, and be billed, twice)."""
+        response = await self._send(
+            "POST", "batches", _json(request), attempts=attempts, resend_if_maybe_delivered=False
+        )
+        return self._parse(Batch, response)
+
+    async def retrieve_batch(self, batch_id: str) -> Batch:
+        """A batch as it stands: its status, its request counts and, once it has ended, its files."""
+        response = await self._send("GET", f"batches/{_segment(batch_id, 'batch id')}")
+        return self._parse(Batch, response)
+
+    async def cancel_batch(self, batch_id: str) -> Batch:
+        """Ask the platform to cancel a batch (it is then `cancelling`, and `cancelled` once stopped)."""
+        response = await self._send("POST", f"batches/{_segment(batch_id, 'batch id')}/cancel")
+        return self._parse(Batch, response)
+
+    async def batch_file(self, file_id: str) -> list[BatchLine]:
+        """The lines of a batch's output or error file (GET /files/{id}/content), each parsed and scrubbed of
+        the key like any answer; the file is read within GLM_MAX_RESPONSE_BYTES."""
+        response = await self._send("GET", f"files/{_segment(file_id, 'file id')}/content")
+        lines: list[BatchLine] = []
+        for number, raw in enumerate(response.content.splitlines(), start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = BatchLine.model_validate_json(raw)
+            except ValidationError:
+                snippet = self._text(raw, SNIPPET_CHARS)
+                raise GLMProtocolError(
+                    f"line {number} of the batch file {file_id} is not a batch result: {snippet!r}"
+                ) from None
+            lines.append(self._scrubbed(line, raw))
+        return lines
+
+    async def delete_file(self, file_id: str) -> FileDeleted:
+        """Delete a file of the Files API (an account keeps at most 1,000 batch files)."""
+        response = await self._send("DELETE", f"files/{_segment(file_id, 'file id')}")
+        return self._parse(FileDeleted, response)
+
     async def coding_quota(self) -> MonitorResponse:
         """A GLM Coding Plan key's quota windows: the monitor API on the platform's origin, not the model API."""
         response = await self._send("GET", f"{self.origin}/api/monitor/usage/quota/limit")
@@ -659,6 +716,13 @@ class GLMClient:
 def _json(request: BaseModel) -> bytes:
     """A request model as its wire body: unset fields are left out rather than sent as null."""
     return request.model_dump_json(exclude_none=True).encode()
+
+
+def _segment(value: str, what: str) -> str:
+    """`value` as one segment of a URL path; `GLMProtocolError` for one that is not an id (it came from an answer)."""
+    if not _PATH_SEGMENT.fullmatch(value):
+        raise GLMProtocolError(f"the {what} {value[:100]!r} cannot name a resource of the GLM API")
+    return value
 
 
 async def _drain(events: AsyncIterator[httpx2.ServerSentEvent]) -> None:

@@ -178,9 +178,22 @@ def parse_prices(text: str) -> dict[str, Price | CallPrice]:
     return table
 
 
+BATCH_PRICED = "@batch"
+"""The suffix of a model's tokens spent in a platform batch (`glm-4.6@batch`), as usage records them."""
+BATCH_DISCOUNT = 0.5
+"""A batch's price beside the same model's chat: "50% of the standard API" (the platform's batch guide, which
+points at its price page; docs/usage.md)."""
+
+
 def price_of(model: str, table: dict[str, Price | CallPrice]) -> Price | CallPrice | None:
-    """The price of `model` in `table`: its own entry, else its family's (the longest prefix), else None."""
+    """The price of `model` in `table`: its own entry, else its family's (the longest prefix), else None.
+
+    Tokens spent in a batch (`<model>@batch`) cost an entry of their own when the table has one (GLM_PRICES may
+    set `glm-4.6@batch=…`), else half of the model's."""
     matches = [prefix for prefix in table if model.startswith(prefix)]
+    if model.endswith(BATCH_PRICED) and model not in table:
+        chat = price_of(model.removesuffix(BATCH_PRICED), table)
+        return Price(chat.input * BATCH_DISCOUNT, chat.output * BATCH_DISCOUNT) if isinstance(chat, Price) else None
     return table[max(matches, key=len)] if matches else None
 
 

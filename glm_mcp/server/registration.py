@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypeVar, cast
+from typing import Any, Literal, NamedTuple, TypeVar, cast, get_args
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from glm_mcp.errors import ArgumentError
-from glm_mcp.jobs import Job, JobRecord
+from glm_mcp.jobs import ChatKind, Job, JobRecord
 from glm_mcp.server.failures import ToolFailure
 from glm_mcp.server.result import Result
 from glm_mcp.server.state import AppState
@@ -34,6 +34,7 @@ from glm_mcp.server.task_offer import HandOff, report_hand_off
 
 __all__ = [
     "ASKS",
+    "CHAT_KINDS",
     "LISTS",
     "LOOKS_UP",
     "STARTS",
@@ -57,6 +58,8 @@ Handler = Callable[[AppState, Context, Any], Awaitable[Result]]
 """`async def handler(app, ctx, args) -> Result`: the state of this request, the SDK's context, the arguments."""
 
 TaskStatus = Literal["working", "completed", "cancelled"]
+CHAT_KINDS: frozenset[str] = frozenset(get_args(ChatKind))
+"""The jobs a server process generates (a chat that outlived its wait): what a task follows unless its form says."""
 
 ASKS = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 """Asks the platform and changes nothing (each answer may differ)."""
@@ -88,7 +91,14 @@ class TaskForm:
     offered: Callable[[Mapping[str, Any]], bool]
     """Whether a call with these arguments may become a task (its wait is then cut to the task threshold)."""
     final: Callable[[AppState, Job | JobRecord], Awaitable[TaskState]]
-    """The task of a job that has ended: in this process (its `Job`), or as the registry has it (its record)."""
+    """The task of a job that has ended: in this process (its `Job`), or as the registry has it (its record). For a
+    job no server process generates (`follows` beyond the chat kinds), also the task of its running record."""
+    follows: frozenset[str] = CHAT_KINDS
+    """The kinds of job its tasks follow: a chat a server process generates, or a job the platform runs (a batch),
+    whose task is read from its record."""
+    cancel: Callable[[AppState, JobRecord], Awaitable[None]] | None = None
+    """How tasks/cancel stops a running job that no server process generates (a platform batch); None: only a job
+    generated in the process asked can be stopped."""
 
 
 @dataclass(frozen=True, slots=True)

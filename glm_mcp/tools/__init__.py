@@ -8,12 +8,14 @@ and `ToolSpec`, and `TOOLS` lists them, one row per tool, in the order clients l
 | `search.py` | web_search, read_url |
 | `media.py` | generate_image, generate_video |
 | `account.py` | list_models, usage |
+| `batch.py` | batch |
 
 What the rooms share: `arguments.py` (argument field groups, the request id), `functions.py` (function
 calling), `answer.py` (a model's answer as a result, and the typed notes a result carries),
-`job_result.py` (a job as a result), `accounting.py` (every call's cost), `media_files.py` (the
-platform's files) and `workspace/` (files, roots, conversations). A room imports no other room. Adding a
-tool is one new module and one row here; the plumbing (`glm_mcp.server`) knows none of them by name.
+`job_result.py` (a job as a result), `batch_result.py` (a batch job as a result), `accounting.py` (every
+call's cost), `media_files.py` (the platform's files) and `workspace/` (files, roots, conversations). A room
+imports no other room. Adding a tool is one new module and one row here; the plumbing (`glm_mcp.server`) knows
+none of them by name.
 """
 
 from mcp.server.mcpserver.tools import Tool
@@ -21,7 +23,7 @@ from mcp.server.mcpserver.tools import Tool
 from glm_mcp.config import Settings
 from glm_mcp.server.icons import ICONS
 from glm_mcp.server.registration import ToolSpec, register
-from glm_mcp.tools import account, chat, jobs, media, search
+from glm_mcp.tools import account, batch, chat, jobs, media, search
 from glm_mcp.tools.arguments import Attached
 
 __all__ = ["TOOLS", "build_tools", "selected"]
@@ -39,6 +41,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     media.GENERATE_VIDEO,
     account.LIST_MODELS,
     account.USAGE,
+    batch.BATCH,
 )
 """Every tool the server offers, in the order clients list them, each in its toolset (GLM_MCP_TOOLSETS)."""
 

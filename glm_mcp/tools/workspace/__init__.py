@@ -55,6 +55,7 @@ __all__ = [
     "is_turn",
     "keep_answer",
     "prepare",
+    "read_each",
     "record_turn",
 ]
 
@@ -126,6 +127,20 @@ async def prepare(
     if continued is not None:
         pending = _pending_turn(app, continued, conversation, system, new, question, attachments)
     return Prepared(request, tuple(attachments.sent), turns_left_out, pending)
+
+
+async def read_each(app: AppState, ctx: Context, files: list[str], model: str) -> list[Attachments]:
+    """The files `files` names, read and checked as `prepare` reads them (the same roots, and the same budgets for
+    the call as a whole), one `Attachments` each: what a batch sends as one request per file."""
+    try:
+        roots = await allowed_roots(ctx, app.settings)
+    except FilesUnavailable as exc:
+        raise ArgumentError("files", str(exc)) from None
+    attachments = await anyio.to_thread.run_sync(read_files, files, roots, app.settings, model)
+    if attachments.conversions:
+        left = app.settings.files.max_chars - attachments.text_chars
+        await convert(app, attachments, Room(max(left, 0), "GLM_FILES_MAX_CHARS"))
+    return attachments.each()
 
 
 def check_size(messages: list[Message], limit: int) -> None:

@@ -116,10 +116,23 @@ class Attachments:
     """Documents and recordings read, still to become text."""
     text_chars: int = 0
     """Characters of the text files (what they used of GLM_FILES_MAX_CHARS)."""
+    pieces: list[tuple[int, int | ImagePart]] = field(default_factory=list)
+    """Each file in the order read: its index in `sent`, and its block's index in `blocks` or its image part."""
 
     @property
     def text(self) -> str:
         return "\n\n".join(block for block in self.blocks if block)
+
+    def each(self) -> list[Attachments]:
+        """One `Attachments` per file, in the order read: what a batch sends as one request each (documents and
+        recordings after `convert.py` has filled their blocks)."""
+        return [
+            Attachments(blocks=[self.blocks[piece]], sent=[self.sent[sent]], pieces=[(0, 0)])
+            if isinstance(piece, int)
+            else Attachments(images=[(self.sent[sent].path, piece, self.sent[sent].bytes)], sent=[self.sent[sent]],
+                             pieces=[(0, piece)])
+            for sent, piece in self.pieces
+        ]  # fmt: skip
 
     def attach(self, messages: list[Message]) -> list[Message]:
         """`messages` with the files added to the last user message."""
@@ -505,6 +518,7 @@ class _Reading:
         self.images: list[tuple[str, ImagePart, int]] = []
         self.sent: list[SentFile] = []
         self.conversions: list[Document | Recording] = []
+        self.pieces: list[tuple[int, int | ImagePart]] = []
         self.chars = self.image_bytes = self.converted_bytes = 0
         self.audio_seconds = 0.0
         self.seen: set[PurePath] = set()
@@ -519,7 +533,7 @@ class _Reading:
             root.close()
 
     def attachments(self) -> Attachments:
-        return Attachments(self.blocks, self.images, self.sent, self.conversions, self.chars)
+        return Attachments(self.blocks, self.images, self.sent, self.conversions, self.chars, self.pieces)
 
     def find(self, pattern: str, places: list[Place]) -> list[_Found]:
         """The files `pattern` names in `places` (where `Roots.places` put it), each opened once to check it."""
@@ -615,6 +629,7 @@ class _Reading:
                 part = ImagePart(type="image_url", image_url=MediaURL(url=base64.b64encode(data).decode("ascii")))
                 self.images.append((shown, part, len(data)))
                 self.sent.append(SentFile(path=shown, kind="image", bytes=len(data)))
+                self.pieces.append((len(self.sent) - 1, part))
                 return
             suffix = path.suffix.lower()
             if suffix not in LANGUAGES and suffix not in _CONVERTED and hasattr(os, "pread"):
@@ -639,6 +654,7 @@ class _Reading:
                 raise _over_text_budget(shown, self.chars, self.settings)
             self.blocks.append(f'<file path="{shown}" language="{language(path)}">\n{text}\n</file>')
             self.sent.append(SentFile(path=shown, kind="text", bytes=len(data), chars=len(text)))
+            self.pieces.append((len(self.sent) - 1, len(self.blocks) - 1))
         except OSError as exc:
             raise _cannot_read("/".join(names), exc) from None
         finally:
@@ -651,6 +667,7 @@ class _Reading:
         formats.check_document(shown, data, file_type)
         self.converted_bytes += len(data)
         self.conversions.append(Document(shown, data, file_type, len(self.blocks), len(self.sent)))
+        self.pieces.append((len(self.sent), len(self.blocks)))
         self.blocks.append("")
         self.sent.append(SentFile(path=shown, kind="document", bytes=len(data)))
 
@@ -670,6 +687,7 @@ class _Reading:
         digest = formats.content_hash(data)
         entry = Recording(shown, digest, len(data), parts, media_type, seconds, len(self.blocks), len(self.sent))
         self.conversions.append(entry)
+        self.pieces.append((len(self.sent), len(self.blocks)))
         self.blocks.append("")
         self.sent.append(SentFile(path=shown, kind="audio", bytes=len(data)))
 
