@@ -30,7 +30,7 @@ from tests.test_transports import stdio
 pytestmark = pytest.mark.anyio
 
 CORE = {"chat", "web_search_chat", "submit_async", "get_result", "list_jobs", "list_conversations"}
-ALL = CORE | {"web_search", "read_url", "generate_image", "generate_video", "list_models", "usage"}
+ALL = CORE | {"web_search", "read_url", "generate_image", "generate_video", "list_models", "usage", "batch"}
 
 
 @pytest.fixture

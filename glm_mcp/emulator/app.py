@@ -551,14 +551,15 @@ class _Api:
 
     def _upload(self, call: _Call) -> dict[str, Any]:
         """``POST /files``: a multipart form with ``file`` and ``purpose``."""
-        fields = _form(call.request.headers.get("content-type", ""), call.raw)
-        purpose = fields.get("purpose")
-        given = fields.get("file")
+        form = call.upload()
+        if form is None:
+            raise bad_request("The upload must be multipart/form-data, with a boundary.")
+        purpose = form.fields.get("purpose")
+        given = form.files.get("file")
         if purpose is None or given is None:
             raise ApiError(400, "1213", "file and purpose are required (multipart/form-data).")
-        filename, data = given[0] or "file", given[1]
         held = sum(1 for u in self.state.uploads(call.account) if u.purpose == "batch")
-        upload = batches.upload(call.account, filename, purpose[1].decode(errors="replace"), data, self.config, held)
+        upload = batches.upload(call.account, given.filename or "file", purpose, given.data, self.config, held)
         self.state.add_upload(upload)
         return upload.body()
 
@@ -671,35 +672,6 @@ def _int(value: str | None) -> object:
         return int(value)
     except ValueError:
         return value
-
-
-def _form(content_type: str, raw: bytes) -> dict[str, tuple[str | None, bytes]]:
-    """The fields of a ``multipart/form-data`` body: name -> (filename, bytes), the bytes exactly as sent."""
-    kind, _, _ = content_type.partition(";")
-    boundary = _param(content_type, "boundary") or ""
-    if kind.strip().lower() != "multipart/form-data" or not boundary:
-        raise bad_request("The upload must be multipart/form-data, with a boundary.")
-    fields: dict[str, tuple[str | None, bytes]] = {}
-    for part in raw.split(b"--" + boundary.encode())[1:]:
-        if part.startswith(b"--"):
-            break
-        head, separator, data = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        if not separator:
-            raise bad_request("A part of the multipart body has no headers.")
-        headers = head.decode(errors="replace").split("\r\n")
-        disposition = next((line for line in headers if line.lower().startswith("content-disposition")), "")
-        name = _param(disposition, "name")
-        if name is not None:
-            fields[name] = (_param(disposition, "filename"), data.removesuffix(b"\r\n"))
-    return fields
-
-
-def _param(header: str, wanted: str) -> str | None:
-    for piece in header.split(";")[1:]:
-        key, _, value = piece.strip().partition("=")
-        if key.lower() == wanted:
-            return value.strip().strip('"')
-    return None
 
 
 def _malformed(call: _Call) -> bytes:
