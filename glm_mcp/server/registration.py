@@ -14,6 +14,7 @@ import contextlib
 import difflib
 import json
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeVar, cast
@@ -21,7 +22,7 @@ from typing import Any, Literal, NamedTuple, TypeVar, cast
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp.types import CallToolResult, Icon, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -47,6 +48,7 @@ __all__ = [
     "input_schema",
     "lean_schema",
     "lone_surrogate",
+    "output_schema",
     "parse_arguments",
     "register",
     "sdk_tool",
@@ -108,7 +110,7 @@ class ToolSpec:
     """How its call may become an MCP task; None for a tool whose calls never do."""
 
 
-def register(spec: ToolSpec, *, icons: list[Icon] | None = None) -> Tool:
+def register(spec: ToolSpec) -> Tool:
     """The SDK tool for `spec`: its arguments validated once by its own model, its result (or failure) as
     `structuredContent` plus a text copy.
 
@@ -133,9 +135,8 @@ def register(spec: ToolSpec, *, icons: list[Icon] | None = None) -> Tool:
         title=spec.title,
         description=spec.description,
         annotations=spec.annotations,
-        icons=icons,
         input_schema=input_schema(spec.arguments),
-        output_schema=_result_or_failure(spec.result),
+        output_schema=output_schema(spec.result),
         output_model=spec.result,
     )
 
@@ -147,7 +148,6 @@ def sdk_tool(
     title: str,
     description: str,
     annotations: ToolAnnotations,
-    icons: list[Icon] | None,
     input_schema: dict[str, Any],
     output_schema: dict[str, Any],
     output_model: type[BaseModel],
@@ -172,7 +172,6 @@ def sdk_tool(
         is_async=True,
         context_kwarg="ctx",
         annotations=annotations,
-        icons=icons,
     )
 
 
@@ -309,31 +308,39 @@ def input_schema(arguments: type[BaseModel]) -> dict[str, Any]:
     return published
 
 
-def lean_schema(schema: dict[str, Any], *, inline: dict[str, Any] | None = None) -> dict[str, Any]:
+def lean_schema(
+    schema: dict[str, Any], *, inline: Mapping[str, Any] | None = None, drop: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """`schema` without what says nothing to a reader: generated titles, `null` alternatives and the
     `null` and `""` defaults that mean "not given" (results never carry nulls; arguments may leave them
-    out), discriminator mappings; with `inline`, its `$defs` references replaced by the definitions."""
+    out), discriminator mappings, and the keywords in `drop`; with `inline`, its references to those
+    `$defs` replaced by the definitions."""
+    unsaid = _SAYS_NOTHING | drop
+    inlined = inline or {}
 
     def lean(node: Any) -> Any:
         if isinstance(node, list):
             return [lean(item) for item in node]
         if not isinstance(node, dict):
             return node
-        ref = node.get("$ref")
-        if inline is not None and isinstance(ref, str) and ref.startswith("#/$defs/"):
-            node = {**inline[ref.removeprefix("#/$defs/")], **{k: v for k, v in node.items() if k != "$ref"}}
-        options = node.get("anyOf")
-        if isinstance(options, list) and {"type": "null"} in options:
+        while True:
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/") and ref.removeprefix("#/$defs/") in inlined:
+                node = {**inlined[ref.removeprefix("#/$defs/")], **{k: v for k, v in node.items() if k != "$ref"}}
+                continue
+            options = node.get("anyOf")
+            if not (isinstance(options, list) and {"type": "null"} in options):
+                break
             rest = [option for option in options if option != {"type": "null"}]
-            if len(rest) == 1:  # optional: absent means "not given"; null is not worth a word
-                node = {**rest[0], **{k: v for k, v in node.items() if k != "anyOf"}}
-            else:
+            if len(rest) != 1:
                 node = {**node, "anyOf": rest}
+                break
+            node = {**rest[0], **{k: v for k, v in node.items() if k != "anyOf"}}  # optional: absent is "not given"
         kept: dict[str, Any] = {}
         for key, value in node.items():
             if key in ("properties", "$defs") and isinstance(value, dict):  # names, not keywords
                 kept[key] = {name: lean(item) for name, item in value.items()}
-            elif key not in _SAYS_NOTHING and not (key == "default" and value in (None, "")):
+            elif key not in unsaid and not (key == "default" and value in (None, "")):
                 kept[key] = lean(value)
         return kept
 
@@ -344,16 +351,40 @@ def lean_schema(schema: dict[str, Any], *, inline: dict[str, Any] | None = None)
 _SAYS_NOTHING = frozenset({"title", "discriminator"})
 
 
-def _result_or_failure(result: type[BaseModel]) -> dict[str, Any]:
-    """The published output schema: the tool's result, or the `ToolFailure` an error result carries.
+def output_schema(result: type[BaseModel]) -> dict[str, Any]:
+    """The published output schema: the tool's result, or the `ToolFailure` an error result carries, in
+    the keywords a client validates with and no others.
 
     Every `structuredContent` the tool sends then conforms to its `outputSchema`, error results
-    included (clients such as the MCP Inspector check those too). The server still checks a
-    successful result against `result` alone.
+    included (clients such as the MCP Inspector check those too). No descriptions, defaults or titles:
+    they validate nothing, a model reads the result itself (and the tool's description), not this
+    schema, and a client that lists the tools pays for every byte of them in each `tools/list`. A
+    definition used once is written where it is used; only those used more than once stay in `$defs`.
+    The server still checks a successful result against `result` alone.
     """
     either: Any = result | ToolFailure
-    schema = lean_schema(TypeAdapter[Any](either).json_schema())
-    return {"type": "object", **schema}
+    schema = TypeAdapter[Any](either).json_schema()
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+    uses = Counter(_references(schema) + _references(definitions))
+    once = {name: definition for name, definition in definitions.items() if uses[name] == 1}
+    shared = {name: definition for name, definition in definitions.items() if name not in once}
+    published = lean_schema({**schema, "$defs": shared} if shared else schema, inline=once, drop=_FOR_A_READER)
+    return {"type": "object", **published}
+
+
+def _references(node: Any) -> list[str]:
+    """The names of the `$defs` that `node` refers to, once per reference."""
+    if isinstance(node, list):
+        return [name for item in node for name in _references(item)]
+    if not isinstance(node, dict):
+        return []
+    ref = node.get("$ref")
+    here = [ref.removeprefix("#/$defs/")] if isinstance(ref, str) and ref.startswith("#/$defs/") else []
+    return here + [name for value in node.values() for name in _references(value)]
+
+
+_FOR_A_READER = frozenset({"description", "default", "examples"})
+"""Keywords that tell a reader about a value and validate nothing (JSON Schema's annotations)."""
 
 
 def tool_result(model: Result, *, is_error: bool) -> CallToolResult:

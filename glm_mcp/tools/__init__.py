@@ -18,7 +18,6 @@ tool is one new module and one row here; the plumbing (`glm_mcp.server`) knows n
 
 from mcp.server.mcpserver.tools import Tool
 
-from glm_mcp.server.icons import ICONS
 from glm_mcp.server.registration import ToolSpec, register
 from glm_mcp.tools import account, chat, jobs, media, search
 
@@ -48,4 +47,4 @@ def selected(toolsets: tuple[str, ...] | None = None) -> tuple[ToolSpec, ...]:
 
 def build_tools(toolsets: tuple[str, ...] | None = None) -> list[Tool]:
     """The SDK tools of `toolsets` (all of them when None)."""
-    return [register(spec, icons=ICONS) for spec in selected(toolsets)]
+    return [register(spec) for spec in selected(toolsets)]
