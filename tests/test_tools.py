@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from typing import Any
 from xml.etree import ElementTree
 
@@ -20,6 +22,8 @@ from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm import GLMAPIError
 from glm_mcp.server.failures import describe_failure
+from glm_mcp.tools import SCHEMAS_FILE, schemas
+from glm_mcp.tools import TOOLS as TOOL_TABLE
 from tests.conftest import CODING_KEY, DEFAULT_TOOLS, GENERAL_KEY, settings_for, upstream_calls
 
 pytestmark = pytest.mark.anyio
@@ -436,6 +440,44 @@ async def test_the_server_carries_the_projects_icon_inline_once(client: Client) 
     assert svg.tag == "{http://www.w3.org/2000/svg}svg" and svg.get("viewBox")
     # The same icon on every tool cost each tools/list ~480 bytes a tool, and said nothing the server's does not.
     assert all(tool.icons is None for tool in tools)
+
+
+# --- start --------------------------------------------------------------------------------------
+
+
+def test_the_schemas_read_at_start_are_the_ones_the_models_make() -> None:
+    made = json.loads(json.dumps(schemas()))
+    assert json.loads(SCHEMAS_FILE.read_text()) == made, "schemas.json is stale: run scripts/sync-manifests"
+
+
+START_AND_LIST = """
+import json, anyio
+from pydantic import BaseModel
+from glm_mcp.app import create_server
+from glm_mcp.config import Settings
+
+server = create_server(Settings.from_env({"GLM_API_KEY": "key.secret", "GLM_MCP_TOOLSETS": "all"}))
+listed = anyio.run(server.list_tools)
+
+def every(model):
+    for sub in model.__subclasses__():
+        yield sub
+        yield from every(sub)
+
+built = {f"{m.__module__}.{m.__qualname__}" for m in every(BaseModel) if m.__module__.startswith("glm_mcp.")
+         and m.__module__ != "glm_mcp.config" and m.__pydantic_complete__}
+print(json.dumps({"tools": len(listed), "built": sorted(built)}))
+"""
+
+
+def test_start_builds_no_model_until_a_call_needs_it(data_dir: Any) -> None:
+    """Building a pydantic model costs about a millisecond; start built all ~100 of ours and made every schema
+    from them, most of what made cold start dearer than the SDK's own. Settings are read at start: those excepted."""
+    env = {"GLM_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-c", START_AND_LIST], capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    started = json.loads(run.stdout)
+    assert started["tools"] == len(TOOL_TABLE) and started["built"] == [], started
 
 
 async def test_the_sdk_seam(emulator: Emulator, data_dir: Any) -> None:

@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypeVar, cast
+from typing import Any, Literal, NamedTuple, TypedDict, TypeVar, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
@@ -43,6 +43,7 @@ __all__ = [
     "TaskForm",
     "TaskState",
     "TaskStatus",
+    "ToolSchemas",
     "ToolSpec",
     "argument_error",
     "input_schema",
@@ -50,6 +51,7 @@ __all__ = [
     "lone_surrogate",
     "output_schema",
     "parse_arguments",
+    "published_schemas",
     "register",
     "sdk_tool",
     "tool_result",
@@ -110,12 +112,30 @@ class ToolSpec:
     """How its call may become an MCP task; None for a tool whose calls never do."""
 
 
-def register(spec: ToolSpec) -> Tool:
+class ToolSchemas(TypedDict):
+    """What a tool publishes of its models: its input schema and its output schema."""
+
+    input: dict[str, Any]
+    output: dict[str, Any]
+
+
+def published_schemas(spec: ToolSpec) -> ToolSchemas:
+    """`spec`'s published schemas, made from its models (`input_schema`, `output_schema`).
+
+    Making them builds every model they name, which is most of what a tool costs at start; the tool table
+    keeps them made once (`glm_mcp.tools.SCHEMAS_FILE`).
+    """
+    return {"input": input_schema(spec.arguments), "output": output_schema(spec.result)}
+
+
+def register(spec: ToolSpec, schemas: ToolSchemas | None = None) -> Tool:
     """The SDK tool for `spec`: its arguments validated once by its own model, its result (or failure) as
-    `structuredContent` plus a text copy.
+    `structuredContent` plus a text copy; `schemas` are its published schemas when already made (else they
+    are made here, `published_schemas`).
 
     This is the one seam with the SDK's tool machinery (`sdk_tool`): everything else here is ours.
     """
+    published = published_schemas(spec) if schemas is None else schemas
 
     async def call(ctx: Context, **kwargs: Any) -> CallToolResult:
         state = cast(AppState, ctx.request_context.lifespan_context)
@@ -135,8 +155,8 @@ def register(spec: ToolSpec) -> Tool:
         title=spec.title,
         description=spec.description,
         annotations=spec.annotations,
-        input_schema=input_schema(spec.arguments),
-        output_schema=output_schema(spec.result),
+        input_schema=published["input"],
+        output_schema=published["output"],
         output_model=spec.result,
     )
 
@@ -289,7 +309,7 @@ class _AsGiven(ArgModelBase):
     """The SDK's argument model for our tools: every argument passes through unchecked, so the tool's
     own model checks them all and every mistake is answered the same way."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
     def model_dump_one_level(self) -> dict[str, Any]:
         return {_RAW: dict(self.model_extra or {})}

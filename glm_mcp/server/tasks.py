@@ -75,7 +75,7 @@ NOT_FOUND = "Failed to retrieve task: Task not found"
 class TaskParams(RequestParams):
     """The params of tasks/get and tasks/cancel."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
     task_id: str = Field(alias="taskId")
 
 

@@ -16,12 +16,15 @@ platform's files) and `workspace/` (files, roots, conversations). A room imports
 tool is one new module and one row here; the plumbing (`glm_mcp.server`) knows none of them by name.
 """
 
+import json
+from pathlib import Path
+
 from mcp.server.mcpserver.tools import Tool
 
-from glm_mcp.server.registration import ToolSpec, register
+from glm_mcp.server.registration import ToolSchemas, ToolSpec, published_schemas, register
 from glm_mcp.tools import account, chat, jobs, media, search
 
-__all__ = ["TOOLS", "build_tools", "selected"]
+__all__ = ["SCHEMAS_FILE", "TOOLS", "build_tools", "schemas", "selected"]
 
 TOOLS: tuple[ToolSpec, ...] = (
     chat.CHAT,
@@ -45,6 +48,19 @@ def selected(toolsets: tuple[str, ...] | None = None) -> tuple[ToolSpec, ...]:
     return tuple(spec for spec in TOOLS if toolsets is None or spec.toolset in toolsets)
 
 
+SCHEMAS_FILE = Path(__file__).with_name("schemas.json")
+"""Every tool's published schemas (`schemas()`), made once: scripts/sync-manifests writes them and
+tests/test_tools.py checks they are what the models make. Start reads them instead of making them, so that
+no model is built before a call needs it (cold start)."""
+
+
+def schemas() -> dict[str, ToolSchemas]:
+    """Every tool's published schemas, made from its models: what `SCHEMAS_FILE` holds."""
+    return {spec.name: published_schemas(spec) for spec in TOOLS}
+
+
 def build_tools(toolsets: tuple[str, ...] | None = None) -> list[Tool]:
-    """The SDK tools of `toolsets` (all of them when None)."""
-    return [register(spec) for spec in selected(toolsets)]
+    """The SDK tools of `toolsets` (all of them when None), with the schemas of `SCHEMAS_FILE` (a tool it lacks
+    has its schemas made from its models)."""
+    made: dict[str, ToolSchemas] = json.loads(SCHEMAS_FILE.read_text()) if SCHEMAS_FILE.exists() else {}
+    return [register(spec, made.get(spec.name)) for spec in selected(toolsets)]
