@@ -15,8 +15,7 @@ from glm_mcp.server.icons import ICONS
 from glm_mcp.server.state import AppState, lifespan
 from glm_mcp.server.tasks import TasksExtension, TaskTable
 from glm_mcp.server.tasks_2025 import LegacyTasks
-from glm_mcp.tools import build_tools, selected
-from glm_mcp.tools.account import model_list
+from glm_mcp.tools import build_tools, tool_table
 
 INSTRUCTIONS = """GLM models (Zhipu / Z.ai) as tools.
 - chat: ask a model (second opinion, draft, translation, an image with a vision model); web_search_chat: an answer \
@@ -36,7 +35,8 @@ __all__ = ["INSTRUCTIONS", "JOBS_FILE", "MODELS_URI", "create_server"]
 
 def create_server(settings: Settings) -> MCPServer[AppState]:
     """The MCP server for `settings`; the GLM client is opened when the server starts serving."""
-    tasks = TaskTable(selected(settings.server.toolsets))
+    tools = tool_table(settings.server.toolsets)
+    tasks = TaskTable(tools)
     server: MCPServer[AppState] = MCPServer(
         "glm-mcp",
         title="GLM (Zhipu / Z.ai)",
@@ -46,7 +46,7 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
         icons=ICONS,
         lifespan=lifespan(settings),
         log_level=settings.server.log_level,
-        tools=build_tools(settings.server.toolsets),
+        tools=build_tools(tools),
         extensions=[TasksExtension(tasks)],
         middleware=[LegacyTasks(tasks)],  # switched on by the transports that have sessions (`tasks_2025.install`)
     )
@@ -59,6 +59,8 @@ def create_server(settings: Settings) -> MCPServer[AppState]:
         mime_type="application/json",
     )
     async def models(ctx: Context, kind: str = "") -> str:
+        from glm_mcp.tools.account import model_list  # the room is imported when first needed, not at start
+
         state = cast(AppState, ctx.request_context.lifespan_context).for_request(ctx)
         return json.dumps((await model_list(state, kind or None)).structured(), ensure_ascii=False)
 

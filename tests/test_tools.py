@@ -22,8 +22,8 @@ from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm import GLMAPIError
 from glm_mcp.server.failures import describe_failure
-from glm_mcp.tools import SCHEMAS_FILE, schemas
-from glm_mcp.tools import TOOLS as TOOL_TABLE
+from glm_mcp.tools import LISTING_FILE, listing
+from glm_mcp.tools.table import TOOLS as TOOL_TABLE
 from tests.conftest import CODING_KEY, DEFAULT_TOOLS, GENERAL_KEY, settings_for, upstream_calls
 
 pytestmark = pytest.mark.anyio
@@ -445,13 +445,13 @@ async def test_the_server_carries_the_projects_icon_inline_once(client: Client) 
 # --- start --------------------------------------------------------------------------------------
 
 
-def test_the_schemas_read_at_start_are_the_ones_the_models_make() -> None:
-    made = json.loads(json.dumps(schemas()))
-    assert json.loads(SCHEMAS_FILE.read_text()) == made, "schemas.json is stale: run scripts/sync-manifests"
+def test_the_listing_read_at_start_is_the_one_the_table_makes() -> None:
+    made = json.loads(json.dumps(listing()))
+    assert json.loads(LISTING_FILE.read_text()) == made, "listing.json is stale: run scripts/sync-manifests"
 
 
 START_AND_LIST = """
-import json, anyio
+import json, sys, anyio
 from pydantic import BaseModel
 from glm_mcp.app import create_server
 from glm_mcp.config import Settings
@@ -466,18 +466,20 @@ def every(model):
 
 built = {f"{m.__module__}.{m.__qualname__}" for m in every(BaseModel) if m.__module__.startswith("glm_mcp.")
          and m.__module__ != "glm_mcp.config" and m.__pydantic_complete__}
-print(json.dumps({"tools": len(listed), "built": sorted(built)}))
+rooms = sorted(name for name in sys.modules if name.startswith("glm_mcp.tools."))
+print(json.dumps({"tools": len(listed), "built": sorted(built), "imported": rooms}))
 """
 
 
-def test_start_builds_no_model_until_a_call_needs_it(data_dir: Any) -> None:
-    """Building a pydantic model costs about a millisecond; start built all ~100 of ours and made every schema
-    from them, most of what made cold start dearer than the SDK's own. Settings are read at start: those excepted."""
+def test_start_imports_no_room_and_builds_no_model(data_dir: Any) -> None:
+    """Building a pydantic model costs about a millisecond, and importing the rooms tens more: start built all ~100
+    of ours and made every schema from them, most of what made cold start dearer than the SDK's own. Start lists
+    the tools from their listing; settings are read at start (those excepted)."""
     env = {"GLM_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
     run = subprocess.run([sys.executable, "-c", START_AND_LIST], capture_output=True, text=True, env=env, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     started = json.loads(run.stdout)
-    assert started["tools"] == len(TOOL_TABLE) and started["built"] == [], started
+    assert started == {"tools": len(TOOL_TABLE), "built": [], "imported": []}, started
 
 
 async def test_the_sdk_seam(emulator: Emulator, data_dir: Any) -> None:

@@ -15,9 +15,9 @@ import difflib
 import json
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypedDict, TypeVar, cast
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
@@ -39,19 +39,19 @@ __all__ = [
     "LOOKS_UP",
     "STARTS",
     "Handler",
+    "ListedTool",
     "LoneSurrogate",
     "TaskForm",
     "TaskState",
     "TaskStatus",
-    "ToolSchemas",
     "ToolSpec",
+    "ToolTable",
     "argument_error",
     "input_schema",
     "lean_schema",
     "lone_surrogate",
     "output_schema",
     "parse_arguments",
-    "published_schemas",
     "register",
     "sdk_tool",
     "tool_result",
@@ -112,34 +112,95 @@ class ToolSpec:
     """How its call may become an MCP task; None for a tool whose calls never do."""
 
 
-class ToolSchemas(TypedDict):
-    """What a tool publishes of its models: its input schema and its output schema."""
+@dataclass(frozen=True, slots=True)
+class ListedTool:
+    """What a server knows of a tool before its room is imported: what `tools/list` says of it (its
+    texts, annotations and published schemas), its toolset and the suffix of its tasks.
 
-    input: dict[str, Any]
-    output: dict[str, Any]
-
-
-def published_schemas(spec: ToolSpec) -> ToolSchemas:
-    """`spec`'s published schemas, made from its models (`input_schema`, `output_schema`).
-
-    Making them builds every model they name, which is most of what a tool costs at start; the tool table
-    keeps them made once (`glm_mcp.tools.SCHEMAS_FILE`).
+    Making one from a spec (`of`) builds every model its schemas name, which was most of what a tool cost
+    at start; the tool table keeps them made once, as JSON (`glm_mcp.tools.LISTING_FILE`).
     """
-    return {"input": input_schema(spec.arguments), "output": output_schema(spec.result)}
+
+    name: str
+    title: str
+    description: str
+    annotations: ToolAnnotations
+    toolset: str
+    task_suffix: str | None
+    """Its `TaskForm.suffix`; None for a tool whose calls never become tasks."""
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+    @classmethod
+    def of(cls, spec: ToolSpec) -> ListedTool:
+        """`spec` listed, its schemas made from its models (`input_schema`, `output_schema`)."""
+        return cls(
+            name=spec.name,
+            title=spec.title,
+            description=spec.description,
+            annotations=spec.annotations,
+            toolset=spec.toolset,
+            task_suffix=None if spec.task is None else spec.task.suffix,
+            input_schema=input_schema(spec.arguments),
+            output_schema=output_schema(spec.result),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        listed = {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "annotations": self.annotations.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "toolset": self.toolset,
+            "inputSchema": self.input_schema,
+            "outputSchema": self.output_schema,
+        }
+        return listed if self.task_suffix is None else {**listed, "taskSuffix": self.task_suffix}
+
+    @classmethod
+    def from_json(cls, listed: Mapping[str, Any]) -> ListedTool:
+        return cls(
+            name=listed["name"],
+            title=listed["title"],
+            description=listed["description"],
+            annotations=ToolAnnotations.model_validate(listed["annotations"]),
+            toolset=listed["toolset"],
+            task_suffix=listed.get("taskSuffix"),
+            input_schema=listed["inputSchema"],
+            output_schema=listed["outputSchema"],
+        )
 
 
-def register(spec: ToolSpec, schemas: ToolSchemas | None = None) -> Tool:
-    """The SDK tool for `spec`: its arguments validated once by its own model, its result (or failure) as
-    `structuredContent` plus a text copy; `schemas` are its published schemas when already made (else they
-    are made here, `published_schemas`).
+class ToolTable:
+    """The tools a server offers: listed from what it knows at start (`ListedTool`), their specs loaded when
+    a call first needs one (`load` imports the rooms: the first call pays for that, not every start)."""
+
+    def __init__(self, listed: Iterable[ListedTool], load: Callable[[], Iterable[ToolSpec]]) -> None:
+        self.listed = tuple(listed)
+        self._load = load
+        self._specs: dict[str, ToolSpec] | None = None
+
+    def spec(self, name: str) -> ToolSpec:
+        """The spec of the listed tool `name`."""
+        if self._specs is None:
+            names = {listed.name for listed in self.listed}
+            self._specs = {spec.name: spec for spec in self._load() if spec.name in names}
+        return self._specs[name]
+
+
+def register(listed: ListedTool, table: ToolTable) -> Tool:
+    """The SDK tool for `listed`: its arguments validated once by its own model, its result (or failure) as
+    `structuredContent` plus a text copy. Its spec comes from `table` on its first call.
 
     This is the one seam with the SDK's tool machinery (`sdk_tool`): everything else here is ours.
     """
-    published = published_schemas(spec) if schemas is None else schemas
 
     async def call(ctx: Context, **kwargs: Any) -> CallToolResult:
         state = cast(AppState, ctx.request_context.lifespan_context)
         try:
+            spec = table.spec(listed.name)
+            # The SDK checks a successful result against this model: known once the room is (fields read live).
+            tool.fn_metadata.output_model = spec.result
             state = state.for_request(ctx)
             args = parse_arguments(spec.arguments, kwargs[_RAW])
             outcome = await spec.handler(state, ctx, args)
@@ -149,16 +210,16 @@ def register(spec: ToolSpec, schemas: ToolSchemas | None = None) -> Tool:
             report_hand_off(HandOff(job_id, spec.task.suffix))
         return tool_result(outcome, is_error=False)
 
-    return sdk_tool(
+    tool = sdk_tool(
         call,
-        name=spec.name,
-        title=spec.title,
-        description=spec.description,
-        annotations=spec.annotations,
-        input_schema=published["input"],
-        output_schema=published["output"],
-        output_model=spec.result,
+        name=listed.name,
+        title=listed.title,
+        description=listed.description,
+        annotations=listed.annotations,
+        input_schema=listed.input_schema,
+        output_schema=listed.output_schema,
     )
+    return tool
 
 
 def sdk_tool(
@@ -170,18 +231,18 @@ def sdk_tool(
     annotations: ToolAnnotations,
     input_schema: dict[str, Any],
     output_schema: dict[str, Any],
-    output_model: type[BaseModel],
 ) -> Tool:
     """The SDK's `Tool` for `call(ctx, **{_RAW: arguments})`, built from its public fields.
 
     The SDK derives a tool's schemas from a function's signature; ours come from the models, so the
     `Tool` and its `FuncMetadata` are constructed directly instead of through `Tool.from_function`
     (nothing derived and thrown away, no signature rewritten). `_AsGiven` passes the arguments
-    through; the SDK still validates a successful result's `structuredContent` against
-    `output_model`. tests/test_tools.py::test_the_sdk_seam names what broke if an SDK release changes
-    these fields.
+    through; the SDK validates a successful result's `structuredContent` against the metadata's
+    `output_model`, which `register` sets on the first call, when the tool's result model is loaded
+    (the SDK reads these fields live). tests/test_tools.py::test_the_sdk_seam names what broke if an SDK
+    release changes these fields.
     """
-    metadata = FuncMetadata(arg_model=_AsGiven, output_schema=output_schema, output_model=output_model)
+    metadata = FuncMetadata(arg_model=_AsGiven, output_schema=output_schema)
     return Tool(
         fn=call,
         name=name,

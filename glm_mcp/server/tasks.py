@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast, get_args
@@ -40,7 +40,7 @@ from pydantic import ConfigDict, Field
 
 from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, RegistryUnavailable
 from glm_mcp.server.progress import describe_job
-from glm_mcp.server.registration import TaskForm, TaskState, ToolSpec, lone_surrogate
+from glm_mcp.server.registration import TaskForm, TaskState, ToolTable, lone_surrogate
 from glm_mcp.server.state import AppState
 from glm_mcp.server.task_offer import TaskOffer, offering_task
 
@@ -93,14 +93,15 @@ class TaskRef:
 
 
 class TaskTable:
-    """The tools whose calls may become tasks, as their specs declare them, and the tasks they make."""
+    """The tools whose calls may become tasks, as their listings declare them, and the tasks they make.
 
-    def __init__(self, specs: Iterable[ToolSpec]) -> None:
-        self._offered = {spec.name: spec.task for spec in specs if spec.task is not None}
-        self._forms: dict[str, TaskForm] = {}
-        for form in self._offered.values():
-            if self._forms.setdefault(form.suffix, form) is not form:
-                raise ValueError(f"two task forms have the suffix {form.suffix!r}: a task id must name one")
+    Which tools and which suffixes are known from the listing at start; a tool's `TaskForm` is its spec's,
+    looked up when a call or a task id first needs it (`ToolTable.spec`)."""
+
+    def __init__(self, tools: ToolTable) -> None:
+        self._tools = tools
+        self._offered = {listed.name: listed.task_suffix for listed in tools.listed if listed.task_suffix is not None}
+        self._forms: dict[str, TaskForm] | None = None
 
     @property
     def tools(self) -> frozenset[str]:
@@ -109,17 +110,30 @@ class TaskTable:
 
     def offers(self, tool: str, arguments: Mapping[str, Any] | None) -> bool:
         """Whether a call of `tool` with `arguments` may be answered as a task."""
-        form = self._offered.get(tool)
+        form = self._tools.spec(tool).task if tool in self._offered else None
         return form is not None and form.offered(arguments or {})
 
     def parse(self, task_id: str) -> TaskRef | None:
         """The task a task id names, or None for an id no task of ours could have (also one that is not Unicode
         text, which the registry could not even look up)."""
         job_id, dot, rest = task_id.partition(".")
-        form = self._forms.get(dot + rest)
-        if form is None or not job_id.startswith(JOB_ID_PREFIX) or lone_surrogate(task_id) is not None:
+        if dot + rest not in self._offered.values():
             return None
-        return TaskRef(task_id, job_id, form)
+        if not job_id.startswith(JOB_ID_PREFIX) or lone_surrogate(task_id) is not None:
+            return None
+        return TaskRef(task_id, job_id, self._form(dot + rest))
+
+    def _form(self, suffix: str) -> TaskForm:
+        if self._forms is None:
+            forms: dict[str, TaskForm] = {}
+            for tool in self._offered:
+                form = self._tools.spec(tool).task
+                if form is None:
+                    raise ValueError(f"{tool} is listed with tasks, but its spec has no TaskForm")
+                if forms.setdefault(form.suffix, form) is not form:
+                    raise ValueError(f"two task forms have the suffix {form.suffix!r}: a task id must name one")
+            self._forms = forms
+        return self._forms[suffix]
 
     def handed_off(self, offer: TaskOffer) -> TaskRef | None:
         """The task to answer with when the call in `offer` handed off a job; None to answer it as is."""

@@ -1,5 +1,5 @@
 """The tools, one room each: a module per tool or small family holds its arguments, handler, result model
-and `ToolSpec`, and `TOOLS` lists them, one row per tool, in the order clients list them.
+and `ToolSpec`, and `table.TOOLS` lists them, one row per tool, in the order clients list them.
 
 | room | tools |
 |---|---|
@@ -13,54 +13,52 @@ What the rooms share: `arguments.py` (argument field groups, the request id), `f
 calling), `answer.py` (a model's answer as a result, and the typed notes a result carries),
 `job_result.py` (a job as a result), `accounting.py` (every call's cost), `media_files.py` (the
 platform's files) and `workspace/` (files, roots, conversations). A room imports no other room. Adding a
-tool is one new module and one row here; the plumbing (`glm_mcp.server`) knows none of them by name.
+tool is one new module and one row in `table.py` (then `scripts/sync-manifests`); the plumbing
+(`glm_mcp.server`) knows none of them by name.
+
+A server starts without importing a room: it lists the tools from `LISTING_FILE` (what the table says of
+each, its schemas made once), and imports the table on its first call (`tool_table`).
 """
+
+from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from mcp.server.mcpserver.tools import Tool
+from glm_mcp.server.registration import ListedTool, ToolTable, register
 
-from glm_mcp.server.registration import ToolSchemas, ToolSpec, published_schemas, register
-from glm_mcp.tools import account, chat, jobs, media, search
+if TYPE_CHECKING:
+    from mcp.server.mcpserver.tools import Tool
 
-__all__ = ["SCHEMAS_FILE", "TOOLS", "build_tools", "schemas", "selected"]
+    from glm_mcp.server.registration import ToolSpec
 
-TOOLS: tuple[ToolSpec, ...] = (
-    chat.CHAT,
-    chat.WEB_SEARCH_CHAT,
-    chat.SUBMIT_ASYNC,
-    jobs.GET_RESULT,
-    jobs.LIST_JOBS,
-    jobs.LIST_CONVERSATIONS,
-    search.WEB_SEARCH,
-    search.READ_URL,
-    media.GENERATE_IMAGE,
-    media.GENERATE_VIDEO,
-    account.LIST_MODELS,
-    account.USAGE,
-)
-"""Every tool the server offers, in the order clients list them, each in its toolset (GLM_MCP_TOOLSETS)."""
+__all__ = ["LISTING_FILE", "build_tools", "listing", "tool_table"]
+
+LISTING_FILE = Path(__file__).with_name("listing.json")
+"""Every tool as `listing()` makes it from the table: written by scripts/sync-manifests, checked by
+tests/test_tools.py, read at start instead of importing the rooms and building their models (cold start)."""
 
 
-def selected(toolsets: tuple[str, ...] | None = None) -> tuple[ToolSpec, ...]:
-    """The rows of `toolsets` (all of them when None)."""
-    return tuple(spec for spec in TOOLS if toolsets is None or spec.toolset in toolsets)
+def listing() -> list[dict[str, Any]]:
+    """Every tool of the table listed (`ListedTool`), its schemas made from its models: what `LISTING_FILE` holds."""
+    return [ListedTool.of(spec).to_json() for spec in _table()]
 
 
-SCHEMAS_FILE = Path(__file__).with_name("schemas.json")
-"""Every tool's published schemas (`schemas()`), made once: scripts/sync-manifests writes them and
-tests/test_tools.py checks they are what the models make. Start reads them instead of making them, so that
-no model is built before a call needs it (cold start)."""
+def tool_table(toolsets: tuple[str, ...] | None = None) -> ToolTable:
+    """The tools of `toolsets` (all of them when None), listed from `LISTING_FILE` (made from the table when
+    there is none); their rooms are imported on the first call."""
+    listed = json.loads(LISTING_FILE.read_text()) if LISTING_FILE.exists() else listing()
+    tools = (ListedTool.from_json(tool) for tool in listed)
+    return ToolTable([tool for tool in tools if toolsets is None or tool.toolset in toolsets], _table)
 
 
-def schemas() -> dict[str, ToolSchemas]:
-    """Every tool's published schemas, made from its models: what `SCHEMAS_FILE` holds."""
-    return {spec.name: published_schemas(spec) for spec in TOOLS}
+def build_tools(tools: ToolTable) -> list[Tool]:
+    """The SDK tools of `tools`."""
+    return [register(listed, tools) for listed in tools.listed]
 
 
-def build_tools(toolsets: tuple[str, ...] | None = None) -> list[Tool]:
-    """The SDK tools of `toolsets` (all of them when None), with the schemas of `SCHEMAS_FILE` (a tool it lacks
-    has its schemas made from its models)."""
-    made: dict[str, ToolSchemas] = json.loads(SCHEMAS_FILE.read_text()) if SCHEMAS_FILE.exists() else {}
-    return [register(spec, made.get(spec.name)) for spec in selected(toolsets)]
+def _table() -> tuple[ToolSpec, ...]:
+    from glm_mcp.tools.table import TOOLS
+
+    return TOOLS
