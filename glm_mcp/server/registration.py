@@ -5,7 +5,9 @@ fields as a flat, lean input schema, validates the arguments against the model i
 value out of range and an unknown argument name get the same structured `invalid_argument` result as a
 rule across fields), turns its result into `structuredContent` plus a text copy, and turns any failure
 into an `isError` result that says what to do: one success path and one error path for every tool. The
-tools themselves are `glm_mcp.tools`; nothing here knows one by name.
+tools themselves are `glm_mcp.tools`; nothing here knows one by name. A server lists them from what it
+knows at start (`ListedTool`: texts and schemas made once) and loads a tool's spec on its first call
+(`ToolTable`), so that starting builds none of their models.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ class TaskForm:
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """One row of the tool table (`glm_mcp.tools.TOOLS`): everything that makes a tool, declared once."""
+    """One row of the tool table (`glm_mcp.tools.table.TOOLS`): everything that makes a tool, declared once."""
 
     name: str
     title: str
@@ -146,6 +148,7 @@ class ListedTool:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """This listing as JSON, its keys spelt as `tools/list` spells them."""
         listed = {
             "name": self.name,
             "title": self.title,
@@ -159,6 +162,7 @@ class ListedTool:
 
     @classmethod
     def from_json(cls, listed: Mapping[str, Any]) -> ListedTool:
+        """The listing `to_json` wrote."""
         return cls(
             name=listed["name"],
             title=listed["title"],
@@ -199,8 +203,8 @@ def register(listed: ListedTool, table: ToolTable) -> Tool:
         state = cast(AppState, ctx.request_context.lifespan_context)
         try:
             spec = table.spec(listed.name)
-            # The SDK checks a successful result against this model: known once the room is (fields read live).
-            tool.fn_metadata.output_model = spec.result
+            if tool.fn_metadata.output_model is None:  # the SDK checks a successful result against it (read live)
+                tool.fn_metadata.output_model = spec.result
             state = state.for_request(ctx)
             args = parse_arguments(spec.arguments, kwargs[_RAW])
             outcome = await spec.handler(state, ctx, args)
