@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import anyio
 import httpx2
@@ -40,23 +40,24 @@ from glm_mcp.glm.errors import (
 from glm_mcp.glm.retry import Attempts, RetryPolicy
 from glm_mcp.glm.stream import StreamAccumulator
 from glm_mcp.glm.text import scrub_answer, upstream_text
-from glm_mcp.glm.types import (
-    AsyncTask,
-    AsyncTaskResult,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatRequest,
-    ImageRequest,
-    ImagesResponse,
-    ModelInfo,
-    ModelList,
-    MonitorResponse,
-    ReaderRequest,
-    ReaderResponse,
-    VideoRequest,
-    WebSearchRequest,
-    WebSearchResponse,
-)
+
+if TYPE_CHECKING:  # the wire types are imported by the calls that parse them: not at start
+    from glm_mcp.glm.types import (
+        AsyncTask,
+        AsyncTaskResult,
+        ChatCompletion,
+        ChatCompletionChunk,
+        ChatRequest,
+        ImageRequest,
+        ImagesResponse,
+        ModelInfo,
+        MonitorResponse,
+        ReaderRequest,
+        ReaderResponse,
+        VideoRequest,
+        WebSearchRequest,
+        WebSearchResponse,
+    )
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 logger = logging.getLogger(__name__)
@@ -185,6 +186,8 @@ class GLMClient:
 
     async def chat(self, request: ChatRequest, *, attempts: Attempts | None = None) -> ChatCompletion:
         """A whole completion in one JSON answer; `GLMAnswerCutError` when the platform stopped it, as for a stream."""
+        from glm_mcp.glm.types import ChatCompletion
+
         body = request.model_copy(update={"stream": None, "tool_stream": None}).to_json()
         response = await self._send("POST", "chat/completions", body, attempts=attempts)
         completion = self._parse(ChatCompletion, response)
@@ -316,6 +319,8 @@ class GLMClient:
         # The final chunk (finish reason and usage) arrived and only [DONE] is missing: the answer is whole.
 
     def _parse_chunk(self, data: str, response: httpx2.Response) -> ChatCompletionChunk:
+        from glm_mcp.glm.types import ChatCompletionChunk
+
         try:
             chunk = ChatCompletionChunk.model_validate_json(data)
         except ValidationError:
@@ -338,6 +343,8 @@ class GLMClient:
         Not re-sent after a failure that may have reached the platform (a read timeout, a cut
         connection): a second submit would be a second paid job.
         """
+        from glm_mcp.glm.types import AsyncTask
+
         body = request.model_copy(update={"stream": None, "tool_stream": None}).to_json()
         response = await self._send(
             "POST", "async/chat/completions", body, attempts=attempts, resend_if_maybe_delivered=False
@@ -346,11 +353,15 @@ class GLMClient:
 
     async def async_result(self, task_id: str) -> AsyncTaskResult:
         """The status of a job, with its completion once it has succeeded."""
+        from glm_mcp.glm.types import AsyncTaskResult
+
         response = await self._send("GET", f"async-result/{task_id}")
         return self._parse(AsyncTaskResult, response)
 
     async def list_models(self) -> list[ModelInfo]:
         """The model codes the key can use (GET /models; undocumented but OpenAI-shaped)."""
+        from glm_mcp.glm.types import ModelList
+
         response = await self._send("GET", "models")
         models = self._parse(ModelList, response).data
         # The ids end up in advice ("models this key can use"): upstream text like any other.
@@ -360,16 +371,22 @@ class GLMClient:
 
     async def web_search(self, request: WebSearchRequest, *, attempts: Attempts | None = None) -> WebSearchResponse:
         """Search results without a model's answer (POST /web_search)."""
+        from glm_mcp.glm.types import WebSearchResponse
+
         response = await self._send("POST", "web_search", _json(request), attempts=attempts)
         return self._parse(WebSearchResponse, response)
 
     async def read_url(self, request: ReaderRequest, *, attempts: Attempts | None = None) -> ReaderResponse:
         """A web page as clean markdown or text, with its title and metadata (POST /reader)."""
+        from glm_mcp.glm.types import ReaderResponse
+
         response = await self._send("POST", "reader", _json(request), attempts=attempts)
         return self._parse(ReaderResponse, response)
 
     async def generate_image(self, request: ImageRequest, *, attempts: Attempts | None = None) -> ImagesResponse:
         """One image, answered when it is made. Paid: not re-sent after a failure that may have reached the platform."""
+        from glm_mcp.glm.types import ImagesResponse
+
         response = await self._send(
             "POST", "images/generations", _json(request), attempts=attempts, resend_if_maybe_delivered=False
         )
@@ -377,6 +394,8 @@ class GLMClient:
 
     async def submit_image(self, request: ImageRequest, *, attempts: Attempts | None = None) -> AsyncTask:
         """Start an image as a platform task (glm-image); poll it with `async_result`. Not re-sent either."""
+        from glm_mcp.glm.types import AsyncTask
+
         response = await self._send(
             "POST", "async/images/generations", _json(request), attempts=attempts, resend_if_maybe_delivered=False
         )
@@ -384,6 +403,8 @@ class GLMClient:
 
     async def submit_video(self, request: VideoRequest, *, attempts: Attempts | None = None) -> AsyncTask:
         """Start a video (always a platform task); poll it with `async_result`. Not re-sent either."""
+        from glm_mcp.glm.types import AsyncTask
+
         response = await self._send(
             "POST", "videos/generations", _json(request), attempts=attempts, resend_if_maybe_delivered=False
         )
@@ -391,6 +412,8 @@ class GLMClient:
 
     async def coding_quota(self) -> MonitorResponse:
         """A GLM Coding Plan key's quota windows: the monitor API on the platform's origin, not the model API."""
+        from glm_mcp.glm.types import MonitorResponse
+
         response = await self._send("GET", f"{self.origin}/api/monitor/usage/quota/limit")
         return self._parse(MonitorResponse, response)
 
