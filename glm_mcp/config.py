@@ -5,7 +5,7 @@
 reads them through one source, `Variables`, which `Settings.settings_customise_sources` adds after the
 constructor's own values; `Settings.from_env` gives it the environment (or a mapping), `Settings(...)`
 alone reads nothing. `ENV_VARS` lists every variable with its default, meaning and group, from which
-`scripts/sync-manifests` writes the README's tables (one a group) and against which the tests check the
+`scripts/sync-manifests` writes the tables of docs/configuration.md (one a group) and against which the tests check the
 manifests, so a default changed here and nowhere else fails the suite.
 
 An empty variable counts as unset, except for a field marked `BLANK_IS_A_VALUE` (`GLM_MCP_OAUTH_SCOPE`:
@@ -86,7 +86,7 @@ API_KEY_VARS = ("GLM_API_KEY", "ZAI_API_KEY", "ZHIPUAI_API_KEY")
 DEFAULT_MODEL = "glm-4.6"
 MIN_HTTP_TOKEN_CHARS = 16
 APP_NAME = "glm-mcp"
-TOOLSETS = ("core", "search", "images", "video", "models", "usage")
+TOOLSETS = ("core", "search", "images", "video", "models", "usage", "batch")
 """The groups of tools GLM_MCP_TOOLSETS chooses from (each tool's `ToolSpec.toolset`)."""
 
 BLANK_IS_A_VALUE = "blank_is_a_value"
@@ -183,7 +183,7 @@ AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
 
 class Group(BaseModel):
     """A frozen group of settings. Each field is read from the variable its `validation_alias` names, and can
-    be given by its name too (`Http(stateless=False)`); its `title` heads its table in the README."""
+    be given by its name too (`Http(stateless=False)`); its `title` heads its table in docs/configuration.md."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
 
@@ -367,8 +367,9 @@ class Models(Group, title="Models"):
         "",
         validation_alias="GLM_PRICES",
         description="Prices `usage` estimates cost with, overriding the built-in table (docs/usage.md): "
-        "`model=input/output` per million tokens, comma-separated, e.g. `glm-4.6=0.6/2.2,glm-4.5-air=0.2/1.1`; a "
-        "model code or family prefix. In the currency you write them in (the built-in table is USD).",
+        "`model=input/output` per million tokens, or `model=price` per call (searches, images, videos), "
+        "comma-separated, e.g. `glm-4.6=0.6/2.2,cogview-4=0.01`; a model code or family prefix. In the currency you "
+        "write them in (the built-in table is USD).",
     )
 
     @field_validator("prices")
@@ -386,8 +387,8 @@ class Server(Group, title="The server"):
         validation_alias="GLM_MCP_TOOLSETS",
         description="The toolsets the server offers, comma-separated, or `all`: `core` (chat, web_search_chat, "
         "submit_async, get_result, list_jobs, list_conversations), `search` (web_search, read_url), `images` "
-        "(generate_image), `video` (generate_video), `models` (list_models), `usage` (usage). Every tool costs the "
-        "agent context: offer the ones it needs.",
+        "(generate_image), `video` (generate_video), `models` (list_models), `usage` (usage), `batch` (batch). Every "
+        "tool costs the agent context: offer the ones it needs.",
         json_schema_extra=_shown("(core,search)"),
     )
     log_level: Annotated[LogLevel, BeforeValidator(_upper)] = Field(
@@ -891,4 +892,4 @@ ENV_VARS: tuple[EnvVar, ...] = tuple(
     for field_name, info in group.model_fields.items()
     if _variables(info)
 )
-"""Every variable the server reads, group by group, in the order the README lists them."""
+"""Every variable the server reads, group by group, in the order docs/configuration.md lists them."""

@@ -9,6 +9,7 @@
     ├── RegistryUnavailable      registry_unavailable  the job registry cannot do what was asked
     ├── GenerationFailed         (its cause's kind)    a generation that failed, with its partial text
     ├── MediaTaskFailed          media_failed          the platform reports an image or video task failed
+    ├── DocumentNotRead          media_failed          the platform's file parser did not read a document
     └── GLMError                 upstream_error        glm/errors.py: talking to the GLM API
         ├── MissingAPIKeyError   missing_api_key
         ├── GLMAPIError          upstream_error        the platform's error; advice by business code
@@ -238,3 +239,24 @@ class MediaTaskFailed(GlmMcpError):
     @property
     def retryable(self) -> bool:
         return True
+
+
+class DocumentNotRead(GlmMcpError):
+    """A document named in `files` that the platform's file parser reports it could not read, or had not read in
+    the time a call waits; nothing else of the call was sent."""
+
+    kind: ClassVar[ErrorKind] = "media_failed"
+
+    def __init__(self, path: str, task_id: str, reason: str, *, timed_out: bool = False) -> None:
+        super().__init__(f"The platform's file parser did not read {path} (task {task_id}): {reason}")
+        self.task_id = task_id
+        self.timed_out = timed_out
+
+    @property
+    def retryable(self) -> bool:
+        return self.timed_out
+
+    def advice(self, facts: Advice) -> str:
+        if self.timed_out:
+            return "Call again later: a large document takes the parser longer."
+        return "Check that the file opens in its application, or send its text as a text file instead."

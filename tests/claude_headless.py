@@ -79,6 +79,32 @@ def claude_mcp_get(claude: Path, home: Path, server: dict[str, Any]) -> str:
     return claude_commands(claude, home, add, ["mcp", "get", SERVER]).stdout
 
 
+def claude_shell(
+    claude: Path, home: Path, line: str, cwd: Path | None = None, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """`line` run by bash as a user types it, `claude` on PATH, in `home` (as `claude_commands`) with `variables`
+    set (what a line names as `$VARIABLE`): the shell splits and expands it, Claude Code parses it, the test
+    neither. Its outcome, whatever it is, so the test can show what Claude Code said."""
+    env = claude_env(home, "http://127.0.0.1:9")
+    env = {**env, "PATH": f"{claude.parent}{os.pathsep}{env['PATH']}", **variables}
+    return subprocess.run(
+        ["bash", "-c", line],
+        env=env,
+        cwd=cwd or home,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def claude_added_servers(home: Path, project: Path | None = None) -> dict[str, Any]:
+    """The servers `claude mcp add` stored for `project` (default `home`) in local scope: Claude Code's own reading
+    of the command line, from the file it keeps them in (`.claude.json` in its config dir)."""
+    stored = json.loads((home / ".claude" / ".claude.json").read_text())
+    return dict(stored["projects"][str((project or home).resolve())].get("mcpServers", {}))
+
+
 def claude_commands(claude: Path, home: Path, *commands: list[str]) -> subprocess.CompletedProcess[str]:
     """Claude Code's own CLI run with each of `commands` in turn, in `home` (the user's configuration is never
     touched, and no model is asked); each must succeed. The last one's outcome."""

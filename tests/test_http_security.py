@@ -428,7 +428,7 @@ async def test_stateless_replicas_taking_turns_answer_as_one_server(emulator: Em
     assert len(balancer.sent) == 2 and min(balancer.sent.values()) >= sum(balancer.sent.values()) // 2, balancer.sent
 
     emulator.state.clear()  # the prompt cache too: both runs meet the same emulator
-    async with Client(create_server(settings_for(emulator))) as client:
+    async with Client(create_server(settings_for(emulator), over_http=True)) as client:  # as the replicas serve it
         assert await listed_tools(client) == tools
         alone = await call_every_tool(tools, calls_through(client), same_arguments(replicas))
     assert _comparable(replicas) == _comparable(alone)

@@ -242,13 +242,18 @@ async def test_files_over_http_are_off_unless_the_setting_is_given(emulator: Emu
     base = {"GLM_API_KEY": GENERAL_KEY, "GLM_BASE_URL": emulator.base_url}
     with http_server(env=server_env(**base)) as origin:
         async with Client(origin + "/mcp") as client:
+            off = (await client.list_tools()).tools
             refused = failed(await client.call_tool("chat", {"prompt": "Read.", "files": [str(project / "README.md")]}))
     assert refused["field"] == "files" and "off over HTTP" in refused["message"]
     assert "GLM_FILES_ROOTS" in refused["message"] and upstream_calls(emulator, "/chat/completions") == []
+    assert [tool.name for tool in off if "files" in tool.input_schema["properties"]] == []  # not offered either
     with http_server(env=server_env(**base, GLM_FILES_ROOTS=str(project))) as origin:
         async with Client(origin + "/mcp") as client:
+            on = (await client.list_tools()).tools
             ok(await client.call_tool("chat", {"prompt": "Read.", "files": ["README.md"]}))
     assert '<file path="README.md"' in sent_text(emulator)
+    offered = [tool.name for tool in on if "files" in tool.input_schema["properties"]]
+    assert offered == ["chat", "web_search_chat", "submit_async"]
 
 
 # --- conversations ---------------------------------------------------------------------------------------

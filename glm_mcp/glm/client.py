@@ -11,11 +11,13 @@ import copy
 import email.utils
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from urllib.parse import quote
 
 import anyio
 import httpx2
@@ -23,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from glm_mcp.glm import fetch
 from glm_mcp.glm.auth import Credentials
+from glm_mcp.glm.documents import ASR_MODEL, ParserResult, ParserTask, ParserTool, Transcription, form
 from glm_mcp.glm.errors import (
     GLMAnswerCutError,
     GLMAPIError,
@@ -45,9 +48,14 @@ if TYPE_CHECKING:  # the wire types are imported by the calls that parse them: n
     from glm_mcp.glm.types import (
         AsyncTask,
         AsyncTaskResult,
+        Batch,
+        BatchLine,
+        BatchRequest,
         ChatCompletion,
         ChatCompletionChunk,
         ChatRequest,
+        FileDeleted,
+        FileObject,
         ImageRequest,
         ImagesResponse,
         ModelInfo,
@@ -81,8 +89,11 @@ pool keeping N costs O(N) CPU per request and O(N²) per burst (docs/httpcore2-p
 kept, that was most of the server's CPU per call. Past this many idle ones, a connection is closed
 when its response ends; under a sustained load the in-flight ones are reused as they free up.
 """
+_PATH_SEGMENT = re.compile(r"[\w.:-]{1,200}")
+"""A file or batch id the client puts in a URL path: the platform's are letters, digits, `_` and `-`."""
 # Failures that happen before a request is on the wire: re-sending can never duplicate work.
 _NOT_DELIVERED = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
+_OCTETS = "application/octet-stream"
 
 
 def open_http_client(
@@ -410,6 +421,67 @@ class GLMClient:
         )
         return self._parse(AsyncTask, response)
 
+    # --- files and batches (docs/glm-endpoints.md#files-and-batches) -----------------------------
+
+    async def upload_file(self, content: bytes, *, filename: str, purpose: str = "batch") -> FileObject:
+        """Upload a file to the Files API (POST /files, multipart): a batch's JSONL input, with purpose "batch"."""
+        from glm_mcp.glm.types import FileObject
+
+        body, content_type = form({"purpose": purpose}, filename, content, "application/octet-stream")
+        response = await self._send("POST", "files", body, content_type=content_type)
+        return self._parse(FileObject, response)
+
+    async def create_batch(self, request: BatchRequest, *, attempts: Attempts | None = None) -> Batch:
+        """Start a batch on an uploaded input file. Paid: not re-sent after a failure that may have reached the
+        platform (a second batch would run, and be billed, twice)."""
+        from glm_mcp.glm.types import Batch
+
+        response = await self._send(
+            "POST", "batches", _json(request), attempts=attempts, resend_if_maybe_delivered=False
+        )
+        return self._parse(Batch, response)
+
+    async def retrieve_batch(self, batch_id: str) -> Batch:
+        """A batch as it stands: its status, its request counts and, once it has ended, its files."""
+        from glm_mcp.glm.types import Batch
+
+        response = await self._send("GET", f"batches/{_segment(batch_id, 'batch id')}")
+        return self._parse(Batch, response)
+
+    async def cancel_batch(self, batch_id: str) -> Batch:
+        """Ask the platform to cancel a batch (it is then `cancelling`, and `cancelled` once stopped)."""
+        from glm_mcp.glm.types import Batch
+
+        response = await self._send("POST", f"batches/{_segment(batch_id, 'batch id')}/cancel")
+        return self._parse(Batch, response)
+
+    async def batch_file(self, file_id: str) -> list[BatchLine]:
+        """The lines of a batch's output or error file (GET /files/{id}/content), each parsed and scrubbed of
+        the key like any answer; the file is read within GLM_MAX_RESPONSE_BYTES."""
+        from glm_mcp.glm.types import BatchLine
+
+        response = await self._send("GET", f"files/{_segment(file_id, 'file id')}/content")
+        lines: list[BatchLine] = []
+        for number, raw in enumerate(response.content.splitlines(), start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = BatchLine.model_validate_json(raw)
+            except ValidationError:
+                snippet = self._text(raw, SNIPPET_CHARS)
+                raise GLMProtocolError(
+                    f"line {number} of the batch file {file_id} is not a batch result: {snippet!r}"
+                ) from None
+            lines.append(self._scrubbed(line, raw))
+        return lines
+
+    async def delete_file(self, file_id: str) -> FileDeleted:
+        """Delete a file of the Files API (an account keeps at most 1,000 batch files)."""
+        from glm_mcp.glm.types import FileDeleted
+
+        response = await self._send("DELETE", f"files/{_segment(file_id, 'file id')}")
+        return self._parse(FileDeleted, response)
+
     async def coding_quota(self) -> MonitorResponse:
         """A GLM Coding Plan key's quota windows: the monitor API on the platform's origin, not the model API."""
         from glm_mcp.glm.types import MonitorResponse
@@ -461,6 +533,67 @@ class GLMClient:
                 finally:
                     await _close(response)
 
+    # --- documents and recordings: the file parser and speech-to-text (docs/glm-endpoints.md) -------
+
+    async def create_parse(
+        self,
+        data: bytes,
+        *,
+        filename: str,
+        file_type: str,
+        tool: ParserTool = "lite",
+        attempts: Attempts | None = None,
+    ) -> ParserTask:
+        """Start the file parser on a document (POST /files/parser/create); `parse_result` reads its text.
+
+        `file_type` is the reference's name of the format (`PDF`, `DOCX`, ...). A parse may be billed, so it is
+        not re-sent after a failure that may have reached the platform.
+        """
+        body, content_type = form({"tool_type": tool, "file_type": file_type}, filename, data, _OCTETS)
+        response = await self._send(
+            "POST",
+            "files/parser/create",
+            body,
+            content_type=content_type,
+            attempts=attempts,
+            resend_if_maybe_delivered=False,
+        )
+        task = self._parse(ParserTask, response)
+        if not task.success or not task.task_id:
+            message = self._text(task.message, MESSAGE_CHARS) or "no message"
+            raise GLMProtocolError(f"the GLM API's file parser created no task: {message}")
+        return task
+
+    async def parse_result(self, task_id: str) -> ParserResult:
+        """The state of a parse, with the document's text once it succeeded (GET /files/parser/result/{id}/text)."""
+        response = await self._send("GET", f"files/parser/result/{quote(task_id, safe='')}/text")
+        return self._parse(ParserResult, response)
+
+    async def transcribe(
+        self,
+        data: bytes,
+        *,
+        filename: str,
+        media_type: str,
+        model: str = ASR_MODEL,
+        prompt: str | None = None,
+        attempts: Attempts | None = None,
+    ) -> Transcription:
+        """The text spoken in a recording (POST /audio/transcriptions): WAV or MP3, at most 30 s and 25 MB, which
+        the caller keeps to. `prompt` is what was said before (the previous part's text). Billed per minute: not
+        re-sent after a failure that may have reached the platform."""
+        fields = {"model": model, "stream": "false"} | ({"prompt": prompt} if prompt else {})
+        body, content_type = form(fields, filename, data, media_type)
+        response = await self._send(
+            "POST",
+            "audio/transcriptions",
+            body,
+            content_type=content_type,
+            attempts=attempts,
+            resend_if_maybe_delivered=False,
+        )
+        return self._parse(Transcription, response)
+
     # --- plumbing -----------------------------------------------------------------------------
 
     async def _send(
@@ -469,21 +602,23 @@ class GLMClient:
         path: str,
         body: bytes | None = None,
         *,
+        content_type: str | None = None,
         attempts: Attempts | None = None,
         resend_if_maybe_delivered: bool = True,
     ) -> _Body:
+        """One call, retried as the policy allows; `body` is JSON unless `content_type` says otherwise."""
         attempts = attempts or Attempts()
         with self._deadline():
             while True:
                 attempts.count += 1
                 try:
                     async with self._limiter:
-                        return await self._send_once(method, path, body)
+                        return await self._send_once(method, path, body, content_type)
                 except GLMError as exc:
                     await self._wait_before_retry(attempts, exc, resend_if_maybe_delivered=resend_if_maybe_delivered)
 
-    async def _send_once(self, method: str, path: str, body: bytes | None) -> _Body:
-        response = await self._start(method, path, body)
+    async def _send_once(self, method: str, path: str, body: bytes | None, content_type: str | None = None) -> _Body:
+        response = await self._start(method, path, body, content_type)
         try:
             if response.status_code >= 400:
                 raise await self._error_of(response)
@@ -495,7 +630,9 @@ class GLMClient:
         finally:
             await _close(response)  # past a limit, the unread rest goes with the connection
 
-    async def _start(self, method: str, path: str, body: bytes | None) -> httpx2.Response:
+    async def _start(
+        self, method: str, path: str, body: bytes | None, content_type: str | None = None
+    ) -> httpx2.Response:
         """Send a request; the answer's body is left unread, to be read within its limit.
 
         The key signs the request as its `httpx2.Auth`, given per request rather than set on the pooled
@@ -504,7 +641,8 @@ class GLMClient:
         credentials = self.credentials
         if credentials is None:
             raise MissingAPIKeyError("no GLM API key is configured")
-        request = self._http.build_request(method, path, content=body)
+        headers = {"Content-Type": content_type} if content_type else None
+        request = self._http.build_request(method, path, content=body, headers=headers)
         try:
             return await self._http.send(request, stream=True, auth=credentials)
         except httpx2.HTTPError as exc:
@@ -613,6 +751,13 @@ class GLMClient:
 def _json(request: BaseModel) -> bytes:
     """A request model as its wire body: unset fields are left out rather than sent as null."""
     return request.model_dump_json(exclude_none=True).encode()
+
+
+def _segment(value: str, what: str) -> str:
+    """`value` as one segment of a URL path; `GLMProtocolError` for one that is not an id (it came from an answer)."""
+    if not _PATH_SEGMENT.fullmatch(value):
+        raise GLMProtocolError(f"the {what} {value[:100]!r} cannot name a resource of the GLM API")
+    return value
 
 
 async def _drain(events: AsyncIterator[httpx2.ServerSentEvent]) -> None:

@@ -62,6 +62,14 @@ TABLES = (
     cached_tokens {bigint} NOT NULL,
     calls INTEGER NOT NULL        -- requests the platform billed (1; images: the images made)
 )""",
+    """CREATE TABLE IF NOT EXISTS extracts (
+    principal TEXT NOT NULL,      -- WHO paid for it, as for jobs: server | key:<hmac>
+    sha256 TEXT NOT NULL,         -- the file's content, hex
+    source TEXT NOT NULL,         -- what read it: file-parser:lite, glm-asr-2512
+    text TEXT NOT NULL,           -- what it was read as (extracts.py)
+    created_at {real} NOT NULL,   -- unix time: retention counts from it
+    PRIMARY KEY (principal, sha256, source)
+)""",
 )
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_by_principal ON jobs (principal, created_at DESC, id DESC)",  # list_jobs
@@ -70,6 +78,7 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS conversations_by_principal ON conversations (principal, updated_at DESC, id DESC)",
     "CREATE INDEX IF NOT EXISTS conversations_by_age ON conversations (updated_at)",  # retention
     "CREATE INDEX IF NOT EXISTS usage_by_principal ON usage (principal, at)",
+    "CREATE INDEX IF NOT EXISTS extracts_by_age ON extracts (created_at)",  # retention
 )
 REPLICAS = (
     "CREATE TABLE IF NOT EXISTS replicas (owner TEXT PRIMARY KEY, lease_until TIMESTAMPTZ NOT NULL, "
@@ -113,11 +122,11 @@ class Dialect:
 
 
 SQLITE = Dialect(
-    version=5,
+    version=6,
     types={"real": "REAL", "bigint": "INTEGER"},
     upgrades=(
         # 2: jobs got their principal; every job recorded before belongs to the server's key. (3: conversations,
-        # 4: usage, only created.)
+        # 4: usage, 6: extracts, only created.)
         Upgrade(2, ("ALTER TABLE jobs ADD COLUMN principal TEXT NOT NULL DEFAULT 'server'",)),
         # 5: the indexes PostgreSQL has: running jobs by owner, ended ones by age (for retention).
         Upgrade(5, ("DROP INDEX IF EXISTS jobs_newest", "DROP INDEX IF EXISTS jobs_running")),
@@ -125,7 +134,7 @@ SQLITE = Dialect(
 )
 """Kept in `PRAGMA user_version`."""
 POSTGRES = Dialect(
-    version=2,  # 1: jobs, meta, the replicas' leases and the trigger; 2: conversations, turns, usage
+    version=3,  # 1: jobs, meta, the replicas' leases and the trigger; 2: conversations, turns, usage; 3: extracts
     types={"real": "DOUBLE PRECISION", "bigint": "BIGINT"},
     own=REPLICAS,
 )

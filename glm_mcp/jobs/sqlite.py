@@ -46,7 +46,7 @@ from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.jobs.owner import OwnerLock, new_owner, owner_gone
 from glm_mcp.jobs.records import Rows, Steps, drive
 from glm_mcp.jobs.schema import SQLITE
-from glm_mcp.jobs.store import Changes, JobRecords, polling
+from glm_mcp.jobs.store import NOT_FOLLOWED, Changes, JobRecords, polling
 from glm_mcp.jobs.worker import BatchThread, Work
 
 logger = logging.getLogger(__name__)
@@ -126,10 +126,16 @@ class SQLiteDatabase:
         if not self._read_only:
             for owner in gone:
                 yield (
-                    "UPDATE jobs SET status = 'interrupted', updated_at = ? WHERE owner = ? AND status = 'running'",
+                    "UPDATE jobs SET status = 'interrupted', updated_at = ? "
+                    f"WHERE owner = ? AND status = 'running' AND {NOT_FOLLOWED}",
                     (time.time(), owner),
                 )
         return gone
+
+    def gone(self, owners: Collection[str]) -> Steps[set[str]]:
+        """An owner is gone when its lock can be taken."""
+        yield from ()
+        return {o for o in owners if o != self._owner and owner_gone(self._owners_dir, o)}
 
     def take_notice(self) -> str | None:
         notice, self._notice = self._notice, None

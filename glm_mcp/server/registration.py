@@ -17,9 +17,9 @@ import difflib
 import json
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypeVar, cast
+from typing import Any, Literal, NamedTuple, TypeVar, cast, get_args
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from glm_mcp.errors import ArgumentError
-from glm_mcp.jobs import Job, JobRecord
+from glm_mcp.jobs import ChatKind, Job, JobRecord
 from glm_mcp.server.failures import ToolFailure
 from glm_mcp.server.result import Result
 from glm_mcp.server.state import AppState
@@ -37,6 +37,7 @@ from glm_mcp.server.task_offer import HandOff, report_hand_off
 
 __all__ = [
     "ASKS",
+    "CHAT_KINDS",
     "LISTS",
     "LOOKS_UP",
     "STARTS",
@@ -49,6 +50,7 @@ __all__ = [
     "ToolSpec",
     "ToolTable",
     "argument_error",
+    "configured",
     "input_schema",
     "lean_schema",
     "lone_surrogate",
@@ -63,6 +65,8 @@ Handler = Callable[[AppState, Context, Any], Awaitable[Result]]
 """`async def handler(app, ctx, args) -> Result`: the state of this request, the SDK's context, the arguments."""
 
 TaskStatus = Literal["working", "completed", "cancelled"]
+CHAT_KINDS: frozenset[str] = frozenset(get_args(ChatKind))
+"""The jobs a server process generates (a chat that outlived its wait): what a task follows unless its form says."""
 
 ASKS = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 """Asks the platform and changes nothing (each answer may differ)."""
@@ -94,7 +98,14 @@ class TaskForm:
     offered: Callable[[Mapping[str, Any]], bool]
     """Whether a call with these arguments may become a task (its wait is then cut to the task threshold)."""
     final: Callable[[AppState, Job | JobRecord], Awaitable[TaskState]]
-    """The task of a job that has ended: in this process (its `Job`), or as the registry has it (its record)."""
+    """The task of a job that has ended: in this process (its `Job`), or as the registry has it (its record). For a
+    job no server process generates (`follows` beyond the chat kinds), also the task of its running record."""
+    follows: frozenset[str] = CHAT_KINDS
+    """The kinds of job its tasks follow: a chat a server process generates, or a job the platform runs (a batch),
+    whose task is read from its record."""
+    cancel: Callable[[AppState, JobRecord], Awaitable[None]] | None = None
+    """How tasks/cancel stops a running job that no server process generates (a platform batch); None: only a job
+    generated in the process asked can be stopped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +203,13 @@ class ToolTable:
         return self._specs[name]
 
 
-def register(listed: ListedTool, table: ToolTable) -> Tool:
+def register(
+    listed: ListedTool, table: ToolTable, *, unoffered: Collection[str] = (), values: Mapping[str, str] | None = None
+) -> Tool:
     """The SDK tool for `listed`: its arguments validated once by its own model, its result (or failure) as
-    `structuredContent` plus a text copy. Its spec comes from `table` on its first call.
+    `structuredContent` plus a text copy. Its spec comes from `table` on its first call. Its input schema is this
+    configuration's (`configured`): without the arguments named in `unoffered`, which it cannot honour (a call
+    that passes one anyway gets the handler's refusal), and with the settings' `values` its descriptions name.
 
     This is the one seam with the SDK's tool machinery (`sdk_tool`): everything else here is ours.
     """
@@ -220,7 +235,7 @@ def register(listed: ListedTool, table: ToolTable) -> Tool:
         title=listed.title,
         description=listed.description,
         annotations=listed.annotations,
-        input_schema=listed.input_schema,
+        input_schema=configured(listed.input_schema, unoffered=unoffered, values=values),
         output_schema=listed.output_schema,
     )
     return tool
@@ -381,7 +396,8 @@ class _AsGiven(ArgModelBase):
 
 
 def input_schema(arguments: type[BaseModel]) -> dict[str, Any]:
-    """The published input schema: flat parameters, self-contained, and lean.
+    """The published input schema: flat parameters, self-contained, and lean; as every configuration has it
+    before `configured` makes it this one's.
 
     It is read by a language model, which pays for every character: nested models are inlined
     (several MCP clients do not follow `$ref`), and what says nothing to a reader is dropped
@@ -391,6 +407,35 @@ def input_schema(arguments: type[BaseModel]) -> dict[str, Any]:
     published = lean_schema(schema, inline=schema.pop("$defs", {}))
     published.pop("description", None)  # the tool's description says it
     return published
+
+
+def configured(
+    schema: dict[str, Any], *, unoffered: Collection[str] = (), values: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """An input schema (`input_schema`) as this configuration makes it true where it is served: the `unoffered`
+    arguments left out, and a description that names a setting as `{GLM_VISION_MODEL}` saying its value in
+    `values` (its name is left as written when `values` has none). Plain dict work, cheap at start."""
+    properties = {name: prop for name, prop in schema.get("properties", {}).items() if name not in unoffered}
+    published = {**schema, "properties": properties} if "properties" in schema else dict(schema)
+    if "required" in published:
+        published["required"] = [name for name in published["required"] if name not in unoffered]
+    filled: dict[str, Any] = _filled(published, {f"{{{name}}}": value for name, value in (values or {}).items()})
+    return filled
+
+
+def _filled(node: Any, values: Mapping[str, str]) -> Any:
+    """`node` with each description's `{NAME}` replaced by its value in `values`."""
+    if isinstance(node, list):
+        return [_filled(item, values) for item in node]
+    if not isinstance(node, dict):
+        return node
+    filled = {key: _filled(item, values) for key, item in node.items()}
+    text = filled.get("description")
+    if isinstance(text, str) and "{" in text:
+        for placeholder, value in values.items():
+            text = text.replace(placeholder, value)
+        filled["description"] = text
+    return filled
 
 
 def lean_schema(

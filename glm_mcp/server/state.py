@@ -20,7 +20,9 @@ from glm_mcp.config import Settings
 from glm_mcp.errors import GenerationFailed
 from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
 from glm_mcp.jobs import SERVER, JobRunner, JobStore, Principal, RegistryUnavailable
+from glm_mcp.jobs.batches import BatchFollowers
 from glm_mcp.jobs.conversations import ConversationStore
+from glm_mcp.jobs.extracts import ExtractRecords, ExtractStore
 from glm_mcp.jobs.open import open_job_store, record_stores
 from glm_mcp.jobs.principal import SECRET_BYTES
 from glm_mcp.jobs.usage import UsageStore
@@ -52,6 +54,10 @@ class AppState:
     conversations: ConversationStore
     usage: UsageStore
     """Every call's cost (`glm_mcp.jobs.usage`), in the same database."""
+    extracts: ExtractStore
+    """What documents and recordings were read as, by content (`glm_mcp.jobs.extracts`), in the same database."""
+    batches: BatchFollowers
+    """The platform batches this process follows until they end (`glm_mcp.jobs.batches`)."""
     principal_secret: bytes = b""
     """What callers' keys are hashed with to make their principal: the job store's own secret."""
     principal: Principal = SERVER
@@ -119,7 +125,8 @@ def registry_of(server: MCPServer[Any]) -> JobStore | None:
 
 def lifespan(settings: Settings) -> Callable[[MCPServer[Any]], AbstractAsyncContextManager[AppState]]:
     """The server's lifespan for `settings`: the job registry, the GLM client and the task group the jobs run in,
-    open while it serves; the jobs still running when it stops are recorded as interrupted."""
+    open while it serves, where the batches of the server's key whose follower is gone are taken over; the chat
+    jobs still running when it stops are recorded as interrupted (its batches are taken over by the next)."""
 
     @asynccontextmanager
     async def serving(this: MCPServer[Any]) -> AsyncIterator[AppState]:
@@ -133,6 +140,8 @@ def lifespan(settings: Settings) -> Callable[[MCPServer[Any]], AbstractAsyncCont
             try:
                 secret = await principal_secret(store, settings)
                 conversations, usage = record_stores(settings, store)
+                batches = BatchFollowers(background, store, usage, glm)
+                background.start_soon(batches.run, name="glm-mcp batches taken over")
                 yield AppState(
                     settings=settings,
                     glm=glm,
@@ -140,6 +149,8 @@ def lifespan(settings: Settings) -> Callable[[MCPServer[Any]], AbstractAsyncCont
                     store=store,
                     conversations=conversations,
                     usage=usage,
+                    extracts=ExtractRecords(store.database),
+                    batches=batches,
                     principal_secret=secret,
                 )
             finally:

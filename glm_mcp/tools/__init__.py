@@ -8,16 +8,18 @@ and `ToolSpec`, and `table.TOOLS` lists them, one row per tool, in the order cli
 | `search.py` | web_search, read_url |
 | `media.py` | generate_image, generate_video |
 | `account.py` | list_models, usage |
+| `batch.py` | batch |
 
 What the rooms share: `arguments.py` (argument field groups, the request id), `functions.py` (function
 calling), `answer.py` (a model's answer as a result, and the typed notes a result carries),
-`job_result.py` (a job as a result), `accounting.py` (every call's cost), `media_files.py` (the
-platform's files) and `workspace/` (files, roots, conversations). A room imports no other room. Adding a
-tool is one new module and one row in `table.py` (then `scripts/sync-manifests`); the plumbing
-(`glm_mcp.server`) knows none of them by name.
+`job_result.py` (a job as a result), `batch_result.py` (a batch job as a result), `accounting.py` (every
+call's cost), `media_files.py` (the platform's files) and `workspace/` (files, roots, conversations). A room
+imports no other room. Adding a tool is one new module and one row in `table.py` (then
+`scripts/sync-manifests`); the plumbing (`glm_mcp.server`) knows none of them by name.
 
 A server starts without importing a room: it lists the tools from `LISTING_FILE` (what the table says of
-each, its schemas made once), and imports the table on its first call (`tool_table`).
+each, its schemas made once), made true for its configuration here (`build_tools`), and imports the table on
+its first call (`tool_table`).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from glm_mcp.server.registration import ListedTool, ToolTable, register
 if TYPE_CHECKING:
     from mcp.server.mcpserver.tools import Tool
 
+    from glm_mcp.config import Settings
     from glm_mcp.server.registration import ToolSpec
 
-__all__ = ["LISTING_FILE", "build_tools", "listing", "tool_table"]
+__all__ = ["LISTING_FILE", "build_tools", "files_offered", "listing", "tool_table"]
 
 LISTING_FILE = Path(__file__).with_name("listing.json")
 """Every tool as `listing()` makes it from the table: written by scripts/sync-manifests, checked by
@@ -53,9 +56,28 @@ def tool_table(toolsets: tuple[str, ...] | None = None) -> ToolTable:
     return ToolTable([tool for tool in tools if toolsets is None or tool.toolset in toolsets], _table)
 
 
-def build_tools(tools: ToolTable) -> list[Tool]:
-    """The SDK tools of `tools`."""
-    return [register(listed, tools) for listed in tools.listed]
+def files_offered(settings: Settings, *, over_http: bool) -> bool:
+    """Whether `files` can be used on a server so configured: over stdio always, over HTTP only with GLM_FILES_ROOTS
+    (so its tools' schemas offer it only then)."""
+    return not over_http or bool(settings.files.roots)
+
+
+def build_tools(tools: ToolTable, settings: Settings, *, files: bool = True) -> list[Tool]:
+    """The SDK tools of `tools`, their schemas as `settings` make them true: naming the configured models, and
+    without the `files` argument when `files` is off (HTTP without GLM_FILES_ROOTS, `files_offered`)."""
+    models = settings.models
+    values = {
+        "GLM_MODEL": models.default,
+        "GLM_VISION_MODEL": models.vision,
+        "GLM_IMAGE_MODEL": models.image,
+        "GLM_VIDEO_MODEL": models.video,
+    }
+    unoffered: tuple[str, ...] = ()
+    if not files:
+        from glm_mcp.tools.arguments import Attached
+
+        unoffered = tuple(Attached.model_fields)
+    return [register(listed, tools, unoffered=unoffered, values=values) for listed in tools.listed]
 
 
 def _table() -> tuple[ToolSpec, ...]:

@@ -63,9 +63,11 @@ class SentFile(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
     path: str = Field(description="Relative to its root.")
-    kind: str = Field(description="text or image.")
+    kind: str = Field(description="text, image, document or audio.")
     bytes: int
-    chars: int | None = Field(None, description="Characters of a text file.")
+    chars: int | None = Field(None, description="Characters of text sent (a document's or a recording's: its text).")
+    read_by: str | None = Field(None, description="What made a document or recording text, and whether it was kept.")
+    sent_part: str | None = Field(None, description="Which part of a document's text was sent, when not all of it.")
 
 
 class SentFiles(BaseModel):
@@ -77,9 +79,11 @@ class SentFiles(BaseModel):
         if not self.files:
             return ""
         listed = ", ".join(
-            f"{f.path} ({f.chars:,} chars)" if f.chars is not None else f"{f.path} (image, {f.bytes:,} bytes)"
+            f"{f.path} (image, {f.bytes:,} bytes)" if f.chars is None
+            else f"{f.path} ({f.chars:,} chars{f'; {f.read_by}' if f.read_by else ''}"
+            f"{f'; {f.sent_part}' if f.sent_part else ''})"
             for f in self.files
-        )
+        )  # fmt: skip
         return f"Files sent: {listed}."
 
 

@@ -124,7 +124,7 @@ class Generation(Arguments):
     model: Annotated[
         str,
         Field(
-            description="e.g. glm-4.6, glm-4.6v (images). Empty: GLM_MODEL.",
+            description="e.g. {GLM_MODEL}, {GLM_VISION_MODEL} (images). Empty: GLM_MODEL.",
             max_length=100,
         ),
     ] = ""
@@ -135,14 +135,19 @@ class Generation(Arguments):
     top_p: Annotated[float | None, Field(description="Nucleus sampling mass.", ge=0, le=1)] = None
     max_tokens: Annotated[int | None, Field(description="Most tokens to write.", ge=1, le=131_072)] = None
     stop: Annotated[
-        list[str] | None,
-        Field(description="Stop at this text.", max_length=4),
+        str | Annotated[list[str], Field(max_length=4)] | None,
+        Field(description="Stop at this text (or at any of a list of up to 4)."),
     ] = None
     thinking: Annotated[
         Literal["enabled", "disabled"] | None,
         Field(description="Deep thinking (GLM-4.5+), default on."),
     ] = None
     do_sample: Annotated[bool | None, Field(description="false: greedy decoding.")] = None
+
+    def stop_words(self) -> list[str] | None:
+        """`stop` as the platform's list: one stop word may be given as a string (as the platform's SDKs take it)."""
+        words = [self.stop] if isinstance(self.stop, str) else self.stop
+        return None if not words or words == [""] else words
 
     def to_request(self, messages: list[Message], settings: Settings) -> ChatRequest:
         """The GLM request for `messages`, with these options applied (its size is the workspace's to check,
@@ -162,7 +167,7 @@ class Generation(Arguments):
             top_p=top_p,
             do_sample=do_sample,
             max_tokens=self.max_tokens,
-            stop=self.stop or None,
+            stop=self.stop_words(),
             thinking=Thinking(type=self.thinking) if self.thinking else None,
             request_id=new_request_id(),
         )
@@ -210,7 +215,7 @@ class Attached(Arguments):
 
     files: Annotated[
         list[str] | None,
-        Field(description="Paths or globs of files to send (images: vision models)."),
+        Field(description="Paths or globs of files to send (images: vision models; PDF, Office, WAV, MP3 as text)."),
     ] = None
 
 

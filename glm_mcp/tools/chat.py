@@ -5,7 +5,10 @@ the call's wait runs out; past the wait the job is handed off (recorded, then fo
 get_result, or as an MCP task: `ANSWER_TASK`) and the call returns what has arrived. `submit_async`
 hands the conversation to the platform as a job of its own. All three take the same conversation,
 generation options and files (`arguments.py`, `functions.py`), prepared in the workspace
-(`workspace.prepare`) before anything is sent.
+(`workspace.prepare`) before anything is sent. `submit_async` alone takes no wait (it returns at once), no
+`include_reasoning` (get_result reads the answer) and continues no conversation: its answer is seen only when
+get_result polls the platform, while `chat` continues a conversation and hands a long answer off as a job of this
+server's, whose turn it keeps.
 """
 
 from __future__ import annotations
@@ -338,8 +341,9 @@ SUBMIT_ASYNC = ToolSpec(
     "submit_async",
     "Start a GLM chat job",
     "Start a chat as a background job on the GLM platform and return at once with its task_id; fetch the answer "
-    "later with get_result. For long generations that should not hold up the conversation. Takes the same "
-    "inputs as chat.",
+    "later with get_result. For long generations that should not hold up the conversation. Takes chat's inputs "
+    "except conversation_id, from_turn, wait_seconds and include_reasoning: it starts a new conversation (chat "
+    "continues one, and hands a long answer off as a job too), and get_result reads the reasoning.",
     submit_async,
     SubmitArguments,
     SubmittedTask,

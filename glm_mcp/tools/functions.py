@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
@@ -186,9 +186,6 @@ class Functions(BaseModel):
     tools: Annotated[list[FunctionSpec] | None, Field(max_length=MAX_FUNCTIONS), WithJsonSchema(FUNCTIONS_SCHEMA)] = (
         None
     )
-    tool_choice: Annotated[
-        Literal["auto"] | None, WithJsonSchema({"const": "auto", "description": "auto, the only choice."})
-    ] = None
     knowledge_id: Annotated[str, Field(description="A knowledge base to answer from.", max_length=100)] = ""
     knowledge_prompt: Annotated[str, Field(description="Template: {{knowledge}}, {{question}}.", max_length=4096)] = ""
 
@@ -227,11 +224,9 @@ class Functions(BaseModel):
             options = RetrievalOptions(knowledge_id=self.knowledge_id, prompt_template=self.knowledge_prompt or None)
             tools.append(RetrievalTool(retrieval=options))
         if not tools:
-            if self.tool_choice:
-                raise ArgumentError("tool_choice", "it needs `tools` or a `knowledge_id`.")
             return
         request.tools = [*(request.tools or ()), *tools]
-        request.tool_choice = self.tool_choice
+        request.tool_choice = "auto"  # the platform's only choice, said as its SDKs say it; no argument chooses it
         if self.tools and models.streams_tool_calls(request.model):
             request.tool_stream = True  # sent only with a stream; the client drops it otherwise
 

@@ -22,6 +22,7 @@ from glm_mcp.errors import ArgumentError, UnknownJobError
 from glm_mcp.glm import GLMAPIError
 from glm_mcp.glm.types import AsyncTaskResult
 from glm_mcp.jobs import JOB_ID_PREFIX, Job, JobKind, JobRecord, JobState, Position, RegistryUnavailable, poll_task
+from glm_mcp.jobs.batches import batch_progress
 from glm_mcp.jobs.conversations import Conversation
 from glm_mcp.server.progress import ProgressReporter, follow_job
 from glm_mcp.server.registration import LISTS, LOOKS_UP, TaskForm, TaskState, ToolSpec, tool_result
@@ -137,7 +138,7 @@ class JobSummary(Result):
     job_id: str = Field(description="Pass it to get_result as task_id.")
     kind: JobKind = Field(
         description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait. "
-        "image_task / video_task: generate_image / generate_video."
+        "image_task / video_task: generate_image / generate_video. batch: the batch tool."
     )
     status: JobState = Field(
         description="interrupted: the server generating it stopped first (get_result gives the partial text)."
@@ -315,19 +316,34 @@ async def _record_cost(app: AppState, result: TaskResult, record: JobRecord | No
 async def _recorded_job(
     app: AppState, job_id: str, wait_seconds: float, reporter: ProgressReporter
 ) -> tuple[TaskResult, str | None]:
-    """A chat job this process is not generating: as the registry has it, waiting while another process works on it."""
+    """A job this process is not generating: as the registry has it, waiting while another process works on it (a
+    chat), or while the platform runs it (a batch, then followed here if no live process follows it)."""
     deadline = time.monotonic() + wait_seconds
+    looked = False
     async with app.store.watch(job_id) as changes:  # woken by its next change (PostgreSQL), or read every second
-        while (record := await app.store.get(job_id, principal=app.principal)) is not None:
+        while (record := await _record(app, job_id)) is not None:
             remaining = deadline - time.monotonic()
             if record.status != "running" or remaining <= 0:
                 return TaskResult.from_record(record), registry_note(app).notice
-            chars = len(record.partial_text or "")
-            await reporter.send(
-                f"generating in another glm-mcp process: {chars:,} chars so far ({reporter.elapsed:.0f} s)"
-            )
+            progress = batch_progress(record)
+            if progress is not None:
+                if not looked:  # once a call: its follower may be gone (a caller's own key, after a restart)
+                    looked = True
+                    await app.batches.follow(record, app.glm)
+                done = f"{progress.completed + progress.failed:,} of {len(progress.items):,} done"
+                await reporter.send(f"batch {progress.status}: {done} ({reporter.elapsed:.0f} s)")
+            else:
+                chars = len(record.partial_text or "")
+                await reporter.send(
+                    f"generating in another glm-mcp process: {chars:,} chars so far ({reporter.elapsed:.0f} s)"
+                )
             await changes.wait(remaining)
     raise _unknown(app, job_id)
+
+
+async def _record(app: AppState, job_id: str) -> JobRecord | None:
+    """The caller's job as the registry has it, or as this process alone knows it (a batch it could not record)."""
+    return await app.store.get(job_id, principal=app.principal) or app.batches.unrecorded(job_id, app.principal)
 
 
 def _unknown(app: AppState, job_id: str) -> UnknownJobError:

@@ -5,7 +5,7 @@ from `glm_mcp.tools.LISTING_FILE`, made from this table).
 """
 
 from glm_mcp.server.registration import ToolSpec
-from glm_mcp.tools import account, chat, jobs, media, search
+from glm_mcp.tools import account, batch, chat, jobs, media, search
 
 __all__ = ["TOOLS", "selected"]
 
@@ -22,6 +22,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     media.GENERATE_VIDEO,
     account.LIST_MODELS,
     account.USAGE,
+    batch.BATCH,
 )
 """Every tool the server offers, in the order clients list them, each in its toolset (GLM_MCP_TOOLSETS)."""
 
