@@ -292,6 +292,8 @@ class GLMClient:
         )
 
     async def _chunks(self, response: httpx2.Response, silence: _SilenceWatch) -> AsyncIterator[ChatCompletionChunk]:
+        from glm_mcp.glm.types import ChatCompletionChunk  # once a stream, not once a chunk
+
         finished = False
         answer_chars, max_answer_chars = 0, self._limits.max_answer_chars
         events = aiter(httpx2.EventSource(response, max_event_size=SSE_MAX_EVENT_BYTES))
@@ -303,7 +305,7 @@ class GLMClient:
                     return
                 if not data:  # an event of only `id:` / `event:` lines carries nothing for us
                     continue
-                chunk = self._parse_chunk(data, response)
+                chunk = self._parse_chunk(ChatCompletionChunk, data, response)
                 if _says_something(chunk):
                     silence.heard()
                 finished = finished or any(choice.finish_reason for choice in chunk.choices)
@@ -329,11 +331,11 @@ class GLMClient:
             raise GLMStreamError("the stream from the GLM API ended before the answer was complete (no final chunk)")
         # The final chunk (finish reason and usage) arrived and only [DONE] is missing: the answer is whole.
 
-    def _parse_chunk(self, data: str, response: httpx2.Response) -> ChatCompletionChunk:
-        from glm_mcp.glm.types import ChatCompletionChunk
-
+    def _parse_chunk(
+        self, model: type[ChatCompletionChunk], data: str, response: httpx2.Response
+    ) -> ChatCompletionChunk:
         try:
-            chunk = ChatCompletionChunk.model_validate_json(data)
+            chunk = model.model_validate_json(data)
         except ValidationError:
             snippet = self._text(data, SNIPPET_CHARS)
             raise GLMStreamError(f"the GLM API sent a stream frame that is not valid JSON: {snippet!r}") from None
