@@ -19,12 +19,15 @@ TaskState = Literal["running", "completed", "failed"]
 _TASK_STATES: dict[TaskStatus, TaskState] = {"PROCESSING": "running", "SUCCESS": "completed", "FAIL": "failed"}
 
 
+# Every model here is built on first use (`defer_build`): a process that starts builds none it does not need.
+
+
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
 
 # --- message content ----------------------------------------------------------------------

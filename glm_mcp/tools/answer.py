@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal, Self, TypedDict
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from glm_mcp.errors import ArgumentError
 from glm_mcp.glm.types import ChatCompletion, WebSearchItem, split_answer
@@ -60,6 +60,8 @@ REASONING_PREVIEW_CHARS = 300
 class SentFile(BaseModel):
     """One file sent to the model: what GLM saw."""
 
+    model_config = ConfigDict(defer_build=True)
+
     path: str = Field(description="Relative to its root.")
     kind: str = Field(description="text, image, document or audio.")
     bytes: int
@@ -69,6 +71,8 @@ class SentFile(BaseModel):
 
 
 class SentFiles(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     files: list[SentFile] | None = Field(None, description="The files sent with the message, as GLM saw them.")
 
     def files_text(self) -> str:
@@ -158,6 +162,8 @@ def page_of(text: str, offset: int, limit: int, ref: str | None) -> Page | None:
 
 
 class Paged(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     answer_chars: int | None = Field(
         None, description="Present when `text` is one page of a longer answer: its whole length in characters."
     )
@@ -218,6 +224,8 @@ class RegistryNotes(Result):
 
 
 class TokenUsage(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     prompt_tokens: int = Field(description="Tokens read, including cached ones.")
     completion_tokens: int = Field(description="Tokens written, including reasoning.")
     cached_tokens: int = Field(0, description="Prompt tokens served from the platform's cache (cheaper).")
@@ -225,6 +233,8 @@ class TokenUsage(BaseModel):
 
 class Source(BaseModel):
     """One web page the answer drew on; the answer cites it as `[ref]`."""
+
+    model_config = ConfigDict(defer_build=True)
 
     ref: str | None = Field(None, description="The citation mark used in the answer, e.g. ref_1.")
     title: str | None = None

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from glm_mcp.glm.types import AsyncImageResult, AsyncTaskResult, VideoTaskResult
 
@@ -34,11 +34,15 @@ def _iso(at: float) -> str:
 
 
 class ImageFile(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     url: str = Field(description="Where the platform serves the image, until expires_at.")
     expires_at: str = Field(description="When the URL stops working (ISO 8601 UTC): keep a copy if you need it.")
 
 
 class VideoFile(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     url: str = Field(description="The video, until expires_at.")
     cover_url: str = Field("", description="Its cover image.")
     expires_at: str = Field(description="When the URLs stop working (ISO 8601 UTC).")
