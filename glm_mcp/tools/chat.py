@@ -91,7 +91,7 @@ class SubmitArguments(Functions, Attached, Generation, Conversation):
     """`submit_async`: a conversation, how to answer it, and what the model may call."""
 
     json_output: Annotated[bool, Field(description="Answer as a JSON object.")] = False
-    estimate_tokens: Annotated[bool, Field(description="Count the prompt's tokens first (platform tokenizer).")] = False
+    estimate_tokens: Annotated[bool | None, Field(description="Count the prompt's tokens first.")] = None
 
     def chat_request(self, settings: Settings) -> ChatRequest:
         request = self.to_request(self.conversation(self.system), settings)
@@ -219,7 +219,7 @@ async def _answered(
     """Stream the answer with progress; past the call's wait, hand back a job that carries on."""
     continued = Continuation(args.conversation_id, args.from_turn)
     prepared = await prepare(app, ctx, args.chat_request(app.settings), files=args.files, continued=continued)
-    count = isinstance(args, ChatArguments) and args.estimate_tokens
+    count = isinstance(args, ChatArguments) and bool(args.estimate_tokens)
     estimate = await preflight(app, ctx, prepared.request, what=kind, count=count)
     wait_seconds = task_wait(args.wait(app.settings.results.wait_seconds))
     result_type = RESULT_TYPES[kind]
@@ -269,7 +269,7 @@ async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> Su
     await args.check_schemas()
     prepared = await prepare(app, ctx, args.chat_request(app.settings), files=args.files)
     request = prepared.request
-    estimate = await preflight(app, ctx, request, what="submit_async", count=args.estimate_tokens)
+    estimate = await preflight(app, ctx, request, what="submit_async", count=bool(args.estimate_tokens))
     attempts = Attempts()
     try:
         task = await app.glm.submit_async(request, attempts=attempts)
