@@ -27,6 +27,7 @@ from glm_mcp.app import create_server
 from glm_mcp.emulator import Emulator
 from glm_mcp.server.confirmation import QUESTION_KEY_PREFIX
 from glm_mcp.server.tasks import EXTENSION
+from glm_mcp.tools.estimates import per_call, per_token
 from tests.conftest import GENERAL_KEY, settings_for, upstream_calls
 from tests.node_tools import TS_SDK, node_env, node_modules
 from tests.processes import COMMAND, RawStdio, http_server, server_env
@@ -146,6 +147,20 @@ async def test_a_declined_chat_sends_nothing(emulator: Emulator, data_dir: Path)
     assert chat["error"] == submit["error"] == "spend_declined" and len(user.questions) == 2
     assert upstream_calls(emulator, "/chat/completions") == upstream_calls(emulator, "/async/chat/completions") == []
     assert "jobs" not in (jobs.structured_content or {})
+
+
+def test_what_a_room_states_per_call_and_per_token(emulator: Emulator) -> None:
+    """The two ways a room states a spend (a batch tool: its prompts' tokens at the Batch API's half price)."""
+    settings = settings_for(emulator, GLM_PRICES="cogvideox-3=0.3")
+    videos = per_call(settings, "cogvideox-3", "three videos", calls=3)
+    assert videos is not None and videos.amount == pytest.approx(0.9) and videos.currency == ""  # GLM_PRICES's own
+    assert videos.basis == "3 calls at 0.3 a call, the row cogvideox-3 of GLM_PRICES"
+    batch = per_token(settings, "glm-5", 2_000_000, "batch: 300 prompts", counted="at most 2,000,000 tokens", share=0.5)
+    assert batch is not None and batch.amount == pytest.approx(1.0) and batch.currency == "USD"
+    assert batch.basis.startswith("at most 2,000,000 tokens, at 0.5 USD per million input tokens (0.5 of 1) (the row")
+    assert per_call(settings, "cogvideox-flash", "unpriced") is None
+    assert per_call(settings, "glm-5", "a chat is no call") is None
+    assert per_token(settings, "mystery-1", 9, "unpriced", counted="") is None
 
 
 # --- the prompt counted before sending (estimate_tokens) ------------------------------------------------------

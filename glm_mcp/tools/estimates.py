@@ -9,9 +9,11 @@ tokenizer only when that could matter: when the call asks for a count, or when a
 Counts are kept by content and caller (`AppState.token_counts`), so a call asked again after a confirmation, or the
 same files sent again, is not counted twice.
 
-A new room that spends per call confirms with one line before it sends anything::
+A new room confirms with one line before it sends anything: `per_call` for what is billed per call, `per_token` for
+tokens (a batch: its prompts' tokens, counted or bounded, at half the input price)::
 
-    await confirm_spend(app, ctx, per_call(app.settings, model, f"batch: {n} requests with {model}", calls=n))
+    spend = per_token(app.settings, model, tokens, f"batch: {n} prompts to {model}", counted=how, share=0.5)
+    await confirm_spend(app, ctx, spend)
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "chat_spend",
     "count_prompt",
     "per_call",
+    "per_token",
     "preflight",
     "price_row",
 ]
@@ -84,6 +87,23 @@ def per_call(settings: Settings, model: str, what: str, *, calls: int = 1) -> Sp
     unit = f" {row.currency}" if row.currency else ""
     count = f"{calls:,} calls at " if calls != 1 else ""
     return Spend(each * calls, what, f"{count}{each:g}{unit} a call, {row.source()}", row.currency)
+
+
+def per_token(
+    settings: Settings, model: str, prompt_tokens: int, what: str, *, counted: str, share: float = 1.0
+) -> Spend | None:
+    """`prompt_tokens` sent to `model` at its input price (times `share`: 0.5 for the Batch API's half price), as a
+    `Spend` whose basis says how the tokens were `counted`; None when the model has no token price. The answer's
+    tokens come on top, and the basis says so."""
+    row = price_row(settings, model)
+    if row is None or not isinstance(row.price, Price):
+        return None
+    unit = f" {row.currency}" if row.currency else ""
+    rate = f"{row.price.input * share:g}{unit} per million input tokens"
+    if share != 1.0:
+        rate += f" ({share:g} of {row.price.input:g})"
+    basis = f"{counted}, at {rate} ({row.source()}); the answer's tokens come on top"
+    return Spend(prompt_tokens * row.price.input * share / 1_000_000, what, basis, row.currency)
 
 
 class TokenEstimate(BaseModel):
@@ -137,23 +157,18 @@ async def chat_spend(
     None when it cannot be (confirmation off, the model unpriced or free, or even a token a character is cheaper),
     so that a chat asks the tokenizer nothing it did not ask before. `counted`: a count the call has already."""
     threshold = app.settings.models.confirm_above
-    row = price_row(app.settings, request.model)
-    if threshold is None or row is None or not isinstance(row.price, Price) or row.price.input <= 0:
-        return None
-    per_token = row.price.input / 1_000_000
     bound = upper_bound(request)
-    if counted is None and bound * per_token <= threshold:
+    most = per_token(app.settings, request.model, bound, what, counted="")
+    if threshold is None or most is None or most.amount <= 0 or (counted is None and most.amount <= threshold):
         return None
     counted = counted or await count_prompt(app, request)
-    unit = f" {row.currency}" if row.currency else ""
-    price = f"{row.price.input:g}{unit} per million input tokens ({row.source()}); the answer's tokens come on top"
     if counted.counted_by == "platform tokenizer":
-        basis = f"the platform tokenizer's count of the prompt, {counted.prompt_tokens:,} tokens, at {price}"
         tokens = counted.prompt_tokens
+        how = f"the platform tokenizer's count of the prompt, {tokens:,} tokens"
     else:
-        basis = f"at most {bound:,} prompt tokens (a token a character; {counted.note}), at {price}"
-        tokens = bound
-    return Spend(tokens * per_token, f"{what}: a {tokens:,}-token prompt to {request.model}", basis, row.currency)
+        tokens, how = bound, f"at most {bound:,} prompt tokens (a token a character; {counted.note})"
+    bought = f"{what}: a {tokens:,}-token prompt to {request.model}"
+    return per_token(app.settings, request.model, tokens, bought, counted=how)
 
 
 async def preflight(
