@@ -56,7 +56,8 @@ class Spend:
     def said(self) -> str:
         """The estimate in a few words: "about 0.2 USD (generate_video: one video with cogvideox-3)"."""
         unit = f" {self.currency}" if self.currency else ""
-        return f"about {self.amount:.4g}{unit} ({self.what})"
+        figure = f"{self.amount:,.2f}" if self.amount >= 100 else f"{self.amount:.4g}"
+        return f"about {figure}{unit} ({self.what})"
 
 
 class Consent(BaseModel):
