@@ -10,6 +10,8 @@
     ├── GenerationFailed         (its cause's kind)    a generation that failed, with its partial text
     ├── MediaTaskFailed          media_failed          the platform reports an image or video task failed
     ├── DocumentNotRead          media_failed          the platform's file parser did not read a document
+    ├── SpendDeclined            spend_declined        the user said no to a call's estimated cost
+    ├── SpendUnconfirmed         confirmation_unavailable  a cost above GLM_CONFIRM_ABOVE nobody could be asked about
     └── GLMError                 upstream_error        glm/errors.py: talking to the GLM API
         ├── MissingAPIKeyError   missing_api_key
         ├── GLMAPIError          upstream_error        the platform's error; advice by business code
@@ -27,7 +29,7 @@
 What the client receives for each: an `isError` `CallToolResult` whose `structuredContent` is a
 `ToolFailure` (server/results.py) with `error` = the kind, `message`, `hint` (`advice`, given the
 facts of the configuration in an `Advice`), `retryable`, and the kind's `details` (the argument at
-fault, the GLM code and HTTP status, the request id, attempts); the text copy starts with the
+fault, the GLM code and HTTP status, the request id, attempts, a cost estimate); the text copy starts with the
 message and the hint. Anything else reaching a tool is a bug of ours: `internal_error`, logged
 with its traceback, never shown.
 
@@ -57,6 +59,8 @@ ErrorKind = Literal[
     "submit_uncertain",
     "registry_unavailable",
     "media_failed",
+    "spend_declined",
+    "confirmation_unavailable",
     "content_blocked",
     "cancelled",
     "interrupted",
@@ -260,3 +264,53 @@ class DocumentNotRead(GlmMcpError):
         if self.timed_out:
             return "Call again later: a large document takes the parser longer."
         return "Check that the file opens in its application, or send its text as a text file instead."
+
+
+class SpendDeclined(GlmMcpError):
+    """The user, asked before a call's estimated cost above GLM_CONFIRM_ABOVE was spent, said no (or dismissed the
+    question): nothing was sent, and the call is not to be made again unasked."""
+
+    kind: ClassVar[ErrorKind] = "spend_declined"
+    hint: ClassVar[str | None] = (
+        "Nothing was sent and nothing spent. Do not call again unless the user asks for it (a cheaper model, or "
+        "less to send, may cost less)."
+    )
+
+    def __init__(self, estimate: str, amount: float) -> None:
+        super().__init__(f"The user declined to spend {estimate}.")
+        self.amount = amount
+
+    def details(self) -> dict[str, object]:
+        return {"estimated_cost": self.amount}
+
+
+class SpendUnconfirmed(GlmMcpError):
+    """A call whose estimated cost is above GLM_CONFIRM_ABOVE, from a client that cannot be asked (it declared no
+    form elicitation, or a stateless HTTP server cannot send it a request): refused, nothing sent."""
+
+    kind: ClassVar[ErrorKind] = "confirmation_unavailable"
+
+    def __init__(self, estimate: str, amount: float, threshold: float, why: str) -> None:
+        super().__init__(
+            f"This call would spend {estimate}, above GLM_CONFIRM_ABOVE ({threshold:g}), and the user cannot be asked "
+            f"to confirm it: {why}. Nothing was sent."
+        )
+        self.amount = amount
+        self.threshold = threshold
+
+    def advice(self, facts: Advice) -> str:
+        return (
+            f"Ask the user. To let such calls through without asking, whoever runs the server sets GLM_CONFIRM_ABOVE "
+            f"to {_above(self.amount)} or more (or `off`) and restarts it; or use a client that supports elicitation."
+        )
+
+    def details(self) -> dict[str, object]:
+        return {"estimated_cost": self.amount}
+
+
+def _above(amount: float) -> str:
+    """A round figure at or above `amount`, to suggest as a threshold."""
+    for step in (0.01, 0.1, 1.0, 10.0, 100.0):
+        if amount < step * 10:
+            return f"{-(-amount // step) * step:g}"
+    return f"{amount:g}"

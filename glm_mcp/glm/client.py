@@ -62,6 +62,8 @@ if TYPE_CHECKING:  # the wire types are imported by the calls that parse them: n
         MonitorResponse,
         ReaderRequest,
         ReaderResponse,
+        TokenizerRequest,
+        TokenizerResponse,
         VideoRequest,
         WebSearchRequest,
         WebSearchResponse,
@@ -381,6 +383,13 @@ class GLMClient:
         return [model.model_copy(update={"id": self._text(model.id, 200)}) for model in models]
 
     # --- the platform beyond chat (docs/glm-endpoints.md) ----------------------------------------
+
+    async def count_tokens(self, request: TokenizerRequest) -> TokenizerResponse:
+        """The prompt's tokens as the platform's tokenizer counts them (POST /tokenizer); nothing is generated."""
+        from glm_mcp.glm.types import TokenizerResponse
+
+        response = await self._send("POST", "tokenizer", _json(request))
+        return self._parse(TokenizerResponse, response)
 
     async def web_search(self, request: WebSearchRequest, *, attempts: Attempts | None = None) -> WebSearchResponse:
         """Search results without a model's answer (POST /web_search)."""

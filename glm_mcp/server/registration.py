@@ -24,12 +24,13 @@ from typing import Any, Literal, NamedTuple, TypeVar, cast, get_args
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from glm_mcp.errors import ArgumentError
 from glm_mcp.jobs import ChatKind, Job, JobRecord
+from glm_mcp.server.confirmation import InputRequired
 from glm_mcp.server.failures import ToolFailure
 from glm_mcp.server.result import Result
 from glm_mcp.server.state import AppState
@@ -214,7 +215,7 @@ def register(
     This is the one seam with the SDK's tool machinery (`sdk_tool`): everything else here is ours.
     """
 
-    async def call(ctx: Context, **kwargs: Any) -> CallToolResult:
+    async def call(ctx: Context, **kwargs: Any) -> CallToolResult | InputRequiredResult:
         state = cast(AppState, ctx.request_context.lifespan_context)
         try:
             spec = table.spec(listed.name)
@@ -223,6 +224,8 @@ def register(
             state = state.for_request(ctx)
             args = parse_arguments(spec.arguments, kwargs[_RAW])
             outcome = await spec.handler(state, ctx, args)
+        except InputRequired as needed:  # the user is asked first (server/confirmation.py); the call comes again
+            return needed.result
         except Exception as exc:
             return tool_result(await state.describe_failure(exc), is_error=True)
         if spec.task is not None and (job_id := outcome.handed_off()) is not None:
@@ -242,7 +245,7 @@ def register(
 
 
 def sdk_tool(
-    call: Callable[..., Awaitable[CallToolResult]],
+    call: Callable[..., Awaitable[CallToolResult | InputRequiredResult]],
     *,
     name: str,
     title: str,

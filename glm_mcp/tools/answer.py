@@ -26,6 +26,7 @@ from glm_mcp.glm.types import ChatCompletion, WebSearchItem, split_answer
 from glm_mcp.jobs import ChatKind, Job
 from glm_mcp.server.result import Result, paragraphs
 from glm_mcp.server.state import AppState
+from glm_mcp.tools.estimates import Estimated, TokenEstimate
 from glm_mcp.tools.functions import FunctionCallRequest, feed_back
 
 __all__ = [
@@ -333,7 +334,7 @@ class _SearchFields(TypedDict, total=False):
     note: str | None
 
 
-class ChatResult(RegistryNotes, ConversationNotes, Paged):
+class ChatResult(RegistryNotes, ConversationNotes, Paged, Estimated):
     """An answer from a GLM model, or the start of one that is still being generated."""
 
     FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "job_id", "cut_short", "text")
@@ -380,9 +381,11 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
         page: Page | None = None,
         registry: RegistryNote | None = None,
         full_reasoning: bool = True,
+        estimate: TokenEstimate | None = None,
     ) -> Self:
-        """The result of `answer`, with what the call knows of its files, conversation, page and registry: the
-        one builder of every chat result. Its reasoning is whole with `full_reasoning`, else its beginning."""
+        """The result of `answer`, with what the call knows of its files, conversation, page and registry (and its
+        prompt's count, made before sending): the one builder of every chat result. Its reasoning is whole with
+        `full_reasoning`, else its beginning."""
         conversation = conversation or ConversationNote()
         registry = registry or RegistryNote()
         reasoning = answer.reasoning
@@ -413,6 +416,7 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
             read_more=page.read_more if page else None,
             not_recorded=registry.not_recorded,
             registry_notice=registry.notice,
+            prompt_estimate=estimate,
             **cls._search_fields(answer),
         )
 
@@ -471,7 +475,7 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
         )
 
     def workspace_footer(self) -> str:
-        return paragraphs(self.files_text(), self.conversation_text(), self._footer())
+        return paragraphs(self.files_text(), self.conversation_text(), self.estimate_text(), self._footer())
 
     def _footer(self) -> str:
         parts = [f"model {self.model}"]
