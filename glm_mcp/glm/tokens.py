@@ -14,9 +14,12 @@ import hashlib
 import json
 from collections import OrderedDict
 from threading import Lock
+from typing import TYPE_CHECKING
 
 from glm_mcp.glm.models import IMAGE_TOKENS, MESSAGE_OVERHEAD_TOKENS, estimated_tokens
-from glm_mcp.glm.types import ChatRequest, FunctionTool, Message, TextPart, TokenizerRequest
+
+if TYPE_CHECKING:  # the wire types are imported by the calls that use them: not at start (AppState holds a cache)
+    from glm_mcp.glm.types import ChatRequest, Message, TokenizerRequest
 
 __all__ = ["COUNTS_KEPT", "TokenCounts", "content_key", "local_estimate", "tokenizer_request", "upper_bound"]
 
@@ -27,6 +30,7 @@ COUNTS_KEPT = 1024
 def tokenizer_request(request: ChatRequest) -> TokenizerRequest:
     """What the tokenizer is asked to count of `request`: its model, its messages and its functions (the tools the
     tokenizer takes). No request id: the chat's own is the platform's to see once, on the chat."""
+    from glm_mcp.glm.types import FunctionTool, TokenizerRequest
     functions = [tool for tool in request.tools or () if isinstance(tool, FunctionTool)]
     return TokenizerRequest(model=request.model, messages=request.messages, tools=functions or None)
 
@@ -41,6 +45,7 @@ def content_key(request: TokenizerRequest, owner: str) -> str:
 
 def _sizes(request: ChatRequest) -> tuple[int, int]:
     """The characters of text `request` sends (its messages' and its functions' JSON) and its media parts."""
+    from glm_mcp.glm.types import FunctionTool, TextPart
     chars = media = 0
     for message in request.messages:
         chars += _text_chars(message)
@@ -53,6 +58,7 @@ def _sizes(request: ChatRequest) -> tuple[int, int]:
 
 
 def _text_chars(message: Message) -> int:
+    from glm_mcp.glm.types import TextPart
     content = message.content
     chars = (
         sum(len(part.text) for part in content if isinstance(part, TextPart))

@@ -30,7 +30,7 @@ from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPError
 from mcp_types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from glm_mcp.errors import SpendDeclined, SpendUnconfirmed
 from glm_mcp.server.state import AppState
@@ -62,6 +62,8 @@ class Spend:
 
 class Consent(BaseModel):
     """The form the user answers: one boolean."""
+
+    model_config = ConfigDict(defer_build=True)
 
     confirm: Annotated[bool, Field(title="Spend it", description="Yes: make the call and pay for it.")] = False
 

@@ -502,7 +502,50 @@ def output_schema(result: type[BaseModel]) -> dict[str, Any]:
     once = {name: definition for name, definition in definitions.items() if uses[name] == 1}
     shared = {name: definition for name, definition in definitions.items() if name not in once}
     published = lean_schema({**schema, "$defs": shared} if shared else schema, inline=once, drop=_FOR_A_READER)
-    return {"type": "object", **published}
+    return {"type": "object", **_without_subsumed(published)}
+
+
+def _without_subsumed(node: Any) -> Any:
+    """`node` with every `anyOf` alternative that another alternative accepts wholly left out (a chat result with
+    its sources beside one without them: the one without accepts both), so a union says each shape once; and no
+    `"type": "string"` beside an enum of strings, which says it already."""
+    if isinstance(node, list):
+        return [_without_subsumed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _without_subsumed(value) for key, value in node.items()}
+    values = node.get("enum")
+    if node.get("type") == "string" and isinstance(values, list) and all(isinstance(v, str) for v in values):
+        del node["type"]  # the enum says it: every value is a string
+    options = node.get("anyOf")
+    if isinstance(options, list) and len(options) > 1:
+        kept = [
+            option
+            for index, option in enumerate(options)
+            if not any(
+                _accepts_all_of(other, option) and (not _accepts_all_of(option, other) or other_index < index)
+                for other_index, other in enumerate(options)
+                if other_index != index
+            )
+        ]
+        if len(kept) == 1 and isinstance(kept[0], dict):
+            return {**kept[0], **{key: value for key, value in node.items() if key != "anyOf"}}
+        node["anyOf"] = kept
+    return node
+
+
+def _accepts_all_of(wider: Any, narrower: Any) -> bool:
+    """Whether the plain object schema `wider` accepts every instance `narrower` does: no more required names,
+    and each property it constrains constrained the same way there (neither closes its properties)."""
+    plain = {"type", "properties", "required"}
+    if not (isinstance(wider, dict) and isinstance(narrower, dict)) or not set(wider) | set(narrower) <= plain:
+        return False
+    if wider.get("type") != "object" or narrower.get("type") != "object":
+        return False
+    wide, narrow = wider.get("properties", {}), narrower.get("properties", {})
+    return set(wider.get("required", ())) <= set(narrower.get("required", ())) and all(
+        name in narrow and narrow[name] == schema for name, schema in wide.items()
+    )
 
 
 def _references(node: Any) -> list[str]:

@@ -72,7 +72,7 @@ class Conversation(Arguments):
     ] = ""
     messages: Annotated[
         list[Message] | None,
-        Field(description="Instead of `prompt`: the whole conversation, oldest first.", min_length=1),
+        Field(description="Instead of `prompt`: the conversation, oldest first.", min_length=1),
         WithJsonSchema(MESSAGES_SCHEMA),
     ] = None
 
@@ -136,11 +136,11 @@ class Generation(Arguments):
     max_tokens: Annotated[int | None, Field(description="Most tokens to write.", ge=1, le=131_072)] = None
     stop: Annotated[
         str | Annotated[list[str], Field(max_length=4)] | None,
-        Field(description="Stop at this text (or at any of a list of up to 4)."),
+        Field(description="Stop text, or a list of up to 4."),
     ] = None
     thinking: Annotated[
         Literal["enabled", "disabled"] | None,
-        Field(description="Deep thinking (GLM-4.5+), default on."),
+        Field(description="Deep thinking, default on."),
     ] = None
     do_sample: Annotated[bool | None, Field(description="false: greedy decoding.")] = None
 
@@ -191,7 +191,7 @@ class Waiting(_Waiting):
 
     wait_seconds: Annotated[
         float | None,
-        _wait_field("Seconds to wait; then status running, the text so far and `next`."),
+        _wait_field("Seconds to wait; then status running with the text so far."),
     ] = None
 
 
@@ -200,7 +200,7 @@ class JobWaiting(_Waiting):
 
     wait_seconds: Annotated[
         float | None,
-        _wait_field("Seconds to wait for the end; then status running: call again."),
+        _wait_field("Seconds to wait; then status running: call again."),
     ] = None
 
 
@@ -215,7 +215,7 @@ class Attached(Arguments):
 
     files: Annotated[
         list[str] | None,
-        Field(description="Paths or globs of files to send (images: vision models; PDF, Office, WAV, MP3 as text)."),
+        Field(description="File paths or globs (images: vision models; PDF, Office, WAV, MP3: as text)."),
     ] = None
 
 
@@ -232,7 +232,7 @@ class Continued(Arguments):
 class Paging(Arguments):
     """Which part of a long answer to read."""
 
-    offset: Annotated[int, Field(description="A long answer's next_offset: read on from there.", ge=0)] = 0
+    offset: Annotated[int, Field(description="A long answer's next_offset.", ge=0)] = 0
 
 
 def new_request_id() -> str:

@@ -91,7 +91,7 @@ class SubmitArguments(Functions, Attached, Generation, Conversation):
     """`submit_async`: a conversation, how to answer it, and what the model may call."""
 
     json_output: Annotated[bool, Field(description="Answer as a JSON object.")] = False
-    estimate_tokens: Annotated[bool | None, Field(description="Count the prompt's tokens first.")] = None
+    estimate_tokens: Annotated[bool | None, Field(description="Count prompt tokens first.")] = None
 
     def chat_request(self, settings: Settings) -> ChatRequest:
         request = self.to_request(self.conversation(self.system), settings)
