@@ -34,7 +34,7 @@ from glm_mcp.glm import GLMClient, GLMError
 from glm_mcp.glm.errors import GLMAnswerCutError
 from glm_mcp.glm.models import BATCH_PRICED
 from glm_mcp.jobs.principal import Principal
-from glm_mcp.jobs.store import JobRecord, JobState, JobStore
+from glm_mcp.jobs.store import JobRecord, JobState, JobStore, RegistryProblem
 from glm_mcp.jobs.usage import UsageRecord, UsageStore
 
 if TYPE_CHECKING:  # the wire types are imported where a batch is read: not at start
@@ -235,19 +235,19 @@ class BatchFollowers:
         """Whether `glm` sends the server's own key (not a caller's)."""
         return glm.credentials is self._glm.credentials
 
-    async def add(self, record: JobRecord, progress: BatchProgress, glm: GLMClient) -> str | None:
+    async def add(self, record: JobRecord, progress: BatchProgress, glm: GLMClient) -> RegistryProblem | None:
         """Record a batch the platform has just accepted, owned by this process, and follow it with `glm` (the
         key it was made with). None once it is in the registry, else why not (it is then followed here all the
         same, and only this process knows it)."""
         record = replace(record, partial_text=progress.model_dump_json())
-        reason = None
+        problem = None
         try:
             await self._store.add(record, runs_here=True)
         except RegistryUnavailable as exc:
             logger.warning("batch job %s is not recorded: %s %s", record.id, exc, exc.fix)
-            reason = f"{exc} {exc.fix}"
-        self._start(_Following(record, progress, glm, recorded=reason is None))
-        return reason
+            problem = RegistryProblem("not_recorded", exc)
+        self._start(_Following(record, progress, glm, recorded=problem is None))
+        return problem
 
     def unrecorded(self, job_id: str, principal: Principal) -> JobRecord | None:
         """A batch job of `principal` that the registry could not take, as this process knows it."""

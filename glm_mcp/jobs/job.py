@@ -18,7 +18,7 @@ import anyio
 from glm_mcp.glm import Attempts, GLMClient, GLMError, StreamAccumulator
 from glm_mcp.glm.errors import GLMAnswerCutError
 from glm_mcp.jobs.principal import SERVER, Principal
-from glm_mcp.jobs.store import ChatKind, JobState
+from glm_mcp.jobs.store import ChatKind, JobState, RegistryProblem
 
 if TYPE_CHECKING:
     from glm_mcp.glm.types import ChatCompletion, ChatRequest
@@ -54,10 +54,10 @@ class Job:
     """Who started it (`principal.py`): nobody else can get its result. Not its *owner*, the process."""
     handed_off: bool = False
     """Set when the call that started the job returned before it finished: someone may come back for it."""
-    not_recorded: str | None = None
-    """Why the job registry has no record of it (or not of its end), when it has none."""
-    registry_problem: str | None = None
-    """Why saving its progress failed, when it did: said in its result (and logged once)."""
+    not_recorded: RegistryProblem | None = None
+    """Why the job registry has no record of it (`not_recorded`), or not of its end (`end_not_recorded`)."""
+    registry_problem: RegistryProblem | None = None
+    """Why a save of its answer so far failed (`progress_not_saved`), when one did: logged once, said in its result."""
     _done: anyio.Event = field(default_factory=anyio.Event)
     _changed: anyio.Event = field(default_factory=anyio.Event)
     _scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)

@@ -50,7 +50,7 @@ from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.jobs.owner import new_owner
 from glm_mcp.jobs.records import Rows, Steps, one
 from glm_mcp.jobs.schema import CHANNEL, POSTGRES
-from glm_mcp.jobs.store import NOT_FOLLOWED, POLL_S, Changes, JobRecords
+from glm_mcp.jobs.store import NOT_FOLLOWED, POLL_S, Changes, JobRecords, RegistryReplaced
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +225,9 @@ class PostgresDatabase:
                 found.add(owner)
         return found
 
-    def take_notice(self) -> str | None:
+    @property
+    def replaced(self) -> RegistryReplaced | None:
+        """Never: a corrupt PostgreSQL database is its operator's to mend."""
         return None
 
     def watch(self, job_id: str) -> AbstractAsyncContextManager[Changes]:

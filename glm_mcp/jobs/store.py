@@ -13,10 +13,12 @@ import time
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import astuple, dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 
+from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.jobs.principal import SECRET_BYTES, SERVER, Principal
 from glm_mcp.jobs.records import Database, Retention, Steps, one
 
@@ -42,6 +44,31 @@ NOT_FOLLOWED = "kind <> 'batch'"
 SUMMARY_CHARS = 200
 POLL_S = 1.0
 """How often a store without change notices is read again while another process generates a job."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryProblem:
+    """Something the registry could not do for one job or turn: a fact (what, and why), which the result it
+    concerns says in its own words (`glm_mcp.tools.answer`)."""
+
+    what: Literal["not_recorded", "progress_not_saved", "end_not_recorded", "turn_not_kept"]
+    """not_recorded: the job is not in the registry, so only this process can answer for it; progress_not_saved:
+    a save of its answer so far failed while it ran; end_not_recorded: how it ended is not recorded (yet);
+    turn_not_kept: a conversation's turn is not kept."""
+    cause: RegistryUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryReplaced:
+    """The registry was found corrupt, moved aside and started afresh: the jobs recorded before are no longer
+    listed. `number` counts the replacements in this process (from 1), so a reader can tell a new one from one
+    it has seen."""
+
+    number: int
+    path: Path
+    aside: Path
+    """Where the corrupt file was moved, kept for inspection."""
+    cause: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +196,10 @@ class JobStore(Protocol):
         Two processes adopting at once: one wins."""
         ...
 
-    def take_notice(self) -> str | None:
-        """Something the store did that the next result should tell (a corrupt file moved aside), once."""
+    @property
+    def replaced(self) -> RegistryReplaced | None:
+        """The last time this process found the registry corrupt and started a fresh one; None if it never did.
+        A fact, the same however often it is read: what has been told of it is the reader's to remember."""
         ...
 
     def watch(self, job_id: str) -> AbstractAsyncContextManager[Changes]:
@@ -238,7 +267,8 @@ class JobDatabase(Database, Protocol):
         """Those of `owners` that are gone (never this process), changing nothing."""
         ...
 
-    def take_notice(self) -> str | None: ...
+    @property
+    def replaced(self) -> RegistryReplaced | None: ...
 
     def watch(self, job_id: str) -> AbstractAsyncContextManager[Changes]: ...
 
@@ -300,8 +330,9 @@ class JobRecords:
     async def adopt(self, job_id: str) -> bool:
         return await self._database.run(self._adopt(job_id), write=True)
 
-    def take_notice(self) -> str | None:
-        return self._database.take_notice()
+    @property
+    def replaced(self) -> RegistryReplaced | None:
+        return self._database.replaced
 
     def watch(self, job_id: str) -> AbstractAsyncContextManager[Changes]:
         return self._database.watch(job_id)

@@ -3,8 +3,9 @@
 Besides the answer, a result may say which files were sent, which conversation the answer belongs to,
 which page of a long answer it shows and what went wrong in the job registry. Each of those is a typed
 value passed back by the call that knows it (`SentFile` from reading the files, `ConversationNote`
-from recording the turn, `Page` from cutting the answer, `RegistryNote` from the registry), and one
-builder, `ChatResult.compose`, makes the result of them, once.
+from recording the turn, `Page` from cutting the answer, the registry's `RegistryProblem`s and
+`RegistryReplaced`, worded here as a `RegistryNote`), and one builder, `ChatResult.compose`, makes the
+result of them, once.
 
 Clients cap what a tool may return (Claude Code cuts a result at 25,000 tokens by default), so an
 answer longer than GLM_MAX_RESULT_CHARS comes as its beginning plus a note saying how much there is
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar, Literal, Self, TypedDict
+from typing import ClassVar, Literal, Self, TypedDict, overload
+from weakref import WeakKeyDictionary
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from glm_mcp.errors import ArgumentError
 from glm_mcp.glm.types import ChatCompletion, WebSearchItem, split_answer
-from glm_mcp.jobs import ChatKind, Job
+from glm_mcp.jobs import ChatKind, Job, JobStore, RegistryProblem
 from glm_mcp.server.result import Result, paragraphs
 from glm_mcp.server.state import AppState
 from glm_mcp.tools.estimates import Estimated, TokenEstimate
@@ -48,6 +50,7 @@ __all__ = [
     "WebSearchResult",
     "next_call",
     "page_of",
+    "problem_text",
     "registry_note",
 ]
 
@@ -190,18 +193,73 @@ class Paged(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class RegistryNote:
-    """What a result says about the job registry when something there went wrong: never kept quiet."""
+    """What a result says about the job registry when something there went wrong: never kept quiet. Its sentences
+    are made here, from the registry's typed facts (`RegistryProblem`, `RegistryReplaced`), and nowhere else."""
 
     not_recorded: str | None = None
-    """Why this job is not in the registry, when it is not."""
+    """Why this job is not in the registry (or its end is not), when it is not."""
     notice: str | None = None
-    """Something that happened to the registry since the last result said so (a corrupt file moved aside)."""
+    """Something else the registry did: a save that failed while the job ran, a corrupt file moved aside."""
+
+    @classmethod
+    def of_job(cls, job: Job) -> RegistryNote:
+        """What a job's result says of the registry: why it (or its end) is not recorded, a save that failed."""
+        return cls(problem_text(job.not_recorded), problem_text(job.registry_problem))
 
 
-def registry_note(app: AppState, not_recorded: str | None = None) -> RegistryNote:
-    """The registry's note for the result being made: the one place a result takes the store's notice, which
-    the store gives once, to the next result that asks."""
-    return RegistryNote(not_recorded, app.store.take_notice())
+@overload
+def problem_text(problem: RegistryProblem) -> str: ...
+
+
+@overload
+def problem_text(problem: RegistryProblem | None) -> str | None: ...
+
+
+def problem_text(problem: RegistryProblem | None) -> str | None:
+    """The sentence a result says `problem` in (None for none)."""
+    if problem is None:
+        return None
+    cause = problem.cause
+    match problem.what:
+        case "not_recorded":
+            return (
+                f"Not recorded in the job registry: {cause} Keep this id: list_jobs does not show it, and only this "
+                f"server process can answer get_result for it, until it stops. {cause.fix}"
+            )
+        case "progress_not_saved":
+            return (
+                f"Its answer so far could not always be saved while it ran ({cause}): a crash then would have lost "
+                "more of it."
+            )
+        case "end_not_recorded":
+            return (
+                f"Its result is not in the job registry: {cause} {cause.fix} Only this server process has it, until "
+                "it stops or the registry is back; another reads the job as still running, or interrupted."
+            )
+        case "turn_not_kept":
+            return (
+                f"This turn is not kept ({cause} {cause.fix}): it cannot be continued, and its answer comes whole, "
+                "however long."
+            )
+
+
+_TOLD: WeakKeyDictionary[JobStore, int] = WeakKeyDictionary()
+"""The number of each registry's last replacement a result has said (`RegistryReplaced.number`)."""
+
+
+def registry_note(app: AppState, problem: RegistryProblem | None = None) -> RegistryNote:
+    """The registry's note for the result being made: `problem` (its job not recorded), and the registry's last
+    replacement when no result has said it yet, so that it is said once, by the next result."""
+    replaced = app.store.replaced
+    if replaced is None or _TOLD.get(app.store, 0) >= replaced.number:
+        return RegistryNote(problem_text(problem))
+    _TOLD[app.store] = replaced.number
+    return RegistryNote(
+        problem_text(problem),
+        f"The job registry {replaced.path} was corrupt ({replaced.cause}): it was moved aside to {replaced.aside} "
+        "and a fresh one was started, so the jobs recorded before are not listed. The old file is kept for "
+        "inspection.",
+    )
 
 
 class RegistryNotes(Result):

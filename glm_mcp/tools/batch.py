@@ -150,8 +150,7 @@ async def batch(app: AppState, ctx: Context, args: BatchArguments) -> BatchJob:
         request_id=created.id,
         principal=app.principal,
     )
-    not_recorded = await app.batches.add(record, progress, app.glm)
-    registry = registry_note(app, _not_recorded(not_recorded) if not_recorded else None)
+    registry = registry_note(app, await app.batches.add(record, progress, app.glm))
     return _job(app, job_id, progress, files=files, registry=registry)
 
 
@@ -246,13 +245,6 @@ def _job(
 def _label(prompt: str) -> str:
     text = " ".join(prompt.split())
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
-
-
-def _not_recorded(reason: str) -> str:
-    return (
-        f"Not recorded in the job registry: {reason} Keep this id: list_jobs does not show it, and only this server "
-        "process can answer get_result for it (and follow the batch), until it stops."
-    )
 
 
 # --- as an MCP task -----------------------------------------------------------------------------------------

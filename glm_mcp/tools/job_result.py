@@ -155,6 +155,7 @@ class TaskResult(RegistryNotes):
     ) -> TaskResult:
         """A job this process generates, with what its call said of its files and conversation; what went wrong
         recording it is said too."""
+        registry = RegistryNote.of_job(job)
         status = job.status
         partial = job.answer_so_far or None
         result = None
@@ -170,8 +171,8 @@ class TaskResult(RegistryNotes):
             result=result,
             partial_text=partial if status != "completed" else None,
             error=error,
-            not_recorded=job.not_recorded,
-            registry_notice=job.registry_problem,
+            not_recorded=registry.not_recorded,
+            registry_notice=registry.notice,
         )
 
     @classmethod

@@ -37,6 +37,7 @@ from glm_mcp.tools.answer import (
     RegistryNote,
     RegistryNotes,
     page_of,
+    problem_text,
     registry_note,
 )
 from glm_mcp.tools.arguments import Arguments, JobWaiting, Paging, Reasoning
@@ -65,7 +66,6 @@ UNKNOWN_TASK_CODE = "1210"
 """What the platform answers when polling an async task id it does not know ("parameters rejected")."""
 TASK_TOOLS = {"async_task": "submit_async", "image_task": "generate_image"}
 """Platform tasks whose cost is recorded when get_result first sees them completed, and the tool they count for."""
-NOT_IN_REGISTRY = "This task is not in the job registry: see its submit."
 GET_RESULT_SUFFIX = ".get_result"
 """A `get_result` call's task: the job's id and this, because its result is get_result's own."""
 
@@ -274,7 +274,8 @@ async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> tupl
             await app.jobs.settled(job)  # its usage and turn are written: read after this, they are there
         return await job_result(app, job), None
 
-    record = app.jobs.unrecorded_task(args.task_id, app.principal)
+    unrecorded = app.jobs.unrecorded_task(args.task_id, app.principal)
+    record = unrecorded.record if unrecorded is not None else None
     if record is None:
         record = await app.store.get(args.task_id, principal=app.principal)
     if record is None and await app.store.known(args.task_id):
@@ -293,8 +294,9 @@ async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> tupl
         # The platform answers an id it does not know as a bad parameter (1210): say what is really wrong.
         raise _unknown(app, args.task_id) from exc
     kind = record.kind if record is not None else None
-    if app.jobs.unrecorded_task(args.task_id, app.principal) is not None:
-        result = TaskResult.from_poll(args.task_id, state, kind=kind, registry=RegistryNote(NOT_IN_REGISTRY))
+    if unrecorded is not None:
+        registry = RegistryNote(problem_text(unrecorded.problem))
+        result = TaskResult.from_poll(args.task_id, state, kind=kind, registry=registry)
         await _record_cost(app, result, record, state)
         return result, None
     result = TaskResult.from_poll(args.task_id, state, kind=kind)

@@ -216,13 +216,15 @@ async def generate_image(app: AppState, ctx: Context, args: ImageArguments) -> I
         not_recorded = await app.jobs.record_task(_record(app, task, "image_task", request.prompt, request.model))
         state = await _poll(app, task.id, wait, reporter, "image")
         if state.state == "running":
+            registry = registry_note(app, not_recorded)
             return ImageResult(
                 status="running",
                 task_id=task.id,
                 next=VideoJob.running_next(task.id, default_wait).replace("the video", "the image"),
                 model=request.model,
                 request_id=request.request_id,
-                not_recorded=not_recorded,
+                not_recorded=registry.not_recorded,
+                registry_notice=registry.notice,
             )
         await _finish_record(app, task.id, TaskResult.from_poll(task.id, state))
         images, _ = media_of(state)

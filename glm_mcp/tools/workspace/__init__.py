@@ -37,10 +37,10 @@ from glm_mcp.glm.types import (
     TextPart,
     VideoPart,
 )
-from glm_mcp.jobs import RegistryUnavailable
+from glm_mcp.jobs import RegistryProblem, RegistryUnavailable
 from glm_mcp.jobs.conversations import CONVERSATION_ID_PREFIX, Conversation, new_conversation_id, summary_of
 from glm_mcp.server.state import AppState
-from glm_mcp.tools.answer import ConversationNote, SentFile
+from glm_mcp.tools.answer import ConversationNote, SentFile, problem_text
 from glm_mcp.tools.workspace.convert import Room, convert
 from glm_mcp.tools.workspace.files import Attachments, read_files
 from glm_mcp.tools.workspace.roots import FilesUnavailable, allowed_roots
@@ -334,7 +334,7 @@ def is_turn(task_id: str) -> bool:
 
 
 def _not_kept(exc: RegistryUnavailable) -> str:
-    return f"This turn is not kept ({exc} {exc.fix}): it cannot be continued, and its answer comes whole, however long."
+    return problem_text(RegistryProblem("turn_not_kept", exc))
 
 
 def _kept(message: Message, attachments: Attachments) -> Message:
