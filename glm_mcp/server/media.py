@@ -248,7 +248,8 @@ class MediaResources:
             return {**result, "contents": [_typed(content) for content in result.get("contents", [])]}
         if ctx.method == "resources/templates/list":
             templates = [
-                {k: v for k, v in template.items() if k != "mimeType"} if template.get("uriTemplate") == TEMPLATE
+                {k: v for k, v in template.items() if k != "mimeType"}
+                if template.get("uriTemplate") == TEMPLATE
                 else template
                 for template in result.get("resourceTemplates", [])
             ]
