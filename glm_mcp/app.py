@@ -17,9 +17,7 @@ from glm_mcp.server.media import serve_media
 from glm_mcp.server.state import AppState, lifespan
 from glm_mcp.server.tasks import TasksExtension, TaskTable
 from glm_mcp.server.tasks_2025 import LegacyTasks
-from glm_mcp.tools import build_tools, selected
-from glm_mcp.tools.account import model_list
-from glm_mcp.tools.workspace import files_offered
+from glm_mcp.tools import build_tools, files_offered, tool_table
 
 INSTRUCTIONS = """GLM models (Zhipu / Z.ai) as tools.
 - chat: ask a model (second opinion, draft, translation, an image with a vision model); web_search_chat: an answer \
@@ -33,7 +31,7 @@ continue that conversation (it survives restarts); list_conversations finds them
 get_result with read_more and next_offset reads on.
 - list_jobs finds job ids again, also after a restart. Errors say what went wrong and what to do."""
 _FILES_LINE = "files: paths or globs the server reads and sends (no pasting). "
-"""The instructions' word on `files`, left out where the server does not offer them (`workspace.files_offered`)."""
+"""The instructions' word on `files`, left out where the server does not offer them (`tools.files_offered`)."""
 MODELS_URI = "glm://models{?kind}"
 """The models resource: a template only because the SDK gives a request's context (its key) to templates alone."""
 __all__ = ["INSTRUCTIONS", "JOBS_FILE", "MODELS_URI", "create_server"]
@@ -43,7 +41,8 @@ def create_server(settings: Settings, *, over_http: bool = False) -> MCPServer[A
     """The MCP server for `settings`, to be served over stdio (or in process) or, `over_http`, over HTTP, where the
     server's disk is not the caller's: its tools offer `files` there only with GLM_FILES_ROOTS. The GLM client is
     opened when the server starts serving."""
-    tasks = TaskTable(selected(settings.server.toolsets))
+    tools = tool_table(settings.server.toolsets)
+    tasks = TaskTable(tools)
     files = files_offered(settings, over_http=over_http)
     server: MCPServer[AppState] = MCPServer(
         "glm-mcp",
@@ -54,7 +53,7 @@ def create_server(settings: Settings, *, over_http: bool = False) -> MCPServer[A
         icons=ICONS,
         lifespan=lifespan(settings),
         log_level=settings.server.log_level,
-        tools=build_tools(settings, files=files),
+        tools=build_tools(tools, settings, files=files),
         extensions=[TasksExtension(tasks)],
         middleware=[LegacyTasks(tasks)],  # switched on by the transports that have sessions (`tasks_2025.install`)
     )
@@ -67,6 +66,8 @@ def create_server(settings: Settings, *, over_http: bool = False) -> MCPServer[A
         mime_type="application/json",
     )
     async def models(ctx: Context, kind: str = "") -> str:
+        from glm_mcp.tools.account import model_list  # the room is imported when first needed, not at start
+
         state = cast(AppState, ctx.request_context.lifespan_context).for_request(ctx)
         return json.dumps((await model_list(state, kind or None)).structured(), ensure_ascii=False)
 

@@ -157,6 +157,17 @@ def _finite(value: float) -> float:
     return value
 
 
+def _off(value: object) -> object:
+    """`off` (or `none`) as unset."""
+    return None if isinstance(value, str) and value.strip().lower() in ("off", "none") else _stripped(value)
+
+
+def _finite_amount(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite amount")
+    return value
+
+
 def _absolute(value: Path) -> Path:
     value = value.expanduser()
     if not value.is_absolute():  # clients start servers in a directory of their choosing
@@ -340,7 +351,8 @@ class Upstream(Group, title="The GLM API"):
 
 
 class Models(Group, title="Models"):
-    """Models: the ones used when a call names none, and the prices `usage` estimates cost with."""
+    """Models: the ones used when a call names none, the prices `usage` estimates cost with, and the estimated cost
+    above which a call asks the user first."""
 
     default: str = Field(
         DEFAULT_MODEL, validation_alias="GLM_MODEL", min_length=1, description="Model used when a tool call names none."
@@ -372,6 +384,18 @@ class Models(Group, title="Models"):
         "`model=input/output` per million tokens, or `model=price` per call (searches, images, videos), "
         "comma-separated, e.g. `glm-4.6=0.6/2.2,cogview-4=0.01`; a model code or family prefix. In the currency you "
         "write them in (the built-in table is USD).",
+    )
+
+    confirm_above: Annotated[float | None, BeforeValidator(_off), AfterValidator(_finite_amount)] = Field(
+        None,
+        validation_alias="GLM_CONFIRM_ABOVE",
+        ge=0,
+        description="Ask the user before a call whose estimated cost is above this amount, in the price table's "
+        "currency (USD for the built-in table; GLM_PRICES's own): a video, an image, a large prompt. The question "
+        "names the estimate and what it is based on; the call goes ahead only on yes, and a client that cannot be "
+        "asked (no elicitation) gets a refusal saying so. Unset or `off`: nothing is asked. Unpriced models "
+        "(docs/usage.md) are never asked about.",
+        json_schema_extra=_shown("(off)"),
     )
 
     @field_validator("prices")

@@ -13,7 +13,7 @@ from glm_mcp import config
 from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator, EmulatorConfig
-from glm_mcp.tools import TOOLS
+from glm_mcp.tools.table import TOOLS
 
 GENERAL_KEY = EmulatorConfig().api_keys[0]
 DEFAULT_TOOLS = tuple(spec.name for spec in TOOLS if spec.toolset in Settings().server.toolsets)

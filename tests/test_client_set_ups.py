@@ -1,12 +1,14 @@
-"""Every client set-up the README shows, as the client itself takes it.
+"""Every client set-up the README and the docs pages show, as the client itself takes it.
 
 Claude Code's own CLI (the pinned npm package, tests/claude_headless.py) runs each `claude mcp add` line of the
-README and of manifests/claude-code/add.sh as written, through bash, with only the placeholders filled in (the key,
-the checkout's path, the port; the token is in the shell's environment, as the line expects): Claude Code must
-take the line, store the server the line means, and `claude mcp list` must then show it connected. The README's
-`.mcp.json` goes into a project Claude Code lists from. The MCP Inspector line runs as written, `npx` and all, on
-Node 22, against a running `glm-mcp --transport http`. The README's own demo line is run as the demo prints it by
-tests/test_cli.py.
+README, of docs/*.md (Troubleshooting's Windows line) and of manifests/claude-code/add.sh as written, through bash,
+with only the placeholders filled in (the key, the checkout's path, the port; the token is in the shell's environment,
+as the line expects): Claude Code must take the line and store the server the line means, and `claude mcp list` must
+then show it connected, except for a line that starts the package from PyPI (the after-release line, the Windows
+`cmd /c uvx` line), which is checked as stored since nothing can start it before the release. The README's
+`.mcp.json` goes into a project Claude Code lists from. Each MCP Inspector line (the README's and
+docs/http-deployment.md's) runs as written, `npx` and all, on Node 22, against a running `glm-mcp --transport http`.
+The README's own demo line is run as the demo prints it by tests/test_cli.py.
 
 Claude Desktop, Cursor and VS Code cannot run here: their snippets (and every file of theirs in manifests/) are
 checked against the shape each client's documentation gives, written below as JSON Schemas with the page cited.
@@ -35,6 +37,8 @@ from tests.test_readme import linked_snippets
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+"""The pages a reader copies set-up lines from: the front page and the reference pages it links."""
 ADD_SH = ROOT / "manifests" / "claude-code" / "add.sh"
 DISTRIBUTION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
 
@@ -49,17 +53,21 @@ UNPUBLISHED = f"--from {DISTRIBUTION} "
 
 
 def code_blocks() -> list[str]:
-    """The README's code blocks, each with its backslash continuations joined, as bash joins them."""
-    return [block.replace("\\\n", "") for block in re.findall(r"^```\w*\n(.*?)^```", README, re.M | re.S)]
+    """The code blocks of every page, each with its backslash continuations joined, as bash joins them."""
+    return [
+        block.replace("\\\n", "")
+        for page in PAGES
+        for block in re.findall(r"^```\w*\n(.*?)^```", page.read_text(), re.M | re.S)
+    ]
 
 
 def commands_shown(program: str, *, inline: bool) -> list[str]:
-    """The README's command lines that start with `program`, as a reader copies them: each line of a code block
-    and, if `inline`, each inline code span. A span with `…` only describes a line (the one the demo prints), it is
-    no line to copy."""
+    """The command lines of every page that start with `program`, as a reader copies them: each line of a code
+    block and, if `inline`, each inline code span. A span with `…` only describes a line (the one the demo prints),
+    it is no line to copy."""
     lines = [line for block in code_blocks() for line in block.splitlines()]
     if inline:
-        lines += re.findall(r"`([^`\n]+)`", README)
+        lines += [span for page in PAGES for span in re.findall(r"`([^`\n]+)`", page.read_text())]
     return list(dict.fromkeys(line for line in lines if line.startswith(f"{program} ") and "…" not in line))
 
 
@@ -78,18 +86,20 @@ def served(emulator_session: Emulator) -> Iterator[str]:
 
 # --- Claude Code ------------------------------------------------------------------------------------------------
 
-README_CLAUDE_LINES = [line for line in commands_shown("claude mcp add", inline=True) if " glm-demo " not in line]
-"""Every `claude mcp add` line the README shows (in code blocks and in the text, as Troubleshooting's Windows line),
+SHOWN_CLAUDE_LINES = [line for line in commands_shown("claude mcp add", inline=True) if " glm-demo " not in line]
+"""Every `claude mcp add` line the pages show (in code blocks and in the text, as Troubleshooting's Windows line),
 but the demo's: tests/test_cli.py runs that one against a demo, as the demo prints it."""
 ADD_SH_LINES = [line for line in ADD_SH.read_text().splitlines() if line.startswith("claude ")]
-CLAUDE_LINES = list(dict.fromkeys([*README_CLAUDE_LINES, *ADD_SH_LINES]))
+CLAUDE_LINES = list(dict.fromkeys([*SHOWN_CLAUDE_LINES, *ADD_SH_LINES]))
 
 
-def test_the_readme_shows_claude_code_lines_for_stdio_http_and_after_the_release() -> None:
-    """What the tests below run is what the README shows: were it to show none, they would run nothing."""
-    assert any(f"{CHECKOUT}/.venv/bin/glm-mcp" in line for line in README_CLAUDE_LINES), README_CLAUDE_LINES
-    assert any("--transport http" in line for line in README_CLAUDE_LINES), README_CLAUDE_LINES
-    assert any(UNPUBLISHED in line for line in README_CLAUDE_LINES), README_CLAUDE_LINES
+def test_the_pages_show_claude_code_lines_for_stdio_http_after_the_release_and_windows() -> None:
+    """What the tests below run is what the pages show: were they to show none, they would run nothing. The Windows
+    line lives in docs/troubleshooting.md, not in the README."""
+    assert any(f"{CHECKOUT}/.venv/bin/glm-mcp" in line for line in SHOWN_CLAUDE_LINES), SHOWN_CLAUDE_LINES
+    assert any("--transport http" in line for line in SHOWN_CLAUDE_LINES), SHOWN_CLAUDE_LINES
+    assert any(UNPUBLISHED in line for line in SHOWN_CLAUDE_LINES), SHOWN_CLAUDE_LINES
+    assert any(" -- cmd /c uvx " in line for line in SHOWN_CLAUDE_LINES), SHOWN_CLAUDE_LINES
     assert set(ADD_SH_LINES) <= set(CLAUDE_LINES) and len(ADD_SH_LINES) == 3, ADD_SH_LINES
 
 

@@ -30,7 +30,7 @@ from .control import control_routes
 from .errors import ApiError, bad_request, platform_error
 from .faults import ANSWER_KINDS, FAULT_HEADER, Fault, FaultError, Kind, parse_fault
 from .forms import Form, is_form, read_form
-from .generation import Reply, generate
+from .generation import Reply, generate, prompt_tokens
 from .media import animation_png, picture_png
 from .services import (
     ImageRequest,
@@ -237,6 +237,7 @@ class _Api:
             Route("/batches", _Endpoint(self, self._list_batches), methods=["GET"]),
             Route("/batches/{batch_id}", _Endpoint(self, self._batch), methods=["GET"]),
             Route("/batches/{batch_id}/cancel", _Endpoint(self, self._cancel_batch), methods=["POST"]),
+            Route("/tokenizer", _Endpoint(self, self._tokenize), methods=["POST"]),
         ]
 
     def monitor_routes(self) -> list[Route]:
@@ -378,6 +379,19 @@ class _Api:
         if task is None:
             raise bad_request(f"task not found: {wanted}")
         return task.result if time.monotonic() >= task.ready_at else task.pending
+
+    def _tokenize(self, call: _Call) -> dict[str, Any]:
+        """``POST /tokenizer``: the prompt's tokens as a chat's ``usage.prompt_tokens`` would count them, nothing
+        generated. Checked as a chat request is (model, messages); only function tools are taken, as the reference
+        lists. The international reference's answer: ``usage`` with ``prompt_tokens``, ``image_tokens``,
+        ``video_tokens`` and ``total_tokens`` (the emulator counts no media tokens, as its chat does not)."""
+        request = self._parse(call)
+        if any(tool.get("type") != "function" for tool in request.tools):
+            raise bad_request("The tokenizer takes function tools only.")
+        tokens = prompt_tokens(request)
+        envelope = new_envelope(request.model, request.request_id)
+        usage = {"prompt_tokens": tokens, "image_tokens": 0, "video_tokens": 0, "total_tokens": tokens}
+        return {"id": envelope.id, "usage": usage, "created": envelope.created, "request_id": envelope.request_id}
 
     def _models(self, call: _Call) -> dict[str, Any]:
         data = [{"id": m, "object": "model", "created": MODELS_CREATED, "owned_by": "z-ai"} for m in self.config.models]

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -43,28 +43,31 @@ from glm_mcp.glm.errors import (
 from glm_mcp.glm.retry import Attempts, RetryPolicy
 from glm_mcp.glm.stream import StreamAccumulator
 from glm_mcp.glm.text import scrub_answer, upstream_text
-from glm_mcp.glm.types import (
-    AsyncTask,
-    AsyncTaskResult,
-    Batch,
-    BatchLine,
-    BatchRequest,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatRequest,
-    FileDeleted,
-    FileObject,
-    ImageRequest,
-    ImagesResponse,
-    ModelInfo,
-    ModelList,
-    MonitorResponse,
-    ReaderRequest,
-    ReaderResponse,
-    VideoRequest,
-    WebSearchRequest,
-    WebSearchResponse,
-)
+
+if TYPE_CHECKING:  # the wire types are imported by the calls that parse them: not at start
+    from glm_mcp.glm.types import (
+        AsyncTask,
+        AsyncTaskResult,
+        Batch,
+        BatchLine,
+        BatchRequest,
+        ChatCompletion,
+        ChatCompletionChunk,
+        ChatRequest,
+        FileDeleted,
+        FileObject,
+        ImageRequest,
+        ImagesResponse,
+        ModelInfo,
+        MonitorResponse,
+        ReaderRequest,
+        ReaderResponse,
+        TokenizerRequest,
+        TokenizerResponse,
+        VideoRequest,
+        WebSearchRequest,
+        WebSearchResponse,
+    )
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 logger = logging.getLogger(__name__)
@@ -196,6 +199,8 @@ class GLMClient:
 
     async def chat(self, request: ChatRequest, *, attempts: Attempts | None = None) -> ChatCompletion:
         """A whole completion in one JSON answer; `GLMAnswerCutError` when the platform stopped it, as for a stream."""
+        from glm_mcp.glm.types import ChatCompletion
+
         body = request.model_copy(update={"stream": None, "tool_stream": None}).to_json()
         response = await self._send("POST", "chat/completions", body, attempts=attempts)
         completion = self._parse(ChatCompletion, response)
@@ -289,6 +294,8 @@ class GLMClient:
         )
 
     async def _chunks(self, response: httpx2.Response, silence: _SilenceWatch) -> AsyncIterator[ChatCompletionChunk]:
+        from glm_mcp.glm.types import ChatCompletionChunk  # once a stream, not once a chunk
+
         finished = False
         answer_chars, max_answer_chars = 0, self._limits.max_answer_chars
         events = aiter(httpx2.EventSource(response, max_event_size=SSE_MAX_EVENT_BYTES))
@@ -300,7 +307,7 @@ class GLMClient:
                     return
                 if not data:  # an event of only `id:` / `event:` lines carries nothing for us
                     continue
-                chunk = self._parse_chunk(data, response)
+                chunk = self._parse_chunk(ChatCompletionChunk, data, response)
                 if _says_something(chunk):
                     silence.heard()
                 finished = finished or any(choice.finish_reason for choice in chunk.choices)
@@ -326,9 +333,11 @@ class GLMClient:
             raise GLMStreamError("the stream from the GLM API ended before the answer was complete (no final chunk)")
         # The final chunk (finish reason and usage) arrived and only [DONE] is missing: the answer is whole.
 
-    def _parse_chunk(self, data: str, response: httpx2.Response) -> ChatCompletionChunk:
+    def _parse_chunk(
+        self, model: type[ChatCompletionChunk], data: str, response: httpx2.Response
+    ) -> ChatCompletionChunk:
         try:
-            chunk = ChatCompletionChunk.model_validate_json(data)
+            chunk = model.model_validate_json(data)
         except ValidationError:
             snippet = self._text(data, SNIPPET_CHARS)
             raise GLMStreamError(f"the GLM API sent a stream frame that is not valid JSON: {snippet!r}") from None
@@ -349,6 +358,8 @@ class GLMClient:
         Not re-sent after a failure that may have reached the platform (a read timeout, a cut
         connection): a second submit would be a second paid job.
         """
+        from glm_mcp.glm.types import AsyncTask
+
         body = request.model_copy(update={"stream": None, "tool_stream": None}).to_json()
         response = await self._send(
             "POST", "async/chat/completions", body, attempts=attempts, resend_if_maybe_delivered=False
@@ -357,11 +368,15 @@ class GLMClient:
 
     async def async_result(self, task_id: str) -> AsyncTaskResult:
         """The status of a job, with its completion once it has succeeded."""
+        from glm_mcp.glm.types import AsyncTaskResult
+
         response = await self._send("GET", f"async-result/{task_id}")
         return self._parse(AsyncTaskResult, response)
 
     async def list_models(self) -> list[ModelInfo]:
         """The model codes the key can use (GET /models; undocumented but OpenAI-shaped)."""
+        from glm_mcp.glm.types import ModelList
+
         response = await self._send("GET", "models")
         models = self._parse(ModelList, response).data
         # The ids end up in advice ("models this key can use"): upstream text like any other.
@@ -369,18 +384,31 @@ class GLMClient:
 
     # --- the platform beyond chat (docs/glm-endpoints.md) ----------------------------------------
 
+    async def count_tokens(self, request: TokenizerRequest) -> TokenizerResponse:
+        """The prompt's tokens as the platform's tokenizer counts them (POST /tokenizer); nothing is generated."""
+        from glm_mcp.glm.types import TokenizerResponse
+
+        response = await self._send("POST", "tokenizer", _json(request))
+        return self._parse(TokenizerResponse, response)
+
     async def web_search(self, request: WebSearchRequest, *, attempts: Attempts | None = None) -> WebSearchResponse:
         """Search results without a model's answer (POST /web_search)."""
+        from glm_mcp.glm.types import WebSearchResponse
+
         response = await self._send("POST", "web_search", _json(request), attempts=attempts)
         return self._parse(WebSearchResponse, response)
 
     async def read_url(self, request: ReaderRequest, *, attempts: Attempts | None = None) -> ReaderResponse:
         """A web page as clean markdown or text, with its title and metadata (POST /reader)."""
+        from glm_mcp.glm.types import ReaderResponse
+
         response = await self._send("POST", "reader", _json(request), attempts=attempts)
         return self._parse(ReaderResponse, response)
 
     async def generate_image(self, request: ImageRequest, *, attempts: Attempts | None = None) -> ImagesResponse:
         """One image, answered when it is made. Paid: not re-sent after a failure that may have reached the platform."""
+        from glm_mcp.glm.types import ImagesResponse
+
         response = await self._send(
             "POST", "images/generations", _json(request), attempts=attempts, resend_if_maybe_delivered=False
         )
@@ -388,6 +416,8 @@ class GLMClient:
 
     async def submit_image(self, request: ImageRequest, *, attempts: Attempts | None = None) -> AsyncTask:
         """Start an image as a platform task (glm-image); poll it with `async_result`. Not re-sent either."""
+        from glm_mcp.glm.types import AsyncTask
+
         response = await self._send(
             "POST", "async/images/generations", _json(request), attempts=attempts, resend_if_maybe_delivered=False
         )
@@ -395,6 +425,8 @@ class GLMClient:
 
     async def submit_video(self, request: VideoRequest, *, attempts: Attempts | None = None) -> AsyncTask:
         """Start a video (always a platform task); poll it with `async_result`. Not re-sent either."""
+        from glm_mcp.glm.types import AsyncTask
+
         response = await self._send(
             "POST", "videos/generations", _json(request), attempts=attempts, resend_if_maybe_delivered=False
         )
@@ -404,6 +436,8 @@ class GLMClient:
 
     async def upload_file(self, content: bytes, *, filename: str, purpose: str = "batch") -> FileObject:
         """Upload a file to the Files API (POST /files, multipart): a batch's JSONL input, with purpose "batch"."""
+        from glm_mcp.glm.types import FileObject
+
         body, content_type = form({"purpose": purpose}, filename, content, "application/octet-stream")
         response = await self._send("POST", "files", body, content_type=content_type)
         return self._parse(FileObject, response)
@@ -411,6 +445,8 @@ class GLMClient:
     async def create_batch(self, request: BatchRequest, *, attempts: Attempts | None = None) -> Batch:
         """Start a batch on an uploaded input file. Paid: not re-sent after a failure that may have reached the
         platform (a second batch would run, and be billed, twice)."""
+        from glm_mcp.glm.types import Batch
+
         response = await self._send(
             "POST", "batches", _json(request), attempts=attempts, resend_if_maybe_delivered=False
         )
@@ -418,17 +454,23 @@ class GLMClient:
 
     async def retrieve_batch(self, batch_id: str) -> Batch:
         """A batch as it stands: its status, its request counts and, once it has ended, its files."""
+        from glm_mcp.glm.types import Batch
+
         response = await self._send("GET", f"batches/{_segment(batch_id, 'batch id')}")
         return self._parse(Batch, response)
 
     async def cancel_batch(self, batch_id: str) -> Batch:
         """Ask the platform to cancel a batch (it is then `cancelling`, and `cancelled` once stopped)."""
+        from glm_mcp.glm.types import Batch
+
         response = await self._send("POST", f"batches/{_segment(batch_id, 'batch id')}/cancel")
         return self._parse(Batch, response)
 
     async def batch_file(self, file_id: str) -> list[BatchLine]:
         """The lines of a batch's output or error file (GET /files/{id}/content), each parsed and scrubbed of
         the key like any answer; the file is read within GLM_MAX_RESPONSE_BYTES."""
+        from glm_mcp.glm.types import BatchLine
+
         response = await self._send("GET", f"files/{_segment(file_id, 'file id')}/content")
         lines: list[BatchLine] = []
         for number, raw in enumerate(response.content.splitlines(), start=1):
@@ -446,11 +488,15 @@ class GLMClient:
 
     async def delete_file(self, file_id: str) -> FileDeleted:
         """Delete a file of the Files API (an account keeps at most 1,000 batch files)."""
+        from glm_mcp.glm.types import FileDeleted
+
         response = await self._send("DELETE", f"files/{_segment(file_id, 'file id')}")
         return self._parse(FileDeleted, response)
 
     async def coding_quota(self) -> MonitorResponse:
         """A GLM Coding Plan key's quota windows: the monitor API on the platform's origin, not the model API."""
+        from glm_mcp.glm.types import MonitorResponse
+
         response = await self._send("GET", f"{self.origin}/api/monitor/usage/quota/limit")
         return self._parse(MonitorResponse, response)
 

@@ -29,7 +29,7 @@ ASR_MODEL = "glm-asr-2512"
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")  # built on first use, like the wire types
 
 
 class ParserTask(_Lenient):

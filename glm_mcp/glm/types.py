@@ -19,12 +19,15 @@ TaskState = Literal["running", "completed", "failed"]
 _TASK_STATES: dict[TaskStatus, TaskState] = {"PROCESSING": "running", "SUCCESS": "completed", "FAIL": "failed"}
 
 
+# Every model here is built on first use (`defer_build`): a process that starts builds none it does not need.
+
+
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
 
 # --- message content ----------------------------------------------------------------------
@@ -353,6 +356,38 @@ class WebSearchRequest(_Request):
     search_recency_filter: RecencyFilter | None = None
     content_size: ContentSize | None = None
     request_id: str | None = None
+
+
+class TokenizerRequest(_Request):
+    """The body of POST /tokenizer: a prompt counted as the model would read it, nothing generated."""
+
+    model: str
+    messages: list[Message]
+    tools: list[FunctionTool] | None = None
+    request_id: str | None = None
+
+
+class TokenizerUsage(_Response):
+    prompt_tokens: int = 0
+    image_tokens: int | None = None
+    video_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+class TokenizerResponse(_Response):
+    """The platform's count of a prompt: `{id, usage: {prompt_tokens, image_tokens, video_tokens, total_tokens},
+    created, request_id}` (the mainland reference shows `usage.prompt_tokens` alone)."""
+
+    id: str = ""
+    usage: TokenizerUsage = Field(default_factory=TokenizerUsage)
+    request_id: str | None = None
+
+    @property
+    def tokens(self) -> int:
+        """The prompt's tokens in all: `total_tokens` when the answer has it, else what it counted."""
+        usage = self.usage
+        parts = usage.prompt_tokens + (usage.image_tokens or 0) + (usage.video_tokens or 0)
+        return usage.total_tokens if usage.total_tokens is not None else parts
 
 
 class SearchIntent(_Response):

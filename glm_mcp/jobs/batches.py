@@ -23,20 +23,22 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 from anyio.abc import TaskGroup
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.glm import GLMClient, GLMError
 from glm_mcp.glm.errors import GLMAnswerCutError
 from glm_mcp.glm.models import BATCH_PRICED
-from glm_mcp.glm.types import Batch, BatchLine, split_answer
 from glm_mcp.jobs.principal import Principal
 from glm_mcp.jobs.store import JobRecord, JobState, JobStore
 from glm_mcp.jobs.usage import UsageRecord, UsageStore
+
+if TYPE_CHECKING:  # the wire types are imported where a batch is read: not at start
+    from glm_mcp.glm.types import Batch, BatchLine
 
 __all__ = [
     "BATCH_KIND",
@@ -72,12 +74,16 @@ ERROR_CHARS = 300
 class BatchItem(BaseModel):
     """One request of a batch: its `custom_id` in the input file, and what it was (a prompt's start, a file)."""
 
+    model_config = ConfigDict(defer_build=True)
+
     custom_id: str
     label: str
 
 
 class BatchProgress(BaseModel):
     """A running batch job as the registry keeps it (its partial text)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     batch_id: str
     model: str
@@ -95,6 +101,8 @@ class BatchProgress(BaseModel):
 class ItemOutcome(BaseModel):
     """What became of one request of a batch."""
 
+    model_config = ConfigDict(defer_build=True)
+
     custom_id: str
     label: str
     status: Literal["answered", "failed", "not_run"]
@@ -105,6 +113,8 @@ class ItemOutcome(BaseModel):
 
 class BatchOutcome(BaseModel):
     """An ended batch job as the registry keeps it (its result): every item, and what it cost."""
+
+    model_config = ConfigDict(defer_build=True)
 
     batch_id: str
     model: str
@@ -145,6 +155,8 @@ _NOT_RUN = {
 
 def outcome_of(progress: BatchProgress, batch: Batch, lines: Iterable[BatchLine], notice: str | None) -> BatchOutcome:
     """An ended batch as its items' answers and errors, from its output and error files' lines."""
+    from glm_mcp.glm.types import split_answer
+
     by_id = {line.custom_id: line for line in lines}
     items: list[ItemOutcome] = []
     prompt = completion_tokens = cached = answered = 0
@@ -370,6 +382,8 @@ class BatchFollowers:
         self, following: _Following, batch: Batch | None, lines: list[BatchLine], notice: str | None
     ) -> None:
         """Record how the batch ended, then what it cost, then delete its files from the platform."""
+        from glm_mcp.glm.types import Batch
+
         progress = following.progress
         ended = batch or Batch(id=progress.batch_id, status="failed")
         outcome = outcome_of(progress, ended, lines, notice)

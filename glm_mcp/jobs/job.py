@@ -11,15 +11,17 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
 from glm_mcp.glm import Attempts, GLMClient, GLMError, StreamAccumulator
 from glm_mcp.glm.errors import GLMAnswerCutError
-from glm_mcp.glm.types import ChatCompletion, ChatRequest, split_answer
 from glm_mcp.jobs.principal import SERVER, Principal
 from glm_mcp.jobs.store import ChatKind, JobState
+
+if TYPE_CHECKING:
+    from glm_mcp.glm.types import ChatCompletion, ChatRequest
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,8 @@ class Job:
 
     @property
     def answer_so_far(self) -> str:
+        from glm_mcp.glm.types import split_answer
+
         return split_answer(self.accumulator.text, None)[0]
 
     def changed(self) -> anyio.Event:

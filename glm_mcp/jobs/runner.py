@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -22,10 +22,12 @@ from pydantic import BaseModel
 
 from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.glm import GLMClient
-from glm_mcp.glm.types import ChatRequest
 from glm_mcp.jobs.job import Job
 from glm_mcp.jobs.principal import SERVER, Principal
 from glm_mcp.jobs.store import ChatKind, JobRecord, JobState, JobStore
+
+if TYPE_CHECKING:
+    from glm_mcp.glm.types import ChatRequest
 
 logger = logging.getLogger(__name__)
 

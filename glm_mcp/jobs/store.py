@@ -13,13 +13,15 @@ import time
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import astuple, dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 
-from glm_mcp.glm.types import ChatRequest, TextPart
 from glm_mcp.jobs.principal import SECRET_BYTES, SERVER, Principal
 from glm_mcp.jobs.records import Database, Retention, Steps, one
+
+if TYPE_CHECKING:
+    from glm_mcp.glm.types import ChatRequest
 
 ChatKind = Literal["chat", "web_search_chat"]
 JobKind = Literal["async_task", ChatKind, "image_task", "video_task", "batch"]
@@ -417,6 +419,8 @@ def summarize(request: ChatRequest) -> str:
     """The start of the request's last user message, on one line."""
     content = next((m.content for m in reversed(request.messages) if m.role == "user"), None)
     if not isinstance(content, str):
+        from glm_mcp.glm.types import TextPart
+
         content = " ".join(part.text for part in content or () if isinstance(part, TextPart))
     text = " ".join(content.split())
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"

@@ -8,7 +8,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -19,6 +19,7 @@ from starlette.requests import Request
 from glm_mcp.config import Settings
 from glm_mcp.errors import GenerationFailed
 from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
+from glm_mcp.glm.tokens import TokenCounts
 from glm_mcp.jobs import SERVER, JobRunner, JobStore, Principal, RegistryUnavailable
 from glm_mcp.jobs.batches import BatchFollowers
 from glm_mcp.jobs.conversations import ConversationStore
@@ -66,6 +67,8 @@ class AppState:
     principal: Principal = SERVER
     """Who this request is (`glm_mcp.jobs.principal`): "server" for the server's key, "key:<hex>" for a
     caller's own; the jobs it starts are theirs, and it sees only theirs."""
+    token_counts: TokenCounts = field(default_factory=TokenCounts)
+    """The platform tokenizer's counts of prompts, by content and caller (`glm.tokens`): one for the process."""
 
     def for_request(self, ctx: Context) -> AppState:
         """The state one tool call works with: the server's key, or the caller's own when it sent one,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -43,7 +43,7 @@ from pydantic import ConfigDict, Field
 from glm_mcp.errors import GlmMcpError
 from glm_mcp.jobs import JOB_ID_PREFIX, Job, JobRecord, RegistryUnavailable
 from glm_mcp.server.progress import describe_job
-from glm_mcp.server.registration import CHAT_KINDS, TaskForm, TaskState, ToolSpec, lone_surrogate
+from glm_mcp.server.registration import CHAT_KINDS, TaskForm, TaskState, ToolTable, lone_surrogate
 from glm_mcp.server.state import AppState
 from glm_mcp.server.task_offer import TaskOffer, offering_task
 
@@ -79,7 +79,7 @@ NOT_FOUND = "Failed to retrieve task: Task not found"
 class TaskParams(RequestParams):
     """The params of tasks/get and tasks/cancel."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
     task_id: str = Field(alias="taskId")
 
 
@@ -97,14 +97,15 @@ class TaskRef:
 
 
 class TaskTable:
-    """The tools whose calls may become tasks, as their specs declare them, and the tasks they make."""
+    """The tools whose calls may become tasks, as their listings declare them, and the tasks they make.
 
-    def __init__(self, specs: Iterable[ToolSpec]) -> None:
-        self._offered = {spec.name: spec.task for spec in specs if spec.task is not None}
-        self._forms: dict[str, TaskForm] = {}
-        for form in self._offered.values():
-            if self._forms.setdefault(form.suffix, form) is not form:
-                raise ValueError(f"two task forms have the suffix {form.suffix!r}: a task id must name one")
+    Which tools and which suffixes are known from the listing at start; a tool's `TaskForm` is its spec's,
+    looked up when a call or a task id first needs it (`ToolTable.spec`)."""
+
+    def __init__(self, tools: ToolTable) -> None:
+        self._tools = tools
+        self._offered = {listed.name: listed.task_suffix for listed in tools.listed if listed.task_suffix is not None}
+        self._loaded: dict[str, TaskForm] | None = None
 
     @property
     def tools(self) -> frozenset[str]:
@@ -113,23 +114,40 @@ class TaskTable:
 
     def offers(self, tool: str, arguments: Mapping[str, Any] | None) -> bool:
         """Whether a call of `tool` with `arguments` may be answered as a task."""
-        form = self._offered.get(tool)
-        return form is not None and form.offered(arguments or {})
+        return tool in self._offered and self._forms()[tool].offered(arguments or {})
 
     def parse(self, task_id: str) -> TaskRef | None:
         """The task a task id names, or None for an id no task of ours could have (also one that is not Unicode
         text, which the registry could not even look up)."""
         job_id, dot, rest = task_id.partition(".")
-        form = self._forms.get(dot + rest)
-        if form is None or not job_id.startswith(JOB_ID_PREFIX) or lone_surrogate(task_id) is not None:
+        suffix = dot + rest
+        if suffix not in self._offered.values():
             return None
+        if not job_id.startswith(JOB_ID_PREFIX) or lone_surrogate(task_id) is not None:
+            return None
+        form = next(form for form in self._forms().values() if form.suffix == suffix)
         return TaskRef(task_id, job_id, form)
 
     def started(self, record: JobRecord) -> TaskRef | None:
         """The task a job was started as: that of the first form, in the table's order, following its kind (the
         tool that starts a kind of job comes before those that follow one)."""
-        form = next((f for f in self._offered.values() if record.kind in f.follows), None)
+        form = next((f for f in self._forms().values() if record.kind in f.follows), None)
         return None if form is None else self.parse(record.id + form.suffix)
+
+    def _forms(self) -> dict[str, TaskForm]:
+        """Each offering tool's form, in the table's order: its spec's, looked up once a call or a task needs one."""
+        if self._loaded is None:
+            loaded: dict[str, TaskForm] = {}
+            by_suffix: dict[str, TaskForm] = {}
+            for tool in self._offered:
+                form = self._tools.spec(tool).task
+                if form is None:
+                    raise ValueError(f"{tool} is listed with tasks, but its spec has no TaskForm")
+                if by_suffix.setdefault(form.suffix, form) is not form:
+                    raise ValueError(f"two task forms have the suffix {form.suffix!r}: a task id must name one")
+                loaded[tool] = form
+            self._loaded = loaded
+        return self._loaded
 
     def handed_off(self, offer: TaskOffer) -> TaskRef | None:
         """The task to answer with when the call in `offer` handed off a job; None to answer it as is."""

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Literal
 
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from glm_mcp.glm import GLMError
 from glm_mcp.glm import models as model_table
@@ -55,6 +55,8 @@ class UsageArguments(Arguments):
 
 
 class ModelEntry(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     id: str
     kind: ModelKind | None = None
     vision: bool | None = None
@@ -93,6 +95,8 @@ Billing = Literal["per token", "per call"]
 
 
 class UsageRow(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     day: str | None = Field(None, description="UTC, YYYY-MM-DD.")
     model: str | None = None
     calls: int
@@ -114,6 +118,8 @@ class UsageRow(BaseModel):
 
 
 class QuotaWindow(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     window: str = Field(description="5 hours, week or month (tool calls).")
     used_percent: float | None = None
     used: int | None = None

@@ -19,13 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal, Self, TypedDict
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from glm_mcp.errors import ArgumentError
 from glm_mcp.glm.types import ChatCompletion, WebSearchItem, split_answer
 from glm_mcp.jobs import ChatKind, Job
 from glm_mcp.server.result import Result, paragraphs
 from glm_mcp.server.state import AppState
+from glm_mcp.tools.estimates import Estimated, TokenEstimate
 from glm_mcp.tools.functions import FunctionCallRequest, feed_back
 
 __all__ = [
@@ -60,6 +61,8 @@ REASONING_PREVIEW_CHARS = 300
 class SentFile(BaseModel):
     """One file sent to the model: what GLM saw."""
 
+    model_config = ConfigDict(defer_build=True)
+
     path: str = Field(description="Relative to its root.")
     kind: str = Field(description="text, image, document or audio.")
     bytes: int
@@ -69,6 +72,8 @@ class SentFile(BaseModel):
 
 
 class SentFiles(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     files: list[SentFile] | None = Field(None, description="The files sent with the message, as GLM saw them.")
 
     def files_text(self) -> str:
@@ -158,6 +163,8 @@ def page_of(text: str, offset: int, limit: int, ref: str | None) -> Page | None:
 
 
 class Paged(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     answer_chars: int | None = Field(
         None, description="Present when `text` is one page of a longer answer: its whole length in characters."
     )
@@ -218,6 +225,8 @@ class RegistryNotes(Result):
 
 
 class TokenUsage(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     prompt_tokens: int = Field(description="Tokens read, including cached ones.")
     completion_tokens: int = Field(description="Tokens written, including reasoning.")
     cached_tokens: int = Field(0, description="Prompt tokens served from the platform's cache (cheaper).")
@@ -225,6 +234,8 @@ class TokenUsage(BaseModel):
 
 class Source(BaseModel):
     """One web page the answer drew on; the answer cites it as `[ref]`."""
+
+    model_config = ConfigDict(defer_build=True)
 
     ref: str | None = Field(None, description="The citation mark used in the answer, e.g. ref_1.")
     title: str | None = None
@@ -323,7 +334,7 @@ class _SearchFields(TypedDict, total=False):
     note: str | None
 
 
-class ChatResult(RegistryNotes, ConversationNotes, Paged):
+class ChatResult(RegistryNotes, ConversationNotes, Paged, Estimated):
     """An answer from a GLM model, or the start of one that is still being generated."""
 
     FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "job_id", "cut_short", "text")
@@ -370,9 +381,11 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
         page: Page | None = None,
         registry: RegistryNote | None = None,
         full_reasoning: bool = True,
+        estimate: TokenEstimate | None = None,
     ) -> Self:
-        """The result of `answer`, with what the call knows of its files, conversation, page and registry: the
-        one builder of every chat result. Its reasoning is whole with `full_reasoning`, else its beginning."""
+        """The result of `answer`, with what the call knows of its files, conversation, page and registry (and its
+        prompt's count, made before sending): the one builder of every chat result. Its reasoning is whole with
+        `full_reasoning`, else its beginning."""
         conversation = conversation or ConversationNote()
         registry = registry or RegistryNote()
         reasoning = answer.reasoning
@@ -403,6 +416,7 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
             read_more=page.read_more if page else None,
             not_recorded=registry.not_recorded,
             registry_notice=registry.notice,
+            prompt_estimate=estimate,
             **cls._search_fields(answer),
         )
 
@@ -461,7 +475,7 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
         )
 
     def workspace_footer(self) -> str:
-        return paragraphs(self.files_text(), self.conversation_text(), self._footer())
+        return paragraphs(self.files_text(), self.conversation_text(), self.estimate_text(), self._footer())
 
     def _footer(self) -> str:
         parts = [f"model {self.model}"]

@@ -36,9 +36,10 @@ __all__ = [
 
 
 class Arguments(BaseModel):
-    """A tool's arguments: an argument of no known name is a mistake, said as one."""
+    """A tool's arguments: an argument of no known name is a mistake, said as one. Built on first use, like every
+    model of the tools (`defer_build`): start reads the published schemas (`glm_mcp.tools.SCHEMAS_FILE`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 MESSAGES_SCHEMA: dict[str, object] = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from glm_mcp.errors import ArgumentError
 from glm_mcp.jobs.batches import BatchOutcome, BatchProgress, ItemOutcome
@@ -22,6 +22,8 @@ __all__ = ["BatchAnswer", "BatchReport"]
 
 class BatchAnswer(BaseModel):
     """One request of the batch, and what became of it."""
+
+    model_config = ConfigDict(defer_build=True)
 
     custom_id: str = Field(description="Its id in the batch (item-0001, …), in the order the items were given.")
     item: str = Field(description="What it was: the start of its prompt, or the file it read.")

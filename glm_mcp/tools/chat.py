@@ -63,6 +63,7 @@ from glm_mcp.tools.arguments import (
     Reasoning,
     Waiting,
 )
+from glm_mcp.tools.estimates import Estimated, TokenEstimate, preflight
 from glm_mcp.tools.functions import Functions
 from glm_mcp.tools.job_result import ChatOutcome, job_outcome, task_ended
 from glm_mcp.tools.workspace import Continuation, prepare, record_turn
@@ -90,6 +91,7 @@ class SubmitArguments(Functions, Attached, Generation, Conversation):
     """`submit_async`: a conversation, how to answer it, and what the model may call."""
 
     json_output: Annotated[bool, Field(description="Answer as a JSON object.")] = False
+    estimate_tokens: Annotated[bool | None, Field(description="Count the prompt's tokens first.")] = None
 
     def chat_request(self, settings: Settings) -> ChatRequest:
         request = self.to_request(self.conversation(self.system), settings)
@@ -156,7 +158,7 @@ class WebSearchArguments(Reasoning, Waiting, Continued, Attached, Generation, We
 # --- results ------------------------------------------------------------------------------------------------
 
 
-class SubmittedTask(RegistryNotes, SentFiles):
+class SubmittedTask(RegistryNotes, SentFiles, Estimated):
     """An async chat job the platform accepted."""
 
     FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "task_id")
@@ -178,6 +180,7 @@ class SubmittedTask(RegistryNotes, SentFiles):
         model: str,
         files: Sequence[SentFile],
         registry: RegistryNote,
+        estimate: TokenEstimate | None = None,
     ) -> SubmittedTask:
         """The platform's job for a submit, with the files it carries and what the registry made of it."""
         return cls(
@@ -190,11 +193,12 @@ class SubmittedTask(RegistryNotes, SentFiles):
             files=list(files) or None,
             not_recorded=registry.not_recorded,
             registry_notice=registry.notice,
+            prompt_estimate=estimate,
         )
 
     def to_text(self) -> str:
         summary = f"Task {self.task_id} submitted ({self.status}, model {self.model}). {self.next}"
-        return paragraphs(summary, self.files_text(), self.registry_text())
+        return paragraphs(summary, self.files_text(), self.estimate_text(), self.registry_text())
 
 
 # --- handlers -----------------------------------------------------------------------------------------------
@@ -215,6 +219,8 @@ async def _answered(
     """Stream the answer with progress; past the call's wait, hand back a job that carries on."""
     continued = Continuation(args.conversation_id, args.from_turn)
     prepared = await prepare(app, ctx, args.chat_request(app.settings), files=args.files, continued=continued)
+    count = isinstance(args, ChatArguments) and bool(args.estimate_tokens)
+    estimate = await preflight(app, ctx, prepared.request, what=kind, count=count)
     wait_seconds = task_wait(args.wait(app.settings.results.wait_seconds))
     result_type = RESULT_TYPES[kind]
     job = app.jobs.start(kind, prepared.request, app.glm, principal=app.principal)
@@ -233,6 +239,7 @@ async def _answered(
             conversation=conversation,
             registry=registry_note(app, job.not_recorded),
             full_reasoning=args.include_reasoning,
+            estimate=estimate,
         )
     app.jobs.release(job)
     await record_job(app, job)
@@ -244,6 +251,7 @@ async def _answered(
         conversation=conversation,
         page=page_of(answer.text, 0, app.settings.results.max_chars, conversation.ref),
         full_reasoning=args.include_reasoning,
+        estimate=estimate,
     )
 
 
@@ -261,6 +269,7 @@ async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> Su
     await args.check_schemas()
     prepared = await prepare(app, ctx, args.chat_request(app.settings), files=args.files)
     request = prepared.request
+    estimate = await preflight(app, ctx, request, what="submit_async", count=bool(args.estimate_tokens))
     attempts = Attempts()
     try:
         task = await app.glm.submit_async(request, attempts=attempts)
@@ -279,6 +288,7 @@ async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> Su
         model=request.model,
         files=prepared.files,
         registry=registry_note(app, not_recorded),
+        estimate=estimate,
     )
 
 

@@ -130,7 +130,7 @@ def _orderable(items: list[Any]) -> bool:
 class FunctionSpec(BaseModel):
     """One function the model may ask to call."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: Annotated[str, Field(pattern=FUNCTION_NAME_PATTERN)]
     description: Annotated[str, Field(max_length=4096)] = ""
@@ -181,7 +181,7 @@ FUNCTIONS_SCHEMA: dict[str, object] = {
 class Functions(BaseModel):
     """What the model may call besides answering: the caller's functions, a knowledge base."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     tools: Annotated[list[FunctionSpec] | None, Field(max_length=MAX_FUNCTIONS), WithJsonSchema(FUNCTIONS_SCHEMA)] = (
         None
@@ -248,6 +248,8 @@ def wire_tool_calls(value: object) -> object:
 
 class FunctionCallRequest(BaseModel):
     """A function call the model wants made: run it, then send its result back as a `tool` message."""
+
+    model_config = ConfigDict(defer_build=True)
 
     id: str = Field(description="Answer it with a tool message whose tool_call_id is this.")
     name: str

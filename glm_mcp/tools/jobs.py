@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from glm_mcp.errors import ArgumentError, UnknownJobError
 from glm_mcp.glm import GLMAPIError
@@ -196,6 +196,8 @@ class JobList(RegistryNotes):
 
 
 class ConversationSummary(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     conversation_id: str = Field(description="Pass it to chat or web_search_chat as conversation_id.")
     question: str = Field(description="The start of its first question.")
     turns: int

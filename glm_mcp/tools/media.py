@@ -29,6 +29,7 @@ from glm_mcp.glm import Attempts, GLMError, GLMTransportError
 from glm_mcp.glm.errors import GLMFileRefusedError, GLMProtocolError
 from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ImageQuality, ImageRequest, VideoQuality, VideoRequest
 from glm_mcp.jobs import JobRecord, JobState, poll_task
+from glm_mcp.server.confirmation import confirm_spend
 from glm_mcp.server.failures import ToolFailure
 from glm_mcp.server.media import MediaFile, inline_wanted, link_blocks, offer
 from glm_mcp.server.progress import ProgressReporter
@@ -39,6 +40,7 @@ from glm_mcp.server.task_offer import task_wait
 from glm_mcp.tools import accounting
 from glm_mcp.tools.answer import RegistryNotes, next_call, registry_note
 from glm_mcp.tools.arguments import Arguments, new_request_id
+from glm_mcp.tools.estimates import per_call
 from glm_mcp.tools.job_result import TaskResult
 from glm_mcp.tools.media_files import VideoFile, expires_at, expiry, file_links, media_of, named
 
@@ -220,6 +222,8 @@ async def generate_image(app: AppState, ctx: Context, args: ImageArguments) -> I
     until the call's wait runs out and then handed back as a job that get_result finishes.
     """
     request = args.request(app.settings)
+    spend = per_call(app.settings, request.model, f"generate_image: one image with {request.model}")
+    await confirm_spend(app, ctx, spend)
     default_wait = app.settings.results.wait_seconds
     wait = task_wait(args.wait(default_wait))
     reporter = ProgressReporter(ctx, total=wait)
@@ -352,6 +356,8 @@ async def _with_heartbeat(reporter: ProgressReporter, what: str, call: Awaitable
 async def generate_video(app: AppState, ctx: Context, args: VideoArguments) -> VideoJob:
     """A video task: submitted, followed until the call's wait runs out, then a job that get_result finishes."""
     request = args.request(app.settings)
+    spend = per_call(app.settings, request.model, f"generate_video: one video with {request.model}")
+    await confirm_spend(app, ctx, spend)
     attempts = Attempts()
     task = await _submitted(app.glm.submit_video(request, attempts=attempts), request.request_id)
     await accounting.record(app, "generate_video", request.model)

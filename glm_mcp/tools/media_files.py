@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from glm_mcp.glm.types import AsyncImageResult, AsyncTaskResult, VideoTaskResult
 from glm_mcp.server.media import MediaFile, MediaLink, offer
@@ -79,12 +79,16 @@ _RESOURCE = "Its glm-media:// resource: resources/read gives its bytes while the
 
 
 class ImageFile(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     url: str = Field(description="Where the platform serves the image, until expires_at.")
     expires_at: str = Field(description="When the URL stops working (ISO 8601 UTC): keep a copy if you need it.")
     resource: str = Field("", description=_RESOURCE)
 
 
 class VideoFile(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     url: str = Field(description="The video, until expires_at.")
     cover_url: str = Field("", description="Its cover image.")
     expires_at: str = Field(description="When the URLs stop working (ISO 8601 UTC).")

@@ -43,7 +43,7 @@ from glm_mcp.server.state import AppState
 from glm_mcp.tools.answer import ConversationNote, SentFile
 from glm_mcp.tools.workspace.convert import Room, convert
 from glm_mcp.tools.workspace.files import Attachments, read_files
-from glm_mcp.tools.workspace.roots import FilesUnavailable, allowed_roots, files_offered
+from glm_mcp.tools.workspace.roots import FilesUnavailable, allowed_roots
 
 __all__ = [
     "ANSWER_RESERVE_TOKENS",
@@ -51,7 +51,6 @@ __all__ = [
     "PendingTurn",
     "Prepared",
     "check_size",
-    "files_offered",
     "is_turn",
     "keep_answer",
     "prepare",

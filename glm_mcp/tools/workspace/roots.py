@@ -24,8 +24,9 @@ from mcp.server.mcpserver import Context
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from glm_mcp.config import Settings
+from glm_mcp.tools import files_offered
 
-__all__ = ["ROOTS_TIMEOUT_S", "FilesUnavailable", "Place", "Roots", "allowed_roots", "files_offered"]
+__all__ = ["ROOTS_TIMEOUT_S", "FilesUnavailable", "Place", "Roots", "allowed_roots"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +80,6 @@ class Roots:
             return []
         parts = tuple(part for part in relative.parts if part != ".")
         return [Place(root, parts) for root in self.paths]
-
-
-def files_offered(settings: Settings, *, over_http: bool) -> bool:
-    """Whether `files` can be used on a server so configured: over stdio always, over HTTP only with GLM_FILES_ROOTS
-    (so its tools' schemas offer it only then)."""
-    return not over_http or bool(settings.files.roots)
 
 
 async def allowed_roots(ctx: Context, settings: Settings) -> Roots:
