@@ -67,7 +67,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SCHEME = "glm-media"
-TEMPLATE = SCHEME + "://{media_id}/{name}"
+TEMPLATE = SCHEME + "://{media}/{name}"
 LIST_LIMIT = 50
 """The caller's latest files `resources/list` lists (older ones are still read by their URI)."""
 LINKS_SINCE = "2025-06-18"
@@ -218,13 +218,13 @@ def serve_media(server: MCPServer[AppState]) -> None:
         "it, or from the copy saved on this machine. `resources/list` lists your latest.",
         mime_type="application/octet-stream",  # each read says its own (`MediaResources`); the template says none
     )
-    async def media(ctx: Context, media_id: str, name: str) -> bytes:
+    async def read(ctx: Context, media: str, name: str) -> bytes:
         app = cast(AppState, ctx.request_context.lifespan_context)
         try:
             app = app.for_request(ctx)
-            return await read_media(app, media_id, name)
+            return await read_media(app, media, name)
         except Exception as exc:
-            uri = f"{SCHEME}://{media_id}/{name}"
+            uri = f"{SCHEME}://{media}/{name}"
             failure = await app.describe_failure(exc)
             code = INVALID_PARAMS if isinstance(exc, UnknownMediaError | MediaExpiredError) else INTERNAL_ERROR
             data = {"uri": uri, **failure.structured()} if isinstance(exc, GlmMcpError) else {"uri": uri}
