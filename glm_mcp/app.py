@@ -1,5 +1,6 @@
 """The composition root: the MCP server made of the plumbing (`glm_mcp.server`), the tool table
-(`glm_mcp.tools`) and the tasks extensions, with its identity, lifespan and the models resource."""
+(`glm_mcp.tools`) and the tasks extensions, with its identity, lifespan, the models resource and the media resources
+(`server/media.py`: the images and videos the tools made)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from glm_mcp import __version__
 from glm_mcp.config import Settings
 from glm_mcp.jobs.open import JOBS_FILE
 from glm_mcp.server.icons import ICONS
+from glm_mcp.server.media import serve_media
 from glm_mcp.server.state import AppState, lifespan
 from glm_mcp.server.tasks import TasksExtension, TaskTable
 from glm_mcp.server.tasks_2025 import LegacyTasks
@@ -69,4 +71,5 @@ def create_server(settings: Settings, *, over_http: bool = False) -> MCPServer[A
         state = cast(AppState, ctx.request_context.lifespan_context).for_request(ctx)
         return json.dumps((await model_list(state, kind or None)).structured(), ensure_ascii=False)
 
+    serve_media(server)
     return server

@@ -59,6 +59,7 @@ __all__ = [
     "Group",
     "Http",
     "LogLevel",
+    "MediaInline",
     "Models",
     "Plan",
     "Region",
@@ -75,6 +76,7 @@ __all__ = [
 Region = Literal["international", "mainland"]
 Plan = Literal["general", "coding"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+MediaInline = Literal["auto", "always", "never"]
 
 _HOSTS: dict[Region, str] = {"international": "https://api.z.ai", "mainland": "https://open.bigmodel.cn"}
 _PATHS: dict[Plan, str] = {"general": "/api/paas/v4", "coding": "/api/coding/paas/v4"}
@@ -458,6 +460,14 @@ class Results(Group, title="Results"):
         ge=1000,
         description="Longest answer text one tool result carries (clients cap results: Claude Code at 25,000 tokens); "
         "a longer answer comes as its beginning with a note, and `get_result` with `offset` reads the rest.",
+    )
+    media_inline: MediaInline = Field(
+        "auto",
+        validation_alias="GLM_MEDIA_INLINE",
+        description="Whether `generate_image` also puts the image itself (base64 image content) in its result. Every "
+        "result has the image's URL and a `glm-media://` resource link the client reads when it wants the bytes. "
+        "`auto`: only for clients whose protocol has no resource links (before 2025-06-18); `always`: for every "
+        "client (the images then stay in the conversation); `never`.",
     )
 
 

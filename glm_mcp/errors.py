@@ -10,6 +10,8 @@
     ├── GenerationFailed         (its cause's kind)    a generation that failed, with its partial text
     ├── MediaTaskFailed          media_failed          the platform reports an image or video task failed
     ├── DocumentNotRead          media_failed          the platform's file parser did not read a document
+    ├── UnknownMediaError        unknown_media         no image or video of the caller's has that glm-media:// URI
+    ├── MediaExpiredError        media_expired         the platform no longer keeps a generated file (nor a copy)
     ├── SpendDeclined            spend_declined        the user said no to a call's estimated cost
     ├── SpendUnconfirmed         confirmation_unavailable  a cost above GLM_CONFIRM_ABOVE nobody could be asked about
     └── GLMError                 upstream_error        glm/errors.py: talking to the GLM API
@@ -59,6 +61,8 @@ ErrorKind = Literal[
     "submit_uncertain",
     "registry_unavailable",
     "media_failed",
+    "unknown_media",
+    "media_expired",
     "spend_declined",
     "confirmation_unavailable",
     "content_blocked",
@@ -266,6 +270,41 @@ class DocumentNotRead(GlmMcpError):
         return "Check that the file opens in its application, or send its text as a text file instead."
 
 
+class UnknownMediaError(GlmMcpError, LookupError):
+    """A `glm-media://` URI of no image or video of the caller's: never made, aged out, or someone else's (all three
+    read alike, so that a URI tells nobody what another caller made)."""
+
+    kind: ClassVar[ErrorKind] = "unknown_media"
+
+    def __init__(self, uri: str, retention_days: float) -> None:
+        super().__init__(f"{uri} is unknown: no image or video of yours has that address here.")
+        self.uri = uri
+        self.retention_days = retention_days
+
+    def advice(self, facts: Advice) -> str:
+        return (
+            "Use a link from a result of yours (generate_image, generate_video, get_result); resources/list lists "
+            f"your recent ones. A link is kept until {self.retention_days:g} days after the platform's file expires."
+        )
+
+
+class MediaExpiredError(GlmMcpError):
+    """A generated image or video the platform no longer keeps (its URL expired, or the platform says it is gone),
+    with no copy on this machine to read instead."""
+
+    kind: ClassVar[ErrorKind] = "media_expired"
+
+    def __init__(self, uri: str, why: str, saved_path: str | None = None) -> None:
+        copy = f" Its copy {saved_path} is gone or was changed." if saved_path else ""
+        super().__init__(f"{uri} can no longer be read: {why}.{copy}")
+        self.uri = uri
+        self.saved_path = saved_path
+
+    def advice(self, facts: Advice) -> str:
+        return (
+            "Generate it again (generate_image or generate_video): the platform keeps the files it makes for a limited "
+            "time only. Over stdio, generate_image saves a copy of each image under GLM_IMAGE_DIR, which lasts."
+        )
 class SpendDeclined(GlmMcpError):
     """The user, asked before a call's estimated cost above GLM_CONFIRM_ABOVE was spent, said no (or dismissed the
     question): nothing was sent, and the call is not to be made again unasked."""

@@ -40,10 +40,16 @@ def claude_env(home: Path, base_url: str) -> dict[str, str]:
 
 
 def claude_print(
-    claude: Path, home: Path, fake: FakeAnthropic, server: dict[str, Any], tool: str, debug_log: Path
+    claude: Path,
+    home: Path,
+    fake: FakeAnthropic,
+    server: dict[str, Any],
+    tool: str,
+    debug_log: Path,
+    also_allowed: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """`claude -p` with only `server` (an `mcpServers` entry) configured, allowed to call its `tool`; the model
-    is `fake`. Claude Code's own log goes to `debug_log`."""
+    """`claude -p` with only `server` (an `mcpServers` entry) configured, allowed to call its `tool` (and Claude
+    Code's own tools `also_allowed`); the model is `fake`. Claude Code's own log goes to `debug_log`."""
     completed = subprocess.run(
         [
             str(claude),
@@ -54,6 +60,7 @@ def claude_print(
             "--strict-mcp-config",
             "--allowedTools",
             f"mcp__{SERVER}__{tool}",
+            *also_allowed,
             "--output-format",
             "json",
             "--no-session-persistence",

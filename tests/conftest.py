@@ -55,7 +55,8 @@ def emulator(emulator_session: Emulator) -> Iterator[Emulator]:
     after it, so that faults a test injected and did not use never reach a test of the session's emulator."""
     defaults = EmulatorConfig()
     emulator_session.state.clear()
-    for name in ("latency", "chunk_delay", "async_delay", "batch_validating", "batch_item_seconds", "batch_finalizing"):
+    timings = ("latency", "chunk_delay", "async_delay", "batch_validating", "batch_item_seconds", "batch_finalizing")
+    for name in (*timings, "file_ttl"):
         setattr(emulator_session.config, name, getattr(defaults, name))
     yield emulator_session
     emulator_session.state.clear()

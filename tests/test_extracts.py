@@ -49,7 +49,7 @@ async def test_extracts_on_sqlite_and_a_file_of_schema_5_migrated(tmp_path: Path
     await check_extracts(store)
     await store.aclose()
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (sqlite.SCHEMA_VERSION,) == (6,)
+        assert db.execute("PRAGMA user_version").fetchone() == (sqlite.SCHEMA_VERSION,) == (7,)
 
 
 async def test_extracts_on_postgresql_and_a_database_of_schema_2_migrated(postgres: Any) -> None:
@@ -62,4 +62,4 @@ async def test_extracts_on_postgresql_and_a_database_of_schema_2_migrated(postgr
         await check_extracts(store)
     with psycopg.connect(postgres.url) as db:
         versions = db.execute("SELECT version FROM glm_mcp_schema ORDER BY version").fetchall()
-    assert versions == [(1,), (2,), (3,)] and SCHEMA_VERSION == 3
+    assert versions == [(1,), (2,), (3,), (4,)] and SCHEMA_VERSION == 4

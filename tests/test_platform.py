@@ -133,9 +133,13 @@ async def test_read_url_errors(client: Client, emulator: Emulator) -> None:
 
 
 async def test_generate_image_returns_image_content_a_client_can_display(
-    client: Client, emulator: Emulator, all_settings: Settings
+    emulator: Emulator, all_settings: Settings
 ) -> None:
-    result = await client.call_tool("generate_image", {"prompt": "a red fox in snow", "size": "864x1152"})
+    """With GLM_MEDIA_INLINE=always (by default a client that can take a link gets the link alone:
+    tests/test_media_resources.py)."""
+    all_settings = all_settings.replace(results={"media_inline": "always"})
+    async with Client(create_server(all_settings)) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a red fox in snow", "size": "864x1152"})
     out = ok(result)
     (call,) = upstream_calls(emulator, "/images/generations")
     assert call.body is not None and call.body["model"] == "cogview-4" and call.body["size"] == "864x1152"
@@ -363,7 +367,9 @@ async def test_each_new_tool_answers_over_stdio(emulator: Emulator, tmp_path: Pa
 
 async def test_each_new_tool_answers_over_http(emulator: Emulator) -> None:
     emulator.config.async_delay = 0.0
-    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MCP_TOOLSETS="all")
+    env = server_env(
+        GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MCP_TOOLSETS="all", GLM_MEDIA_INLINE="always"
+    )
     with http_server(env=env) as origin:
         async with Client(origin + "/mcp") as client:
             outs = {name: await client.call_tool(name, args) for name, args in CALLS.items()}

@@ -505,14 +505,16 @@ class GLMClient:
         url = self._http.base_url
         return f"{url.scheme}://{url.netloc.decode('ascii')}"
 
-    async def download(self, url: str) -> tuple[bytes, str]:
-        """An image the platform made, read within GLM_MAX_RESPONSE_BYTES, with its media type (from its bytes).
+    async def download(self, url: str, kind: fetch.FileKind = "image") -> tuple[bytes, str]:
+        """A file the platform made (`kind`: an image, or a video), read within GLM_MAX_RESPONSE_BYTES, with its media
+        type (from its bytes).
 
         Not signed: the URL may be a storage host that is not the API, which must never see the key. The URL is
         the answer's say-so, so it is fetched only from where `glm.fetch.target` allows, and kept only if it is
-        an image (an `image/*` Content-Type and the magic bytes of PNG, JPEG, WebP or GIF); otherwise
-        `GLMFileRefusedError`. Redirects are not followed.
+        what was asked for twice over (`glm.fetch.file_type`: an image's Content-Type and magic bytes, or a video's
+        or an animated image's); otherwise `GLMFileRefusedError`. Redirects are not followed.
         """
+        accepted = ("image/",) if kind == "image" else ("video/", "image/")
         with self._deadline():
             async with self._limiter:
                 try:
@@ -528,8 +530,9 @@ class GLMClient:
                         raise await self._error_of(response)
                     declared = response.headers.get("content-type", "").partition(";")[0].strip().lower()
                     what = self._text(declared or "no Content-Type", 100)
-                    if response.status_code != 200 or not declared.startswith("image/"):
-                        reason = f"it answered HTTP {response.status_code} with {what}, not an image"
+                    if response.status_code != 200 or not declared.startswith(accepted):
+                        wanted = "an image" if kind == "image" else "a video"
+                        reason = f"it answered HTTP {response.status_code} with {what}, not {wanted}"
                         raise GLMFileRefusedError(url, reason)
                     try:
                         content = await self._read(
@@ -537,9 +540,10 @@ class GLMClient:
                         )
                     except httpx2.HTTPError as exc:
                         raise self._transport_error(exc) from None
-                    media_type = fetch.image_type(content)
+                    media_type = fetch.file_type(content, kind)
                     if media_type is None:
-                        raise GLMFileRefusedError(url, f"its body, said to be {what}, is no PNG, JPEG, WebP or GIF")
+                        formats = "PNG, JPEG, WebP or GIF" if kind == "image" else "MP4, QuickTime, WebM or image"
+                        raise GLMFileRefusedError(url, f"its body, said to be {what}, is no {formats}")
                     return content, media_type
                 finally:
                     await _close(response)

@@ -24,6 +24,7 @@ from glm_mcp.jobs import SERVER, JobRunner, JobStore, Principal, RegistryUnavail
 from glm_mcp.jobs.batches import BatchFollowers
 from glm_mcp.jobs.conversations import ConversationStore
 from glm_mcp.jobs.extracts import ExtractRecords, ExtractStore
+from glm_mcp.jobs.media import MediaRecords, MediaStore
 from glm_mcp.jobs.open import open_job_store, record_stores
 from glm_mcp.jobs.principal import SECRET_BYTES
 from glm_mcp.jobs.usage import UsageStore
@@ -59,6 +60,8 @@ class AppState:
     """What documents and recordings were read as, by content (`glm_mcp.jobs.extracts`), in the same database."""
     batches: BatchFollowers
     """The platform batches this process follows until they end (`glm_mcp.jobs.batches`)."""
+    media: MediaStore
+    """The images and videos offered to callers as resources (`glm_mcp.jobs.media`), in the same database."""
     principal_secret: bytes = b""
     """What callers' keys are hashed with to make their principal: the job store's own secret."""
     principal: Principal = SERVER
@@ -154,6 +157,7 @@ def lifespan(settings: Settings) -> Callable[[MCPServer[Any]], AbstractAsyncCont
                     usage=usage,
                     extracts=ExtractRecords(store.database),
                     batches=batches,
+                    media=MediaRecords(store.database),
                     principal_secret=secret,
                 )
             finally:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from mcp.types import ContentBlock
 from pydantic import Field, model_validator
 
 from glm_mcp.errors import Advice, JobCancelledError
@@ -24,6 +25,7 @@ from glm_mcp.glm.types import AsyncTaskResult, split_answer
 from glm_mcp.jobs import Job, JobKind, JobRecord, JobState
 from glm_mcp.jobs.batches import batch_outcome, batch_progress
 from glm_mcp.server.failures import ToolFailure
+from glm_mcp.server.media import MediaLink
 from glm_mcp.server.registration import TaskState
 from glm_mcp.server.result import paragraphs, partial_answer
 from glm_mcp.server.state import AppState
@@ -41,7 +43,7 @@ from glm_mcp.tools.answer import (
     page_of,
 )
 from glm_mcp.tools.batch_result import BatchReport
-from glm_mcp.tools.media_files import ImageFile, VideoFile, media_of
+from glm_mcp.tools.media_files import ImageFile, VideoFile, file_links, media_of, offer_files
 from glm_mcp.tools.workspace import keep_answer
 
 __all__ = ["ChatOutcome", "TaskResult", "job_outcome", "job_result", "task_ended"]
@@ -85,6 +87,22 @@ class TaskResult(RegistryNotes):
     batch: BatchReport | None = Field(
         None, description="A batch: its progress, then each item's answer or error (paged by `offset`)."
     )
+    content: list[Any] = Field(default_factory=list, exclude=True)
+    """The MCP content blocks sent beside the text (the links of its images and videos), as the request allows."""
+
+    def extra_content(self) -> list[ContentBlock]:
+        return list(self.content)
+
+    async def with_media(self, app: AppState) -> TaskResult:
+        """This result with its images and videos offered to the caller as resources (`media_files.offer_files`)."""
+        if not (self.images or self.videos):
+            return self
+        images, videos = await offer_files(app, self.images, self.videos, self.model)
+        return self.model_copy(update={"images": images, "videos": videos})
+
+    def media_links(self) -> list[MediaLink]:
+        """The links of its images and videos offered as resources."""
+        return file_links(self.images, self.videos, self.model)
 
     @model_validator(mode="before")
     @classmethod

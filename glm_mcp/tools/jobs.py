@@ -24,6 +24,7 @@ from glm_mcp.glm.types import AsyncTaskResult
 from glm_mcp.jobs import JOB_ID_PREFIX, Job, JobKind, JobRecord, JobState, Position, RegistryUnavailable, poll_task
 from glm_mcp.jobs.batches import batch_progress
 from glm_mcp.jobs.conversations import Conversation
+from glm_mcp.server.media import link_blocks
 from glm_mcp.server.progress import ProgressReporter, follow_job
 from glm_mcp.server.registration import LISTS, LOOKS_UP, TaskForm, TaskState, ToolSpec, tool_result
 from glm_mcp.server.result import Result, paragraphs
@@ -252,13 +253,15 @@ async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> Task
     if is_turn(args.task_id):
         return await _turn_result(app, args.task_id, args.offset, full_reasoning=args.include_reasoning)
     state, notice = await _job_state(app, ctx, args)
-    return state.read(
+    result = state.read(
         full_reasoning=args.include_reasoning,
         wait_seconds=app.settings.results.wait_seconds,
         offset=args.offset,
         limit=app.settings.results.max_chars,
         notice=notice,
     )
+    result.content = link_blocks(ctx, result.media_links())  # an image or video task's files, linked
+    return result
 
 
 async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> tuple[TaskResult, str | None]:
@@ -298,8 +301,8 @@ async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> tupl
         registry = RegistryNote(problem_text(unrecorded.problem))
         result = TaskResult.from_poll(args.task_id, state, kind=kind, registry=registry)
         await _record_cost(app, result, record, state)
-        return result, None
-    result = TaskResult.from_poll(args.task_id, state, kind=kind)
+        return await result.with_media(app), None
+    result = await TaskResult.from_poll(args.task_id, state, kind=kind).with_media(app)
     await _record_cost(app, result, record, state)
     if record is not None and result.status != "running":
         try:
