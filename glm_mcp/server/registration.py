@@ -508,7 +508,8 @@ def output_schema(result: type[BaseModel]) -> dict[str, Any]:
 def _without_subsumed(node: Any) -> Any:
     """`node` with every `anyOf` alternative that another alternative accepts wholly left out (a chat result with
     its sources beside one without them: the one without accepts both), so a union says each shape once; and no
-    `"type": "string"` beside an enum of strings, which says it already."""
+    `"type": "string"` beside an enum of strings, no empty `items`, no `additionalProperties: true` (each says
+    what is already so)."""
     if isinstance(node, list):
         return [_without_subsumed(item) for item in node]
     if not isinstance(node, dict):
@@ -517,6 +518,10 @@ def _without_subsumed(node: Any) -> Any:
     values = node.get("enum")
     if node.get("type") == "string" and isinstance(values, list) and all(isinstance(v, str) for v in values):
         del node["type"]  # the enum says it: every value is a string
+    if node.get("items") == {}:
+        del node["items"]  # any item: says nothing
+    if node.get("additionalProperties") is True:
+        del node["additionalProperties"]  # the default
     options = node.get("anyOf")
     if isinstance(options, list) and len(options) > 1:
         kept = [

@@ -314,8 +314,8 @@ USAGE = ToolSpec(
     "usage",
     "GLM usage and cost",
     "Tokens and calls made through this server, by day and model, with an estimated cost: per token for chats, "
-    "per call for searches, images and videos, from a price table GLM_PRICES overrides; a row with no known price "
-    "is marked unpriced and left out of the total. Yours only when you use your own key. For a GLM Coding Plan "
+    "per call for searches, images and videos (GLM_PRICES overrides the table); rows with no known price are "
+    "marked unpriced, left out of the total. Yours only when you use your own key. For a GLM Coding Plan "
     "key, the plan's quota windows too.",
     usage,
     UsageArguments,

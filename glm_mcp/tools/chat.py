@@ -325,8 +325,8 @@ CHAT = ToolSpec(
     "Ask a GLM model",
     "Ask a GLM model (Zhipu / Z.ai) and get its answer: a second opinion, a draft, a translation (GLM is strong "
     "in Chinese), or a question about an image with a vision model. Give `prompt` for one message or `messages` "
-    "for a whole conversation; `tools` lets it call your functions. Returns the answer, the model's reasoning "
-    "when thinking is on, token usage and the request id.",
+    "for a whole conversation; `tools` lets it call your functions. Returns the answer, its reasoning when "
+    "thinking is on, and token usage.",
     chat,
     ChatArguments,
     ChatResult,
@@ -351,9 +351,9 @@ SUBMIT_ASYNC = ToolSpec(
     "submit_async",
     "Start a GLM chat job",
     "Start a chat as a background job on the GLM platform and return at once with its task_id; fetch the answer "
-    "later with get_result. For long generations that should not hold up the conversation. Takes chat's inputs "
-    "except conversation_id, from_turn, wait_seconds and include_reasoning: it starts a new conversation (chat "
-    "continues one, and hands a long answer off as a job too), and get_result reads the reasoning.",
+    "later with get_result. For long generations. Takes chat's inputs except conversation_id, from_turn, "
+    "wait_seconds and include_reasoning: it starts a new conversation (chat continues one and hands long answers "
+    "off too); get_result reads the reasoning.",
     submit_async,
     SubmitArguments,
     SubmittedTask,

@@ -437,9 +437,8 @@ LIST_JOBS = ToolSpec(
     "list_jobs",
     "List GLM jobs",
     "The jobs started here, newest first: submit_async tasks, and chat / web_search_chat calls that outlived "
-    "their wait. Each with its id, status (running, completed, failed, cancelled, interrupted), model and the "
-    "start of its prompt. Jobs survive a server restart: use this to find a job id again, then get_result for "
-    "its answer.",
+    "their wait. Each with its id, status, model and the start of its prompt. Jobs survive a server restart: use "
+    "this to find a job id again, then get_result for its answer.",
     list_jobs,
     ListJobsArguments,
     JobList,
@@ -450,8 +449,7 @@ LIST_CONVERSATIONS = ToolSpec(
     "list_conversations",
     "List GLM conversations",
     "Your recent conversations with GLM, most recently continued first, each with its first question and number "
-    "of turns. Conversations survive a server restart: pass an id to chat or web_search_chat as "
-    "conversation_id to continue it.",
+    "of turns. They survive a restart: pass an id to chat or web_search_chat as conversation_id to continue it.",
     list_conversations,
     ListConversationsArguments,
     ConversationList,

@@ -444,9 +444,9 @@ async def _finish_record(app: AppState, task_id: str, result: TaskResult) -> Non
 GENERATE_IMAGE = ToolSpec(
     "generate_image",
     "Generate an image",
-    "Draw an image from a prompt with CogView-4 or glm-image. Returns the image as a resource (`resource`, a "
-    "glm-media:// URI to read it), its URL and when that URL expires, and over stdio the path of a saved copy. "
-    "A long glm-image generation comes back as status running with `next`.",
+    "Draw an image from a prompt with CogView-4 or glm-image. Returns its `resource` (a glm-media:// URI to read "
+    "it), its URL and expiry, and over stdio a saved copy's path. A long glm-image generation comes back as "
+    "status running with `next`.",
     generate_image,
     ImageArguments,
     ImageResult,
