@@ -305,6 +305,8 @@ class MediaExpiredError(GlmMcpError):
             "Generate it again (generate_image or generate_video): the platform keeps the files it makes for a limited "
             "time only. Over stdio, generate_image saves a copy of each image under GLM_IMAGE_DIR, which lasts."
         )
+
+
 class SpendDeclined(GlmMcpError):
     """The user, asked before a call's estimated cost above GLM_CONFIRM_ABOVE was spent, said no (or dismissed the
     question): nothing was sent, and the call is not to be made again unasked."""

@@ -98,7 +98,7 @@ def _escape(text: str) -> str:
 
 def docx(paragraphs: Sequence[str]) -> bytes:
     """A Word document of these paragraphs."""
-    body = "".join(f"<w:p><w:r><w:t xml:space=\"preserve\">{_escape(p)}</w:t></w:r></w:p>" for p in paragraphs)
+    body = "".join(f'<w:p><w:r><w:t xml:space="preserve">{_escape(p)}</w:t></w:r></w:p>' for p in paragraphs)
     document = (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'

@@ -115,9 +115,7 @@ async def test_off_by_default_nothing_is_asked(emulator: Emulator, settings: Any
 async def test_a_chat_asks_by_its_prompts_tokenizer_count(emulator: Emulator, data_dir: Path) -> None:
     """A chat is asked about by its prompt's tokens at its model's input price: counted by the platform's tokenizer,
     once (the question asked again counts nothing twice); one too cheap to matter asks the tokenizer nothing."""
-    settings = settings_for(
-        emulator, GLM_DATA_DIR=str(data_dir), GLM_CONFIRM_ABOVE="0.01", GLM_PRICES=DEAR_CHAT
-    )
+    settings = settings_for(emulator, GLM_DATA_DIR=str(data_dir), GLM_CONFIRM_ABOVE="0.01", GLM_PRICES=DEAR_CHAT)
     user = User("yes")
     async with Client(create_server(settings), mode=MODERN, elicitation_callback=user) as client:
         result = await client.call_tool("chat", {"prompt": "Tell me about rivers."})
@@ -136,9 +134,7 @@ async def test_a_chat_asks_by_its_prompts_tokenizer_count(emulator: Emulator, da
 
 
 async def test_a_declined_chat_sends_nothing(emulator: Emulator, data_dir: Path) -> None:
-    settings = settings_for(
-        emulator, GLM_DATA_DIR=str(data_dir), GLM_CONFIRM_ABOVE="0.01", GLM_PRICES=DEAR_CHAT
-    )
+    settings = settings_for(emulator, GLM_DATA_DIR=str(data_dir), GLM_CONFIRM_ABOVE="0.01", GLM_PRICES=DEAR_CHAT)
     user = User("no")
     async with Client(create_server(settings), mode="legacy", elicitation_callback=user) as client:
         chat = failure(await client.call_tool("chat", {"prompt": "Tell me about rivers."}))

@@ -31,6 +31,7 @@ def tokenizer_request(request: ChatRequest) -> TokenizerRequest:
     """What the tokenizer is asked to count of `request`: its model, its messages and its functions (the tools the
     tokenizer takes). No request id: the chat's own is the platform's to see once, on the chat."""
     from glm_mcp.glm.types import FunctionTool, TokenizerRequest
+
     functions = [tool for tool in request.tools or () if isinstance(tool, FunctionTool)]
     return TokenizerRequest(model=request.model, messages=request.messages, tools=functions or None)
 
@@ -46,6 +47,7 @@ def content_key(request: TokenizerRequest, owner: str) -> str:
 def _sizes(request: ChatRequest) -> tuple[int, int]:
     """The characters of text `request` sends (its messages' and its functions' JSON) and its media parts."""
     from glm_mcp.glm.types import FunctionTool, TextPart
+
     chars = media = 0
     for message in request.messages:
         chars += _text_chars(message)
@@ -59,6 +61,7 @@ def _sizes(request: ChatRequest) -> tuple[int, int]:
 
 def _text_chars(message: Message) -> int:
     from glm_mcp.glm.types import TextPart
+
     content = message.content
     chars = (
         sum(len(part.text) for part in content if isinstance(part, TextPart))

@@ -35,9 +35,7 @@ def parsed(client: httpx2.Client, task_id: str, format_type: str = "text") -> di
 
 
 def transcribe(client: httpx2.Client, data: bytes, name: str = "a.wav", **fields: str) -> httpx2.Response:
-    return client.post(
-        "/audio/transcriptions", data={"model": "glm-asr-2512", **fields}, files={"file": (name, data)}
-    )
+    return client.post("/audio/transcriptions", data={"model": "glm-asr-2512", **fields}, files={"file": (name, data)})
 
 
 def test_each_office_format_and_a_pdf_are_read_for_real() -> None:

@@ -273,4 +273,3 @@ def _mp3_frame(header: bytes) -> tuple[int, int, int] | None:
 def content_hash(data: bytes) -> str:
     """What a file's extract is kept by: its content's SHA-256, hex."""
     return hashlib.sha256(data).hexdigest()
-
