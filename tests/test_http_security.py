@@ -480,7 +480,9 @@ async def test_sigterm_stops_accepting_and_lets_the_call_in_flight_finish(emulat
                 outcome["result"] = await client.call_tool(name, arguments)
 
             group.start_soon(in_flight)
-            await anyio.sleep(0.7)
+            with anyio.fail_after(30):  # the call is in flight once it has reached the API (not after a guess)
+                while emulator.state.in_flight < 1:
+                    await anyio.sleep(0.02)
             process.send_signal(signal.SIGTERM)
             await anyio.sleep(0.5)
             with pytest.raises(httpx2.ConnectError):  # no new connections from the signal on
