@@ -23,6 +23,7 @@ from glm_mcp.app import JOBS_FILE, create_server
 from glm_mcp.emulator import Emulator
 from rigs import documents
 from tests.conftest import upstream_calls
+from tests.test_stopping import wait_for
 from tests.test_tools import failed, ok
 from tests.test_workspace import in_roots, sent_text
 
@@ -88,6 +89,7 @@ async def test_documents_and_recordings_become_text_once_per_content(
         assert "sent_part" not in pdf and pdf["chars"] == len("\n\n".join("\n".join(page) for page in PDF_PAGES))
         wav = entry(out, "meeting.wav")
         assert wav["kind"] == "audio" and wav["read_by"] == "speech-to-text (glm-asr-2512, in 3 parts of at most 30 s)"
+        await wait_for(lambda: len(usage_rows(data_dir)) == 8)  # written behind the answer
         assert usage_rows(data_dir) == [("files", "file-parser-lite", 1)] * 4 + [("files", "glm-asr-2512", 1)] * 4
 
         emulator.state.clear()

@@ -42,6 +42,7 @@ from glm_mcp.server.state import registry_of
 from glm_mcp.tools.job_result import TaskResult
 from tests.conftest import settings_for, upstream_calls
 from tests.test_registry_failures import mounted_tmpfs, remount
+from tests.test_stopping import wait_for
 from tests.test_tools import failed, ok
 
 pytestmark = pytest.mark.anyio
@@ -88,6 +89,7 @@ async def test_a_chat_that_ends_within_its_wait_records_no_job(client: Client, d
     ok(await client.call_tool("web_search_chat", {"question": "quick"}))
     with sqlite3.connect(data_dir / JOBS_FILE) as db:
         assert db.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
+        await wait_for(lambda: db.execute("SELECT COUNT(*) FROM turns").fetchone() == (2,))  # written behind
         assert db.execute("SELECT COUNT(*) FROM turns WHERE answer IS NOT NULL").fetchone() == (2,)
 
 

@@ -15,6 +15,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.session import ClientRequestContext
@@ -346,7 +347,9 @@ async def test_a_turn_is_kept_once_it_has_an_answer_or_a_job_and_a_failed_call_l
     store = SQLiteJobStore(settings.registry.data_dir / JOBS_FILE, retention_days=7)
     try:
         conversations = ConversationRecords(store.database, retention_days=30)
-        turns = await conversations.turns(one["conversation_id"], principal=SERVER)
+        with anyio.fail_after(5):  # read as another process reads it: once the turns are written behind the answers
+            while len(turns := await conversations.turns(one["conversation_id"], principal=SERVER)) < 2:
+                await anyio.sleep(0.02)
     finally:
         await store.aclose()
     assert [(t.number, t.answer) for t in turns] == [(1, one["text"]), (2, two["text"])]

@@ -293,7 +293,7 @@ class JobRecords:
 
     @property
     def database(self) -> JobDatabase:
-        """Where the jobs are kept: the conversations and the usage are kept beside them (`open.record_stores`)."""
+        """Where the jobs are kept: the conversations and the usage are kept beside them (`open.open_record_stores`)."""
         return self._database
 
     async def add(self, record: JobRecord, *, runs_here: bool) -> None:

@@ -25,7 +25,7 @@ from glm_mcp.jobs.batches import BatchFollowers
 from glm_mcp.jobs.conversations import ConversationStore
 from glm_mcp.jobs.extracts import ExtractRecords, ExtractStore
 from glm_mcp.jobs.media import MediaRecords, MediaStore
-from glm_mcp.jobs.open import open_job_store, record_stores
+from glm_mcp.jobs.open import open_job_store, open_record_stores
 from glm_mcp.jobs.principal import SECRET_BYTES
 from glm_mcp.jobs.usage import UsageStore
 from glm_mcp.server.auth import CALLER_KEY_SCOPE, caller_key
@@ -138,6 +138,7 @@ def lifespan(settings: Settings) -> Callable[[MCPServer[Any]], AbstractAsyncCont
     async def serving(this: MCPServer[Any]) -> AsyncIterator[AppState]:
         async with (
             open_job_store(settings) as store,
+            open_record_stores(settings, store) as (conversations, usage),  # the last writes made as it closes
             open_glm_client(settings) as glm,
             anyio.create_task_group() as background,
         ):
@@ -145,7 +146,6 @@ def lifespan(settings: Settings) -> Callable[[MCPServer[Any]], AbstractAsyncCont
             _REGISTRIES[this] = store
             try:
                 secret = await principal_secret(store, settings)
-                conversations, usage = record_stores(settings, store)
                 batches = BatchFollowers(background, store, usage, glm)
                 background.start_soon(batches.run, name="glm-mcp batches taken over")
                 yield AppState(
