@@ -11,11 +11,14 @@ from dataclasses import dataclass
 
 import anyio
 
-from bench import breakdown, context, load, measure, registry, replicas, tasks
+from bench import batch, breakdown, context, documents, load, measure, registry, replicas, tasks
 from bench.figures import Figure, machine, markdown
 from bench.processes import BARE_SERVER, GLM_MCP, emulator, shown
 
-SECTIONS = ("cold-start", "per-call", "breakdown", "load", "streaming", "context", "tasks", "registry", "replicas")
+SECTIONS = (
+    "cold-start", "per-call", "breakdown", "load", "streaming", "context", "tasks", "registry", "replicas", "documents",
+    "batch",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Size:
     registry_concurrent_jobs: int
     registry_concurrency: int
     replica_calls: int
+    document_rounds: int
+    batch_prompts: int
 
 
 NOT_JUDGED = (
@@ -51,6 +56,8 @@ FULL = Size(
     registry_concurrent_jobs=2000,
     registry_concurrency=64,
     replica_calls=1000,
+    document_rounds=20,
+    batch_prompts=50,
 )
 QUICK = Size(
     cold_starts=1,
@@ -65,6 +72,8 @@ QUICK = Size(
     registry_concurrent_jobs=8,
     registry_concurrency=4,
     replica_calls=8,
+    document_rounds=1,
+    batch_prompts=3,
 )
 
 
@@ -166,6 +175,12 @@ async def _run(sections: set[str], size: Size, judge: bool = True) -> tuple[list
         new, replica_notes = await replicas.replicas(size.replica_calls, size.load_pause_s, measure.upstream_body)
         show(new)
         notes += replica_notes
+    if "documents" in sections:
+        new, document_notes = await documents.documents_cost(size.document_rounds)
+        show(new)
+        notes += document_notes
+    if "batch" in sections:
+        show(await batch.batch_price(size.batch_prompts))
     return figures, notes
 
 

@@ -4,6 +4,8 @@ Claude Code hands its model a successful result's `structuredContent` JSON (the 
 error), and Cursor and VS Code put every tool definition in context up front, so these sizes are
 paid in every conversation. Tokens are estimated at four characters each (English JSON averages
 3.5-4.5 with the common tokenizers); the characters are exact, as sent on the wire (compact JSON).
+The whole `tools/list` is counted in bytes (UTF-8), for the default toolsets (target: at most 30 KB)
+and for all of them (GLM_MCP_TOOLSETS=all).
 
 The peer is `glm-mcp` 0.8.1 from the package index, installed on first use into
 `.cache/bench/peer-glm-mcp` (it is not a dependency of this project), pointed at the same emulator.
@@ -26,10 +28,15 @@ PEER = "glm-mcp==0.8.1"
 PEER_DIR = Path(__file__).resolve().parents[1] / ".cache" / "bench" / "peer-glm-mcp"
 PROMPT = "In two sentences: what is a mutex?"
 CHARS_PER_TOKEN = 4
+TOOLS_LIST_TARGET_BYTES = 30_000
 
 
 def wire(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+
+
+def wire_bytes(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def peer_command() -> list[str] | None:
@@ -63,43 +70,66 @@ async def measure(command: list[str], env: dict[str, str], chat_tool: str, argum
     return {
         "tools": len(tools),
         "input_schemas": sum(wire(tool["inputSchema"]) for tool in listed),
-        "tools_list": wire(listed),
+        "tools_list": wire_bytes({"tools": listed}),
         "result": wire(shown_to_model),
     }
 
 
 async def context_cost(base_url: str) -> tuple[list[Figure], list[str]]:
     ours = await measure(GLM_MCP, server_env(base_url), "chat", {"prompt": PROMPT})
+    everything = await measure(GLM_MCP, server_env(base_url, GLM_MCP_TOOLSETS="all"), "chat", {"prompt": PROMPT})
     notes = [
-        f"Context: glm-mcp lists {ours['tools']} tools; a result is what Claude Code shows its model "
-        "(structuredContent JSON). Tokens ≈ characters / 4."
+        f"Context: glm-mcp lists {ours['tools']} tools ({everything['tools']} with GLM_MCP_TOOLSETS=all); a result "
+        "is what Claude Code shows its model (structuredContent JSON). Tokens ≈ characters / 4."
     ]
     peer = peer_command()
     if peer is None:
         notes.append(f"Context: the peer {PEER} could not be installed here; our figures are shown alone.")
-        for key, name in _NAMES.items():
-            print(f"{name}: {ours[key]} chars (≈{ours[key] // CHARS_PER_TOKEN} tokens)", flush=True)
+        for key, (name, unit) in _NAMES.items():
+            print(f"{name}: {ours[key]} {unit} (≈{ours[key] // CHARS_PER_TOKEN} tokens)", flush=True)
+        print(f"{_ALL_TOOLSETS}: {everything['tools_list']} bytes", flush=True)
         return [], notes
     env = server_env(base_url)
     theirs = await measure(peer, env, "glm_chat", {"message": PROMPT, "model": "glm-4.6"})
     notes.append(f"Context: the peer {PEER} lists {theirs['tools']} tools.")
+    floor_command = f"{PEER} ({shown(peer)})"
     figures = [
         Figure(
             name,
             ours[key],
             theirs[key],
-            "chars",
+            unit,
             shown(GLM_MCP),
-            f"{PEER} ({shown(peer)})",
+            floor_command,
+            *_target(key, ours[key]),
             detail=f"≈{ours[key] // CHARS_PER_TOKEN} vs ≈{theirs[key] // CHARS_PER_TOKEN} tokens; floor = the peer",
         )
-        for key, name in _NAMES.items()
+        for key, (name, unit) in _NAMES.items()
     ]
+    figures.append(
+        Figure(
+            _ALL_TOOLSETS,
+            everything["tools_list"],
+            theirs["tools_list"],
+            "bytes",
+            "GLM_MCP_TOOLSETS=all " + shown(GLM_MCP),
+            floor_command,
+            detail=f"{everything['tools']} tools vs {theirs['tools']}; floor = the peer",
+        )
+    )
     return figures, notes
 
 
+def _target(key: str, value: int) -> tuple[str, bool | None]:
+    """The target a figure is judged against, and whether it is met: only the whole default `tools/list` has one."""
+    if key != "tools_list":
+        return "", None
+    return f"<= {TOOLS_LIST_TARGET_BYTES} bytes", value <= TOOLS_LIST_TARGET_BYTES
+
+
 _NAMES = {
-    "input_schemas": "context: tools/list input schemas",
-    "tools_list": "context: tools/list whole",
-    "result": "context: a typical chat result as the model reads it",
+    "input_schemas": ("context: tools/list input schemas", "chars"),
+    "tools_list": ("context: tools/list whole, default toolsets", "bytes"),
+    "result": ("context: a typical chat result as the model reads it", "chars"),
 }
+_ALL_TOOLSETS = "context: tools/list whole, all toolsets"

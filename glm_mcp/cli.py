@@ -153,7 +153,7 @@ def _run(settings: Settings, transport: str, host: str, port: int, *, demo: bool
     """Serve `settings` on `transport` until stopped."""
     from glm_mcp.app import create_server
 
-    server = create_server(settings)
+    server = create_server(settings, over_http=transport == "http")
     if transport == "stdio":
         import anyio
 

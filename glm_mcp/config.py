@@ -5,7 +5,7 @@
 reads them through one source, `Variables`, which `Settings.settings_customise_sources` adds after the
 constructor's own values; `Settings.from_env` gives it the environment (or a mapping), `Settings(...)`
 alone reads nothing. `ENV_VARS` lists every variable with its default, meaning and group, from which
-`scripts/sync-manifests` writes the README's tables (one a group) and against which the tests check the
+`scripts/sync-manifests` writes the tables of docs/configuration.md (one a group) and against which the tests check the
 manifests, so a default changed here and nowhere else fails the suite.
 
 An empty variable counts as unset, except for a field marked `BLANK_IS_A_VALUE` (`GLM_MCP_OAUTH_SCOPE`:
@@ -59,6 +59,7 @@ __all__ = [
     "Group",
     "Http",
     "LogLevel",
+    "MediaInline",
     "Models",
     "Plan",
     "Region",
@@ -75,6 +76,7 @@ __all__ = [
 Region = Literal["international", "mainland"]
 Plan = Literal["general", "coding"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+MediaInline = Literal["auto", "always", "never"]
 
 _HOSTS: dict[Region, str] = {"international": "https://api.z.ai", "mainland": "https://open.bigmodel.cn"}
 _PATHS: dict[Plan, str] = {"general": "/api/paas/v4", "coding": "/api/coding/paas/v4"}
@@ -86,7 +88,7 @@ API_KEY_VARS = ("GLM_API_KEY", "ZAI_API_KEY", "ZHIPUAI_API_KEY")
 DEFAULT_MODEL = "glm-4.6"
 MIN_HTTP_TOKEN_CHARS = 16
 APP_NAME = "glm-mcp"
-TOOLSETS = ("core", "search", "images", "video", "models", "usage")
+TOOLSETS = ("core", "search", "images", "video", "models", "usage", "batch")
 """The groups of tools GLM_MCP_TOOLSETS chooses from (each tool's `ToolSpec.toolset`)."""
 
 BLANK_IS_A_VALUE = "blank_is_a_value"
@@ -155,6 +157,17 @@ def _finite(value: float) -> float:
     return value
 
 
+def _off(value: object) -> object:
+    """`off` (or `none`) as unset."""
+    return None if isinstance(value, str) and value.strip().lower() in ("off", "none") else _stripped(value)
+
+
+def _finite_amount(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite amount")
+    return value
+
+
 def _absolute(value: Path) -> Path:
     value = value.expanduser()
     if not value.is_absolute():  # clients start servers in a directory of their choosing
@@ -183,7 +196,7 @@ AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
 
 class Group(BaseModel):
     """A frozen group of settings. Each field is read from the variable its `validation_alias` names, and can
-    be given by its name too (`Http(stateless=False)`); its `title` heads its table in the README."""
+    be given by its name too (`Http(stateless=False)`); its `title` heads its table in docs/configuration.md."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
 
@@ -338,7 +351,8 @@ class Upstream(Group, title="The GLM API"):
 
 
 class Models(Group, title="Models"):
-    """Models: the ones used when a call names none, and the prices `usage` estimates cost with."""
+    """Models: the ones used when a call names none, the prices `usage` estimates cost with, and the estimated cost
+    above which a call asks the user first."""
 
     default: str = Field(
         DEFAULT_MODEL, validation_alias="GLM_MODEL", min_length=1, description="Model used when a tool call names none."
@@ -367,8 +381,21 @@ class Models(Group, title="Models"):
         "",
         validation_alias="GLM_PRICES",
         description="Prices `usage` estimates cost with, overriding the built-in table (docs/usage.md): "
-        "`model=input/output` per million tokens, comma-separated, e.g. `glm-4.6=0.6/2.2,glm-4.5-air=0.2/1.1`; a "
-        "model code or family prefix. In the currency you write them in (the built-in table is USD).",
+        "`model=input/output` per million tokens, or `model=price` per call (searches, images, videos), "
+        "comma-separated, e.g. `glm-4.6=0.6/2.2,cogview-4=0.01`; a model code or family prefix. In the currency you "
+        "write them in (the built-in table is USD).",
+    )
+
+    confirm_above: Annotated[float | None, BeforeValidator(_off), AfterValidator(_finite_amount)] = Field(
+        None,
+        validation_alias="GLM_CONFIRM_ABOVE",
+        ge=0,
+        description="Ask the user before a call whose estimated cost is above this amount, in the price table's "
+        "currency (USD for the built-in table; GLM_PRICES's own): a video, an image, a large prompt. The question "
+        "names the estimate and what it is based on; the call goes ahead only on yes, and a client that cannot be "
+        "asked (no elicitation) gets a refusal saying so. Unset or `off`: nothing is asked. Unpriced models "
+        "(docs/usage.md) are never asked about.",
+        json_schema_extra=_shown("(off)"),
     )
 
     @field_validator("prices")
@@ -386,8 +413,8 @@ class Server(Group, title="The server"):
         validation_alias="GLM_MCP_TOOLSETS",
         description="The toolsets the server offers, comma-separated, or `all`: `core` (chat, web_search_chat, "
         "submit_async, get_result, list_jobs, list_conversations), `search` (web_search, read_url), `images` "
-        "(generate_image), `video` (generate_video), `models` (list_models), `usage` (usage). Every tool costs the "
-        "agent context: offer the ones it needs.",
+        "(generate_image), `video` (generate_video), `models` (list_models), `usage` (usage), `batch` (batch). Every "
+        "tool costs the agent context: offer the ones it needs.",
         json_schema_extra=_shown("(core,search)"),
     )
     log_level: Annotated[LogLevel, BeforeValidator(_upper)] = Field(
@@ -433,6 +460,14 @@ class Results(Group, title="Results"):
         ge=1000,
         description="Longest answer text one tool result carries (clients cap results: Claude Code at 25,000 tokens); "
         "a longer answer comes as its beginning with a note, and `get_result` with `offset` reads the rest.",
+    )
+    media_inline: MediaInline = Field(
+        "auto",
+        validation_alias="GLM_MEDIA_INLINE",
+        description="Whether `generate_image` also puts the image itself (base64 image content) in its result. Every "
+        "result has the image's URL and a `glm-media://` resource link the client reads when it wants the bytes. "
+        "`auto`: only for clients whose protocol has no resource links (before 2025-06-18); `always`: for every "
+        "client (the images then stay in the conversation); `never`.",
     )
 
 
@@ -891,4 +926,4 @@ ENV_VARS: tuple[EnvVar, ...] = tuple(
     for field_name, info in group.model_fields.items()
     if _variables(info)
 )
-"""Every variable the server reads, group by group, in the order the README lists them."""
+"""Every variable the server reads, group by group, in the order docs/configuration.md lists them."""

@@ -9,6 +9,11 @@
     ├── RegistryUnavailable      registry_unavailable  the job registry cannot do what was asked
     ├── GenerationFailed         (its cause's kind)    a generation that failed, with its partial text
     ├── MediaTaskFailed          media_failed          the platform reports an image or video task failed
+    ├── DocumentNotRead          media_failed          the platform's file parser did not read a document
+    ├── UnknownMediaError        unknown_media         no image or video of the caller's has that glm-media:// URI
+    ├── MediaExpiredError        media_expired         the platform no longer keeps a generated file (nor a copy)
+    ├── SpendDeclined            spend_declined        the user said no to a call's estimated cost
+    ├── SpendUnconfirmed         confirmation_unavailable  a cost above GLM_CONFIRM_ABOVE nobody could be asked about
     └── GLMError                 upstream_error        glm/errors.py: talking to the GLM API
         ├── MissingAPIKeyError   missing_api_key
         ├── GLMAPIError          upstream_error        the platform's error; advice by business code
@@ -26,7 +31,7 @@
 What the client receives for each: an `isError` `CallToolResult` whose `structuredContent` is a
 `ToolFailure` (server/results.py) with `error` = the kind, `message`, `hint` (`advice`, given the
 facts of the configuration in an `Advice`), `retryable`, and the kind's `details` (the argument at
-fault, the GLM code and HTTP status, the request id, attempts); the text copy starts with the
+fault, the GLM code and HTTP status, the request id, attempts, a cost estimate); the text copy starts with the
 message and the hint. Anything else reaching a tool is a bug of ours: `internal_error`, logged
 with its traceback, never shown.
 
@@ -56,6 +61,10 @@ ErrorKind = Literal[
     "submit_uncertain",
     "registry_unavailable",
     "media_failed",
+    "unknown_media",
+    "media_expired",
+    "spend_declined",
+    "confirmation_unavailable",
     "content_blocked",
     "cancelled",
     "interrupted",
@@ -238,3 +247,111 @@ class MediaTaskFailed(GlmMcpError):
     @property
     def retryable(self) -> bool:
         return True
+
+
+class DocumentNotRead(GlmMcpError):
+    """A document named in `files` that the platform's file parser reports it could not read, or had not read in
+    the time a call waits; nothing else of the call was sent."""
+
+    kind: ClassVar[ErrorKind] = "media_failed"
+
+    def __init__(self, path: str, task_id: str, reason: str, *, timed_out: bool = False) -> None:
+        super().__init__(f"The platform's file parser did not read {path} (task {task_id}): {reason}")
+        self.task_id = task_id
+        self.timed_out = timed_out
+
+    @property
+    def retryable(self) -> bool:
+        return self.timed_out
+
+    def advice(self, facts: Advice) -> str:
+        if self.timed_out:
+            return "Call again later: a large document takes the parser longer."
+        return "Check that the file opens in its application, or send its text as a text file instead."
+
+
+class UnknownMediaError(GlmMcpError, LookupError):
+    """A `glm-media://` URI of no image or video of the caller's: never made, aged out, or someone else's (all three
+    read alike, so that a URI tells nobody what another caller made)."""
+
+    kind: ClassVar[ErrorKind] = "unknown_media"
+
+    def __init__(self, uri: str, retention_days: float) -> None:
+        super().__init__(f"{uri} is unknown: no image or video of yours has that address here.")
+        self.uri = uri
+        self.retention_days = retention_days
+
+    def advice(self, facts: Advice) -> str:
+        return (
+            "Use a link from a result of yours (generate_image, generate_video, get_result); resources/list lists "
+            f"your recent ones. A link is kept until {self.retention_days:g} days after the platform's file expires."
+        )
+
+
+class MediaExpiredError(GlmMcpError):
+    """A generated image or video the platform no longer keeps (its URL expired, or the platform says it is gone),
+    with no copy on this machine to read instead."""
+
+    kind: ClassVar[ErrorKind] = "media_expired"
+
+    def __init__(self, uri: str, why: str, saved_path: str | None = None) -> None:
+        copy = f" Its copy {saved_path} is gone or was changed." if saved_path else ""
+        super().__init__(f"{uri} can no longer be read: {why}.{copy}")
+        self.uri = uri
+        self.saved_path = saved_path
+
+    def advice(self, facts: Advice) -> str:
+        return (
+            "Generate it again (generate_image or generate_video): the platform keeps the files it makes for a limited "
+            "time only. Over stdio, generate_image saves a copy of each image under GLM_IMAGE_DIR, which lasts."
+        )
+
+
+class SpendDeclined(GlmMcpError):
+    """The user, asked before a call's estimated cost above GLM_CONFIRM_ABOVE was spent, said no (or dismissed the
+    question): nothing was sent, and the call is not to be made again unasked."""
+
+    kind: ClassVar[ErrorKind] = "spend_declined"
+    hint: ClassVar[str | None] = (
+        "Nothing was sent and nothing spent. Do not call again unless the user asks for it (a cheaper model, or "
+        "less to send, may cost less)."
+    )
+
+    def __init__(self, estimate: str, amount: float) -> None:
+        super().__init__(f"The user declined to spend {estimate}.")
+        self.amount = amount
+
+    def details(self) -> dict[str, object]:
+        return {"estimated_cost": self.amount}
+
+
+class SpendUnconfirmed(GlmMcpError):
+    """A call whose estimated cost is above GLM_CONFIRM_ABOVE, from a client that cannot be asked (it declared no
+    form elicitation, or a stateless HTTP server cannot send it a request): refused, nothing sent."""
+
+    kind: ClassVar[ErrorKind] = "confirmation_unavailable"
+
+    def __init__(self, estimate: str, amount: float, threshold: float, why: str) -> None:
+        super().__init__(
+            f"This call would spend {estimate}, above GLM_CONFIRM_ABOVE ({threshold:g}), and the user cannot be asked "
+            f"to confirm it: {why}. Nothing was sent."
+        )
+        self.amount = amount
+        self.threshold = threshold
+
+    def advice(self, facts: Advice) -> str:
+        return (
+            f"Ask the user. To let such calls through without asking, whoever runs the server sets GLM_CONFIRM_ABOVE "
+            f"to {_above(self.amount)} or more (or `off`) and restarts it; or use a client that supports elicitation."
+        )
+
+    def details(self) -> dict[str, object]:
+        return {"estimated_cost": self.amount}
+
+
+def _above(amount: float) -> str:
+    """A round figure at or above `amount`, to suggest as a threshold."""
+    for step in (0.01, 0.1, 1.0, 10.0, 100.0):
+        if amount < step * 10:
+            return f"{-(-amount // step) * step:g}"
+    return f"{amount:g}"

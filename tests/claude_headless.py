@@ -40,10 +40,16 @@ def claude_env(home: Path, base_url: str) -> dict[str, str]:
 
 
 def claude_print(
-    claude: Path, home: Path, fake: FakeAnthropic, server: dict[str, Any], tool: str, debug_log: Path
+    claude: Path,
+    home: Path,
+    fake: FakeAnthropic,
+    server: dict[str, Any],
+    tool: str,
+    debug_log: Path,
+    also_allowed: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """`claude -p` with only `server` (an `mcpServers` entry) configured, allowed to call its `tool`; the model
-    is `fake`. Claude Code's own log goes to `debug_log`."""
+    """`claude -p` with only `server` (an `mcpServers` entry) configured, allowed to call its `tool` (and Claude
+    Code's own tools `also_allowed`); the model is `fake`. Claude Code's own log goes to `debug_log`."""
     completed = subprocess.run(
         [
             str(claude),
@@ -54,6 +60,7 @@ def claude_print(
             "--strict-mcp-config",
             "--allowedTools",
             f"mcp__{SERVER}__{tool}",
+            *also_allowed,
             "--output-format",
             "json",
             "--no-session-persistence",
@@ -77,6 +84,32 @@ def claude_mcp_get(claude: Path, home: Path, server: dict[str, Any]) -> str:
     home.mkdir(exist_ok=True)
     add = ["mcp", "add-json", "-s", "user", SERVER, json.dumps(server)]
     return claude_commands(claude, home, add, ["mcp", "get", SERVER]).stdout
+
+
+def claude_shell(
+    claude: Path, home: Path, line: str, cwd: Path | None = None, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """`line` run by bash as a user types it, `claude` on PATH, in `home` (as `claude_commands`) with `variables`
+    set (what a line names as `$VARIABLE`): the shell splits and expands it, Claude Code parses it, the test
+    neither. Its outcome, whatever it is, so the test can show what Claude Code said."""
+    env = claude_env(home, "http://127.0.0.1:9")
+    env = {**env, "PATH": f"{claude.parent}{os.pathsep}{env['PATH']}", **variables}
+    return subprocess.run(
+        ["bash", "-c", line],
+        env=env,
+        cwd=cwd or home,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def claude_added_servers(home: Path, project: Path | None = None) -> dict[str, Any]:
+    """The servers `claude mcp add` stored for `project` (default `home`) in local scope: Claude Code's own reading
+    of the command line, from the file it keeps them in (`.claude.json` in its config dir)."""
+    stored = json.loads((home / ".claude" / ".claude.json").read_text())
+    return dict(stored["projects"][str((project or home).resolve())].get("mcpServers", {}))
 
 
 def claude_commands(claude: Path, home: Path, *commands: list[str]) -> subprocess.CompletedProcess[str]:

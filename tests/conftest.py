@@ -13,7 +13,7 @@ from glm_mcp import config
 from glm_mcp.app import create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator, EmulatorConfig
-from glm_mcp.tools import TOOLS
+from glm_mcp.tools.table import TOOLS
 
 GENERAL_KEY = EmulatorConfig().api_keys[0]
 DEFAULT_TOOLS = tuple(spec.name for spec in TOOLS if spec.toolset in Settings().server.toolsets)
@@ -55,7 +55,8 @@ def emulator(emulator_session: Emulator) -> Iterator[Emulator]:
     after it, so that faults a test injected and did not use never reach a test of the session's emulator."""
     defaults = EmulatorConfig()
     emulator_session.state.clear()
-    for name in ("latency", "chunk_delay", "async_delay"):
+    timings = ("latency", "chunk_delay", "async_delay", "batch_validating", "batch_item_seconds", "batch_finalizing")
+    for name in (*timings, "file_ttl"):
         setattr(emulator_session.config, name, getattr(defaults, name))
     yield emulator_session
     emulator_session.state.clear()

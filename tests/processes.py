@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -51,23 +51,32 @@ def http_server(*args: str, env: dict[str, str]) -> Iterator[str]:
 
 @contextmanager
 def http_server_process(
-    *args: str, env: dict[str, str], preexec_fn: Callable[[], None] | None = None
+    *args: str,
+    env: dict[str, str],
+    preexec_fn: Callable[[], None] | None = None,
+    command: Sequence[str] = COMMAND,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`http_server`, yielding the process too (to kill it); `preexec_fn` runs in the child before it starts."""
     port = free_port()
     with listening(
-        [*args, "--transport", "http", "--port", str(port)], port, env=env, preexec_fn=preexec_fn
+        [*args, "--transport", "http", "--port", str(port)], port, env=env, preexec_fn=preexec_fn, command=command
     ) as running:
         yield running
 
 
 @contextmanager
 def listening(
-    args: list[str], port: int, *, env: dict[str, str], preexec_fn: Callable[[], None] | None = None
+    args: list[str],
+    port: int,
+    *,
+    env: dict[str, str],
+    preexec_fn: Callable[[], None] | None = None,
+    command: Sequence[str] = COMMAND,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`glm-mcp <args>` serving on `port`; yields the process and its origin once /healthz answers."""
+    """`<command> <args>` (by default `glm-mcp`) serving on `port`; yields the process and its origin once /healthz
+    answers."""
     process = subprocess.Popen(
-        [*COMMAND, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec_fn
+        [*command, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec_fn
     )
     origin = f"http://127.0.0.1:{port}"
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import shlex
 import signal
 import socket
@@ -239,6 +240,8 @@ def test_the_http_demo_prints_the_next_step_and_each_printed_command_works(tmp_p
             for tool in ("Claude Code", "MCP Inspector")
         )
         assert claude_line == f"claude mcp add --transport http glm-demo {url}"
+        shown = re.findall(r"`(claude mcp add [^`]* glm-demo [^`]*)`", (ROOT / "README.md").read_text())
+        assert shown and {line.replace(":8000/", f":{port}/") for line in shown} == {claude_line}, shown
         assert "Node.js 22.19 or later" in next_step
         (data_dir,) = demo_dirs(tmp)  # the demo's job registry, while it runs
 

@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def sync_manifests() -> ModuleType:
-    """scripts/sync-manifests, which writes the README's settings tables, as a module."""
+    """scripts/sync-manifests, which writes the settings tables of docs/configuration.md, as a module."""
     loader = SourceFileLoader("sync_manifests", str(ROOT / "scripts" / "sync-manifests"))
     spec = importlib.util.spec_from_loader(loader.name, loader)
     assert spec is not None
@@ -99,19 +99,19 @@ def test_every_variable_the_code_reads_is_in_the_documented_list() -> None:
     assert read <= documented, read - documented
 
 
-def test_the_readme_table_is_the_declared_settings() -> None:
+def test_the_configuration_page_table_is_the_declared_settings() -> None:
     """The table is written from the declarations (scripts/sync-manifests); a default or a meaning changed in
-    code and not in the README, or the other way round, fails here."""
-    readme = (ROOT / "README.md").read_text()
+    code and not in docs/configuration.md, or the other way round, fails here."""
+    page = (ROOT / "docs" / "configuration.md").read_text()
     table = sync_manifests().settings_table()
-    assert table in readme, "the README's settings table is stale: run `python scripts/sync-manifests`"
+    assert table in page, "the settings table of docs/configuration.md is stale: run `python scripts/sync-manifests`"
     for variable in ENV_VARS:
-        row = next(line for line in readme.splitlines() if line.startswith(f"| `{variable.name}` |"))
+        row = next(line for line in page.splitlines() if line.startswith(f"| `{variable.name}` |"))
         assert variable.default.strip("()") in row
 
 
 def test_each_documented_default_is_the_default_the_server_uses() -> None:
-    """What `from_env({})` yields is what ENV_VARS (and so the README and the manifests) shows."""
+    """What `from_env({})` yields is what ENV_VARS (and so docs/configuration.md and the manifests) shows."""
     settings = Settings.from_env({})
     for variable in ENV_VARS:
         if variable.default.startswith("("):
@@ -200,7 +200,7 @@ def test_validation_reads_no_file(tmp_path: pathlib.Path) -> None:
         Settings.from_env({"GLM_MCP_HTTP_TOKEN_FILE": str(missing)})
 
 
-def test_the_readme_lists_the_settings_group_by_group() -> None:
+def test_the_settings_are_listed_group_by_group() -> None:
     """One table a group, under the group's title, each variable in the table of the group that holds it."""
     listed: dict[str, list[str]] = {}
     title = "(no title)"

@@ -30,7 +30,7 @@ ASK = "Use get_weather for Paris, please."
 async def test_an_agent_asks_glm_to_call_a_function_and_feeds_the_result_back(
     client: Client, emulator: Emulator
 ) -> None:
-    first = ok(await client.call_tool("chat", {"prompt": ASK, "tools": [WEATHER], "tool_choice": "auto"}))
+    first = ok(await client.call_tool("chat", {"prompt": ASK, "tools": [WEATHER]}))
     sent = upstream_calls(emulator, "/chat/completions")[-1]
     assert sent.body is not None
     assert sent.body["tools"] == [{"type": "function", "function": WEATHER}]

@@ -428,7 +428,7 @@ async def test_stateless_replicas_taking_turns_answer_as_one_server(emulator: Em
     assert len(balancer.sent) == 2 and min(balancer.sent.values()) >= sum(balancer.sent.values()) // 2, balancer.sent
 
     emulator.state.clear()  # the prompt cache too: both runs meet the same emulator
-    async with Client(create_server(settings_for(emulator))) as client:
+    async with Client(create_server(settings_for(emulator), over_http=True)) as client:  # as the replicas serve it
         assert await listed_tools(client) == tools
         alone = await call_every_tool(tools, calls_through(client), same_arguments(replicas))
     assert _comparable(replicas) == _comparable(alone)
@@ -480,7 +480,9 @@ async def test_sigterm_stops_accepting_and_lets_the_call_in_flight_finish(emulat
                 outcome["result"] = await client.call_tool(name, arguments)
 
             group.start_soon(in_flight)
-            await anyio.sleep(0.7)
+            with anyio.fail_after(30):  # the call is in flight once it has reached the API (not after a guess)
+                while emulator.state.in_flight < 1:
+                    await anyio.sleep(0.02)
             process.send_signal(signal.SIGTERM)
             await anyio.sleep(0.5)
             with pytest.raises(httpx2.ConnectError):  # no new connections from the signal on

@@ -17,17 +17,33 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from pydantic import BaseModel
 
 from glm_mcp.app import JOBS_FILE, create_server
 from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
+from glm_mcp.glm import StreamAccumulator
 from glm_mcp.glm.types import ChatRequest, Message, TextPart
-from glm_mcp.jobs import SERVER, JobKind, JobRecord, RegistryUnavailable, SQLiteJobStore, key_principal, records, sqlite
+from glm_mcp.jobs import (
+    SERVER,
+    ChatStream,
+    Job,
+    JobKind,
+    JobRecord,
+    JobRunner,
+    RegistryUnavailable,
+    SQLiteJobStore,
+    key_principal,
+    records,
+    sqlite,
+)
 from glm_mcp.jobs.owner import OwnerLock, owner_gone
 from glm_mcp.jobs.store import Position, summarize
+from glm_mcp.server.state import registry_of
 from glm_mcp.tools.job_result import TaskResult
 from tests.conftest import settings_for, upstream_calls
 from tests.test_registry_failures import mounted_tmpfs, remount
+from tests.test_stopping import wait_for
 from tests.test_tools import failed, ok
 
 pytestmark = pytest.mark.anyio
@@ -49,6 +65,16 @@ def record(job_id: str, created_at: float | None = None, kind: JobKind = "chat",
     return JobRecord(job_id, kind, "glm-4.6", f"about {job_id}", created_at, **fields)
 
 
+class NoOutcome:
+    """An `Outcome` for a job that is never run: nothing to settle, nothing to answer."""
+
+    async def settle(self, job: Job) -> None:
+        raise AssertionError("never run")
+
+    async def result(self, job: Job) -> BaseModel:
+        raise AssertionError("never run")
+
+
 async def _hand_off(client: Client, prompt: str, wait_seconds: float = 0.3) -> dict[str, Any]:
     out = ok(await client.call_tool("chat", {"prompt": prompt, "wait_seconds": wait_seconds, **SLOW}))
     assert out["status"] == "running"
@@ -64,6 +90,7 @@ async def test_a_chat_that_ends_within_its_wait_records_no_job(client: Client, d
     ok(await client.call_tool("web_search_chat", {"question": "quick"}))
     with sqlite3.connect(data_dir / JOBS_FILE) as db:
         assert db.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
+        await wait_for(lambda: db.execute("SELECT COUNT(*) FROM turns").fetchone() == (2,))  # written behind
         assert db.execute("SELECT COUNT(*) FROM turns WHERE answer IS NOT NULL").fetchone() == (2,)
 
 
@@ -92,13 +119,24 @@ async def test_a_handed_off_job_is_recorded_before_its_id_returns_then_its_progr
         assert TaskResult.model_validate_json(final.result or "").structured() == done
 
 
+@pytest.fixture
+def blocker(tmp_path: Path) -> Path:
+    """A file where the data directory's parent should be: the registry can record nothing."""
+    path = tmp_path / "a-file-not-a-directory"
+    path.write_text("")
+    return path
+
+
+def unrecordable(emulator: Emulator, blocker: Path) -> Client:
+    """A client of an in-process server whose job registry is under `blocker`."""
+    return Client(create_server(settings_for(emulator, GLM_DATA_DIR=str(blocker / "data"))))
+
+
 async def test_a_chat_handed_off_that_cannot_be_recorded_says_so_and_is_still_answered(
-    emulator: Emulator, tmp_path: Path
+    emulator: Emulator, blocker: Path
 ) -> None:
-    blocker = tmp_path / "a-file-not-a-directory"
-    blocker.write_text("")
     emulator.config.chunk_delay = 0.05
-    async with Client(create_server(settings_for(emulator, GLM_DATA_DIR=str(blocker / "data")))) as client:
+    async with unrecordable(emulator, blocker) as client:
         result = await client.call_tool("chat", {"prompt": "unrecordable", "wait_seconds": 0.2, **SLOW})
         early = ok(result)
         assert early["status"] == "running" and str(blocker) in early["not_recorded"]
@@ -108,6 +146,57 @@ async def test_a_chat_handed_off_that_cannot_be_recorded_says_so_and_is_still_an
         listing = failed(await client.call_tool("list_jobs", {}))
     assert listing["error"] == "registry_unavailable" and "GLM_DATA_DIR" in listing["hint"]
     assert str(blocker) in listing["message"]
+
+
+async def test_a_task_the_registry_cannot_record_is_said_so_alike_by_its_submit_and_its_result(
+    emulator: Emulator, blocker: Path
+) -> None:
+    """The runner keeps why the task is not recorded beside it, and get_result says that very fact again."""
+    emulator.config.async_delay = 0.0
+    async with unrecordable(emulator, blocker) as client:
+        submitted = ok(await client.call_tool("submit_async", {"prompt": "unrecordable"}))
+        done = ok(await client.call_tool("get_result", {"task_id": submitted["task_id"], "wait_seconds": 10}))
+    assert str(blocker) in submitted["not_recorded"] and "Not recorded in the job registry" in submitted["not_recorded"]
+    assert done["status"] == "completed" and done["not_recorded"] == submitted["not_recorded"]
+
+
+async def test_what_the_registry_could_not_do_for_a_job_is_a_typed_fact_of_the_job(blocker: Path) -> None:
+    """The domain job carries the problem and its cause, not a sentence: results word it (`tools/answer.py`)."""
+    request = ChatRequest(model="glm-4.6", messages=[Message(role="user", content="unrecordable")])
+    async with opened(blocker / JOBS_FILE) as store, anyio.create_task_group() as group:
+        runner = JobRunner(group, store)
+        stream = ChatStream(kind="chat", request=request, accumulator=StreamAccumulator())
+        job = await runner.hand_off(stream, NoOutcome())
+        problem = await runner.record_task(record("task_unrecorded", kind="async_task"))
+        kept = runner.unrecorded_task("task_unrecorded", SERVER)
+    assert job.not_recorded is not None and job.not_recorded.what == "not_recorded"
+    assert problem is not None and problem.what == "not_recorded" and kept is not None and kept.problem == problem
+    for cause in (job.not_recorded.cause, problem.cause):
+        assert isinstance(cause, RegistryUnavailable) and str(blocker) in str(cause) and "GLM_DATA_DIR" in cause.fix
+    assert runner.unrecorded_task("task_unrecorded", key_principal(b"s" * 32, "another")) is None
+
+
+async def test_a_replaced_registry_is_a_fact_read_as_often_as_asked_and_the_next_result_says_it_once(
+    settings: Settings, data_dir: Path
+) -> None:
+    """Reading what the store did uses nothing up: whoever reads it (here the test, as another part of the server
+    could), the next result still says it, and only that one."""
+    data_dir.mkdir()
+    garbage = b"not a database " * 100
+    (data_dir / JOBS_FILE).write_bytes(garbage)
+    server = create_server(settings)
+    async with Client(server) as client:
+        store = registry_of(server)
+        assert store is not None and store.replaced is None
+        assert await store.page(principal=SERVER, status=None, limit=1, after=None) == []  # finds it, replaces it
+        replaced = store.replaced
+        assert replaced is not None and store.replaced == replaced  # a fact, not a take-once notice
+        told = ok(await client.call_tool("list_jobs", {}))
+        again = ok(await client.call_tool("list_jobs", {}))
+        assert store.replaced == replaced
+    assert (replaced.number, replaced.path, replaced.aside.read_bytes()) == (1, data_dir / JOBS_FILE, garbage)
+    assert str(replaced.path) in told["registry_notice"] and str(replaced.aside) in told["registry_notice"]
+    assert not again.get("registry_notice"), "the replacement is said once, by the next result"
 
 
 # --- after a restart ----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from glm_mcp.tools import TOOLS
+from glm_mcp.tools.table import TOOLS
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "glm_mcp"

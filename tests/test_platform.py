@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import pytest
 from mcp import Client
-from mcp.types import ImageContent
+from mcp.types import CallToolResult, ImageContent, TextContent
 
 from glm_mcp.app import create_server
 from glm_mcp.config import ConfigError, Settings
@@ -30,7 +30,7 @@ from tests.test_transports import stdio
 pytestmark = pytest.mark.anyio
 
 CORE = {"chat", "web_search_chat", "submit_async", "get_result", "list_jobs", "list_conversations"}
-ALL = CORE | {"web_search", "read_url", "generate_image", "generate_video", "list_models", "usage"}
+ALL = CORE | {"web_search", "read_url", "generate_image", "generate_video", "list_models", "usage", "batch"}
 
 
 @pytest.fixture
@@ -133,9 +133,13 @@ async def test_read_url_errors(client: Client, emulator: Emulator) -> None:
 
 
 async def test_generate_image_returns_image_content_a_client_can_display(
-    client: Client, emulator: Emulator, all_settings: Settings
+    emulator: Emulator, all_settings: Settings
 ) -> None:
-    result = await client.call_tool("generate_image", {"prompt": "a red fox in snow", "size": "864x1152"})
+    """With GLM_MEDIA_INLINE=always (by default a client that can take a link gets the link alone:
+    tests/test_media_resources.py)."""
+    all_settings = all_settings.replace(results={"media_inline": "always"})
+    async with Client(create_server(all_settings)) as client:
+        result = await client.call_tool("generate_image", {"prompt": "a red fox in snow", "size": "864x1152"})
     out = ok(result)
     (call,) = upstream_calls(emulator, "/images/generations")
     assert call.body is not None and call.body["model"] == "cogview-4" and call.body["size"] == "864x1152"
@@ -225,6 +229,33 @@ async def test_list_models_says_what_each_can_do_and_marks_the_unknown(
     assert json.loads(resource.contents[0].text)["models"] == out["models"]  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("kind", "env", "default"),
+    [
+        ("image", {}, "cogview-4"),
+        ("video", {}, "cogvideox-flash"),
+        ("image", {"GLM_IMAGE_MODEL": "cogview-4-250304"}, "cogview-4-250304"),
+        ("video", {"GLM_VIDEO_MODEL": "cogvideox-3"}, "cogvideox-3"),
+    ],
+)
+async def test_list_models_names_the_media_models_the_server_uses_when_the_platform_lists_none(
+    emulator: Emulator, data_dir: Path, kind: str, env: dict[str, str], default: str
+) -> None:
+    settings = settings_for(emulator, GLM_DATA_DIR=str(data_dir), GLM_MCP_TOOLSETS="all", **env)
+    async with Client(create_server(settings)) as client:
+        result = await client.call_tool("list_models", {"kind": kind})
+    out, text = ok(result), text_of(result)
+    platform = [m["id"] for m in upstream_calls(emulator, "/models")[-1].response["data"]]
+    assert not any(m.startswith(("cogview", "glm-image", "cogvideo", "vidu")) for m in platform)  # chat models only
+    models = out["models"]
+    served = emulator.config.image_models if kind == "image" else emulator.config.video_models
+    assert models[0] == {"id": default, "kind": kind, "default": True, "listed": False}
+    assert len(models) > 1 and all(m["kind"] == kind and m["listed"] is False for m in models)
+    assert {m["id"] for m in models} <= set(served)  # each is one the (emulated) platform generates with
+    assert f"uses {default} (GLM_{kind.upper()}_MODEL)" in out["note"]
+    assert f"- {default}: {kind}, the default, not in the platform's list" in text and "No models." not in text
+
+
 # --- usage ---------------------------------------------------------------------------------------------------
 
 
@@ -241,9 +272,57 @@ async def test_usage_reports_tokens_by_day_and_model_with_an_estimated_cost(emul
     assert rows["glm-4.6"]["calls"] == 2
     assert (rows["glm-4.6"]["prompt_tokens"], rows["glm-4.6"]["completion_tokens"]) == (prompt, completion)
     assert rows["glm-4.6"]["cost"] == pytest.approx((prompt * 1 + completion * 10) / 1e6)
-    assert rows["search_std"] == {"model": "search_std", "calls": 1}
-    assert report["total_cost"] == pytest.approx(rows["glm-4.6"]["cost"])
+    assert rows["search_std"] == {"model": "search_std", "calls": 1, "billed": "per call", "cost": 0.01}
+    assert report["total_cost"] == pytest.approx(rows["glm-4.6"]["cost"] + 0.01)
     assert "quota" not in report  # a general key has no Coding Plan
+
+
+def text_of(result: CallToolResult) -> str:
+    block = result.content[0]
+    assert isinstance(block, TextContent)
+    return block.text
+
+
+async def test_usage_prices_what_is_billed_per_call_and_marks_what_has_no_price(
+    emulator: Emulator, data_dir: Path
+) -> None:
+    """Searches, page reads, images and videos carry no tokens: each row says it is billed per call, with the
+    platform's per-call price (docs/usage.md) or, where none is known, unpriced, left out of the total, in the
+    structured result and in its text alike."""
+    emulator.config.async_delay = 0.0
+    settings = settings_for(emulator, GLM_DATA_DIR=str(data_dir), GLM_MCP_TOOLSETS="all")
+    async with Client(create_server(settings)) as client:
+        ok(await client.call_tool("web_search", {"query": "lanterns"}))
+        ok(await client.call_tool("read_url", {"url": "https://example.com/a"}))
+        ok(await client.call_tool("read_url", {"url": "https://example.com/b"}))
+        ok(await client.call_tool("generate_image", {"prompt": "a lantern", "model": "cogview-4"}))
+        ok(await client.call_tool("generate_video", {"prompt": "a lantern", "wait_seconds": 10}))  # cogvideox-flash
+        result = await client.call_tool("usage", {"by": "model"})
+    report, text = ok(result), text_of(result)
+    rows = {row["model"]: row for row in report["rows"]}
+    assert rows["search_std"] == {"model": "search_std", "calls": 1, "billed": "per call", "cost": 0.01}
+    assert rows["cogview-4"] == {"model": "cogview-4", "calls": 1, "billed": "per call", "cost": 0.01}
+    assert rows["web-reader"] == {"model": "web-reader", "calls": 2, "billed": "per call", "unpriced": True}
+    assert rows["cogvideox-flash"] == {"model": "cogvideox-flash", "calls": 1, "billed": "per call", "unpriced": True}
+    assert report["unpriced"] == ["cogvideox-flash", "web-reader"]
+    assert report["total_cost"] == pytest.approx(0.02)
+    lines = {line.split(" · ")[0]: line for line in text.splitlines() if " · " in line}
+    assert lines["search_std"] == "search_std · 1 call · ~0.0100 USD (per call)"
+    assert lines["web-reader"] == "web-reader · 2 calls · unpriced (per call, no price known)"
+    assert "Estimated total: 0.0200 USD, leaving out what has no price (cogvideox-flash, web-reader)." in text
+    assert "1 calls" not in text
+
+
+async def test_glm_prices_sets_a_price_per_call(emulator: Emulator, data_dir: Path) -> None:
+    env = {"GLM_DATA_DIR": str(data_dir), "GLM_MCP_TOOLSETS": "all", "GLM_PRICES": "web-reader=0.005,search=0.02"}
+    async with Client(create_server(settings_for(emulator, **env))) as client:
+        ok(await client.call_tool("web_search", {"query": "lanterns"}))
+        ok(await client.call_tool("read_url", {"url": "https://example.com/a"}))
+        ok(await client.call_tool("read_url", {"url": "https://example.com/b"}))
+        report = ok(await client.call_tool("usage", {"by": "model"}))
+    rows = {row["model"]: row for row in report["rows"]}
+    assert rows["web-reader"]["cost"] == pytest.approx(0.01) and rows["search_std"]["cost"] == pytest.approx(0.02)
+    assert "unpriced" not in report and report["total_cost"] == pytest.approx(0.03)
 
 
 async def test_each_caller_sees_only_their_own_usage(tmp_path: Path) -> None:
@@ -288,7 +367,9 @@ async def test_each_new_tool_answers_over_stdio(emulator: Emulator, tmp_path: Pa
 
 async def test_each_new_tool_answers_over_http(emulator: Emulator) -> None:
     emulator.config.async_delay = 0.0
-    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MCP_TOOLSETS="all")
+    env = server_env(
+        GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url, GLM_MCP_TOOLSETS="all", GLM_MEDIA_INLINE="always"
+    )
     with http_server(env=env) as origin:
         async with Client(origin + "/mcp") as client:
             outs = {name: await client.call_tool(name, args) for name, args in CALLS.items()}

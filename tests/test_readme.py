@@ -17,12 +17,17 @@ def section(text: str, heading: str) -> str:
     return match.group(1)
 
 
+def linked_snippets(text: str) -> list[tuple[str, str]]:
+    """Each JSON snippet of `text` with the manifest file its paragraph links to: (path, snippet)."""
+    return re.findall(
+        r"\]\((manifests/[\w/.-]+\.json)\)(?:(?!\]\(manifests/).)*?^```json\n(.*?)^```", text, re.M | re.S
+    )
+
+
 def test_quick_start_snippets_are_the_checked_manifests() -> None:
     """Each JSON snippet is the manifest file its paragraph links to; each command is in claude-code/add.sh."""
     quick_start = section(README, "Quick start")
-    snippets = re.findall(
-        r"\]\((manifests/[\w/.-]+\.json)\)(?:(?!\]\(manifests/).)*?^```json\n(.*?)^```", quick_start, re.M | re.S
-    )
+    snippets = linked_snippets(quick_start)
     assert len(snippets) >= 5
     for path, snippet in snippets:
         assert json.loads(snippet) == json.loads((ROOT / path).read_text()), f"the README's copy of {path} differs"

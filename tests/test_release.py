@@ -17,7 +17,7 @@ VERSION_MAY_APPEAR = {
     "glm_mcp/__init__.py": "where it is set",
     "manifests/server.json": "copied by scripts/sync-manifests, checked by test_manifests",
     "manifests/mcpb/manifest.json": "likewise",
-    "README.md": "the doctor's sample header",
+    "docs/troubleshooting.md": "the doctor's sample header",
     "CHANGELOG.md": "the release notes",
     "BENCHMARKS.md": "the package versions a recorded run used",
 }

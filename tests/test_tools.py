@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from typing import Any
 from xml.etree import ElementTree
 
@@ -20,6 +22,8 @@ from glm_mcp.config import Settings
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm import GLMAPIError
 from glm_mcp.server.failures import describe_failure
+from glm_mcp.tools import LISTING_FILE, listing
+from glm_mcp.tools.table import TOOLS as TOOL_TABLE
 from tests.conftest import CODING_KEY, DEFAULT_TOOLS, GENERAL_KEY, settings_for, upstream_calls
 
 pytestmark = pytest.mark.anyio
@@ -425,17 +429,58 @@ async def test_jwt_auth_mode_is_accepted_by_the_platform(emulator: Emulator) -> 
 # --- icons ----------------------------------------------------------------------------------------
 
 
-async def test_the_server_and_every_tool_carry_the_projects_icon_inline(client: Client) -> None:
+async def test_the_server_carries_the_projects_icon_inline_once(client: Client) -> None:
     tools = (await client.list_tools()).tools
     server_icons = client.server_info.icons if client.server_info else None
     assert server_icons, "the server announces no icon"
-    for icons in [server_icons, *(tool.icons for tool in tools)]:
-        assert icons
-        (icon,) = icons
-        assert icon.mime_type == "image/svg+xml"
-        assert icon.src.startswith("data:image/svg+xml;base64,"), "an inline icon: nothing fetched from anywhere"
-        svg = ElementTree.fromstring(base64.b64decode(icon.src.partition(",")[2]))
-        assert svg.tag == "{http://www.w3.org/2000/svg}svg" and svg.get("viewBox")
+    (icon,) = server_icons
+    assert icon.mime_type == "image/svg+xml"
+    assert icon.src.startswith("data:image/svg+xml;base64,"), "an inline icon: nothing fetched from anywhere"
+    svg = ElementTree.fromstring(base64.b64decode(icon.src.partition(",")[2]))
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg" and svg.get("viewBox")
+    # The same icon on every tool cost each tools/list ~480 bytes a tool, and said nothing the server's does not.
+    assert all(tool.icons is None for tool in tools)
+
+
+# --- start --------------------------------------------------------------------------------------
+
+
+def test_the_listing_read_at_start_is_the_one_the_table_makes() -> None:
+    made = json.loads(json.dumps(listing()))
+    assert json.loads(LISTING_FILE.read_text()) == made, "listing.json is stale: run scripts/sync-manifests"
+
+
+START_AND_LIST = """
+import json, sys, anyio
+from pydantic import BaseModel
+from glm_mcp.app import create_server
+from glm_mcp.config import Settings
+
+server = create_server(Settings.from_env({"GLM_API_KEY": "key.secret", "GLM_MCP_TOOLSETS": "all"}))
+listed = anyio.run(server.list_tools)
+
+def every(model):
+    for sub in model.__subclasses__():
+        yield sub
+        yield from every(sub)
+
+built = {f"{m.__module__}.{m.__qualname__}" for m in every(BaseModel) if m.__module__.startswith("glm_mcp.")
+         and m.__module__ != "glm_mcp.config" and m.__pydantic_complete__}
+first_call = sorted(name for name in sys.modules if name.startswith("glm_mcp.tools.") or name == "glm_mcp.glm.types")
+print(json.dumps({"tools": len(listed), "built": sorted(built), "imported": first_call}))
+"""
+
+
+def test_start_imports_no_room_and_builds_no_model(data_dir: Any) -> None:
+    """Building a pydantic model costs about a millisecond, and importing the rooms tens more: start built all ~100
+    of ours and made every schema from them, most of what made cold start dearer than the SDK's own. Start lists
+    the tools from their listing, and leaves the rooms and the GLM wire types (even unbuilt, ~50 classes to
+    define) to the first call; settings are read at start (those excepted)."""
+    env = {"GLM_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-c", START_AND_LIST], capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    started = json.loads(run.stdout)
+    assert started == {"tools": len(TOOL_TABLE), "built": [], "imported": []}, started
 
 
 async def test_the_sdk_seam(emulator: Emulator, data_dir: Any) -> None:
@@ -448,7 +493,7 @@ async def test_the_sdk_seam(emulator: Emulator, data_dir: Any) -> None:
     from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 
     for model, fields in (
-        (Tool, {"fn", "parameters", "fn_metadata", "is_async", "context_kwarg", "annotations", "icons"}),
+        (Tool, {"fn", "parameters", "fn_metadata", "is_async", "context_kwarg", "annotations"}),
         (FuncMetadata, {"arg_model", "output_schema", "output_model"}),
     ):
         missing = fields - set(model.model_fields)

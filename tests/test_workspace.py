@@ -15,6 +15,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.session import ClientRequestContext
@@ -242,13 +243,18 @@ async def test_files_over_http_are_off_unless_the_setting_is_given(emulator: Emu
     base = {"GLM_API_KEY": GENERAL_KEY, "GLM_BASE_URL": emulator.base_url}
     with http_server(env=server_env(**base)) as origin:
         async with Client(origin + "/mcp") as client:
+            off = (await client.list_tools()).tools
             refused = failed(await client.call_tool("chat", {"prompt": "Read.", "files": [str(project / "README.md")]}))
     assert refused["field"] == "files" and "off over HTTP" in refused["message"]
     assert "GLM_FILES_ROOTS" in refused["message"] and upstream_calls(emulator, "/chat/completions") == []
+    assert [tool.name for tool in off if "files" in tool.input_schema["properties"]] == []  # not offered either
     with http_server(env=server_env(**base, GLM_FILES_ROOTS=str(project))) as origin:
         async with Client(origin + "/mcp") as client:
+            on = (await client.list_tools()).tools
             ok(await client.call_tool("chat", {"prompt": "Read.", "files": ["README.md"]}))
     assert '<file path="README.md"' in sent_text(emulator)
+    offered = [tool.name for tool in on if "files" in tool.input_schema["properties"]]
+    assert offered == ["chat", "web_search_chat", "submit_async"]
 
 
 # --- conversations ---------------------------------------------------------------------------------------
@@ -341,7 +347,9 @@ async def test_a_turn_is_kept_once_it_has_an_answer_or_a_job_and_a_failed_call_l
     store = SQLiteJobStore(settings.registry.data_dir / JOBS_FILE, retention_days=7)
     try:
         conversations = ConversationRecords(store.database, retention_days=30)
-        turns = await conversations.turns(one["conversation_id"], principal=SERVER)
+        with anyio.fail_after(5):  # read as another process reads it: once the turns are written behind the answers
+            while len(turns := await conversations.turns(one["conversation_id"], principal=SERVER)) < 2:
+                await anyio.sleep(0.02)
     finally:
         await store.aclose()
     assert [(t.number, t.answer) for t in turns] == [(1, one["text"]), (2, two["text"])]

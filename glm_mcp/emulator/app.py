@@ -22,14 +22,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import quota
+from . import audio, batches, parser, quota
 from .auth import authenticate
 from .config import EmulatorConfig, Plan
 from .connection import client_gone, close_connection
 from .control import control_routes
 from .errors import ApiError, bad_request, platform_error
 from .faults import ANSWER_KINDS, FAULT_HEADER, Fault, FaultError, Kind, parse_fault
-from .generation import Reply, generate
+from .forms import Form, is_form, read_form
+from .generation import Reply, generate, prompt_tokens
 from .media import animation_png, picture_png
 from .services import (
     ImageRequest,
@@ -124,17 +125,35 @@ class _Call:
     send: Send
     streaming: bool
     """A chat request asking for a stream: only these get stream faults as such."""
+    raw: bytes = b""
+    """The body as it came (an upload's multipart form)."""
     fault: Fault | None = None
+    form: Form | ApiError | None = None
+    """A multipart body (``forms.py``), or why it could not be read; ``body`` is then its summary."""
+    account: str = ""
+    """The key the request was made with, once authenticated: it owns the files and batches it makes."""
 
     @classmethod
     async def read(cls, scope: Scope, receive: Receive, send: Send, streams: bool) -> _Call:
         request = Request(scope, receive)
         raw = await request.body()
+        if is_form(request):
+            try:
+                form: Form | ApiError = await read_form(request)
+            except ApiError as error:
+                form = error
+            return cls(request, form.summary() if isinstance(form, Form) else None, send, False, form=form)
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = _INVALID_JSON
-        return cls(request, body, send, streams and isinstance(body, dict) and body.get("stream") is True)
+        return cls(request, body, send, streams and isinstance(body, dict) and body.get("stream") is True, raw)
+
+    def upload(self) -> Form | None:
+        """The request's form; None when the body is not one; the refusal when it could not be read."""
+        if isinstance(self.form, ApiError):
+            raise self.form
+        return self.form
 
     @property
     def request_id(self) -> str | None:
@@ -205,6 +224,20 @@ class _Api:
             Route("/videos/generations", _Endpoint(self, self._submit_video), methods=["POST"]),
             Route("/web_search", _Endpoint(self, self._web_search), methods=["POST"]),
             Route("/reader", _Endpoint(self, self._reader), methods=["POST"]),
+            Route("/files/parser/create", _Endpoint(self, self._parse_create), methods=["POST"]),
+            Route("/files/parser/sync", _Endpoint(self, self._parse_sync), methods=["POST"]),
+            Route("/files/parser/result/{task_id}/{format_type}", _Endpoint(self, self._parse_result), methods=["GET"]),
+            Route("/audio/transcriptions", _Endpoint(self, self._transcribe), methods=["POST"]),
+            Route("/files", _Endpoint(self, self._upload), methods=["POST"]),
+            Route("/files", _Endpoint(self, self._list_files), methods=["GET"]),
+            Route("/files/{file_id}", _Endpoint(self, self._file), methods=["GET"]),
+            Route("/files/{file_id}", _Endpoint(self, self._delete_file), methods=["DELETE"]),
+            Route("/files/{file_id}/content", _Endpoint(self, self._file_content), methods=["GET"]),
+            Route("/batches", _Endpoint(self, self._create_batch), methods=["POST"]),
+            Route("/batches", _Endpoint(self, self._list_batches), methods=["GET"]),
+            Route("/batches/{batch_id}", _Endpoint(self, self._batch), methods=["GET"]),
+            Route("/batches/{batch_id}/cancel", _Endpoint(self, self._cancel_batch), methods=["POST"]),
+            Route("/tokenizer", _Endpoint(self, self._tokenize), methods=["POST"]),
         ]
 
     def monitor_routes(self) -> list[Route]:
@@ -241,7 +274,8 @@ class _Api:
             return
         try:
             if auth:
-                authenticate(call.request.headers.get("authorization"), self.plan, self.config, _now_ms())
+                authorization = call.request.headers.get("authorization")
+                call.account = authenticate(authorization, self.plan, self.config, _now_ms())
             result = handler(call)
         except ApiError as error:
             status, body = error.status, error.body(call.request_id)
@@ -346,6 +380,19 @@ class _Api:
             raise bad_request(f"task not found: {wanted}")
         return task.result if time.monotonic() >= task.ready_at else task.pending
 
+    def _tokenize(self, call: _Call) -> dict[str, Any]:
+        """``POST /tokenizer``: the prompt's tokens as a chat's ``usage.prompt_tokens`` would count them, nothing
+        generated. Checked as a chat request is (model, messages); only function tools are taken, as the reference
+        lists. The international reference's answer: ``usage`` with ``prompt_tokens``, ``image_tokens``,
+        ``video_tokens`` and ``total_tokens`` (the emulator counts no media tokens, as its chat does not)."""
+        request = self._parse(call)
+        if any(tool.get("type") != "function" for tool in request.tools):
+            raise bad_request("The tokenizer takes function tools only.")
+        tokens = prompt_tokens(request)
+        envelope = new_envelope(request.model, request.request_id)
+        usage = {"prompt_tokens": tokens, "image_tokens": 0, "video_tokens": 0, "total_tokens": tokens}
+        return {"id": envelope.id, "usage": usage, "created": envelope.created, "request_id": envelope.request_id}
+
     def _models(self, call: _Call) -> dict[str, Any]:
         data = [{"id": m, "object": "model", "created": MODELS_CREATED, "owned_by": "z-ai"} for m in self.config.models]
         return {"object": "list", "data": data}
@@ -427,6 +474,55 @@ class _Api:
         self._tool_use("web-reader")
         return {**self._head(call), **reader_body(request, date.today())}
 
+    def _parse_create(self, call: _Call) -> dict[str, Any]:
+        """The file parser's task: the text extracted now, revealed after ``async_delay``."""
+        request = parser.parse_request(call.upload(), sync=False)
+        task = parser.new_task_id()
+        outcome = parser.parse_outcome(request, task, self._keeper(call))
+        ready_at = time.monotonic() + self.config.async_delay
+        self.state.add_task(AsyncTask(task, ready_at, parser.processing(task), outcome))
+        return parser.created(task)
+
+    def _parse_sync(self, call: _Call) -> dict[str, Any]:
+        """Prime's one-request parse: the finished task's answer at once."""
+        request = parser.parse_request(call.upload(), sync=True)
+        return parser.parse_outcome(request, parser.new_task_id(), self._keeper(call))
+
+    def _keeper(self, call: _Call) -> parser.Store:
+        """Where a parse keeps its result archive, for its ``parsing_result_url``."""
+        return lambda data, media_type, suffix: self._store(call, "parsed", data, media_type, suffix)
+
+    def _parse_result(self, call: _Call) -> dict[str, Any]:
+        """A parse task's state; unknown ids get 400 / 1210, as for other tasks (a guess)."""
+        wanted, format_type = call.request.path_params["task_id"], call.request.path_params["format_type"]
+        task = self.state.task(wanted)
+        if task is None or "status" not in task.pending:
+            raise bad_request(f"task not found: {wanted}")
+        if time.monotonic() < task.ready_at:
+            parser.result_answer(task.pending, format_type)  # the format is checked all the same
+            return task.pending
+        return parser.result_answer(task.result, format_type)
+
+    def _transcribe(self, call: _Call) -> dict[str, Any] | Response:
+        """GLM-ASR: the words heard in the audio (``audio.py``), whole or as an event stream."""
+        heard = audio.transcription(call.upload(), self._body(call))
+        envelope = new_envelope(heard.model + self.config.model_label, call.request_id)
+        head = {"id": envelope.id, "created": envelope.created, "request_id": envelope.request_id}
+        head["model"] = envelope.model
+        if not heard.stream:
+            return {**head, "text": heard.text}
+        words = heard.text.split(" ") if heard.text else []
+        events = [{**head, "type": "transcript.text.delta", "delta": w + (" " if i < len(words) - 1 else "")}
+                  for i, w in enumerate(words)]  # fmt: skip
+        events.append({**head, "type": "transcript.text.done", "text": heard.text})
+
+        def record(sent: list[dict[str, Any]]) -> None:
+            self.state.record(call.exchange(200, sent[-1] if sent else None, stream=True))
+
+        return EventStreamResponse(
+            events, self.state, record, latency=self.config.latency, chunk_delay=self.config.chunk_delay
+        )
+
     @staticmethod
     def _head(call: _Call) -> dict[str, Any]:
         envelope = new_envelope("", call.request_id)
@@ -465,6 +561,110 @@ class _Api:
         refused = self._monitor_key(call)
         return refused or quota.tool_usage(self.state.uses(), *self._usage_range(call))
 
+    # --- files and batches (batches.py) ----------------------------------------------------------
+
+    def _upload(self, call: _Call) -> dict[str, Any]:
+        """``POST /files``: a multipart form with ``file`` and ``purpose``."""
+        form = call.upload()
+        if form is None:
+            raise bad_request("The upload must be multipart/form-data, with a boundary.")
+        purpose = form.fields.get("purpose")
+        given = form.files.get("file")
+        if purpose is None or given is None:
+            raise ApiError(400, "1213", "file and purpose are required (multipart/form-data).")
+        held = sum(1 for u in self.state.uploads(call.account) if u.purpose == "batch")
+        upload = batches.upload(call.account, given.filename or "file", purpose, given.data, self.config, held)
+        self.state.add_upload(upload)
+        return upload.body()
+
+    def _list_files(self, call: _Call) -> dict[str, Any]:
+        params = call.request.query_params
+        files = [u.body() for u in self.state.uploads(call.account)]
+        if purpose := params.get("purpose"):
+            files = [f for f in files if f["purpose"] == purpose]
+        if params.get("order") == "asc":
+            files.reverse()
+        chosen, more = batches.page(files, params.get("after"), _int(params.get("limit")))
+        return {"object": "list", "data": chosen, "has_more": more}
+
+    def _own_upload(self, call: _Call) -> batches.Upload:
+        file_id = call.request.path_params["file_id"]
+        found = self.state.upload(file_id, call.account)
+        if found is None:
+            raise bad_request(f"file not found: {file_id}")
+        return found
+
+    def _file(self, call: _Call) -> dict[str, Any]:
+        return self._own_upload(call).body()
+
+    def _delete_file(self, call: _Call) -> dict[str, Any]:
+        found = self._own_upload(call)
+        self.state.remove_upload(found.id)
+        return {"id": found.id, "object": "file", "deleted": True}
+
+    def _file_content(self, call: _Call) -> Response:
+        """The file's bytes, as a download (only batch and file-extract files)."""
+        found = self._own_upload(call)
+        if found.purpose not in batches.CONTENT_PURPOSES:
+            raise bad_request(f"the content of a file of purpose {found.purpose!r} cannot be downloaded.")
+        self.state.record(call.exchange(200, None))
+        return Response(found.data, media_type="application/octet-stream")
+
+    def _create_batch(self, call: _Call) -> dict[str, Any]:
+        body = self._body(call)
+        file_id = body.get("input_file_id") if isinstance(body, dict) else None
+        input_file = self.state.upload(file_id) if isinstance(file_id, str) else None
+        batch = batches.create_batch(body, call.account, input_file, self._batch_answer, self.config)
+        self.state.add_batch(batch)
+        return self._batch_body(batch)
+
+    def _batch_answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One line of a batch, answered by the chat engine; a reply the network cut (``[emulator:fail]``) is an
+        error line."""
+        request = parse_chat(body, self.config)
+        reply = self._reply(request, stream=False, break_off=None)
+        if reply.finish_reason == "network_error":
+            raise platform_error("1234")
+        self._count(request.model, reply)
+        return completion_body(new_envelope(request.model + self.config.model_label, request.request_id), reply)
+
+    def _batch_body(self, batch: batches.Batch) -> dict[str, Any]:
+        """The batch as it stands; the files it writes as it ends are kept, its input deleted if it asked."""
+        body, written = batch.view(time.monotonic(), self.config)
+        for file in written:
+            self.state.add_upload(file)
+        if body["status"] in batches.ENDED and batch.auto_delete_input_file:
+            self.state.remove_upload(batch.input_file_id)
+        return body
+
+    def _own_batch(self, call: _Call) -> batches.Batch:
+        batch_id = call.request.path_params["batch_id"]
+        found = self.state.batch(batch_id, call.account)
+        if found is None:
+            raise bad_request(f"batch not found: {batch_id}")
+        return found
+
+    def _batch(self, call: _Call) -> dict[str, Any]:
+        return self._batch_body(self._own_batch(call))
+
+    def _cancel_batch(self, call: _Call) -> dict[str, Any]:
+        batch = self._own_batch(call)
+        self._batch_body(batch)  # an end reached before the cancel stands
+        batch.cancel(time.monotonic())
+        return self._batch_body(batch)
+
+    def _list_batches(self, call: _Call) -> dict[str, Any]:
+        params = call.request.query_params
+        every = [self._batch_body(b) for b in self.state.batches(call.account)]
+        chosen, more = batches.page(every, params.get("after"), _int(params.get("limit")))
+        return {
+            "object": "list",
+            "data": chosen,
+            "first_id": chosen[0]["id"] if chosen else None,
+            "last_id": chosen[-1]["id"] if chosen else None,
+            "has_more": more,
+        }
+
     def _reply(self, request: ChatRequest, *, stream: bool, break_off: str | None) -> Reply:
         """Generate the reply; outside a stream, tripping the content filter is a 400 / 1301
         (a ``finish:sensitive`` fault asks for the finish reason instead)."""
@@ -476,6 +676,16 @@ class _Api:
 
 def _now_ms() -> int:
     return time.time_ns() // 10**6
+
+
+def _int(value: str | None) -> object:
+    """A query parameter as a number, when it is one (else as it came, for the check to refuse)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return value
 
 
 def _malformed(call: _Call) -> bytes:

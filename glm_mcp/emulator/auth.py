@@ -10,8 +10,9 @@ from .config import EmulatorConfig, Plan
 from .errors import ApiError
 
 
-def authenticate(authorization: str | None, plan: Plan, config: EmulatorConfig, now_ms: int) -> None:
-    """Accept the request or raise the 401/429 error the platform would answer.
+def authenticate(authorization: str | None, plan: Plan, config: EmulatorConfig, now_ms: int) -> str:
+    """The key the request is made with (its account, which owns its files and batches), or the 401/429 error
+    the platform would answer.
 
     ``plan`` is the plan of the path prefix the request came in on; a valid key of the other
     plan is refused with 429 / 1113 exactly like the real service does.
@@ -22,7 +23,9 @@ def authenticate(authorization: str | None, plan: Plan, config: EmulatorConfig, 
         token = rest.strip()
     if not token:
         raise ApiError(401, "1001", "Authorization header not received; cannot authenticate.")
-    key_plan = config.plan_of(token) or _jwt_plan(token, config, now_ms)
+    key = token if config.plan_of(token) is not None else _jwt_key(token, config, now_ms)
+    key_plan = config.plan_of(key)
+    assert key_plan is not None  # a configured key, or the one a JWT was signed with
     if key_plan is not plan:
         raise ApiError(
             429,
@@ -31,6 +34,7 @@ def authenticate(authorization: str | None, plan: Plan, config: EmulatorConfig, 
             f"(emulator: this key belongs to the {key_plan.name.lower()} plan, "
             f"whose endpoint is {key_plan.prefix})",
         )
+    return key
 
 
 _HS256 = HMACAlgorithm(HMACAlgorithm.SHA256)
@@ -38,8 +42,8 @@ _HS256 = HMACAlgorithm(HMACAlgorithm.SHA256)
 platform keys have (a process-wide warning the emulator has no business raising)."""
 
 
-def _jwt_plan(token: str, config: EmulatorConfig, now_ms: int) -> Plan:
-    """The plan of the key that signed a JWT; unknown raw keys and bad tokens raise 401."""
+def _jwt_key(token: str, config: EmulatorConfig, now_ms: int) -> str:
+    """The key that signed a JWT; unknown raw keys and bad tokens raise 401."""
     if "." not in token:
         raise ApiError(401, "1002", "Invalid Authorization token.")
     if token.count(".") != 2:
@@ -60,9 +64,7 @@ def _jwt_plan(token: str, config: EmulatorConfig, now_ms: int) -> Plan:
             signing_input.encode(), _HS256.prepare_key(secret), base64url_decode(signature)
         ):
             _check_expiry(claims.get("exp"), now_ms)
-            plan = config.plan_of(key)
-            assert plan is not None  # the key comes from the config's own lists
-            return plan
+            return key
     raise ApiError(401, "1000", "Authentication failed: unknown API key or bad token signature.")
 
 

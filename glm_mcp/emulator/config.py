@@ -102,7 +102,16 @@ class EmulatorConfig:
     video_models: tuple[str, ...] = VIDEO_MODELS
     """Models of ``POST /videos/generations``; others get 1211."""
     file_ttl: float = 30 * 24 * 3600.0
-    """Seconds a generated image or video stays downloadable under ``/files/``; its URL states the expiry."""
+    """Seconds a generated image or video stays downloadable under ``/files/`` (its URL states the expiry), and an
+    uploaded file or a batch's output stays in the Files API (the platform keeps them 30 days)."""
+    batch_validating: float = 1.0
+    """Seconds a new batch is ``validating`` before it is ``in_progress`` (or ``failed``, when its file is wrong)."""
+    batch_item_seconds: float = 0.2
+    """Seconds each line of a batch takes while ``in_progress``, one after the other: its counts grow with time."""
+    batch_finalizing: float = 1.0
+    """Seconds a batch is ``finalizing`` once its lines are done (and ``cancelling``, once cancelled)."""
+    batch_expiry: float = 7 * 24 * 3600.0
+    """Seconds after its creation when a batch not done by then is ``expired`` (the platform: 7 days)."""
     coding_token_quota: int = 40_000_000
     """Tokens a coding-plan key may use per 5-hour window, as the quota endpoint reports it."""
     coding_tool_quota: int = 1000

@@ -147,6 +147,12 @@ def generate(
     )
 
 
+def prompt_tokens(request: ChatRequest) -> int:
+    """The tokens of a request's prompt (its tools, then its messages), as its answer's ``usage`` counts them and
+    ``POST /tokenizer`` reports them."""
+    return _prompt_prefixes(request)[-1][1]
+
+
 def prompt_tokens_of(message: dict[str, Any]) -> int:
     """Tokens of one message: ``4 + ceil(characters / 4)`` of its text and tool calls."""
     text = message_text(message)

@@ -1,5 +1,5 @@
 """What the emulator remembers: answered requests, streams, requests in flight, queued faults,
-async tasks and the prompt cache.
+async tasks, uploaded files and batches, and the prompt cache.
 
 The server mutates it on its event loop thread while tests read it from theirs, so every change
 happens under one lock and readers see whole records.
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .batches import Batch, Upload
 from .faults import Fault, check_route, parse_fault, route_matches
 
 
@@ -120,6 +121,8 @@ class EmulatorState:
         self._faults: deque[tuple[PendingFault, Fault]] = deque()
         self._tasks: dict[str, AsyncTask] = {}
         self._files: dict[str, StoredFile] = {}
+        self._uploads: dict[str, Upload] = {}
+        self._batches: dict[str, Batch] = {}
         self._uses: list[Use] = []
         self.started = time.time()
         """When the quota windows started counting (Unix seconds)."""
@@ -233,6 +236,49 @@ class EmulatorState:
             found = self._files.get(name)
         return found if found and found.expires_at > time.time() else None
 
+    def add_upload(self, upload: Upload) -> None:
+        """Keep a file of the Files API (uploaded, or a batch's output) until it expires or is deleted."""
+        with self._lock:
+            now = time.time()
+            for old in [i for i, u in self._uploads.items() if u.expires_at <= now]:
+                del self._uploads[old]
+            self._uploads[upload.id] = upload
+
+    def upload(self, file_id: str, account: str | None = None) -> Upload | None:
+        """A file of the Files API, or None when unknown, expired, or (given `account`) another account's."""
+        with self._lock:
+            found = self._uploads.get(file_id)
+        if found is None or found.expires_at <= time.time() or account not in (None, found.account):
+            return None
+        return found
+
+    def uploads(self, account: str) -> list[Upload]:
+        """`account`'s files, newest first."""
+        now = time.time()
+        with self._lock:
+            found = [u for u in self._uploads.values() if u.account == account and u.expires_at > now]
+        return sorted(found, key=lambda u: u.created_at, reverse=True)
+
+    def remove_upload(self, file_id: str) -> bool:
+        with self._lock:
+            return self._uploads.pop(file_id, None) is not None
+
+    def add_batch(self, batch: Batch) -> None:
+        with self._lock:
+            self._batches[batch.id] = batch
+
+    def batch(self, batch_id: str, account: str | None = None) -> Batch | None:
+        """A batch, or None when unknown or (given `account`) another account's."""
+        with self._lock:
+            found = self._batches.get(batch_id)
+        return found if found is not None and account in (None, found.account) else None
+
+    def batches(self, account: str) -> list[Batch]:
+        """`account`'s batches, newest first."""
+        with self._lock:
+            found = [b for b in self._batches.values() if b.account == account]
+        return sorted(found, key=lambda b: b.created_wall, reverse=True)
+
     def add_use(self, use: Use) -> None:
         with self._lock:
             self._uses.append(use)
@@ -246,7 +292,8 @@ class EmulatorState:
         """Forget exchanges, the disconnect count, queued faults, the peak of requests in flight
         (it restarts from those in flight now), the coding-plan usage and the prompt cache.
 
-        Open streams, async tasks and generated files are live and are kept, so in-flight work still completes.
+        Open streams, async tasks, generated and uploaded files and batches are live and are kept, so in-flight
+        work still completes.
         """
         with self._lock:
             self.exchanges.clear()

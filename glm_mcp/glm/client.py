@@ -11,11 +11,13 @@ import copy
 import email.utils
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from urllib.parse import quote
 
 import anyio
 import httpx2
@@ -23,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from glm_mcp.glm import fetch
 from glm_mcp.glm.auth import Credentials
+from glm_mcp.glm.documents import ASR_MODEL, ParserResult, ParserTask, ParserTool, Transcription, form
 from glm_mcp.glm.errors import (
     GLMAnswerCutError,
     GLMAPIError,
@@ -41,23 +44,31 @@ from glm_mcp.glm.retry import Attempts, RetryPolicy
 from glm_mcp.glm.sse import EventTooLarge, SSEDecoder
 from glm_mcp.glm.stream import StreamAccumulator
 from glm_mcp.glm.text import scrub_answer, upstream_text
-from glm_mcp.glm.types import (
-    AsyncTask,
-    AsyncTaskResult,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatRequest,
-    ImageRequest,
-    ImagesResponse,
-    ModelInfo,
-    ModelList,
-    MonitorResponse,
-    ReaderRequest,
-    ReaderResponse,
-    VideoRequest,
-    WebSearchRequest,
-    WebSearchResponse,
-)
+
+if TYPE_CHECKING:  # the wire types are imported by the calls that parse them: not at start
+    from glm_mcp.glm.types import (
+        AsyncTask,
+        AsyncTaskResult,
+        Batch,
+        BatchLine,
+        BatchRequest,
+        ChatCompletion,
+        ChatCompletionChunk,
+        ChatRequest,
+        FileDeleted,
+        FileObject,
+        ImageRequest,
+        ImagesResponse,
+        ModelInfo,
+        MonitorResponse,
+        ReaderRequest,
+        ReaderResponse,
+        TokenizerRequest,
+        TokenizerResponse,
+        VideoRequest,
+        WebSearchRequest,
+        WebSearchResponse,
+    )
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 logger = logging.getLogger(__name__)
@@ -83,8 +94,11 @@ pool keeping N costs O(N) CPU per request and O(N²) per burst (docs/httpcore2-p
 kept, that was most of the server's CPU per call. Past this many idle ones, a connection is closed
 when its response ends; under a sustained load the in-flight ones are reused as they free up.
 """
+_PATH_SEGMENT = re.compile(r"[\w.:-]{1,200}")
+"""A file or batch id the client puts in a URL path: the platform's are letters, digits, `_` and `-`."""
 # Failures that happen before a request is on the wire: re-sending can never duplicate work.
 _NOT_DELIVERED = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
+_OCTETS = "application/octet-stream"
 
 
 def open_http_client(
@@ -188,6 +202,8 @@ class GLMClient:
 
     async def chat(self, request: ChatRequest, *, attempts: Attempts | None = None) -> ChatCompletion:
         """A whole completion in one JSON answer; `GLMAnswerCutError` when the platform stopped it, as for a stream."""
+        from glm_mcp.glm.types import ChatCompletion
+
         body = request.model_copy(update={"stream": None, "tool_stream": None}).to_json()
         response = await self._send("POST", "chat/completions", body, attempts=attempts)
         completion = self._parse(ChatCompletion, response)
@@ -281,6 +297,8 @@ class GLMClient:
         )
 
     async def _chunks(self, response: httpx2.Response, silence: _SilenceWatch) -> AsyncIterator[ChatCompletionChunk]:
+        from glm_mcp.glm.types import ChatCompletionChunk  # once a stream, not once a chunk
+
         finished = False
         answer_chars, max_answer_chars = 0, self._limits.max_answer_chars
         decoder = SSEDecoder(SSE_MAX_EVENT_BYTES)
@@ -293,7 +311,7 @@ class GLMClient:
                         return
                     if not data:  # an event of only `id:` / `event:` lines, or an empty `data:`, carries nothing
                         continue
-                    chunk = self._parse_chunk(data, response)
+                    chunk = self._parse_chunk(ChatCompletionChunk, data, response)
                     if _says_something(chunk):
                         silence.heard()
                     finished = finished or any(choice.finish_reason for choice in chunk.choices)
@@ -319,12 +337,14 @@ class GLMClient:
             raise GLMStreamError("the stream from the GLM API ended before the answer was complete (no final chunk)")
         # The final chunk (finish reason and usage) arrived and only [DONE] is missing: the answer is whole.
 
-    def _parse_chunk(self, data: bytes, response: httpx2.Response) -> ChatCompletionChunk:
+    def _parse_chunk(
+        self, model: type[ChatCompletionChunk], data: bytes, response: httpx2.Response
+    ) -> ChatCompletionChunk:
         try:
-            chunk = ChatCompletionChunk.model_validate_json(data)
+            chunk = model.model_validate_json(data)
         except ValidationError:
             try:  # as text, bytes that are not UTF-8 read as U+FFFD (as an event stream decoded to text reads them)
-                chunk = ChatCompletionChunk.model_validate_json(data.decode("utf-8", "replace"))
+                chunk = model.model_validate_json(data.decode("utf-8", "replace"))
             except ValidationError:
                 snippet = self._text(data, SNIPPET_CHARS)
                 raise GLMStreamError(f"the GLM API sent a stream frame that is not valid JSON: {snippet!r}") from None
@@ -345,6 +365,8 @@ class GLMClient:
         Not re-sent after a failure that may have reached the platform (a read timeout, a cut
         connection): a second submit would be a second paid job.
         """
+        from glm_mcp.glm.types import AsyncTask
+
         body = request.model_copy(update={"stream": None, "tool_stream": None}).to_json()
         response = await self._send(
             "POST", "async/chat/completions", body, attempts=attempts, resend_if_maybe_delivered=False
@@ -353,11 +375,15 @@ class GLMClient:
 
     async def async_result(self, task_id: str) -> AsyncTaskResult:
         """The status of a job, with its completion once it has succeeded."""
+        from glm_mcp.glm.types import AsyncTaskResult
+
         response = await self._send("GET", f"async-result/{task_id}")
         return self._parse(AsyncTaskResult, response)
 
     async def list_models(self) -> list[ModelInfo]:
         """The model codes the key can use (GET /models; undocumented but OpenAI-shaped)."""
+        from glm_mcp.glm.types import ModelList
+
         response = await self._send("GET", "models")
         models = self._parse(ModelList, response).data
         # The ids end up in advice ("models this key can use"): upstream text like any other.
@@ -365,18 +391,31 @@ class GLMClient:
 
     # --- the platform beyond chat (docs/glm-endpoints.md) ----------------------------------------
 
+    async def count_tokens(self, request: TokenizerRequest) -> TokenizerResponse:
+        """The prompt's tokens as the platform's tokenizer counts them (POST /tokenizer); nothing is generated."""
+        from glm_mcp.glm.types import TokenizerResponse
+
+        response = await self._send("POST", "tokenizer", _json(request))
+        return self._parse(TokenizerResponse, response)
+
     async def web_search(self, request: WebSearchRequest, *, attempts: Attempts | None = None) -> WebSearchResponse:
         """Search results without a model's answer (POST /web_search)."""
+        from glm_mcp.glm.types import WebSearchResponse
+
         response = await self._send("POST", "web_search", _json(request), attempts=attempts)
         return self._parse(WebSearchResponse, response)
 
     async def read_url(self, request: ReaderRequest, *, attempts: Attempts | None = None) -> ReaderResponse:
         """A web page as clean markdown or text, with its title and metadata (POST /reader)."""
+        from glm_mcp.glm.types import ReaderResponse
+
         response = await self._send("POST", "reader", _json(request), attempts=attempts)
         return self._parse(ReaderResponse, response)
 
     async def generate_image(self, request: ImageRequest, *, attempts: Attempts | None = None) -> ImagesResponse:
         """One image, answered when it is made. Paid: not re-sent after a failure that may have reached the platform."""
+        from glm_mcp.glm.types import ImagesResponse
+
         response = await self._send(
             "POST", "images/generations", _json(request), attempts=attempts, resend_if_maybe_delivered=False
         )
@@ -384,6 +423,8 @@ class GLMClient:
 
     async def submit_image(self, request: ImageRequest, *, attempts: Attempts | None = None) -> AsyncTask:
         """Start an image as a platform task (glm-image); poll it with `async_result`. Not re-sent either."""
+        from glm_mcp.glm.types import AsyncTask
+
         response = await self._send(
             "POST", "async/images/generations", _json(request), attempts=attempts, resend_if_maybe_delivered=False
         )
@@ -391,13 +432,78 @@ class GLMClient:
 
     async def submit_video(self, request: VideoRequest, *, attempts: Attempts | None = None) -> AsyncTask:
         """Start a video (always a platform task); poll it with `async_result`. Not re-sent either."""
+        from glm_mcp.glm.types import AsyncTask
+
         response = await self._send(
             "POST", "videos/generations", _json(request), attempts=attempts, resend_if_maybe_delivered=False
         )
         return self._parse(AsyncTask, response)
 
+    # --- files and batches (docs/glm-endpoints.md#files-and-batches) -----------------------------
+
+    async def upload_file(self, content: bytes, *, filename: str, purpose: str = "batch") -> FileObject:
+        """Upload a file to the Files API (POST /files, multipart): a batch's JSONL input, with purpose "batch"."""
+        from glm_mcp.glm.types import FileObject
+
+        body, content_type = form({"purpose": purpose}, filename, content, "application/octet-stream")
+        response = await self._send("POST", "files", body, content_type=content_type)
+        return self._parse(FileObject, response)
+
+    async def create_batch(self, request: BatchRequest, *, attempts: Attempts | None = None) -> Batch:
+        """Start a batch on an uploaded input file. Paid: not re-sent after a failure that may have reached the
+        platform (a second batch would run, and be billed, twice)."""
+        from glm_mcp.glm.types import Batch
+
+        response = await self._send(
+            "POST", "batches", _json(request), attempts=attempts, resend_if_maybe_delivered=False
+        )
+        return self._parse(Batch, response)
+
+    async def retrieve_batch(self, batch_id: str) -> Batch:
+        """A batch as it stands: its status, its request counts and, once it has ended, its files."""
+        from glm_mcp.glm.types import Batch
+
+        response = await self._send("GET", f"batches/{_segment(batch_id, 'batch id')}")
+        return self._parse(Batch, response)
+
+    async def cancel_batch(self, batch_id: str) -> Batch:
+        """Ask the platform to cancel a batch (it is then `cancelling`, and `cancelled` once stopped)."""
+        from glm_mcp.glm.types import Batch
+
+        response = await self._send("POST", f"batches/{_segment(batch_id, 'batch id')}/cancel")
+        return self._parse(Batch, response)
+
+    async def batch_file(self, file_id: str) -> list[BatchLine]:
+        """The lines of a batch's output or error file (GET /files/{id}/content), each parsed and scrubbed of
+        the key like any answer; the file is read within GLM_MAX_RESPONSE_BYTES."""
+        from glm_mcp.glm.types import BatchLine
+
+        response = await self._send("GET", f"files/{_segment(file_id, 'file id')}/content")
+        lines: list[BatchLine] = []
+        for number, raw in enumerate(response.content.splitlines(), start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = BatchLine.model_validate_json(raw)
+            except ValidationError:
+                snippet = self._text(raw, SNIPPET_CHARS)
+                raise GLMProtocolError(
+                    f"line {number} of the batch file {file_id} is not a batch result: {snippet!r}"
+                ) from None
+            lines.append(self._scrubbed(line, raw))
+        return lines
+
+    async def delete_file(self, file_id: str) -> FileDeleted:
+        """Delete a file of the Files API (an account keeps at most 1,000 batch files)."""
+        from glm_mcp.glm.types import FileDeleted
+
+        response = await self._send("DELETE", f"files/{_segment(file_id, 'file id')}")
+        return self._parse(FileDeleted, response)
+
     async def coding_quota(self) -> MonitorResponse:
         """A GLM Coding Plan key's quota windows: the monitor API on the platform's origin, not the model API."""
+        from glm_mcp.glm.types import MonitorResponse
+
         response = await self._send("GET", f"{self.origin}/api/monitor/usage/quota/limit")
         return self._parse(MonitorResponse, response)
 
@@ -406,14 +512,16 @@ class GLMClient:
         url = self._http.base_url
         return f"{url.scheme}://{url.netloc.decode('ascii')}"
 
-    async def download(self, url: str) -> tuple[bytes, str]:
-        """An image the platform made, read within GLM_MAX_RESPONSE_BYTES, with its media type (from its bytes).
+    async def download(self, url: str, kind: fetch.FileKind = "image") -> tuple[bytes, str]:
+        """A file the platform made (`kind`: an image, or a video), read within GLM_MAX_RESPONSE_BYTES, with its media
+        type (from its bytes).
 
         Not signed: the URL may be a storage host that is not the API, which must never see the key. The URL is
         the answer's say-so, so it is fetched only from where `glm.fetch.target` allows, and kept only if it is
-        an image (an `image/*` Content-Type and the magic bytes of PNG, JPEG, WebP or GIF); otherwise
-        `GLMFileRefusedError`. Redirects are not followed.
+        what was asked for twice over (`glm.fetch.file_type`: an image's Content-Type and magic bytes, or a video's
+        or an animated image's); otherwise `GLMFileRefusedError`. Redirects are not followed.
         """
+        accepted = ("image/",) if kind == "image" else ("video/", "image/")
         with self._deadline():
             async with self._limiter:
                 try:
@@ -429,8 +537,9 @@ class GLMClient:
                         raise await self._error_of(response)
                     declared = response.headers.get("content-type", "").partition(";")[0].strip().lower()
                     what = self._text(declared or "no Content-Type", 100)
-                    if response.status_code != 200 or not declared.startswith("image/"):
-                        reason = f"it answered HTTP {response.status_code} with {what}, not an image"
+                    if response.status_code != 200 or not declared.startswith(accepted):
+                        wanted = "an image" if kind == "image" else "a video"
+                        reason = f"it answered HTTP {response.status_code} with {what}, not {wanted}"
                         raise GLMFileRefusedError(url, reason)
                     try:
                         content = await self._read(
@@ -438,12 +547,74 @@ class GLMClient:
                         )
                     except httpx2.HTTPError as exc:
                         raise self._transport_error(exc) from None
-                    media_type = fetch.image_type(content)
+                    media_type = fetch.file_type(content, kind)
                     if media_type is None:
-                        raise GLMFileRefusedError(url, f"its body, said to be {what}, is no PNG, JPEG, WebP or GIF")
+                        formats = "PNG, JPEG, WebP or GIF" if kind == "image" else "MP4, QuickTime, WebM or image"
+                        raise GLMFileRefusedError(url, f"its body, said to be {what}, is no {formats}")
                     return content, media_type
                 finally:
                     await _close(response)
+
+    # --- documents and recordings: the file parser and speech-to-text (docs/glm-endpoints.md) -------
+
+    async def create_parse(
+        self,
+        data: bytes,
+        *,
+        filename: str,
+        file_type: str,
+        tool: ParserTool = "lite",
+        attempts: Attempts | None = None,
+    ) -> ParserTask:
+        """Start the file parser on a document (POST /files/parser/create); `parse_result` reads its text.
+
+        `file_type` is the reference's name of the format (`PDF`, `DOCX`, ...). A parse may be billed, so it is
+        not re-sent after a failure that may have reached the platform.
+        """
+        body, content_type = form({"tool_type": tool, "file_type": file_type}, filename, data, _OCTETS)
+        response = await self._send(
+            "POST",
+            "files/parser/create",
+            body,
+            content_type=content_type,
+            attempts=attempts,
+            resend_if_maybe_delivered=False,
+        )
+        task = self._parse(ParserTask, response)
+        if not task.success or not task.task_id:
+            message = self._text(task.message, MESSAGE_CHARS) or "no message"
+            raise GLMProtocolError(f"the GLM API's file parser created no task: {message}")
+        return task
+
+    async def parse_result(self, task_id: str) -> ParserResult:
+        """The state of a parse, with the document's text once it succeeded (GET /files/parser/result/{id}/text)."""
+        response = await self._send("GET", f"files/parser/result/{quote(task_id, safe='')}/text")
+        return self._parse(ParserResult, response)
+
+    async def transcribe(
+        self,
+        data: bytes,
+        *,
+        filename: str,
+        media_type: str,
+        model: str = ASR_MODEL,
+        prompt: str | None = None,
+        attempts: Attempts | None = None,
+    ) -> Transcription:
+        """The text spoken in a recording (POST /audio/transcriptions): WAV or MP3, at most 30 s and 25 MB, which
+        the caller keeps to. `prompt` is what was said before (the previous part's text). Billed per minute: not
+        re-sent after a failure that may have reached the platform."""
+        fields = {"model": model, "stream": "false"} | ({"prompt": prompt} if prompt else {})
+        body, content_type = form(fields, filename, data, media_type)
+        response = await self._send(
+            "POST",
+            "audio/transcriptions",
+            body,
+            content_type=content_type,
+            attempts=attempts,
+            resend_if_maybe_delivered=False,
+        )
+        return self._parse(Transcription, response)
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -453,21 +624,23 @@ class GLMClient:
         path: str,
         body: bytes | None = None,
         *,
+        content_type: str | None = None,
         attempts: Attempts | None = None,
         resend_if_maybe_delivered: bool = True,
     ) -> _Body:
+        """One call, retried as the policy allows; `body` is JSON unless `content_type` says otherwise."""
         attempts = attempts or Attempts()
         with self._deadline():
             while True:
                 attempts.count += 1
                 try:
                     async with self._limiter:
-                        return await self._send_once(method, path, body)
+                        return await self._send_once(method, path, body, content_type)
                 except GLMError as exc:
                     await self._wait_before_retry(attempts, exc, resend_if_maybe_delivered=resend_if_maybe_delivered)
 
-    async def _send_once(self, method: str, path: str, body: bytes | None) -> _Body:
-        response = await self._start(method, path, body)
+    async def _send_once(self, method: str, path: str, body: bytes | None, content_type: str | None = None) -> _Body:
+        response = await self._start(method, path, body, content_type)
         try:
             if response.status_code >= 400:
                 raise await self._error_of(response)
@@ -479,7 +652,9 @@ class GLMClient:
         finally:
             await _close(response)  # past a limit, the unread rest goes with the connection
 
-    async def _start(self, method: str, path: str, body: bytes | None) -> httpx2.Response:
+    async def _start(
+        self, method: str, path: str, body: bytes | None, content_type: str | None = None
+    ) -> httpx2.Response:
         """Send a request; the answer's body is left unread, to be read within its limit.
 
         The key signs the request as its `httpx2.Auth`, given per request rather than set on the pooled
@@ -488,7 +663,8 @@ class GLMClient:
         credentials = self.credentials
         if credentials is None:
             raise MissingAPIKeyError("no GLM API key is configured")
-        request = self._http.build_request(method, path, content=body)
+        headers = {"Content-Type": content_type} if content_type else None
+        request = self._http.build_request(method, path, content=body, headers=headers)
         try:
             return await self._http.send(request, stream=True, auth=credentials)
         except httpx2.HTTPError as exc:
@@ -597,6 +773,13 @@ class GLMClient:
 def _json(request: BaseModel) -> bytes:
     """A request model as its wire body: unset fields are left out rather than sent as null."""
     return request.model_dump_json(exclude_none=True).encode()
+
+
+def _segment(value: str, what: str) -> str:
+    """`value` as one segment of a URL path; `GLMProtocolError` for one that is not an id (it came from an answer)."""
+    if not _PATH_SEGMENT.fullmatch(value):
+        raise GLMProtocolError(f"the {what} {value[:100]!r} cannot name a resource of the GLM API")
+    return value
 
 
 async def _drain(pieces: AsyncIterator[bytes]) -> None:

@@ -162,8 +162,9 @@ class GLMProtocolError(GLMTransportError):
 
 
 class GLMFileRefusedError(GLMError):
-    """A file an answer named (a generated image's URL) that glm-mcp would not fetch or keep: on an address an
-    answer may not send it to (loopback, private, link-local, …), or a body that is not an image (`glm.fetch`)."""
+    """A file an answer named (a generated image's or video's URL) that glm-mcp would not fetch or keep: on an address
+    an answer may not send it to (loopback, private, link-local, …), or a body that is not what was asked for
+    (`glm.fetch`)."""
 
     kind: ClassVar[ErrorKind] = "upstream_protocol_error"
 
@@ -175,7 +176,8 @@ class GLMFileRefusedError(GLMError):
     def advice(self, facts: Advice) -> str:
         return (
             "glm-mcp fetches a file an answer names only from a public address or from GLM_BASE_URL's own host and "
-            "port, and keeps it only if it is a PNG, JPEG, WebP or GIF image. The GLM API does not answer otherwise: "
+            "port, and keeps it only if it is a PNG, JPEG, WebP or GIF image (a video: MP4, QuickTime or WebM). The "
+            "GLM API does not answer otherwise: "
             f"check that GLM_BASE_URL (now {facts.base_url}) and any proxy between are what you expect."
         )
 

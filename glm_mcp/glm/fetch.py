@@ -1,4 +1,4 @@
-"""Fetching a file an answer names (a generated image): where glm-mcp will fetch it from, and what it must be.
+"""Fetching a file an answer names (a generated image or video): where glm-mcp will fetch it from, and what it must be.
 
 The URL is the upstream's say-so, so the server must not be made to fetch whatever it names: a service on
 this machine's loopback, the cloud's metadata address, a host of the local network. A URL is fetched only
@@ -6,15 +6,16 @@ from a public address, or from the API's own origin (the host and port of GLM_BA
 emulator on 127.0.0.1 serves its images there). Its host is resolved once, every address it resolves to
 is checked, and the request is sent to the checked address (the host name kept for `Host` and for TLS),
 so a name that resolves elsewhere the second time (DNS rebinding) cannot move it; through a proxy, that
-address is what the proxy is asked to reach. And what comes back is kept only if it is an image twice
-over: an `image/*` Content-Type, and the magic bytes of PNG, JPEG, WebP or GIF.
+address is what the proxy is asked to reach. And what comes back is kept only if it is what was asked for twice
+over: an image, an `image/*` Content-Type and the magic bytes of PNG, JPEG, WebP or GIF; a video, a `video/*` (or
+`image/*`: an animated image) Content-Type and the magic bytes of MP4, QuickTime or WebM (or of an image).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import anyio
 import httpx2
@@ -28,6 +29,10 @@ IMAGE_MAGIC: tuple[tuple[str, bytes], ...] = (
     ("image/gif", b"GIF89a"),
 )
 """The image formats glm-mcp shows and saves, by the bytes they start with (WebP is checked on its own: RIFF…WEBP)."""
+FileKind = Literal["image", "video"]
+"""What a fetched file must be: an image (generate_image), or a video (generate_video; an animated image too)."""
+_PNG_SCAN_BYTES = 64 * 1024
+"""How far into a PNG its chunks are walked for an `acTL` (an animated PNG) before the first frame's `IDAT`."""
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -48,6 +53,38 @@ def image_type(data: bytes) -> str | None:
         if data.startswith(magic):
             return media_type
     return None
+
+
+def video_type(data: bytes) -> str | None:
+    """The media type the bytes are, by their magic: MP4, QuickTime (an ISO `ftyp` box) or WebM; None otherwise."""
+    if data[4:8] == b"ftyp":
+        return "video/quicktime" if data[8:12] == b"qt  " else "video/mp4"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: WebM (or Matroska, which players open as WebM)
+        return "video/webm"
+    return None
+
+
+def file_type(data: bytes, kind: FileKind) -> str | None:
+    """The media type of `data` if it is a file of `kind` (a video may also be an animated image), else None.
+
+    An animated PNG is told from a still one by its `acTL` chunk, which comes before the first frame.
+    """
+    found = image_type(data) if kind == "image" else video_type(data) or image_type(data)
+    if found == "image/png" and _animated_png(data):
+        return "image/apng"
+    return found
+
+
+def _animated_png(data: bytes) -> bool:
+    at = len(IMAGE_MAGIC[0][1])
+    while at + 8 <= min(len(data), _PNG_SCAN_BYTES):
+        length, chunk = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        if chunk == b"acTL":
+            return True
+        if chunk == b"IDAT":
+            return False
+        at += 12 + length
+    return False
 
 
 def refusal(address: IPAddress) -> str | None:
@@ -101,4 +138,4 @@ async def target(url: httpx2.URL, trusted: tuple[str, int]) -> Target:
     return Target(pinned, headers, extensions)
 
 
-__all__ = ["IMAGE_MAGIC", "Target", "image_type", "origin", "refusal", "target"]
+__all__ = ["IMAGE_MAGIC", "FileKind", "Target", "file_type", "image_type", "origin", "refusal", "target", "video_type"]

@@ -8,6 +8,7 @@ line here. Codes not listed fall back on their family (the longest listed prefix
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -55,6 +56,12 @@ MODELS: dict[str, ModelTraits] = {
 context-window trimming, the refusal of images for a blind model, `tool_stream` and `list_models` read. Figures
 from the platform's model pages (docs/glm-endpoints.md); a code that matches nothing is unknown."""
 DEFAULT_CONTEXT_TOKENS = 128_000
+MEDIA_MODELS: dict[ModelKind, tuple[str, ...]] = {
+    "image": ("cogview-4", "cogview-3-flash", "glm-image"),
+    "video": ("cogvideox-3", "cogvideox-2", "cogvideox-flash", "viduq1-text", "vidu2-image"),
+}
+"""The image and video model codes the server knows (docs/glm-endpoints.md), for `list_models` to name when the
+platform's model list has none of that kind (it lists chat models)."""
 
 
 def traits(model: str) -> ModelTraits | None:
@@ -111,7 +118,14 @@ class Price:
     output: float
 
 
-PRICES: dict[str, Price] = {
+@dataclass(frozen=True, slots=True)
+class CallPrice:
+    """What one call costs, whatever its tokens: a search, an image, a video (the platform bills these per call)."""
+
+    each: float
+
+
+PRICES: dict[str, Price | CallPrice] = {
     "glm-5": Price(1.0, 3.2),
     "glm-4.7-flash": Price(0.0, 0.0),
     "glm-4.7": Price(0.6, 2.2),
@@ -128,32 +142,58 @@ PRICES: dict[str, Price] = {
     "glm-4v-flash": Price(0.0, 0.0),
     "glm-z1-flash": Price(0.0, 0.0),
     "glm-4": Price(0.1, 0.1),
+    "cogview-4": CallPrice(0.01),
+    "glm-image": CallPrice(0.015),
+    "cogvideox-3": CallPrice(0.2),
+    "viduq1": CallPrice(0.4),
+    "vidu2-image": CallPrice(0.2),
+    "vidu2-start-end": CallPrice(0.2),
+    "vidu2-reference": CallPrice(0.4),
+    "search": CallPrice(0.01),
 }
-"""Estimated USD per million tokens (input / output), by model code or family prefix, from the platform's price
-page as recalled (docs/usage.md): an estimate, not a bill. GLM_PRICES overrides entries."""
+"""Estimated USD by model code or family prefix (the longest wins): per million tokens (input / output) for chat
+models, per call for what the platform bills per call (an image, a video, a web search: `web_search` records the
+engine, `search_std`, … as its model). The per-call figures are the platform's price page (docs.z.ai, "Pricing");
+docs/usage.md names the source of each and what is left unpriced (the page reader, cogview-3-flash,
+cogvideox-flash, cogvideox-2: the page prices none of them). An estimate, not a bill; GLM_PRICES overrides entries."""
 
 
-def parse_prices(text: str) -> dict[str, Price]:
-    """`model=input/output,…` as a price table; ValueError naming the entry that is wrong."""
-    table: dict[str, Price] = {}
+def parse_prices(text: str) -> dict[str, Price | CallPrice]:
+    """`model=input/output` (per million tokens) or `model=price` (per call), comma-separated, as a price table;
+    ValueError naming the entry that is wrong."""
+    table: dict[str, Price | CallPrice] = {}
     for entry in (part.strip() for part in text.split(",")):
         if not entry:
             continue
         model, _, figures = entry.partition("=")
         read, slash, written = figures.partition("/")
         try:
-            price = Price(float(read), float(written))
+            price: Price | CallPrice = Price(float(read), float(written)) if slash else CallPrice(float(read))
         except ValueError:
-            raise ValueError(f"has an entry that is not model=input/output: {entry!r}") from None
-        if not model.strip() or not slash or price.input < 0 or price.output < 0:
-            raise ValueError(f"has an entry that is not model=input/output: {entry!r}")
+            raise ValueError(f"has an entry that is not model=input/output or model=price: {entry!r}") from None
+        figures_given = (price.input, price.output) if isinstance(price, Price) else (price.each,)
+        if not model.strip() or not all(math.isfinite(figure) and figure >= 0 for figure in figures_given):
+            raise ValueError(f"has an entry that is not model=input/output or model=price: {entry!r}")
         table[model.strip()] = price
     return table
 
 
-def price_of(model: str, table: dict[str, Price]) -> Price | None:
-    """The price of `model` in `table`: its own entry, else its family's (the longest prefix), else None."""
+BATCH_PRICED = "@batch"
+"""The suffix of a model's tokens spent in a platform batch (`glm-4.6@batch`), as usage records them."""
+BATCH_DISCOUNT = 0.5
+"""A batch's price beside the same model's chat: "50% of the standard API" (the platform's batch guide, which
+points at its price page; docs/usage.md)."""
+
+
+def price_of(model: str, table: dict[str, Price | CallPrice]) -> Price | CallPrice | None:
+    """The price of `model` in `table`: its own entry, else its family's (the longest prefix), else None.
+
+    Tokens spent in a batch (`<model>@batch`) cost an entry of their own when the table has one (GLM_PRICES may
+    set `glm-4.6@batch=…`), else half of the model's."""
     matches = [prefix for prefix in table if model.startswith(prefix)]
+    if model.endswith(BATCH_PRICED) and model not in table:
+        chat = price_of(model.removesuffix(BATCH_PRICED), table)
+        return Price(chat.input * BATCH_DISCOUNT, chat.output * BATCH_DISCOUNT) if isinstance(chat, Price) else None
     return table[max(matches, key=len)] if matches else None
 
 

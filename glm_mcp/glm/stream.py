@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from glm_mcp.glm.auth import Credentials
 from glm_mcp.glm.text import scrub_stream_text
-from glm_mcp.glm.types import (
-    AssistantMessage,
-    ChatCompletion,
-    ChatCompletionChunk,
-    Choice,
-    FunctionCall,
-    ToolCall,
-    Usage,
-    WebSearchItem,
-)
+
+if TYPE_CHECKING:
+    from glm_mcp.glm.types import (
+        ChatCompletion,
+        ChatCompletionChunk,
+        Usage,
+        WebSearchItem,
+    )
 
 
 @dataclass(slots=True)
@@ -114,6 +113,8 @@ class StreamAccumulator:
 
     def completion(self) -> ChatCompletion:
         """The completion assembled so far (complete once the stream has ended)."""
+        from glm_mcp.glm.types import AssistantMessage, ChatCompletion, Choice, FunctionCall, ToolCall
+
         message = AssistantMessage(
             content=self.text,
             reasoning_content=self._shown(self.reasoning) or None,

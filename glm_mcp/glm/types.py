@@ -19,12 +19,15 @@ TaskState = Literal["running", "completed", "failed"]
 _TASK_STATES: dict[TaskStatus, TaskState] = {"PROCESSING": "running", "SUCCESS": "completed", "FAIL": "failed"}
 
 
+# Every model here is built on first use (`defer_build`): a process that starts builds none it does not need.
+
+
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
 
 # --- message content ----------------------------------------------------------------------
@@ -41,7 +44,7 @@ class TextPart(_Request):
 
 class ImagePart(_Request):
     type: Literal["image_url"]
-    image_url: Annotated[MediaURL, Field(description="The image, for vision models (glm-4.5v, glm-4.6v, …).")]
+    image_url: Annotated[MediaURL, Field(description="The image, for vision models (glm-4.6v, glm-4.5v, …).")]
 
 
 class VideoPart(_Request):
@@ -355,6 +358,38 @@ class WebSearchRequest(_Request):
     request_id: str | None = None
 
 
+class TokenizerRequest(_Request):
+    """The body of POST /tokenizer: a prompt counted as the model would read it, nothing generated."""
+
+    model: str
+    messages: list[Message]
+    tools: list[FunctionTool] | None = None
+    request_id: str | None = None
+
+
+class TokenizerUsage(_Response):
+    prompt_tokens: int = 0
+    image_tokens: int | None = None
+    video_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+class TokenizerResponse(_Response):
+    """The platform's count of a prompt: `{id, usage: {prompt_tokens, image_tokens, video_tokens, total_tokens},
+    created, request_id}` (the mainland reference shows `usage.prompt_tokens` alone)."""
+
+    id: str = ""
+    usage: TokenizerUsage = Field(default_factory=TokenizerUsage)
+    request_id: str | None = None
+
+    @property
+    def tokens(self) -> int:
+        """The prompt's tokens in all: `total_tokens` when the answer has it, else what it counted."""
+        usage = self.usage
+        parts = usage.prompt_tokens + (usage.image_tokens or 0) + (usage.video_tokens or 0)
+        return usage.total_tokens if usage.total_tokens is not None else parts
+
+
 class SearchIntent(_Response):
     query: str = ""
     intent: str = ""
@@ -498,3 +533,128 @@ class MonitorResponse(_Response):
     msg: str = ""
     success: bool = False
     data: QuotaData | None = None
+
+
+# --- files and batches (docs/glm-endpoints.md#files-and-batches) -------------------------------------
+
+BATCH_ENDPOINT = "/v4/chat/completions"
+"""The endpoint a chat batch names, and the `url` of each of its lines."""
+BatchStatus = Literal[
+    "validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"
+]
+"""The platform's statuses of a batch, on the wire only: `BatchState` is what the rest reads."""
+BatchState = Literal["running", "completed", "failed", "cancelled"]
+_BATCH_STATES: dict[str, BatchState] = {
+    "completed": "completed",
+    "failed": "failed",
+    "expired": "failed",  # not done within its window: the lines done by then are in its files
+    "cancelled": "cancelled",
+}
+
+
+class FileObject(_Response):
+    """A file of the Files API (an upload, or a batch's output)."""
+
+    id: str
+    bytes: int | None = None
+    created_at: int | None = None
+    filename: str | None = None
+    purpose: str | None = None
+
+
+class FileDeleted(_Response):
+    id: str = ""
+    deleted: bool = False
+
+
+class BatchRequest(_Request):
+    """The body of POST /batches."""
+
+    input_file_id: str
+    endpoint: str = BATCH_ENDPOINT
+    completion_window: str | None = None
+    """Deprecated on the platform (it schedules by load, and cancels a batch not done in 7 days)."""
+    metadata: dict[str, str] | None = None
+    """At most 16 pairs, keys up to 64 characters, values up to 512."""
+    auto_delete_input_file: bool | None = None
+    """The platform's default is true: the input file goes once the batch has ended."""
+
+
+class BatchRequestCounts(_Response):
+    total: int | None = None
+    completed: int | None = None
+    failed: int | None = None
+
+
+class BatchProblem(_Response):
+    """What validation found wrong with a batch's input file (`errors.data`)."""
+
+    code: str | None = None
+    line: int | None = None
+    message: str | None = None
+    param: str | None = None
+
+
+class BatchProblems(_Response):
+    data: list[BatchProblem] = Field(default_factory=list)
+
+
+class Batch(_Response):
+    """A batch as the platform reports it (create, retrieve, cancel)."""
+
+    id: str
+    status: str = "validating"
+    """A `BatchStatus`; read as a string, so that a status the platform adds is still a running batch."""
+    input_file_id: str = ""
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    request_counts: BatchRequestCounts | None = None
+    errors: BatchProblems | None = None
+    created_at: int | None = None
+    expires_at: int | None = None
+    metadata: dict[str, str] | None = None
+
+    @property
+    def state(self) -> BatchState:
+        """The batch's state in glm-mcp's vocabulary (the one place the platform's statuses are mapped)."""
+        return _BATCH_STATES.get(self.status, "running")
+
+    @property
+    def output_file(self) -> str | None:
+        """The output file's id, once there is one (the platform sends "" until then)."""
+        return self.output_file_id or None
+
+    @property
+    def error_file(self) -> str | None:
+        return self.error_file_id or None
+
+
+class BatchLineResponse(_Response):
+    status_code: int = 0
+    body: dict[str, object] | None = None
+
+
+class BatchLine(_Response):
+    """One line of a batch's output or error file: the answer to the line `custom_id` named."""
+
+    custom_id: str = ""
+    response: BatchLineResponse | None = None
+    error: dict[str, object] | None = None
+
+    def completion(self) -> ChatCompletion | None:
+        """The chat completion the line holds, when it was answered (HTTP 200)."""
+        response = self.response
+        if response is None or response.status_code != 200 or response.body is None or "error" in response.body:
+            return None
+        return ChatCompletion.model_validate(response.body)
+
+    def failure(self) -> tuple[str | None, str]:
+        """(code, message) of a line that was not answered."""
+        found: object = self.error
+        if found is None and self.response is not None and self.response.body is not None:
+            found = self.response.body.get("error")
+        if isinstance(found, dict):
+            code, message = found.get("code"), found.get("message")
+            return (str(code) if code is not None else None), str(message or "")
+        status = self.response.status_code if self.response is not None else 0
+        return None, f"the line was answered with HTTP {status} and no error" if status else "the line has no answer"

@@ -9,9 +9,18 @@ from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.jobs.job import JOB_ID_PREFIX, ChatStream, Job, Phase
 from glm_mcp.jobs.polling import poll_task
 from glm_mcp.jobs.principal import SERVER, Principal, key_principal
-from glm_mcp.jobs.runner import JobRunner, Outcome
+from glm_mcp.jobs.runner import JobRunner, Outcome, UnrecordedTask
 from glm_mcp.jobs.sqlite import SQLiteJobStore
-from glm_mcp.jobs.store import ChatKind, JobKind, JobRecord, JobState, JobStore, Position
+from glm_mcp.jobs.store import (
+    ChatKind,
+    JobKind,
+    JobRecord,
+    JobState,
+    JobStore,
+    Position,
+    RegistryProblem,
+    RegistryReplaced,
+)
 
 __all__ = [
     "JOB_ID_PREFIX",
@@ -28,8 +37,11 @@ __all__ = [
     "Phase",
     "Position",
     "Principal",
+    "RegistryProblem",
+    "RegistryReplaced",
     "RegistryUnavailable",
     "SQLiteJobStore",
+    "UnrecordedTask",
     "key_principal",
     "poll_task",
 ]

@@ -15,15 +15,17 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
 from glm_mcp.glm import Attempts, GLMClient, GLMError, StreamAccumulator
 from glm_mcp.glm.errors import GLMAnswerCutError
-from glm_mcp.glm.types import ChatCompletion, ChatRequest, split_answer
 from glm_mcp.jobs.principal import SERVER, Principal
-from glm_mcp.jobs.store import ChatKind, JobState
+from glm_mcp.jobs.store import ChatKind, JobState, RegistryProblem
+
+if TYPE_CHECKING:
+    from glm_mcp.glm.types import ChatCompletion, ChatRequest
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ class ChatStream:
 
     @property
     def answer_so_far(self) -> str:
+        from glm_mcp.glm.types import split_answer
+
         return split_answer(self.accumulator.text, None)[0]
 
     def changed(self) -> anyio.Event:
@@ -126,10 +130,10 @@ class Job:
 
     stream: ChatStream
     id: str = field(default_factory=new_job_id)
-    not_recorded: str | None = None
-    """Why the job registry has no record of it (or not of its end), when it has none."""
-    registry_problem: str | None = None
-    """Why saving its progress failed, when it did: said in its result (and logged once)."""
+    not_recorded: RegistryProblem | None = None
+    """Why the job registry has no record of it (`not_recorded`), or not of its end (`end_not_recorded`)."""
+    registry_problem: RegistryProblem | None = None
+    """Why a save of its answer so far failed (`progress_not_saved`), when one did: logged once, said in its result."""
 
     @property
     def kind(self) -> ChatKind:

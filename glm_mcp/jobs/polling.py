@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import anyio
 
 from glm_mcp.glm import GLMClient
-from glm_mcp.glm.types import AsyncTaskResult
+
+if TYPE_CHECKING:
+    from glm_mcp.glm.types import AsyncTaskResult
 
 FIRST_INTERVAL_S = 0.5
 GROWTH = 1.6
 MAX_INTERVAL_S = 5.0
 
-OnPoll = Callable[[int, AsyncTaskResult], Awaitable[None]]
+OnPoll = Callable[[int, "AsyncTaskResult"], Awaitable[None]]
 
 
 async def poll_task(glm: GLMClient, task_id: str, wait_seconds: float, on_poll: OnPoll) -> AsyncTaskResult:

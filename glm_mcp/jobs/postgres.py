@@ -50,7 +50,7 @@ from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.jobs.owner import new_owner
 from glm_mcp.jobs.records import Rows, Steps, one
 from glm_mcp.jobs.schema import CHANNEL, POSTGRES
-from glm_mcp.jobs.store import POLL_S, Changes, JobRecords
+from glm_mcp.jobs.store import NOT_FOLLOWED, POLL_S, Changes, JobRecords, RegistryReplaced
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ Connection = psycopg.AsyncConnection[TupleRow]
 _LAPSED = (
     "UPDATE jobs SET status = 'interrupted', updated_at = ? WHERE status = 'running' AND owner IS NOT NULL "
     "AND owner <> ? AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.owner = jobs.owner AND r.lease_until > now()) "
-    "RETURNING owner"
+    f"AND {NOT_FOLLOWED} RETURNING owner"
 )
 """Running jobs whose owner holds no live lease become interrupted (their partial text is kept)."""
 
@@ -211,7 +211,23 @@ class PostgresDatabase:
         rows = yield (_LAPSED, (time.time(), self._owner))
         return {owner for (owner,) in rows}
 
-    def take_notice(self) -> str | None:
+    def gone(self, owners: Collection[str]) -> Steps[set[str]]:
+        """An owner without a live lease is gone; only once this replica has itself kept its lease for `_settle_s`
+        (as for `interrupt_gone`: right after an outage, the live owners have not renewed theirs yet)."""
+        if self._healthy_since is None or time.monotonic() - self._healthy_since < self._settle_s:
+            return set()
+        found: set[str] = set()
+        for owner in owners:
+            if owner == self._owner:
+                continue
+            rows = yield ("SELECT 1 FROM replicas WHERE owner = ? AND lease_until > now()", (owner,))
+            if not rows:
+                found.add(owner)
+        return found
+
+    @property
+    def replaced(self) -> RegistryReplaced | None:
+        """Never: a corrupt PostgreSQL database is its operator's to mend."""
         return None
 
     def watch(self, job_id: str) -> AbstractAsyncContextManager[Changes]:

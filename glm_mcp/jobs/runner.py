@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -22,10 +23,12 @@ from pydantic import BaseModel
 
 from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.glm import GLMClient
-from glm_mcp.glm.types import ChatRequest
 from glm_mcp.jobs.job import ChatStream, Job
 from glm_mcp.jobs.principal import SERVER, Principal
-from glm_mcp.jobs.store import ChatKind, JobRecord, JobState, JobStore
+from glm_mcp.jobs.store import ChatKind, JobRecord, JobState, JobStore, RegistryProblem
+
+if TYPE_CHECKING:
+    from glm_mcp.glm.types import ChatRequest
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,14 @@ class Outcome(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class UnrecordedTask:
+    """A submitted task the store could not record, kept in this process, and why it is not recorded."""
+
+    record: JobRecord
+    problem: RegistryProblem
+
+
 class JobRunner:
     """Starts streams in the server's task group, so one can outlive the call that started it, and keeps the
     jobs they become."""
@@ -64,7 +75,7 @@ class JobRunner:
         self._outcomes: dict[str, Outcome] = {}
         self._settled: dict[str, anyio.Event] = {}
         """Handed-off jobs whose outcome is still being made (their usage and conversation turn written)."""
-        self._unrecorded: OrderedDict[str, JobRecord] = OrderedDict()
+        self._unrecorded: OrderedDict[str, UnrecordedTask] = OrderedDict()
 
     def start(
         self, kind: ChatKind, request: ChatRequest, glm: GLMClient, *, principal: Principal = SERVER
@@ -88,22 +99,23 @@ class JobRunner:
         """What the call that handed `job` off left beside it (`hand_off`)."""
         return self._outcomes.get(job.id)
 
-    async def record_task(self, record: JobRecord) -> str | None:
+    async def record_task(self, record: JobRecord) -> RegistryProblem | None:
         """Add a submitted task to the store; None once it is there, else why not (it is then kept here)."""
         try:
             await self._store.add(record, runs_here=False)
         except RegistryUnavailable as exc:
             logger.warning("task %s is not recorded: %s %s", record.id, exc, exc.fix)
-            self._unrecorded[record.id] = record
+            problem = RegistryProblem("not_recorded", exc)
+            self._unrecorded[record.id] = UnrecordedTask(record, problem)
             while len(self._unrecorded) > MAX_UNRECORDED_TASKS:
                 self._unrecorded.popitem(last=False)
-            return _not_recorded(exc)
+            return problem
         return None
 
-    def unrecorded_task(self, task_id: str, principal: Principal) -> JobRecord | None:
+    def unrecorded_task(self, task_id: str, principal: Principal) -> UnrecordedTask | None:
         """A task of `principal` that the store could not record, while this process runs."""
-        record = self._unrecorded.get(task_id)
-        return record if record is not None and record.principal == principal else None
+        task = self._unrecorded.get(task_id)
+        return task if task is not None and task.record.principal == principal else None
 
     async def hand_off(self, stream: ChatStream, outcome: Outcome) -> Job:
         """Make a stream a job kept for `get_result`: its call returns before it finishes.
@@ -127,7 +139,7 @@ class JobRunner:
             await self._store.add(record, runs_here=True)
         except RegistryUnavailable as exc:
             logger.warning("job %s is not recorded: %s %s", job.id, exc, exc.fix)
-            job.not_recorded = _not_recorded(exc)
+            job.not_recorded = RegistryProblem("not_recorded", exc)
         else:
             self._settled[job.id] = anyio.Event()
             self._task_group.start_soon(self._record, job, outcome, name=f"glm-mcp record {job.id}")
@@ -179,10 +191,7 @@ class JobRunner:
                 except RegistryUnavailable as exc:
                     if job.registry_problem is None:
                         logger.warning("job %s: its answer so far could not be saved: %s %s", job.id, exc, exc.fix)
-                        job.registry_problem = (
-                            f"Its answer so far could not always be saved while it ran ({exc}): "
-                            "a crash then would have lost more of it."
-                        )
+                        job.registry_problem = RegistryProblem("progress_not_saved", exc)
         try:
             await outcome.settle(job)
             result = (await outcome.result(job)).model_dump_json()
@@ -197,11 +206,7 @@ class JobRunner:
             except RegistryUnavailable as exc:
                 if job.not_recorded is None:
                     logger.warning("job %s: its result could not be recorded yet: %s %s", job.id, exc, exc.fix)
-                    job.not_recorded = (
-                        f"Its result is not in the job registry: {exc} {exc.fix} Only this server process has it, "
-                        "until it stops or the registry is back; another reads the job as still running, or "
-                        "interrupted."
-                    )
+                    job.not_recorded = RegistryProblem("end_not_recorded", exc)
                 if time.monotonic() + delay > deadline:
                     return
                 await anyio.sleep(delay)  # a shared database restarting: the end is recorded once it is back
@@ -214,10 +219,3 @@ class JobRunner:
 
     def __len__(self) -> int:
         return len(self._jobs)
-
-
-def _not_recorded(exc: RegistryUnavailable) -> str:
-    return (
-        f"Not recorded in the job registry: {exc} Keep this id: list_jobs does not show it, and only this server "
-        f"process can answer get_result for it, until it stops. {exc.fix}"
-    )

@@ -62,6 +62,27 @@ TABLES = (
     cached_tokens {bigint} NOT NULL,
     calls INTEGER NOT NULL        -- requests the platform billed (1; images: the images made)
 )""",
+    """CREATE TABLE IF NOT EXISTS extracts (
+    principal TEXT NOT NULL,      -- WHO paid for it, as for jobs: server | key:<hmac>
+    sha256 TEXT NOT NULL,         -- the file's content, hex
+    source TEXT NOT NULL,         -- what read it: file-parser:lite, glm-asr-2512
+    text TEXT NOT NULL,           -- what it was read as (extracts.py)
+    created_at {real} NOT NULL,   -- unix time: retention counts from it
+    PRIMARY KEY (principal, sha256, source)
+)""",
+    """CREATE TABLE IF NOT EXISTS media (
+    id TEXT PRIMARY KEY,          -- the id in its glm-media:// URI: a hash of principal and url (media.py)
+    principal TEXT NOT NULL,      -- WHO it was made for, as for jobs: server | key:<hmac>
+    name TEXT NOT NULL,           -- its file name in the URI: image.png, video.mp4, cover.jpg
+    mime_type TEXT NOT NULL,
+    url TEXT NOT NULL,            -- where the platform serves it
+    expires_at {real} NOT NULL,   -- unix time that URL stops working: retention counts from it
+    title TEXT NOT NULL,          -- what it is, for a person
+    size {bigint},                -- its bytes, when read
+    sha256 TEXT,                  -- its content, hex, when read: a copy is served only if it still matches
+    saved_path TEXT,              -- a copy on this machine (stdio)
+    created_at {real} NOT NULL
+)""",
 )
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_by_principal ON jobs (principal, created_at DESC, id DESC)",  # list_jobs
@@ -70,6 +91,9 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS conversations_by_principal ON conversations (principal, updated_at DESC, id DESC)",
     "CREATE INDEX IF NOT EXISTS conversations_by_age ON conversations (updated_at)",  # retention
     "CREATE INDEX IF NOT EXISTS usage_by_principal ON usage (principal, at)",
+    "CREATE INDEX IF NOT EXISTS extracts_by_age ON extracts (created_at)",  # retention
+    "CREATE INDEX IF NOT EXISTS media_by_principal ON media (principal, created_at DESC, id DESC)",  # resources/list
+    "CREATE INDEX IF NOT EXISTS media_by_expiry ON media (expires_at)",  # retention
 )
 REPLICAS = (
     "CREATE TABLE IF NOT EXISTS replicas (owner TEXT PRIMARY KEY, lease_until TIMESTAMPTZ NOT NULL, "
@@ -113,11 +137,11 @@ class Dialect:
 
 
 SQLITE = Dialect(
-    version=5,
+    version=7,
     types={"real": "REAL", "bigint": "INTEGER"},
     upgrades=(
         # 2: jobs got their principal; every job recorded before belongs to the server's key. (3: conversations,
-        # 4: usage, only created.)
+        # 4: usage, 6: extracts, 7: media, only created.)
         Upgrade(2, ("ALTER TABLE jobs ADD COLUMN principal TEXT NOT NULL DEFAULT 'server'",)),
         # 5: the indexes PostgreSQL has: running jobs by owner, ended ones by age (for retention).
         Upgrade(5, ("DROP INDEX IF EXISTS jobs_newest", "DROP INDEX IF EXISTS jobs_running")),
@@ -125,7 +149,8 @@ SQLITE = Dialect(
 )
 """Kept in `PRAGMA user_version`."""
 POSTGRES = Dialect(
-    version=2,  # 1: jobs, meta, the replicas' leases and the trigger; 2: conversations, turns, usage
+    version=4,  # 1: jobs, meta, the replicas' leases and the trigger; 2: conversations, turns, usage; 3: extracts;
+    # 4: media
     types={"real": "DOUBLE PRECISION", "bigint": "BIGINT"},
     own=REPLICAS,
 )

@@ -22,8 +22,8 @@ whose tables are not ours (another program's, or a newer glm-mcp's). A file that
 listed and readable, and only new records are refused. A file that is not a database, or whose
 corruption SQLite finds only once it is open (garbage pages behind a valid header), is moved aside
 as `jobs.sqlite3.corrupt-<UTC time>` (with its -wal and -shm) and a fresh one is started: in the
-latter case the batch that found it runs again on the fresh file. The log and the next result name
-both files.
+latter case the batch that found it runs again on the fresh file. The log names both files, and so
+does the store's `replaced` (a `RegistryReplaced`), which the next result says.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.jobs.owner import OwnerLock, new_owner, owner_gone
 from glm_mcp.jobs.records import Rows, Steps, drive
 from glm_mcp.jobs.schema import SQLITE
-from glm_mcp.jobs.store import Changes, JobRecords, polling
+from glm_mcp.jobs.store import NOT_FOLLOWED, Changes, JobRecords, RegistryReplaced, polling
 from glm_mcp.jobs.worker import BatchThread, Work
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class SQLiteDatabase:
         """The corruption a statement found in the (writable) file open: it is moved aside after the batch."""
         self._principal_column = "principal"
         """What a record's principal is read from: "'server'" for a read-only file of schema 1 (`_read_as_schema_2`)."""
-        self._notice: str | None = None
+        self._replaced: RegistryReplaced | None = None
         self._closed = False
 
     @property
@@ -126,14 +126,20 @@ class SQLiteDatabase:
         if not self._read_only:
             for owner in gone:
                 yield (
-                    "UPDATE jobs SET status = 'interrupted', updated_at = ? WHERE owner = ? AND status = 'running'",
+                    "UPDATE jobs SET status = 'interrupted', updated_at = ? "
+                    f"WHERE owner = ? AND status = 'running' AND {NOT_FOLLOWED}",
                     (time.time(), owner),
                 )
         return gone
 
-    def take_notice(self) -> str | None:
-        notice, self._notice = self._notice, None
-        return notice
+    def gone(self, owners: Collection[str]) -> Steps[set[str]]:
+        """An owner is gone when its lock can be taken."""
+        yield from ()
+        return {o for o in owners if o != self._owner and owner_gone(self._owners_dir, o)}
+
+    @property
+    def replaced(self) -> RegistryReplaced | None:
+        return self._replaced
 
     def watch(self, job_id: str) -> AbstractAsyncContextManager[Changes]:
         """Read again every second: SQLite tells no other process of a change."""
@@ -348,11 +354,15 @@ class SQLiteDatabase:
                 f"is corrupt ({exc}) and could not be replaced ({again})",
                 f"Stop the glm-mcp servers using it, move {self._path} aside, and start again.",
             ) from again
-        self._notice = (
-            f"The job registry {self._path} was corrupt ({exc}): it was moved aside to {aside} and a fresh one "
-            "was started, so the jobs recorded before are not listed. The old file is kept for inspection."
+        # Set before the batch that found it gets its answers: the call that made it sees it.
+        number = (self._replaced.number if self._replaced else 0) + 1
+        self._replaced = RegistryReplaced(number, self._path, aside, str(exc))
+        logger.error(
+            "the job registry %s was corrupt (%s): it was moved aside to %s and a fresh one was started",
+            self._path,
+            exc,
+            aside,
         )
-        logger.error("%s", self._notice)
         return db
 
     def _close(self) -> None:

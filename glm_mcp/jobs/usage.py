@@ -10,10 +10,11 @@ What cannot be done raises `RegistryUnavailable`. A record belongs to the princi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from glm_mcp.jobs.behind import WriteBehind
 from glm_mcp.jobs.principal import Principal
 from glm_mcp.jobs.records import Database, Retention, Steps
 
@@ -107,3 +108,24 @@ class UsageRecords:
         ordered = sorted(sums.items(), key=lambda item: (item[0][0], -sum(item[1][1:3]), item[0][1]), reverse=False)
         ordered.sort(key=lambda item: item[0][0], reverse=True)  # newest day first, stable within a day
         return [UsageTotal(day, model, *counts) for (day, model), counts in ordered]
+
+
+class BatchedUsage(UsageRecords):
+    """A `UsageStore` whose records leave the call's path: queued to a `WriteBehind`, written together. `totals`
+    writes what is queued first, so a report counts every call this process has answered."""
+
+    def __init__(self, database: Database, *, behind: WriteBehind) -> None:
+        super().__init__(database)
+        self._behind = behind
+
+    async def record(self, record: UsageRecord) -> None:
+        stamped = record if record.at else replace(record, at=time.time())  # the call's time, not the write's
+        await self._behind.write(lambda: self._insert(stamped), settled=_nothing)
+
+    async def totals(self, *, principal: Principal, since: float, by: Grouping) -> list[UsageTotal]:
+        await self._behind.settle()
+        return await super().totals(principal=principal, since=since, by=by)
+
+
+def _nothing() -> None:
+    """A usage record has no view to forget it from."""

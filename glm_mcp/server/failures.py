@@ -36,6 +36,7 @@ class ToolFailure(Result):
     retryable: bool | None = Field(None, description="Whether the same call may succeed if tried again later.")
     partial_text: str | None = Field(None, description="What the model had written before the failure.")
     attempts: int | None = Field(None, description="Requests sent to the platform before giving up.")
+    estimated_cost: float | None = Field(None, description="What the call was estimated to cost (price table).")
 
     def to_text(self) -> str:
         details = ", ".join(

@@ -1,7 +1,9 @@
-"""The icon clients show beside the server and its tools: the project's own mark, an SVG sent inline.
+"""The icon clients show beside the server: the project's own mark, an SVG sent inline.
 
 A `data:` URI needs no fetch from anywhere (clients are told to be wary of remote icons, and a
-server used offline has nothing to fetch from); the mark is drawn here, not borrowed.
+server used offline has nothing to fetch from); the mark is drawn here, not borrowed. It is sent
+once, in `initialize`'s `serverInfo`: the same icon on every tool said nothing more and cost each
+`tools/list` its ~480 bytes a tool.
 """
 
 from __future__ import annotations

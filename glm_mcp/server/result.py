@@ -11,13 +11,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from mcp.types import ContentBlock
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 __all__ = ["Result", "paragraphs", "partial_answer"]
 
 
 class Result(BaseModel):
     """A tool's result, as a language model reads it."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: start builds no model (cold start)
 
     FIRST: ClassVar[tuple[str, ...]] = ()
 

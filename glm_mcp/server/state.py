@@ -8,7 +8,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -19,9 +19,13 @@ from starlette.requests import Request
 from glm_mcp.config import Settings
 from glm_mcp.errors import GenerationFailed
 from glm_mcp.glm import GLMAPIError, GLMClient, GLMError
+from glm_mcp.glm.tokens import TokenCounts
 from glm_mcp.jobs import SERVER, JobRunner, JobStore, Principal, RegistryUnavailable
+from glm_mcp.jobs.batches import BatchFollowers
 from glm_mcp.jobs.conversations import ConversationStore
-from glm_mcp.jobs.open import open_job_store, record_stores
+from glm_mcp.jobs.extracts import ExtractRecords, ExtractStore
+from glm_mcp.jobs.media import MediaRecords, MediaStore
+from glm_mcp.jobs.open import open_job_store, open_record_stores
 from glm_mcp.jobs.principal import SECRET_BYTES
 from glm_mcp.jobs.usage import UsageStore
 from glm_mcp.server.auth import CALLER_KEY_SCOPE, caller_key
@@ -52,11 +56,19 @@ class AppState:
     conversations: ConversationStore
     usage: UsageStore
     """Every call's cost (`glm_mcp.jobs.usage`), in the same database."""
+    extracts: ExtractStore
+    """What documents and recordings were read as, by content (`glm_mcp.jobs.extracts`), in the same database."""
+    batches: BatchFollowers
+    """The platform batches this process follows until they end (`glm_mcp.jobs.batches`)."""
+    media: MediaStore
+    """The images and videos offered to callers as resources (`glm_mcp.jobs.media`), in the same database."""
     principal_secret: bytes = b""
     """What callers' keys are hashed with to make their principal: the job store's own secret."""
     principal: Principal = SERVER
     """Who this request is (`glm_mcp.jobs.principal`): "server" for the server's key, "key:<hex>" for a
     caller's own; the jobs it starts are theirs, and it sees only theirs."""
+    token_counts: TokenCounts = field(default_factory=TokenCounts)
+    """The platform tokenizer's counts of prompts, by content and caller (`glm.tokens`): one for the process."""
 
     def for_request(self, ctx: Context) -> AppState:
         """The state one tool call works with: the server's key, or the caller's own when it sent one,
@@ -119,12 +131,14 @@ def registry_of(server: MCPServer[Any]) -> JobStore | None:
 
 def lifespan(settings: Settings) -> Callable[[MCPServer[Any]], AbstractAsyncContextManager[AppState]]:
     """The server's lifespan for `settings`: the job registry, the GLM client and the task group the jobs run in,
-    open while it serves; the jobs still running when it stops are recorded as interrupted."""
+    open while it serves, where the batches of the server's key whose follower is gone are taken over; the chat
+    jobs still running when it stops are recorded as interrupted (its batches are taken over by the next)."""
 
     @asynccontextmanager
     async def serving(this: MCPServer[Any]) -> AsyncIterator[AppState]:
         async with (
             open_job_store(settings) as store,
+            open_record_stores(settings, store) as (conversations, usage),  # the last writes made as it closes
             open_glm_client(settings) as glm,
             anyio.create_task_group() as background,
         ):
@@ -132,7 +146,8 @@ def lifespan(settings: Settings) -> Callable[[MCPServer[Any]], AbstractAsyncCont
             _REGISTRIES[this] = store
             try:
                 secret = await principal_secret(store, settings)
-                conversations, usage = record_stores(settings, store)
+                batches = BatchFollowers(background, store, usage, glm)
+                background.start_soon(batches.run, name="glm-mcp batches taken over")
                 yield AppState(
                     settings=settings,
                     glm=glm,
@@ -140,6 +155,9 @@ def lifespan(settings: Settings) -> Callable[[MCPServer[Any]], AbstractAsyncCont
                     store=store,
                     conversations=conversations,
                     usage=usage,
+                    extracts=ExtractRecords(store.database),
+                    batches=batches,
+                    media=MediaRecords(store.database),
                     principal_secret=secret,
                 )
             finally:

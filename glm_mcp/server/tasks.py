@@ -12,7 +12,9 @@ process, or after a restart: interrupted, with its partial text). So tasks outli
 belong to the caller's principal, and `get_result` / `list_jobs` see them.
 
 Which tools' calls may become tasks, and how each task's final result is built, is what their
-`ToolSpec.task` declares (`registration.TaskForm`): this module knows no tool by name. The
+`ToolSpec.task` declares (`registration.TaskForm`): this module knows no tool by name. A form may follow a
+job no server process generates (`TaskForm.follows`: a platform batch): its task is read from the job's
+record, and tasks/cancel stops it through the form (`TaskForm.cancel`), from any process. The
 registration wrapper reports the job a call handed off (`task_offer.report_hand_off`); a task's id is
 that job's id plus its form's suffix, "" for the tool that started the job, so that a task following
 the job through another tool (get_result) ends with that tool's own result.
@@ -23,10 +25,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast, get_args
+from typing import Any, cast
 
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -38,9 +40,10 @@ from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict, Field
 
-from glm_mcp.jobs import JOB_ID_PREFIX, ChatKind, Job, RegistryUnavailable
+from glm_mcp.errors import GlmMcpError
+from glm_mcp.jobs import JOB_ID_PREFIX, Job, JobRecord, RegistryUnavailable
 from glm_mcp.server.progress import describe
-from glm_mcp.server.registration import TaskForm, TaskState, ToolSpec, lone_surrogate
+from glm_mcp.server.registration import CHAT_KINDS, TaskForm, TaskState, ToolTable, lone_surrogate
 from glm_mcp.server.state import AppState
 from glm_mcp.server.task_offer import TaskOffer, offering_task
 
@@ -60,8 +63,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 EXTENSION = "io.modelcontextprotocol/tasks"
-STREAMED_KINDS: frozenset[str] = frozenset(get_args(ChatKind))
-"""The jobs a server process generates, the only ones a task follows: a platform's task is polled with get_result."""
+STREAMED_KINDS: frozenset[str] = CHAT_KINDS
+"""The jobs a server process generates; a task follows one of those, or a job its form names (`TaskForm.follows`: a
+platform batch). A platform's async task is polled with get_result."""
 POLL_MIN_MS = 1_000
 POLL_MAX_MS = 10_000
 POLL_FRACTION = 0.1
@@ -75,7 +79,7 @@ NOT_FOUND = "Failed to retrieve task: Task not found"
 class TaskParams(RequestParams):
     """The params of tasks/get and tasks/cancel."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
     task_id: str = Field(alias="taskId")
 
 
@@ -93,14 +97,15 @@ class TaskRef:
 
 
 class TaskTable:
-    """The tools whose calls may become tasks, as their specs declare them, and the tasks they make."""
+    """The tools whose calls may become tasks, as their listings declare them, and the tasks they make.
 
-    def __init__(self, specs: Iterable[ToolSpec]) -> None:
-        self._offered = {spec.name: spec.task for spec in specs if spec.task is not None}
-        self._forms: dict[str, TaskForm] = {}
-        for form in self._offered.values():
-            if self._forms.setdefault(form.suffix, form) is not form:
-                raise ValueError(f"two task forms have the suffix {form.suffix!r}: a task id must name one")
+    Which tools and which suffixes are known from the listing at start; a tool's `TaskForm` is its spec's,
+    looked up when a call or a task id first needs it (`ToolTable.spec`)."""
+
+    def __init__(self, tools: ToolTable) -> None:
+        self._tools = tools
+        self._offered = {listed.name: listed.task_suffix for listed in tools.listed if listed.task_suffix is not None}
+        self._loaded: dict[str, TaskForm] | None = None
 
     @property
     def tools(self) -> frozenset[str]:
@@ -109,17 +114,40 @@ class TaskTable:
 
     def offers(self, tool: str, arguments: Mapping[str, Any] | None) -> bool:
         """Whether a call of `tool` with `arguments` may be answered as a task."""
-        form = self._offered.get(tool)
-        return form is not None and form.offered(arguments or {})
+        return tool in self._offered and self._forms()[tool].offered(arguments or {})
 
     def parse(self, task_id: str) -> TaskRef | None:
         """The task a task id names, or None for an id no task of ours could have (also one that is not Unicode
         text, which the registry could not even look up)."""
         job_id, dot, rest = task_id.partition(".")
-        form = self._forms.get(dot + rest)
-        if form is None or not job_id.startswith(JOB_ID_PREFIX) or lone_surrogate(task_id) is not None:
+        suffix = dot + rest
+        if suffix not in self._offered.values():
             return None
+        if not job_id.startswith(JOB_ID_PREFIX) or lone_surrogate(task_id) is not None:
+            return None
+        form = next(form for form in self._forms().values() if form.suffix == suffix)
         return TaskRef(task_id, job_id, form)
+
+    def started(self, record: JobRecord) -> TaskRef | None:
+        """The task a job was started as: that of the first form, in the table's order, following its kind (the
+        tool that starts a kind of job comes before those that follow one)."""
+        form = next((f for f in self._forms().values() if record.kind in f.follows), None)
+        return None if form is None else self.parse(record.id + form.suffix)
+
+    def _forms(self) -> dict[str, TaskForm]:
+        """Each offering tool's form, in the table's order: its spec's, looked up once a call or a task needs one."""
+        if self._loaded is None:
+            loaded: dict[str, TaskForm] = {}
+            by_suffix: dict[str, TaskForm] = {}
+            for tool in self._offered:
+                form = self._tools.spec(tool).task
+                if form is None:
+                    raise ValueError(f"{tool} is listed with tasks, but its spec has no TaskForm")
+                if by_suffix.setdefault(form.suffix, form) is not form:
+                    raise ValueError(f"two task forms have the suffix {form.suffix!r}: a task id must name one")
+                loaded[tool] = form
+            self._loaded = loaded
+        return self._loaded
 
     def handed_off(self, offer: TaskOffer) -> TaskRef | None:
         """The task to answer with when the call in `offer` handed off a job; None to answer it as is."""
@@ -132,7 +160,9 @@ class TaskTable:
             state = TaskState("working", describe(job.stream, job_elapsed(job)))
             return _task(app, ref, state, job.stream.created_at, job.stream.updated_at)
         record = await app.store.get(ref.job_id, principal=app.principal)
-        if record is not None and record.kind not in STREAMED_KINDS:
+        if record is None:
+            record = app.batches.unrecorded(ref.job_id, app.principal)
+        if record is not None and record.kind not in ref.form.follows:
             return None  # platform tasks are polled with get_result, not as MCP tasks
         if job is not None and (record is None or record.result is None):  # ended; its result not stored yet
             await app.jobs.settled(job)  # what its end writes (usage, the turn's answer) is readable after this
@@ -141,7 +171,7 @@ class TaskTable:
         if record is None:
             return None
         updated = record.updated_at or record.created_at
-        if record.status == "running":
+        if record.status == "running" and record.kind in STREAMED_KINDS:
             chars = len(record.partial_text or "")
             state = TaskState("working", f"generating in another glm-mcp process: {chars:,} chars so far")
             return _task(app, ref, state, record.created_at, updated)
@@ -158,16 +188,38 @@ class TaskTable:
             raise MCPError(INVALID_PARAMS, NOT_FOUND)
         return task
 
-    async def known(self, app: AppState, ref: TaskRef) -> None:
-        """-32602 unless the caller has this task: another's reads exactly like one that never was."""
+    async def known(self, app: AppState, ref: TaskRef) -> JobRecord | None:
+        """-32602 unless the caller has this task: another's reads exactly like one that never was. Its record, when
+        it is not a job this process generates."""
         if app.jobs.get(ref.job_id, app.principal) is not None:
-            return
+            return None
         try:
             record = await app.store.get(ref.job_id, principal=app.principal)
         except RegistryUnavailable as exc:
             raise MCPError(INTERNAL_ERROR, f"Failed to retrieve task: {exc} {exc.fix}") from exc
-        if record is None or record.kind not in STREAMED_KINDS:
+        record = record or app.batches.unrecorded(ref.job_id, app.principal)
+        if record is None or record.kind not in ref.form.follows:
             raise MCPError(INVALID_PARAMS, NOT_FOUND)
+        return record
+
+    async def stop(self, app: AppState, ref: TaskRef) -> bool:
+        """Stop the task's job when this process can: one it generates (its stream closed at once, waited for up to
+        CANCEL_WAIT_S), or one the platform runs whose form knows how (`TaskForm.cancel`). False when it cannot:
+        a job another live process generates goes on there."""
+        job = app.jobs.get(ref.job_id, app.principal)
+        if job is not None:
+            job.cancel()
+            with anyio.move_on_after(CANCEL_WAIT_S):
+                await job.wait()  # the stream is closed under a shielded scope: moments
+            return True
+        record = await self.known(app, ref)
+        if record is None or ref.form.cancel is None or record.status != "running":
+            return False
+        try:
+            await ref.form.cancel(app, record)
+        except GlmMcpError as exc:
+            raise MCPError(INTERNAL_ERROR, f"Failed to cancel task: {exc}") from exc
+        return True
 
 
 class TasksExtension(Extension):
@@ -227,14 +279,8 @@ class TasksExtension(Extension):
         acknowledged (cancellation is cooperative) and the job goes on there.
         """
         app, ref = self._task_request(ctx, params)
-        job = app.jobs.get(ref.job_id, app.principal)
-        if job is not None:
-            job.cancel()
-            with anyio.move_on_after(CANCEL_WAIT_S):
-                await job.wait()  # the stream is closed under a shielded scope: moments
-            return {"resultType": "complete"}
-        await self._table.known(app, ref)
-        logger.info("tasks/cancel of %s, which this process does not generate: it goes on", ref.task_id)
+        if not await self._table.stop(app, ref):
+            logger.info("tasks/cancel of %s, which this process does not generate: it goes on", ref.task_id)
         return {"resultType": "complete"}
 
     def _task_request(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> tuple[AppState, TaskRef]:

@@ -32,7 +32,7 @@ from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 from glm_mcp.jobs import RegistryUnavailable
 from glm_mcp.jobs.store import Position
 from glm_mcp.server.task_offer import offering_task
-from glm_mcp.server.tasks import CANCEL_WAIT_S, NOT_FOUND, STREAMED_KINDS, TaskRef, TaskTable, app_state
+from glm_mcp.server.tasks import NOT_FOUND, TaskRef, TaskTable, app_state
 
 __all__ = ["CAPABILITY", "EXECUTION", "VERSION", "LegacyTasks", "install"]
 
@@ -153,8 +153,8 @@ class LegacyTasks:
             records = await app.store.page(principal=app.principal, status=None, limit=LIST_PAGE, after=after)
             tasks = []
             for record in records:
-                ref = self._table.parse(record.id)
-                task = await self._table.read(app, ref) if ref is not None and record.kind in STREAMED_KINDS else None
+                ref = self._table.started(record)
+                task = await self._table.read(app, ref) if ref is not None else None
                 if task is not None:
                     tasks.append(_legacy(task))
         except RegistryUnavailable as exc:
@@ -175,12 +175,7 @@ class LegacyTasks:
         task = await self._table.read_or_fail(app, ref)
         if task["status"] != "working":
             raise MCPError(INVALID_PARAMS, TERMINAL)
-        job = app.jobs.get(ref.job_id, app.principal)
-        if job is not None:
-            job.cancel()
-            with anyio.move_on_after(CANCEL_WAIT_S):
-                await job.wait()
-        else:
+        if not await self._table.stop(app, ref):
             logger.info("tasks/cancel of %s, which this process does not generate: it goes on", ref.task_id)
         return _legacy(await self._table.read_or_fail(app, ref))
 

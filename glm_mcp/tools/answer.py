@@ -3,8 +3,9 @@
 Besides the answer, a result may say which files were sent, which conversation the answer belongs to,
 which page of a long answer it shows and what went wrong in the job registry. Each of those is a typed
 value passed back by the call that knows it (`SentFile` from reading the files, `ConversationNote`
-from recording the turn, `Page` from cutting the answer, `RegistryNote` from the registry), and one
-builder, `ChatResult.compose`, makes the result of them, once.
+from recording the turn, `Page` from cutting the answer, the registry's `RegistryProblem`s and
+`RegistryReplaced`, worded here as a `RegistryNote`), and one builder, `ChatResult.compose`, makes the
+result of them, once.
 
 Clients cap what a tool may return (Claude Code cuts a result at 25,000 tokens by default), so an
 answer longer than GLM_MAX_RESULT_CHARS comes as its beginning plus a note saying how much there is
@@ -17,15 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar, Literal, Self, TypedDict
+from typing import ClassVar, Literal, Self, TypedDict, overload
+from weakref import WeakKeyDictionary
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from glm_mcp.errors import ArgumentError
 from glm_mcp.glm.types import ChatCompletion, WebSearchItem, split_answer
-from glm_mcp.jobs import ChatKind, Job
+from glm_mcp.jobs import ChatKind, Job, JobStore, RegistryProblem
 from glm_mcp.server.result import Result, paragraphs
 from glm_mcp.server.state import AppState
+from glm_mcp.tools.estimates import Estimated, TokenEstimate
 from glm_mcp.tools.functions import FunctionCallRequest, feed_back
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "WebSearchResult",
     "next_call",
     "page_of",
+    "problem_text",
     "registry_note",
 ]
 
@@ -60,22 +64,30 @@ REASONING_PREVIEW_CHARS = 300
 class SentFile(BaseModel):
     """One file sent to the model: what GLM saw."""
 
+    model_config = ConfigDict(defer_build=True)
+
     path: str = Field(description="Relative to its root.")
-    kind: str = Field(description="text or image.")
+    kind: str = Field(description="text, image, document or audio.")
     bytes: int
-    chars: int | None = Field(None, description="Characters of a text file.")
+    chars: int | None = Field(None, description="Characters of text sent (a document's or a recording's: its text).")
+    read_by: str | None = Field(None, description="What made a document or recording text, and whether it was kept.")
+    sent_part: str | None = Field(None, description="Which part of a document's text was sent, when not all of it.")
 
 
 class SentFiles(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     files: list[SentFile] | None = Field(None, description="The files sent with the message, as GLM saw them.")
 
     def files_text(self) -> str:
         if not self.files:
             return ""
         listed = ", ".join(
-            f"{f.path} ({f.chars:,} chars)" if f.chars is not None else f"{f.path} (image, {f.bytes:,} bytes)"
+            f"{f.path} (image, {f.bytes:,} bytes)" if f.chars is None
+            else f"{f.path} ({f.chars:,} chars{f'; {f.read_by}' if f.read_by else ''}"
+            f"{f'; {f.sent_part}' if f.sent_part else ''})"
             for f in self.files
-        )
+        )  # fmt: skip
         return f"Files sent: {listed}."
 
 
@@ -154,6 +166,8 @@ def page_of(text: str, offset: int, limit: int, ref: str | None) -> Page | None:
 
 
 class Paged(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     answer_chars: int | None = Field(
         None, description="Present when `text` is one page of a longer answer: its whole length in characters."
     )
@@ -179,18 +193,73 @@ class Paged(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class RegistryNote:
-    """What a result says about the job registry when something there went wrong: never kept quiet."""
+    """What a result says about the job registry when something there went wrong: never kept quiet. Its sentences
+    are made here, from the registry's typed facts (`RegistryProblem`, `RegistryReplaced`), and nowhere else."""
 
     not_recorded: str | None = None
-    """Why this job is not in the registry, when it is not."""
+    """Why this job is not in the registry (or its end is not), when it is not."""
     notice: str | None = None
-    """Something that happened to the registry since the last result said so (a corrupt file moved aside)."""
+    """Something else the registry did: a save that failed while the job ran, a corrupt file moved aside."""
+
+    @classmethod
+    def of_job(cls, job: Job) -> RegistryNote:
+        """What a job's result says of the registry: why it (or its end) is not recorded, a save that failed."""
+        return cls(problem_text(job.not_recorded), problem_text(job.registry_problem))
 
 
-def registry_note(app: AppState, not_recorded: str | None = None) -> RegistryNote:
-    """The registry's note for the result being made: the one place a result takes the store's notice, which
-    the store gives once, to the next result that asks."""
-    return RegistryNote(not_recorded, app.store.take_notice())
+@overload
+def problem_text(problem: RegistryProblem) -> str: ...
+
+
+@overload
+def problem_text(problem: RegistryProblem | None) -> str | None: ...
+
+
+def problem_text(problem: RegistryProblem | None) -> str | None:
+    """The sentence a result says `problem` in (None for none)."""
+    if problem is None:
+        return None
+    cause = problem.cause
+    match problem.what:
+        case "not_recorded":
+            return (
+                f"Not recorded in the job registry: {cause} Keep this id: list_jobs does not show it, and only this "
+                f"server process can answer get_result for it, until it stops. {cause.fix}"
+            )
+        case "progress_not_saved":
+            return (
+                f"Its answer so far could not always be saved while it ran ({cause}): a crash then would have lost "
+                "more of it."
+            )
+        case "end_not_recorded":
+            return (
+                f"Its result is not in the job registry: {cause} {cause.fix} Only this server process has it, until "
+                "it stops or the registry is back; another reads the job as still running, or interrupted."
+            )
+        case "turn_not_kept":
+            return (
+                f"This turn is not kept ({cause} {cause.fix}): it cannot be continued, and its answer comes whole, "
+                "however long."
+            )
+
+
+_TOLD: WeakKeyDictionary[JobStore, int] = WeakKeyDictionary()
+"""The number of each registry's last replacement a result has said (`RegistryReplaced.number`)."""
+
+
+def registry_note(app: AppState, problem: RegistryProblem | None = None) -> RegistryNote:
+    """The registry's note for the result being made: `problem` (its job not recorded), and the registry's last
+    replacement when no result has said it yet, so that it is said once, by the next result."""
+    replaced = app.store.replaced
+    if replaced is None or _TOLD.get(app.store, 0) >= replaced.number:
+        return RegistryNote(problem_text(problem))
+    _TOLD[app.store] = replaced.number
+    return RegistryNote(
+        problem_text(problem),
+        f"The job registry {replaced.path} was corrupt ({replaced.cause}): it was moved aside to {replaced.aside} "
+        "and a fresh one was started, so the jobs recorded before are not listed. The old file is kept for "
+        "inspection.",
+    )
 
 
 class RegistryNotes(Result):
@@ -214,6 +283,8 @@ class RegistryNotes(Result):
 
 
 class TokenUsage(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     prompt_tokens: int = Field(description="Tokens read, including cached ones.")
     completion_tokens: int = Field(description="Tokens written, including reasoning.")
     cached_tokens: int = Field(0, description="Prompt tokens served from the platform's cache (cheaper).")
@@ -221,6 +292,8 @@ class TokenUsage(BaseModel):
 
 class Source(BaseModel):
     """One web page the answer drew on; the answer cites it as `[ref]`."""
+
+    model_config = ConfigDict(defer_build=True)
 
     ref: str | None = Field(None, description="The citation mark used in the answer, e.g. ref_1.")
     title: str | None = None
@@ -320,7 +393,7 @@ class _SearchFields(TypedDict, total=False):
     note: str | None
 
 
-class ChatResult(RegistryNotes, ConversationNotes, Paged):
+class ChatResult(RegistryNotes, ConversationNotes, Paged, Estimated):
     """An answer from a GLM model, or the start of one that is still being generated."""
 
     FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "job_id", "cut_short", "text")
@@ -367,9 +440,11 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
         page: Page | None = None,
         registry: RegistryNote | None = None,
         full_reasoning: bool = True,
+        estimate: TokenEstimate | None = None,
     ) -> Self:
-        """The result of `answer`, with what the call knows of its files, conversation, page and registry: the
-        one builder of every chat result. Its reasoning is whole with `full_reasoning`, else its beginning."""
+        """The result of `answer`, with what the call knows of its files, conversation, page and registry (and its
+        prompt's count, made before sending): the one builder of every chat result. Its reasoning is whole with
+        `full_reasoning`, else its beginning."""
         conversation = conversation or ConversationNote()
         registry = registry or RegistryNote()
         reasoning = answer.reasoning
@@ -400,6 +475,7 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
             read_more=page.read_more if page else None,
             not_recorded=registry.not_recorded,
             registry_notice=registry.notice,
+            prompt_estimate=estimate,
             **cls._search_fields(answer),
         )
 
@@ -458,7 +534,7 @@ class ChatResult(RegistryNotes, ConversationNotes, Paged):
         )
 
     def workspace_footer(self) -> str:
-        return paragraphs(self.files_text(), self.conversation_text(), self._footer())
+        return paragraphs(self.files_text(), self.conversation_text(), self.estimate_text(), self._footer())
 
     def _footer(self) -> str:
         parts = [f"model {self.model}"]

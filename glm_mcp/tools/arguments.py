@@ -36,9 +36,10 @@ __all__ = [
 
 
 class Arguments(BaseModel):
-    """A tool's arguments: an argument of no known name is a mistake, said as one."""
+    """A tool's arguments: an argument of no known name is a mistake, said as one. Built on first use, like every
+    model of the tools (`defer_build`): start reads the published schemas (`glm_mcp.tools.SCHEMAS_FILE`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 MESSAGES_SCHEMA: dict[str, object] = {
@@ -71,7 +72,7 @@ class Conversation(Arguments):
     ] = ""
     messages: Annotated[
         list[Message] | None,
-        Field(description="Instead of `prompt`: the whole conversation, oldest first.", min_length=1),
+        Field(description="Instead of `prompt`: the conversation, oldest first.", min_length=1),
         WithJsonSchema(MESSAGES_SCHEMA),
     ] = None
 
@@ -123,7 +124,7 @@ class Generation(Arguments):
     model: Annotated[
         str,
         Field(
-            description="e.g. glm-4.6, glm-4.6v (images). Empty: GLM_MODEL.",
+            description="e.g. {GLM_MODEL}, {GLM_VISION_MODEL} (images). Empty: GLM_MODEL.",
             max_length=100,
         ),
     ] = ""
@@ -134,14 +135,19 @@ class Generation(Arguments):
     top_p: Annotated[float | None, Field(description="Nucleus sampling mass.", ge=0, le=1)] = None
     max_tokens: Annotated[int | None, Field(description="Most tokens to write.", ge=1, le=131_072)] = None
     stop: Annotated[
-        list[str] | None,
-        Field(description="Stop at this text.", max_length=4),
+        str | Annotated[list[str], Field(max_length=4)] | None,
+        Field(description="Stop text, or a list of up to 4."),
     ] = None
     thinking: Annotated[
         Literal["enabled", "disabled"] | None,
-        Field(description="Deep thinking (GLM-4.5+), default on."),
+        Field(description="Deep thinking, default on."),
     ] = None
     do_sample: Annotated[bool | None, Field(description="false: greedy decoding.")] = None
+
+    def stop_words(self) -> list[str] | None:
+        """`stop` as the platform's list: one stop word may be given as a string (as the platform's SDKs take it)."""
+        words = [self.stop] if isinstance(self.stop, str) else self.stop
+        return None if not words or words == [""] else words
 
     def to_request(self, messages: list[Message], settings: Settings) -> ChatRequest:
         """The GLM request for `messages`, with these options applied (its size is the workspace's to check,
@@ -161,7 +167,7 @@ class Generation(Arguments):
             top_p=top_p,
             do_sample=do_sample,
             max_tokens=self.max_tokens,
-            stop=self.stop or None,
+            stop=self.stop_words(),
             thinking=Thinking(type=self.thinking) if self.thinking else None,
             request_id=new_request_id(),
         )
@@ -185,7 +191,7 @@ class Waiting(_Waiting):
 
     wait_seconds: Annotated[
         float | None,
-        _wait_field("Seconds to wait; then status running, the text so far and `next`."),
+        _wait_field("Seconds to wait; then status running with the text so far."),
     ] = None
 
 
@@ -194,7 +200,7 @@ class JobWaiting(_Waiting):
 
     wait_seconds: Annotated[
         float | None,
-        _wait_field("Seconds to wait for the end; then status running: call again."),
+        _wait_field("Seconds to wait; then status running: call again."),
     ] = None
 
 
@@ -209,7 +215,7 @@ class Attached(Arguments):
 
     files: Annotated[
         list[str] | None,
-        Field(description="Paths or globs of files to send (images: vision models)."),
+        Field(description="File paths or globs (images: vision models; PDF, Office, WAV, MP3: as text)."),
     ] = None
 
 
@@ -226,7 +232,7 @@ class Continued(Arguments):
 class Paging(Arguments):
     """Which part of a long answer to read."""
 
-    offset: Annotated[int, Field(description="A long answer's next_offset: read on from there.", ge=0)] = 0
+    offset: Annotated[int, Field(description="A long answer's next_offset.", ge=0)] = 0
 
 
 def new_request_id() -> str:

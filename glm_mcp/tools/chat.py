@@ -5,7 +5,10 @@ or the call's wait runs out; past the wait the stream is handed off as a job (re
 with get_result, or as an MCP task: `ANSWER_TASK`) and the call returns what has arrived. `submit_async`
 hands the conversation to the platform as a job of its own. All three take the same conversation,
 generation options and files (`arguments.py`, `functions.py`), prepared in the workspace
-(`workspace.prepare`) before anything is sent.
+(`workspace.prepare`) before anything is sent. `submit_async` alone takes no wait (it returns at once), no
+`include_reasoning` (get_result reads the answer) and continues no conversation: its answer is seen only when
+get_result polls the platform, while `chat` continues a conversation and hands a long answer off as a job of this
+server's, whose turn it keeps.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from glm_mcp.tools.arguments import (
     Reasoning,
     Waiting,
 )
+from glm_mcp.tools.estimates import Estimated, TokenEstimate, preflight
 from glm_mcp.tools.functions import Functions
 from glm_mcp.tools.job_result import ChatOutcome, job_outcome, task_ended
 from glm_mcp.tools.workspace import Continuation, prepare, record_turn
@@ -87,6 +91,7 @@ class SubmitArguments(Functions, Attached, Generation, Conversation):
     """`submit_async`: a conversation, how to answer it, and what the model may call."""
 
     json_output: Annotated[bool, Field(description="Answer as a JSON object.")] = False
+    estimate_tokens: Annotated[bool | None, Field(description="Count prompt tokens first.")] = None
 
     def chat_request(self, settings: Settings) -> ChatRequest:
         request = self.to_request(self.conversation(self.system), settings)
@@ -153,7 +158,7 @@ class WebSearchArguments(Reasoning, Waiting, Continued, Attached, Generation, We
 # --- results ------------------------------------------------------------------------------------------------
 
 
-class SubmittedTask(RegistryNotes, SentFiles):
+class SubmittedTask(RegistryNotes, SentFiles, Estimated):
     """An async chat job the platform accepted."""
 
     FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "task_id")
@@ -175,6 +180,7 @@ class SubmittedTask(RegistryNotes, SentFiles):
         model: str,
         files: Sequence[SentFile],
         registry: RegistryNote,
+        estimate: TokenEstimate | None = None,
     ) -> SubmittedTask:
         """The platform's job for a submit, with the files it carries and what the registry made of it."""
         return cls(
@@ -187,11 +193,12 @@ class SubmittedTask(RegistryNotes, SentFiles):
             files=list(files) or None,
             not_recorded=registry.not_recorded,
             registry_notice=registry.notice,
+            prompt_estimate=estimate,
         )
 
     def to_text(self) -> str:
         summary = f"Task {self.task_id} submitted ({self.status}, model {self.model}). {self.next}"
-        return paragraphs(summary, self.files_text(), self.registry_text())
+        return paragraphs(summary, self.files_text(), self.estimate_text(), self.registry_text())
 
 
 # --- handlers -----------------------------------------------------------------------------------------------
@@ -215,6 +222,8 @@ async def _answered(
     """
     continued = Continuation(args.conversation_id, args.from_turn)
     prepared = await prepare(app, ctx, args.chat_request(app.settings), files=args.files, continued=continued)
+    count = isinstance(args, ChatArguments) and bool(args.estimate_tokens)
+    estimate = await preflight(app, ctx, prepared.request, what=kind, count=count)
     wait_seconds = task_wait(args.wait(app.settings.results.wait_seconds))
     result_type = RESULT_TYPES[kind]
     stream = app.jobs.start(kind, prepared.request, app.glm, principal=app.principal)
@@ -228,6 +237,7 @@ async def _answered(
                 conversation=conversation,
                 registry=registry_note(app, job.not_recorded),
                 full_reasoning=args.include_reasoning,
+                estimate=estimate,
             )
     except BaseException:  # the caller cancelled before its id was returned: stop generating, close the stream
         stream.cancel()
@@ -241,6 +251,7 @@ async def _answered(
         conversation=conversation,
         page=page_of(answer.text, 0, app.settings.results.max_chars, conversation.ref),
         full_reasoning=args.include_reasoning,
+        estimate=estimate,
     )
 
 
@@ -258,6 +269,7 @@ async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> Su
     await args.check_schemas()
     prepared = await prepare(app, ctx, args.chat_request(app.settings), files=args.files)
     request = prepared.request
+    estimate = await preflight(app, ctx, request, what="submit_async", count=bool(args.estimate_tokens))
     attempts = Attempts()
     try:
         task = await app.glm.submit_async(request, attempts=attempts)
@@ -276,6 +288,7 @@ async def submit_async(app: AppState, ctx: Context, args: SubmitArguments) -> Su
         model=request.model,
         files=prepared.files,
         registry=registry_note(app, not_recorded),
+        estimate=estimate,
     )
 
 
@@ -312,8 +325,8 @@ CHAT = ToolSpec(
     "Ask a GLM model",
     "Ask a GLM model (Zhipu / Z.ai) and get its answer: a second opinion, a draft, a translation (GLM is strong "
     "in Chinese), or a question about an image with a vision model. Give `prompt` for one message or `messages` "
-    "for a whole conversation; `tools` lets it call your functions. Returns the answer, the model's reasoning "
-    "when thinking is on, token usage and the request id.",
+    "for a whole conversation; `tools` lets it call your functions. Returns the answer, its reasoning when "
+    "thinking is on, and token usage.",
     chat,
     ChatArguments,
     ChatResult,
@@ -338,8 +351,9 @@ SUBMIT_ASYNC = ToolSpec(
     "submit_async",
     "Start a GLM chat job",
     "Start a chat as a background job on the GLM platform and return at once with its task_id; fetch the answer "
-    "later with get_result. For long generations that should not hold up the conversation. Takes the same "
-    "inputs as chat.",
+    "later with get_result. For long generations. Takes chat's inputs except conversation_id, from_turn, "
+    "wait_seconds and include_reasoning: it starts a new conversation (chat continues one and hands long answers "
+    "off too); get_result reads the reasoning.",
     submit_async,
     SubmitArguments,
     SubmittedTask,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
@@ -130,7 +130,7 @@ def _orderable(items: list[Any]) -> bool:
 class FunctionSpec(BaseModel):
     """One function the model may ask to call."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: Annotated[str, Field(pattern=FUNCTION_NAME_PATTERN)]
     description: Annotated[str, Field(max_length=4096)] = ""
@@ -181,14 +181,11 @@ FUNCTIONS_SCHEMA: dict[str, object] = {
 class Functions(BaseModel):
     """What the model may call besides answering: the caller's functions, a knowledge base."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     tools: Annotated[list[FunctionSpec] | None, Field(max_length=MAX_FUNCTIONS), WithJsonSchema(FUNCTIONS_SCHEMA)] = (
         None
     )
-    tool_choice: Annotated[
-        Literal["auto"] | None, WithJsonSchema({"const": "auto", "description": "auto, the only choice."})
-    ] = None
     knowledge_id: Annotated[str, Field(description="A knowledge base to answer from.", max_length=100)] = ""
     knowledge_prompt: Annotated[str, Field(description="Template: {{knowledge}}, {{question}}.", max_length=4096)] = ""
 
@@ -227,11 +224,9 @@ class Functions(BaseModel):
             options = RetrievalOptions(knowledge_id=self.knowledge_id, prompt_template=self.knowledge_prompt or None)
             tools.append(RetrievalTool(retrieval=options))
         if not tools:
-            if self.tool_choice:
-                raise ArgumentError("tool_choice", "it needs `tools` or a `knowledge_id`.")
             return
         request.tools = [*(request.tools or ()), *tools]
-        request.tool_choice = self.tool_choice
+        request.tool_choice = "auto"  # the platform's only choice, said as its SDKs say it; no argument chooses it
         if self.tools and models.streams_tool_calls(request.model):
             request.tool_stream = True  # sent only with a stream; the client drops it otherwise
 
@@ -253,6 +248,8 @@ def wire_tool_calls(value: object) -> object:
 
 class FunctionCallRequest(BaseModel):
     """A function call the model wants made: run it, then send its result back as a `tool` message."""
+
+    model_config = ConfigDict(defer_build=True)
 
     id: str = Field(description="Answer it with a tool message whose tool_call_id is this.")
     name: str

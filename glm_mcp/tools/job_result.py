@@ -16,13 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from mcp.types import ContentBlock
 from pydantic import Field, model_validator
 
 from glm_mcp.errors import Advice, JobCancelledError
 from glm_mcp.glm.errors import GLMAnswerCutError
 from glm_mcp.glm.types import AsyncTaskResult, split_answer
 from glm_mcp.jobs import Job, JobKind, JobRecord, JobState
+from glm_mcp.jobs.batches import batch_outcome, batch_progress
 from glm_mcp.server.failures import ToolFailure
+from glm_mcp.server.media import MediaLink
 from glm_mcp.server.registration import TaskState
 from glm_mcp.server.result import paragraphs, partial_answer
 from glm_mcp.server.state import AppState
@@ -39,7 +42,8 @@ from glm_mcp.tools.answer import (
     next_call,
     page_of,
 )
-from glm_mcp.tools.media_files import ImageFile, VideoFile, media_of
+from glm_mcp.tools.batch_result import BatchReport
+from glm_mcp.tools.media_files import ImageFile, VideoFile, file_links, media_of, offer_files
 from glm_mcp.tools.workspace import keep_answer
 
 __all__ = ["ChatOutcome", "TaskResult", "job_outcome", "job_result", "task_ended"]
@@ -48,12 +52,21 @@ __all__ = ["ChatOutcome", "TaskResult", "job_outcome", "job_result", "task_ended
 class TaskResult(RegistryNotes):
     """The state of a job, and its answer once it has one."""
 
-    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "result", "videos", "images", "error", "partial_text")
+    FIRST: ClassVar[tuple[str, ...]] = (
+        "status",
+        "next",
+        "result",
+        "batch",
+        "videos",
+        "images",
+        "error",
+        "partial_text",
+    )
 
     task_id: str
     kind: JobKind = Field(
         description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait. "
-        "image_task / video_task: generate_image / generate_video."
+        "image_task / video_task: generate_image / generate_video. batch: the batch tool."
     )
     status: JobState = Field(
         description="running (ask again), completed (`result` has the answer), failed (`error` says why), cancelled, "
@@ -71,6 +84,25 @@ class TaskResult(RegistryNotes):
     next: str | None = Field(None, description="While it runs: the exact call to wait for it again.")
     images: list[ImageFile] = Field(default_factory=list, description="An image task's images, once completed.")
     videos: list[VideoFile] = Field(default_factory=list, description="A video task's video, once completed.")
+    batch: BatchReport | None = Field(
+        None, description="A batch: its progress, then each item's answer or error (paged by `offset`)."
+    )
+    content: list[Any] = Field(default_factory=list, exclude=True)
+    """The MCP content blocks sent beside the text (the links of its images and videos), as the request allows."""
+
+    def extra_content(self) -> list[ContentBlock]:
+        return list(self.content)
+
+    async def with_media(self, app: AppState) -> TaskResult:
+        """This result with its images and videos offered to the caller as resources (`media_files.offer_files`)."""
+        if not (self.images or self.videos):
+            return self
+        images, videos = await offer_files(app, self.images, self.videos, self.model)
+        return self.model_copy(update={"images": images, "videos": videos})
+
+    def media_links(self) -> list[MediaLink]:
+        """The links of its images and videos offered as resources."""
+        return file_links(self.images, self.videos, self.model)
 
     @model_validator(mode="before")
     @classmethod
@@ -141,6 +173,7 @@ class TaskResult(RegistryNotes):
     ) -> TaskResult:
         """A job this process generates, with what its call said of its files and conversation; what went wrong
         recording it is said too."""
+        registry = RegistryNote.of_job(job)
         stream = job.stream
         status = stream.status
         partial = stream.answer_so_far or None
@@ -157,13 +190,16 @@ class TaskResult(RegistryNotes):
             result=result,
             partial_text=partial if status != "completed" else None,
             error=error,
-            not_recorded=job.not_recorded,
-            registry_notice=job.registry_problem,
+            not_recorded=registry.not_recorded,
+            registry_notice=registry.notice,
         )
 
     @classmethod
     def from_record(cls, record: JobRecord) -> TaskResult:
-        """A chat job known from the job registry: its stored result, or how far it got."""
+        """A chat job known from the job registry: its stored result, or how far it got. A batch job: its progress,
+        or its whole outcome."""
+        if record.kind == "batch":
+            return cls.of_batch(record)
         if record.result is not None:
             return cls.model_validate_json(record.result)
         interrupted = record.status == "interrupted"
@@ -182,6 +218,23 @@ class TaskResult(RegistryNotes):
             )
             if interrupted
             else None,
+        )
+
+    @classmethod
+    def of_batch(cls, record: JobRecord) -> TaskResult:
+        """A batch job as the registry keeps it: its progress while the platform runs it, then every item."""
+        outcome = batch_outcome(record)
+        progress = batch_progress(record)
+        report = BatchReport.ended(outcome) if outcome is not None else None
+        if report is None and progress is not None:
+            report = BatchReport.running(progress)
+        return cls(
+            task_id=record.id,
+            kind=record.kind,
+            status=record.status,
+            model=record.model,
+            request_id=record.request_id,
+            batch=report,
         )
 
     def read(
@@ -212,6 +265,7 @@ class TaskResult(RegistryNotes):
             next=next_call(self.task_id, wait_seconds, "again") if self.status == "running" else self.next,
             images=self.images,
             videos=self.videos,
+            batch=self.batch.page(offset, limit) if self.batch is not None else None,
             not_recorded=self.not_recorded,
             registry_notice=notice or self.registry_notice,
         )
@@ -223,6 +277,9 @@ class TaskResult(RegistryNotes):
     def to_text(self) -> str:
         if self.result is not None:
             return paragraphs(self.result.to_text(), self.registry_text())
+        if self.batch is not None:
+            running = f"Job {self.task_id} is running. {self.next or ''}".strip() if self.status == "running" else ""
+            return paragraphs(self.batch.to_text(), running, self.registry_text())
         if self.images or self.videos:
             files = [f"- image {i.url} (expires {i.expires_at})" for i in self.images]
             files += [f"- video {v.url} (cover {v.cover_url}, expires {v.expires_at})" for v in self.videos]

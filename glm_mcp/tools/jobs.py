@@ -16,13 +16,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from glm_mcp.errors import ArgumentError, UnknownJobError
 from glm_mcp.glm import GLMAPIError
 from glm_mcp.glm.types import AsyncTaskResult
 from glm_mcp.jobs import JOB_ID_PREFIX, Job, JobKind, JobRecord, JobState, Position, RegistryUnavailable, poll_task
+from glm_mcp.jobs.batches import batch_progress
 from glm_mcp.jobs.conversations import Conversation
+from glm_mcp.server.media import link_blocks
 from glm_mcp.server.progress import ProgressReporter, follow
 from glm_mcp.server.registration import LISTS, LOOKS_UP, TaskForm, TaskState, ToolSpec, tool_result
 from glm_mcp.server.result import Result, paragraphs
@@ -36,6 +38,7 @@ from glm_mcp.tools.answer import (
     RegistryNote,
     RegistryNotes,
     page_of,
+    problem_text,
     registry_note,
 )
 from glm_mcp.tools.arguments import Arguments, JobWaiting, Paging, Reasoning
@@ -64,7 +67,6 @@ UNKNOWN_TASK_CODE = "1210"
 """What the platform answers when polling an async task id it does not know ("parameters rejected")."""
 TASK_TOOLS = {"async_task": "submit_async", "image_task": "generate_image"}
 """Platform tasks whose cost is recorded when get_result first sees them completed, and the tool they count for."""
-NOT_IN_REGISTRY = "This task is not in the job registry: see its submit."
 GET_RESULT_SUFFIX = ".get_result"
 """A `get_result` call's task: the job's id and this, because its result is get_result's own."""
 
@@ -137,7 +139,7 @@ class JobSummary(Result):
     job_id: str = Field(description="Pass it to get_result as task_id.")
     kind: JobKind = Field(
         description="async_task: started by submit_async. chat / web_search_chat: a call that outlived its wait. "
-        "image_task / video_task: generate_image / generate_video."
+        "image_task / video_task: generate_image / generate_video. batch: the batch tool."
     )
     status: JobState = Field(
         description="interrupted: the server generating it stopped first (get_result gives the partial text)."
@@ -194,6 +196,8 @@ class JobList(RegistryNotes):
 
 
 class ConversationSummary(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     conversation_id: str = Field(description="Pass it to chat or web_search_chat as conversation_id.")
     question: str = Field(description="The start of its first question.")
     turns: int
@@ -249,13 +253,15 @@ async def get_result(app: AppState, ctx: Context, args: ResultArguments) -> Task
     if is_turn(args.task_id):
         return await _turn_result(app, args.task_id, args.offset, full_reasoning=args.include_reasoning)
     state, notice = await _job_state(app, ctx, args)
-    return state.read(
+    result = state.read(
         full_reasoning=args.include_reasoning,
         wait_seconds=app.settings.results.wait_seconds,
         offset=args.offset,
         limit=app.settings.results.max_chars,
         notice=notice,
     )
+    result.content = link_blocks(ctx, result.media_links())  # an image or video task's files, linked
+    return result
 
 
 async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> tuple[TaskResult, str | None]:
@@ -271,7 +277,8 @@ async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> tupl
             await app.jobs.settled(job)  # its usage and turn are written: read after this, they are there
         return await job_result(app, job), None
 
-    record = app.jobs.unrecorded_task(args.task_id, app.principal)
+    unrecorded = app.jobs.unrecorded_task(args.task_id, app.principal)
+    record = unrecorded.record if unrecorded is not None else None
     if record is None:
         record = await app.store.get(args.task_id, principal=app.principal)
     if record is None and await app.store.known(args.task_id):
@@ -290,11 +297,12 @@ async def _job_state(app: AppState, ctx: Context, args: ResultArguments) -> tupl
         # The platform answers an id it does not know as a bad parameter (1210): say what is really wrong.
         raise _unknown(app, args.task_id) from exc
     kind = record.kind if record is not None else None
-    if app.jobs.unrecorded_task(args.task_id, app.principal) is not None:
-        result = TaskResult.from_poll(args.task_id, state, kind=kind, registry=RegistryNote(NOT_IN_REGISTRY))
+    if unrecorded is not None:
+        registry = RegistryNote(problem_text(unrecorded.problem))
+        result = TaskResult.from_poll(args.task_id, state, kind=kind, registry=registry)
         await _record_cost(app, result, record, state)
-        return result, None
-    result = TaskResult.from_poll(args.task_id, state, kind=kind)
+        return await result.with_media(app), None
+    result = await TaskResult.from_poll(args.task_id, state, kind=kind).with_media(app)
     await _record_cost(app, result, record, state)
     if record is not None and result.status != "running":
         try:
@@ -313,19 +321,34 @@ async def _record_cost(app: AppState, result: TaskResult, record: JobRecord | No
 async def _recorded_job(
     app: AppState, job_id: str, wait_seconds: float, reporter: ProgressReporter
 ) -> tuple[TaskResult, str | None]:
-    """A chat job this process is not generating: as the registry has it, waiting while another process works on it."""
+    """A job this process is not generating: as the registry has it, waiting while another process works on it (a
+    chat), or while the platform runs it (a batch, then followed here if no live process follows it)."""
     deadline = time.monotonic() + wait_seconds
+    looked = False
     async with app.store.watch(job_id) as changes:  # woken by its next change (PostgreSQL), or read every second
-        while (record := await app.store.get(job_id, principal=app.principal)) is not None:
+        while (record := await _record(app, job_id)) is not None:
             remaining = deadline - time.monotonic()
             if record.status != "running" or remaining <= 0:
                 return TaskResult.from_record(record), registry_note(app).notice
-            chars = len(record.partial_text or "")
-            await reporter.send(
-                f"generating in another glm-mcp process: {chars:,} chars so far ({reporter.elapsed:.0f} s)"
-            )
+            progress = batch_progress(record)
+            if progress is not None:
+                if not looked:  # once a call: its follower may be gone (a caller's own key, after a restart)
+                    looked = True
+                    await app.batches.follow(record, app.glm)
+                done = f"{progress.completed + progress.failed:,} of {len(progress.items):,} done"
+                await reporter.send(f"batch {progress.status}: {done} ({reporter.elapsed:.0f} s)")
+            else:
+                chars = len(record.partial_text or "")
+                await reporter.send(
+                    f"generating in another glm-mcp process: {chars:,} chars so far ({reporter.elapsed:.0f} s)"
+                )
             await changes.wait(remaining)
     raise _unknown(app, job_id)
+
+
+async def _record(app: AppState, job_id: str) -> JobRecord | None:
+    """The caller's job as the registry has it, or as this process alone knows it (a batch it could not record)."""
+    return await app.store.get(job_id, principal=app.principal) or app.batches.unrecorded(job_id, app.principal)
 
 
 def _unknown(app: AppState, job_id: str) -> UnknownJobError:
@@ -414,9 +437,8 @@ LIST_JOBS = ToolSpec(
     "list_jobs",
     "List GLM jobs",
     "The jobs started here, newest first: submit_async tasks, and chat / web_search_chat calls that outlived "
-    "their wait. Each with its id, status (running, completed, failed, cancelled, interrupted), model and the "
-    "start of its prompt. Jobs survive a server restart: use this to find a job id again, then get_result for "
-    "its answer.",
+    "their wait. Each with its id, status, model and the start of its prompt. Jobs survive a server restart: use "
+    "this to find a job id again, then get_result for its answer.",
     list_jobs,
     ListJobsArguments,
     JobList,
@@ -427,8 +449,7 @@ LIST_CONVERSATIONS = ToolSpec(
     "list_conversations",
     "List GLM conversations",
     "Your recent conversations with GLM, most recently continued first, each with its first question and number "
-    "of turns. Conversations survive a server restart: pass an id to chat or web_search_chat as "
-    "conversation_id to continue it.",
+    "of turns. They survive a restart: pass an id to chat or web_search_chat as conversation_id to continue it.",
     list_conversations,
     ListConversationsArguments,
     ConversationList,

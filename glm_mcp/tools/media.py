@@ -3,7 +3,9 @@
 Each handler turns its arguments into one typed GLM request (`glm.client`) and the answer into its
 result. CogView answers an image in one request; glm-image and every video are platform tasks, followed
 until the call's wait runs out and then handed back as jobs that get_result finishes. The files the
-platform makes are temporary URLs (`media_files.py`). Every call's cost is recorded (`accounting.record`).
+platform makes are temporary URLs (`media_files.py`), each offered to the caller as a `glm-media://` resource
+(`server/media.py`); the image itself is inline only where GLM_MEDIA_INLINE says. Every call's cost is recorded
+(`accounting.record`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from glm_mcp.glm import Attempts, GLMError, GLMTransportError
 from glm_mcp.glm.errors import GLMFileRefusedError, GLMProtocolError
 from glm_mcp.glm.types import AsyncTask, AsyncTaskResult, ImageQuality, ImageRequest, VideoQuality, VideoRequest
 from glm_mcp.jobs import JobRecord, JobState, poll_task
+from glm_mcp.server.confirmation import confirm_spend
 from glm_mcp.server.failures import ToolFailure
+from glm_mcp.server.media import MediaFile, inline_wanted, link_blocks, offer
 from glm_mcp.server.progress import ProgressReporter
 from glm_mcp.server.registration import STARTS, ToolSpec
 from glm_mcp.server.result import paragraphs
@@ -36,8 +40,9 @@ from glm_mcp.server.task_offer import task_wait
 from glm_mcp.tools import accounting
 from glm_mcp.tools.answer import RegistryNotes, next_call, registry_note
 from glm_mcp.tools.arguments import Arguments, new_request_id
+from glm_mcp.tools.estimates import per_call
 from glm_mcp.tools.job_result import TaskResult
-from glm_mcp.tools.media_files import VideoFile, expires_at, media_of
+from glm_mcp.tools.media_files import VideoFile, expires_at, expiry, file_links, media_of, named
 
 __all__ = [
     "GENERATE_IMAGE",
@@ -131,13 +136,17 @@ class VideoArguments(_Wait):
 
 
 class ImageResult(RegistryNotes):
-    """A generated image: shown as image content beside this, with its URL and when that expires."""
+    """A generated image: its resource (linked beside this), its URL and when that expires, and where
+    GLM_MEDIA_INLINE says, the image itself as image content."""
 
-    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "task_id", "url", "expires_at", "saved_path")
+    FIRST: ClassVar[tuple[str, ...]] = ("status", "next", "task_id", "resource", "url", "expires_at", "saved_path")
 
     status: JobState = Field("completed", description="running: still being made; `next` says how to get it.")
     next: str | None = Field(None, description="With status running: the exact call that gets the image.")
     task_id: str | None = Field(None, description="With status running: pass it to get_result.")
+    resource: str = Field(
+        "", description="Its glm-media:// resource: resources/read gives the image while the platform keeps it."
+    )
     url: str = Field("", description="Where the platform serves the image, until expires_at.")
     expires_at: str = Field("", description="When the URL stops working (ISO 8601 UTC).")
     saved_path: str | None = Field(None, description="A copy saved on this machine (stdio only).")
@@ -147,7 +156,7 @@ class ImageResult(RegistryNotes):
     request_id: str | None = None
     note: str | None = Field(None, description="What could not be done (a copy not saved, the image not shown).")
     content: list[Any] = Field(default_factory=list, exclude=True)
-    """The MCP content blocks sent beside the text (the image itself)."""
+    """The MCP content blocks sent beside the text (its link, the image itself)."""
 
     def extra_content(self) -> list[ContentBlock]:
         return list(self.content)
@@ -156,8 +165,9 @@ class ImageResult(RegistryNotes):
         if self.status == "running":
             return paragraphs(f"The image is still being made. {self.next}", self.registry_text())
         saved = f"Saved as {self.saved_path}." if self.saved_path else ""
+        resource = f"Resource: {self.resource}" if self.resource else ""
         return paragraphs(
-            f"Image ({self.model}): {self.url}\nThe URL expires {self.expires_at}.", saved, self.note or ""
+            f"Image ({self.model}): {self.url}\nThe URL expires {self.expires_at}.", resource, saved, self.note or ""
         )
 
 
@@ -174,11 +184,19 @@ class VideoJob(RegistryNotes):
     model: str = ""
     request_id: str | None = None
     attempts: int = Field(1, description="Requests sent to submit it, when more than one.")
+    content: list[Any] = Field(default_factory=list, exclude=True)
+    """The MCP content blocks sent beside the text (the links of the video and its cover)."""
+
+    def extra_content(self) -> list[ContentBlock]:
+        return list(self.content)
 
     def to_text(self) -> str:
         if self.videos:
             listing = "\n".join(
-                f"- {v.url}" + (f" (cover {v.cover_url})" if v.cover_url else "") + f", expires {v.expires_at}"
+                f"- {v.url}"
+                + (f" (cover {v.cover_url})" if v.cover_url else "")
+                + f", expires {v.expires_at}"
+                + (f"; resource {v.resource}" if v.resource else "")
                 for v in self.videos
             )
             return paragraphs(f"Video ready ({self.model}):\n{listing}", self.registry_text())
@@ -204,6 +222,8 @@ async def generate_image(app: AppState, ctx: Context, args: ImageArguments) -> I
     until the call's wait runs out and then handed back as a job that get_result finishes.
     """
     request = args.request(app.settings)
+    spend = per_call(app.settings, request.model, f"generate_image: one image with {request.model}")
+    await confirm_spend(app, ctx, spend)
     default_wait = app.settings.results.wait_seconds
     wait = task_wait(args.wait(default_wait))
     reporter = ProgressReporter(ctx, total=wait)
@@ -212,15 +232,17 @@ async def generate_image(app: AppState, ctx: Context, args: ImageArguments) -> I
         not_recorded = await app.jobs.record_task(_record(app, task, "image_task", request.prompt, request.model))
         state = await _poll(app, task.id, wait, reporter, "image")
         if state.state == "running":
+            registry = registry_note(app, not_recorded)
             return ImageResult(
                 status="running",
                 task_id=task.id,
                 next=VideoJob.running_next(task.id, default_wait).replace("the video", "the image"),
                 model=request.model,
                 request_id=request.request_id,
-                not_recorded=not_recorded,
+                not_recorded=registry.not_recorded,
+                registry_notice=registry.notice,
             )
-        await _finish_record(app, task.id, TaskResult.from_poll(task.id, state))
+        await _finish_record(app, task.id, await TaskResult.from_poll(task.id, state).with_media(app))
         images, _ = media_of(state)
         if not images:
             if state.state == "failed":
@@ -241,21 +263,30 @@ async def generate_image(app: AppState, ctx: Context, args: ImageArguments) -> I
 async def _shown(
     app: AppState, ctx: Context, url: str, created: int | None, model: str, request_id: str | None
 ) -> ImageResult:
-    """The image as content a client can show, and saved over stdio; what cannot be done is said, not raised.
+    """The image offered as a resource, inline where GLM_MEDIA_INLINE says, and saved over stdio; what cannot be done
+    is said, not raised.
 
     Except a file glm-mcp refuses (`GLMFileRefusedError`: an address an answer may not send it to, a body that
     is not an image): the call fails with it, saving nothing, as the answer that named it is not the platform's.
     """
-    expires = expires_at(url, created)
+    expires = expiry(url, created)
+    title = f"Image ({model})"
     try:
         data, media_type = await app.glm.download(url)
     except GLMFileRefusedError:
         raise
     except GLMError as exc:
-        note = f"The image could not be fetched to show it: {exc}"
-        return ImageResult(url=url, expires_at=expires, model=model, request_id=request_id, note=note)
+        link = await offer(app, MediaFile(url, *named("image", url, "image/png"), expires, title=title))
+        return ImageResult(
+            resource=link.uri if link else "",
+            url=url,
+            expires_at=expires_at(url, created),
+            model=model,
+            request_id=request_id,
+            note=f"The image could not be fetched to show it: {exc}",
+            content=link_blocks(ctx, [link]),
+        )
     notes: list[str] = []
-    content = [ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type=media_type)]
     saved: str | None = None
     if ctx.request_context.request is None or getattr(ctx.request_context.request, "headers", None) is None:
         try:
@@ -264,9 +295,16 @@ async def _shown(
             notes.append(
                 f"No copy was saved in {app.settings.registry.images_dir} (GLM_IMAGE_DIR): {exc.strerror or exc}."
             )
+    name, _ = named("image", url, "image/png", media_type)
+    link = await offer(app, MediaFile(url, name, media_type, expires, title=title, data=data, saved_path=saved))
+    content: list[ContentBlock] = []
+    if inline_wanted(app.settings, ctx) or link is None:
+        content.append(ImageContent(type="image", data=base64.b64encode(data).decode("ascii"), mime_type=media_type))
+    content += link_blocks(ctx, [link])
     return ImageResult(
+        resource=link.uri if link else "",
         url=url,
-        expires_at=expires,
+        expires_at=expires_at(url, created),
         model=model,
         request_id=request_id,
         media_type=media_type,
@@ -320,6 +358,8 @@ async def _with_heartbeat(reporter: ProgressReporter, what: str, call: Awaitable
 async def generate_video(app: AppState, ctx: Context, args: VideoArguments) -> VideoJob:
     """A video task: submitted, followed until the call's wait runs out, then a job that get_result finishes."""
     request = args.request(app.settings)
+    spend = per_call(app.settings, request.model, f"generate_video: one video with {request.model}")
+    await confirm_spend(app, ctx, spend)
     attempts = Attempts()
     task = await _submitted(app.glm.submit_video(request, attempts=attempts), request.request_id)
     await accounting.record(app, "generate_video", request.model)
@@ -332,24 +372,26 @@ async def generate_video(app: AppState, ctx: Context, args: VideoArguments) -> V
     def video_job(
         *, next_step: str | None = None, videos: list[VideoFile] | None = None, error: ToolFailure | None = None
     ) -> VideoJob:
+        model = task.model or request.model
         return VideoJob(
             status=state.state,
             next=next_step,
             task_id=task.id,
             videos=videos or [],
             error=error,
-            model=task.model or request.model,
+            model=model,
             request_id=task.request_id or request.request_id,
             attempts=attempts.count,
             not_recorded=registry.not_recorded,
             registry_notice=registry.notice,
+            content=link_blocks(ctx, file_links([], videos or [], model)),
         )
 
     if state.state == "running":
         return video_job(next_step=VideoJob.running_next(task.id, app.settings.results.wait_seconds))
-    result = TaskResult.from_poll(task.id, state)
+    result = await TaskResult.from_poll(task.id, state).with_media(app)
     await _finish_record(app, task.id, result)
-    _, videos = media_of(state)
+    videos = result.videos
     error = result.error
     if state.state == "failed" and error is None:
         error = await app.describe_failure(MediaTaskFailed(task.id, "video"))
@@ -402,9 +444,9 @@ async def _finish_record(app: AppState, task_id: str, result: TaskResult) -> Non
 GENERATE_IMAGE = ToolSpec(
     "generate_image",
     "Generate an image",
-    "Draw an image from a prompt with CogView-4 or glm-image. Returns the image itself (to show), its URL "
-    "and when that URL expires, and over stdio the path of a saved copy. A long glm-image generation comes "
-    "back as status running with `next`.",
+    "Draw an image from a prompt with CogView-4 or glm-image. Returns its `resource` (a glm-media:// URI to read "
+    "it), its URL and expiry, and over stdio a saved copy's path. A long glm-image generation comes back as "
+    "status running with `next`.",
     generate_image,
     ImageArguments,
     ImageResult,
@@ -416,7 +458,8 @@ GENERATE_VIDEO = ToolSpec(
     "generate_video",
     "Generate a video",
     "Make a short video from a prompt and/or a first image with CogVideoX or Vidu. It takes minutes: the "
-    "call returns a job (status running, task_id, `next`); get_result gives the video and cover URLs.",
+    "call returns a job (status running, task_id, `next`); get_result gives the video and cover URLs and "
+    "resources.",
     generate_video,
     VideoArguments,
     VideoJob,

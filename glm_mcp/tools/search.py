@@ -177,9 +177,8 @@ async def read_url(app: AppState, ctx: Context, args: ReadArguments) -> PageResu
 WEB_SEARCH = ToolSpec(
     "web_search",
     "Search the web",
-    "Search the web with the GLM platform's search engine and get the results themselves (title, URL, site, "
-    "date, text), with no model's answer: cheaper than web_search_chat, for an agent that reads sources "
-    "itself. Follow up with read_url for a whole page.",
+    "Search the web with the GLM platform's engine and get the results themselves (title, URL, site, date, "
+    "text), no model's answer: cheaper than web_search_chat. Follow up with read_url for a whole page.",
     web_search,
     SearchArguments,
     SearchResults,

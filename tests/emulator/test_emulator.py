@@ -232,6 +232,8 @@ def test_max_tokens_and_stop(client: httpx2.Client) -> None:
     stopped = chat(client, ask("Tell me about lanterns", model="glm-4-flash", stop=[word]))
     assert stopped["choices"][0]["finish_reason"] == "stop"
     assert stopped["choices"][0]["message"]["content"] == full[: full.index(word)]
+    as_a_string = chat(client, ask("Tell me about lanterns", model="glm-4-flash", stop=word))  # one stop word
+    assert as_a_string["choices"][0]["message"]["content"] == stopped["choices"][0]["message"]["content"]
 
 
 def test_json_object(client: httpx2.Client) -> None:

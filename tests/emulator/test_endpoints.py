@@ -392,3 +392,30 @@ def test_tool_stream_only_where_the_model_supports_it(client: httpx2.Client) -> 
     assert len(pieces) > 1 and pieces[0]["function"]["arguments"] == ""
     (whole,) = call_deltas("glm-4-flash")
     assert json.loads(whole["function"]["arguments"]).keys() == {"city"}
+
+
+# --- the tokenizer -----------------------------------------------------------------------------------------
+
+
+def test_the_tokenizer_counts_a_prompt_as_the_chat_does(emulator: Emulator, client: httpx2.Client) -> None:
+    """POST /tokenizer: the reference's answer shape, the count a chat's usage gives for the same prompt (its function
+    tools included), nothing generated; the chat's own checks, and only function tools."""
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Use get_weather for Oslo"}]
+    counted = client.post("/tokenizer", json={"model": "glm-4.6", "messages": messages, "tools": [WEATHER]})
+    assert counted.status_code == 200
+    body = counted.json()
+    assert set(body) == {"id", "usage", "created", "request_id"} and body["created"] > 0
+    usage = body["usage"]
+    assert set(usage) == {"prompt_tokens", "image_tokens", "video_tokens", "total_tokens"}
+    answer = client.post("/chat/completions", json={"model": "glm-4.6", "messages": messages, "tools": [WEATHER]})
+    assert usage["prompt_tokens"] == usage["total_tokens"] == answer.json()["usage"]["prompt_tokens"]
+    without_tools = client.post("/tokenizer", json={"model": "glm-4.6", "messages": messages}).json()["usage"]
+    assert without_tools["prompt_tokens"] < usage["prompt_tokens"]
+    named = client.post("/tokenizer", json={**ask("hi"), "request_id": "count-1234"})
+    assert named.json()["request_id"] == "count-1234"
+    assert error_of(client.post("/tokenizer", json=ask("hi", model="glm-nope"))) == (400, "1211")
+    assert error_of(client.post("/tokenizer", json={"model": "glm-4.6", "messages": []})) == (400, "1214")
+    assert error_of(client.post("/tokenizer", json={"model": "glm-4.6", "messages": messages[:1]})) == (400, "1214")
+    search = {"type": "web_search", "web_search": {"enable": True}}
+    assert error_of(client.post("/tokenizer", json=ask("hi", tools=[search]))) == (400, "1210")
+    assert [e.path for e in emulator.state.exchanges].count("/api/paas/v4/tokenizer") == 7

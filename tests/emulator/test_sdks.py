@@ -231,3 +231,30 @@ def test_openai_images_and_errors(openai_client: Any) -> None:
     assert missing.value.code == "404"
     with pytest.raises(openai.AuthenticationError):
         openai_client.with_options(api_key="someone.else").models.list()
+
+
+def test_zai_client_reads_the_tokenizers_answer(emulator: Emulator) -> None:
+    """zai-sdk has no tokenizer resource (0.2.3); its own client, posting to the path as the API reference shows, reads
+    the emulator's answer into the reference's shape, validated strictly, and its count is the chat's prompt_tokens."""
+    zai = _sdk("zai")
+
+    class TokenizerUsage(zai.core.BaseModel):  # type: ignore[misc,name-defined]
+        prompt_tokens: int
+        image_tokens: int
+        video_tokens: int
+        total_tokens: int
+
+    class TokenizerAnswer(zai.core.BaseModel):  # type: ignore[misc,name-defined]
+        id: str
+        usage: TokenizerUsage
+        created: int
+        request_id: str
+
+    messages = user("What opportunities will the industry face in 2025?")
+    with zai.ZaiClient(api_key=GENERAL_KEY, base_url=emulator.base_url, _strict_response_validation=True) as client:
+        counted = client.post("/tokenizer", cast_type=TokenizerAnswer, body={"model": "glm-4.6", "messages": messages})
+        answer = client.chat.completions.create(model="glm-4.6", messages=messages)
+        with pytest.raises(zai.core.APIRequestFailedError):
+            client.post("/tokenizer", cast_type=TokenizerAnswer, body={"model": "glm-4.6", "messages": []})
+    assert counted.usage.prompt_tokens == counted.usage.total_tokens == answer.usage.prompt_tokens
+    assert counted.id and counted.created > 0 and counted.request_id

@@ -1,7 +1,8 @@
 """A chat from the agent's workspace: files attached, the conversation continued, its turn recorded.
 
 `prepare` turns a checked request into the one to send: the files read and attached to the user's
-message (`files.py`, inside the roots of `roots.py`), the conversation's system prompt and earlier
+message (`files.py`, inside the roots of `roots.py`; documents and recordings made text through the
+platform, `convert.py`, only when some are named), the conversation's system prompt and earlier
 turns put in front (the oldest left out when they would not fit the model's context window), and the
 size checked, before anything is read and again once everything is in. The new turn is recorded once
 (`record_turn`): with its answer when the call ends within its wait (one write, not two, on every
@@ -19,7 +20,13 @@ import anyio
 from mcp.server.mcpserver import Context
 
 from glm_mcp.errors import ArgumentError
-from glm_mcp.glm.models import IMAGE_TOKENS, MESSAGE_OVERHEAD_TOKENS, context_window, estimated_tokens
+from glm_mcp.glm.models import (
+    CHARS_PER_TOKEN,
+    IMAGE_TOKENS,
+    MESSAGE_OVERHEAD_TOKENS,
+    context_window,
+    estimated_tokens,
+)
 from glm_mcp.glm.types import (
     ChatRequest,
     ContentPart,
@@ -30,10 +37,11 @@ from glm_mcp.glm.types import (
     TextPart,
     VideoPart,
 )
-from glm_mcp.jobs import RegistryUnavailable
+from glm_mcp.jobs import RegistryProblem, RegistryUnavailable
 from glm_mcp.jobs.conversations import CONVERSATION_ID_PREFIX, Conversation, new_conversation_id, summary_of
 from glm_mcp.server.state import AppState
-from glm_mcp.tools.answer import ConversationNote, SentFile
+from glm_mcp.tools.answer import ConversationNote, SentFile, problem_text
+from glm_mcp.tools.workspace.convert import Room, convert
 from glm_mcp.tools.workspace.files import Attachments, read_files
 from glm_mcp.tools.workspace.roots import FilesUnavailable, allowed_roots
 
@@ -46,6 +54,7 @@ __all__ = [
     "is_turn",
     "keep_answer",
     "prepare",
+    "read_each",
     "record_turn",
 ]
 
@@ -100,6 +109,8 @@ async def prepare(
         except FilesUnavailable as exc:
             raise ArgumentError("files", str(exc)) from None
         attachments = await anyio.to_thread.run_sync(read_files, files, roots, app.settings, request.model)
+        if attachments.conversions:
+            await convert(app, attachments, _room(app, request, attachments))
     messages = list(request.messages)
     system = messages.pop(0) if messages and messages[0].role == "system" else None
     question = _user_text(messages)
@@ -117,8 +128,33 @@ async def prepare(
     return Prepared(request, tuple(attachments.sent), turns_left_out, pending)
 
 
+async def read_each(app: AppState, ctx: Context, files: list[str], model: str) -> list[Attachments]:
+    """The files `files` names, read and checked as `prepare` reads them (the same roots, and the same budgets for
+    the call as a whole), one `Attachments` each: what a batch sends as one request per file."""
+    try:
+        roots = await allowed_roots(ctx, app.settings)
+    except FilesUnavailable as exc:
+        raise ArgumentError("files", str(exc)) from None
+    attachments = await anyio.to_thread.run_sync(read_files, files, roots, app.settings, model)
+    if attachments.conversions:
+        left = app.settings.files.max_chars - attachments.text_chars
+        await convert(app, attachments, Room(max(left, 0), "GLM_FILES_MAX_CHARS"))
+    return attachments.each()
+
+
 def check_size(messages: list[Message], limit: int) -> None:
     """Refuse an input larger than GLM_MAX_PROMPT_CHARS before it costs an upload and a refusal."""
+    size = _prompt_chars(messages)
+    if size > limit:
+        raise ArgumentError(
+            "messages" if len(messages) > 1 else "prompt",
+            f"the input is {size:,} characters, over the limit of {limit:,} (GLM_MAX_PROMPT_CHARS). "
+            "Shorten it or send it in parts.",
+        )
+
+
+def _prompt_chars(messages: list[Message]) -> int:
+    """The size GLM_MAX_PROMPT_CHARS bounds: every message's text and media URLs (an image's base64)."""
     size = 0
     for message in messages:
         if isinstance(message.content, str):
@@ -126,12 +162,32 @@ def check_size(messages: list[Message], limit: int) -> None:
         elif message.content:
             for part in message.content:
                 size += len(part.text) if isinstance(part, TextPart) else len(_media_url(part).url)
-    if size > limit:
-        raise ArgumentError(
-            "messages" if len(messages) > 1 else "prompt",
-            f"the input is {size:,} characters, over the limit of {limit:,} (GLM_MAX_PROMPT_CHARS). "
-            "Shorten it or send it in parts.",
-        )
+    return size
+
+
+_BLOCK_CHARS = 300
+"""What the lines around a document's or a recording's text may add (its path, what it is, a note)."""
+
+
+def _room(app: AppState, request: ChatRequest, attachments: Attachments) -> Room:
+    """The characters of documents' and recordings' text this call can send beside everything else in it: the
+    least of what is left of GLM_FILES_MAX_CHARS, of GLM_MAX_PROMPT_CHARS and of the model's context window (the
+    answer's reserve kept free, the conversation's earlier turns not counted: they are left out first)."""
+    settings = app.settings
+    wrappers = _BLOCK_CHARS * len(attachments.conversions)
+    text = len(attachments.text) + wrappers
+    images = [part for _, part, _ in attachments.images]
+    used = _prompt_chars(request.messages) + text + sum(len(part.image_url.url) for part in images)
+    window = context_window(request.model)
+    free = window - min(request.max_tokens or ANSWER_RESERVE_TOKENS, window // 4)
+    tokens = sum(_tokens(m) for m in request.messages) + estimated_tokens(text) + len(images) * IMAGE_TOKENS
+    bounds = [
+        (settings.files.max_chars - attachments.text_chars - wrappers, "GLM_FILES_MAX_CHARS"),
+        (settings.upstream.max_prompt_chars - used, "GLM_MAX_PROMPT_CHARS"),
+        ((free - tokens - MESSAGE_OVERHEAD_TOKENS) * CHARS_PER_TOKEN, f"the context window of {request.model}"),
+    ]
+    chars, bound = min(bounds)
+    return Room(max(chars, 0), bound)
 
 
 def _media_url(part: ImagePart | VideoPart | FilePart) -> MediaURL:
@@ -278,7 +334,7 @@ def is_turn(task_id: str) -> bool:
 
 
 def _not_kept(exc: RegistryUnavailable) -> str:
-    return f"This turn is not kept ({exc} {exc.fix}): it cannot be continued, and its answer comes whole, however long."
+    return problem_text(RegistryProblem("turn_not_kept", exc))
 
 
 def _kept(message: Message, attachments: Attachments) -> Message:

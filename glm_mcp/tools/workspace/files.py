@@ -2,10 +2,13 @@
 
 Text files become delimited blocks naming each file (its path relative to its root, a language
 from its extension) appended to the user's message; images (png, jpeg, webp, gif) become image
-parts for a vision model. Whatever cannot be sent whole (a path outside the roots, a glob that
-matches nothing, a binary file, an image over the platform's limit or for a model that cannot see,
-a total past a budget) is refused with an `ArgumentError` naming the file and the limit: nothing is
-ever cut.
+parts for a vision model. Documents (PDF, Word, Excel, PowerPoint) and recordings (WAV, MP3) are
+read and checked here (`formats.py`), and become text through the platform's file parser and
+speech-to-text once all files are read (`convert.py`). Whatever cannot be sent whole (a path outside
+the roots, a glob that matches nothing, a binary file or a format the platform cannot read, an image
+over the platform's limit or for a model that cannot see, a total past a budget) is refused with an
+`ArgumentError` naming the file and the limit: nothing is ever cut, except a document's text, whose
+result then says which part was sent.
 
 A filesystem is not a list of strings, so a path is taken in three steps, none of which leaves the roots:
 
@@ -47,6 +50,8 @@ from glm_mcp.errors import ArgumentError
 from glm_mcp.glm.models import IMAGE_MAX_BYTES, IMAGE_TYPES, sees_images
 from glm_mcp.glm.types import ContentPart, ImagePart, MediaURL, Message, TextPart
 from glm_mcp.tools.answer import SentFile
+from glm_mcp.tools.workspace import formats
+from glm_mcp.tools.workspace.formats import Document, Recording
 from glm_mcp.tools.workspace.roots import Place, Roots
 
 __all__ = [
@@ -101,10 +106,33 @@ _MAGIC: dict[str, tuple[bytes, ...]] = {
 class Attachments:
     """What `files` named, read and checked: the text blocks, the image parts, and the list for the result."""
 
-    text: str = ""
+    blocks: list[str] = field(default_factory=list)
+    """A block per text file, document and recording, in the order named; a document's or a recording's is ""
+    until `convert.py` fills it with its text."""
     images: list[tuple[str, ImagePart, int]] = field(default_factory=list)
     """(path, part, bytes) of each image."""
     sent: list[SentFile] = field(default_factory=list)
+    conversions: list[Document | Recording] = field(default_factory=list)
+    """Documents and recordings read, still to become text."""
+    text_chars: int = 0
+    """Characters of the text files (what they used of GLM_FILES_MAX_CHARS)."""
+    pieces: list[tuple[int, int | ImagePart]] = field(default_factory=list)
+    """Each file in the order read: its index in `sent`, and its block's index in `blocks` or its image part."""
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(block for block in self.blocks if block)
+
+    def each(self) -> list[Attachments]:
+        """One `Attachments` per file, in the order read: what a batch sends as one request each (documents and
+        recordings after `convert.py` has filled their blocks)."""
+        return [
+            Attachments(blocks=[self.blocks[piece]], sent=[self.sent[sent]], pieces=[(0, 0)])
+            if isinstance(piece, int)
+            else Attachments(images=[(self.sent[sent].path, piece, self.sent[sent].bytes)], sent=[self.sent[sent]],
+                             pieces=[(0, piece)])
+            for sent, piece in self.pieces
+        ]  # fmt: skip
 
     def attach(self, messages: list[Message]) -> list[Message]:
         """`messages` with the files added to the last user message."""
@@ -143,6 +171,7 @@ _FILE_FLAGS = (
     | getattr(os, "O_BINARY", 0)
     | getattr(os, "O_NOINHERIT", 0)
 )
+_CONVERTED = formats.DOCUMENTS.keys() | formats.AUDIO.keys() | formats.UNREADABLE.keys()
 _MOVED = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EMLINK)
 """What opening a name gives when it was replaced (by a link, or removed) since it was looked at."""
 
@@ -488,7 +517,10 @@ class _Reading:
         self.blocks: list[str] = []
         self.images: list[tuple[str, ImagePart, int]] = []
         self.sent: list[SentFile] = []
-        self.chars = self.image_bytes = 0
+        self.conversions: list[Document | Recording] = []
+        self.pieces: list[tuple[int, int | ImagePart]] = []
+        self.chars = self.image_bytes = self.converted_bytes = 0
+        self.audio_seconds = 0.0
         self.seen: set[PurePath] = set()
         self.opened: dict[PurePath, _Root] = {}
         self.named: dict[PurePath, PurePath] = dict(zip(roots.paths, roots.named or roots.paths, strict=True))
@@ -501,7 +533,7 @@ class _Reading:
             root.close()
 
     def attachments(self) -> Attachments:
-        return Attachments(text="\n\n".join(self.blocks), images=self.images, sent=self.sent)
+        return Attachments(self.blocks, self.images, self.sent, self.conversions, self.chars, self.pieces)
 
     def find(self, pattern: str, places: list[Place]) -> list[_Found]:
         """The files `pattern` names in `places` (where `Roots.places` put it), each opened once to check it."""
@@ -597,6 +629,18 @@ class _Reading:
                 part = ImagePart(type="image_url", image_url=MediaURL(url=base64.b64encode(data).decode("ascii")))
                 self.images.append((shown, part, len(data)))
                 self.sent.append(SentFile(path=shown, kind="image", bytes=len(data)))
+                self.pieces.append((len(self.sent) - 1, part))
+                return
+            suffix = path.suffix.lower()
+            if suffix not in LANGUAGES and suffix not in _CONVERTED and hasattr(os, "pread"):
+                suffix = formats.sniffed(os.pread(fd, 16, 0)) or suffix  # a document named without its extension
+            if suffix in formats.UNREADABLE:
+                raise formats.unreadable(shown, formats.UNREADABLE[suffix])
+            if suffix in formats.DOCUMENTS:
+                self._document(fd, shown, formats.DOCUMENTS[suffix], size)
+                return
+            if suffix in formats.AUDIO:
+                self._recording(fd, shown, formats.AUDIO[suffix], size)
                 return
             allowed = (self.settings.files.max_chars - self.chars) * 4  # a UTF-8 character is at most 4 bytes
             if size > allowed:
@@ -610,10 +654,60 @@ class _Reading:
                 raise _over_text_budget(shown, self.chars, self.settings)
             self.blocks.append(f'<file path="{shown}" language="{language(path)}">\n{text}\n</file>')
             self.sent.append(SentFile(path=shown, kind="text", bytes=len(data), chars=len(text)))
+            self.pieces.append((len(self.sent) - 1, len(self.blocks) - 1))
         except OSError as exc:
             raise _cannot_read("/".join(names), exc) from None
         finally:
             os.close(fd)
+
+    def _document(self, fd: int, shown: str, file_type: str, size: int) -> None:
+        """Read a document to send to the file parser, checked to be what its extension says."""
+        what = f"the file parser's limit of {formats.DOCUMENT_MAX_BYTES:,} bytes (50 MiB) for one document"
+        data = self._read_converted(fd, shown, size, formats.DOCUMENT_MAX_BYTES, what)
+        formats.check_document(shown, data, file_type)
+        self.converted_bytes += len(data)
+        self.conversions.append(Document(shown, data, file_type, len(self.blocks), len(self.sent)))
+        self.pieces.append((len(self.sent), len(self.blocks)))
+        self.blocks.append("")
+        self.sent.append(SentFile(path=shown, kind="document", bytes=len(data)))
+
+    def _recording(self, fd: int, shown: str, media_type: str, size: int) -> None:
+        """Read a recording and cut it into the parts speech-to-text takes."""
+        what = f"the limit of {formats.MAX_CONVERTED_BYTES:,} bytes for one call"
+        data = self._read_converted(fd, shown, size, formats.MAX_CONVERTED_BYTES, what)
+        parts, seconds = formats.recording_parts(shown, data, media_type)
+        if self.audio_seconds + seconds > formats.MAX_AUDIO_SECONDS:
+            raise ArgumentError(
+                FIELD,
+                f"{shown} brings the recordings to {self.audio_seconds + seconds:,.0f} s, over the limit of "
+                f"{formats.MAX_AUDIO_SECONDS:,.0f} s one call may have transcribed. Send fewer or shorter ones.",
+            )
+        self.audio_seconds += seconds
+        self.converted_bytes += len(data)
+        digest = formats.content_hash(data)
+        entry = Recording(shown, digest, len(data), parts, media_type, seconds, len(self.blocks), len(self.sent))
+        self.conversions.append(entry)
+        self.pieces.append((len(self.sent), len(self.blocks)))
+        self.blocks.append("")
+        self.sent.append(SentFile(path=shown, kind="audio", bytes=len(data)))
+
+    def _read_converted(self, fd: int, shown: str, size: int, per_file: int, what: str) -> bytes:
+        """A document's or a recording's bytes, within `per_file` and what the call may still read of them."""
+        left = formats.MAX_CONVERTED_BYTES - self.converted_bytes
+        self._check_converted(shown, size, per_file, left, what)
+        data = _read(fd, min(per_file, left))
+        self._check_converted(shown, len(data), per_file, left, what)  # it grew since fstat
+        return data
+
+    def _check_converted(self, shown: str, size: int, per_file: int, left: int, what: str) -> None:
+        if size > per_file:
+            raise ArgumentError(FIELD, f"{shown} is {size:,} bytes, over {what}.")
+        if size > left:
+            raise ArgumentError(
+                FIELD,
+                f"{shown} brings the documents and recordings to {self.converted_bytes + size:,} bytes, over the "
+                f"limit of {formats.MAX_CONVERTED_BYTES:,} for one call. Send fewer or smaller ones.",
+            )
 
     def _check_image(self, shown: str, size: int) -> None:
         settings = self.settings
@@ -665,10 +759,13 @@ def _text(shown: str, data: bytes) -> str:
             raise UnicodeDecodeError("utf-8", data, data.index(b"\0"), data.index(b"\0") + 1, "NUL byte")
         return data.decode("utf-8")
     except UnicodeDecodeError:
+        name = formats.binary_name(data)
+        if name is not None:
+            raise formats.unreadable(f"{shown} is binary: it", name) from None
         raise ArgumentError(
             FIELD,
-            f"{shown} is binary (not UTF-8 text), so it cannot be sent as text; only text files and images "
-            f"({', '.join(sorted(IMAGE_TYPES))}) can.",
+            f"{shown} is binary (not UTF-8 text), so it cannot be sent as text; only text files, images "
+            f"({', '.join(sorted(IMAGE_TYPES))}), documents and recordings can.",
         ) from None
 
 

@@ -24,6 +24,7 @@ from mcp.server.mcpserver import Context
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from glm_mcp.config import Settings
+from glm_mcp.tools import files_offered
 
 __all__ = ["ROOTS_TIMEOUT_S", "FilesUnavailable", "Place", "Roots", "allowed_roots"]
 
@@ -85,7 +86,7 @@ async def allowed_roots(ctx: Context, settings: Settings) -> Roots:
     """The roots for this request; raises `FilesUnavailable` over HTTP without GLM_FILES_ROOTS."""
     over_http = ctx.headers is not None
     if over_http:
-        if not settings.files.roots:
+        if not files_offered(settings, over_http=True):
             raise FilesUnavailable(
                 "`files` is off over HTTP: the server's disk is not the caller's. The server's operator can set "
                 "GLM_FILES_ROOTS to the directories it may read; otherwise put the text in `prompt`."
