@@ -311,9 +311,7 @@ async def test_a_call_answered_within_its_wait_never_makes_a_job(settings: Setti
         assert "jobs" not in ok(await client.call_tool("list_jobs", {}))
 
 
-async def test_a_chunk_arriving_at_the_hand_off_is_neither_lost_nor_doubled(
-    client: Client, emulator: Emulator
-) -> None:
+async def test_a_chunk_arriving_at_the_hand_off_is_neither_lost_nor_doubled(client: Client, emulator: Emulator) -> None:
     """Waits swept across chunk arrivals: whichever side of the hand-off a chunk lands on, each job's answer is the
     emulator's, once; the hand-off's text and the answer saved with the job are its beginning; the job's progress
     goes on from where the call's stopped; its usage is the whole answer's."""

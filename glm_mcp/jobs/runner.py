@@ -168,9 +168,7 @@ class JobRunner:
         for job in list(self._jobs.values()):
             if not job.done and job.not_recorded is None:
                 try:
-                    await self._store.finish(
-                        job.id, "interrupted", result=None, partial_text=job.stream.answer_so_far
-                    )
+                    await self._store.finish(job.id, "interrupted", result=None, partial_text=job.stream.answer_so_far)
                 except RegistryUnavailable as exc:
                     logger.warning("job %s could not be recorded as interrupted: %s", job.id, exc)
 

@@ -49,6 +49,4 @@ async def record_stream(app: AppState, stream: ChatStream) -> None:
     """The tokens a chat stream cost, once it has ended (also when stopped: what was generated was paid for)."""
     completion = stream.completion or stream.accumulator.completion()
     if completion.usage is not None or stream.completion is not None:
-        await record(
-            app, stream.kind, completion.model or stream.model, completion.usage, principal=stream.principal
-        )
+        await record(app, stream.kind, completion.model or stream.model, completion.usage, principal=stream.principal)
