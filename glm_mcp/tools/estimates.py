@@ -157,9 +157,11 @@ async def chat_spend(
     None when it cannot be (confirmation off, the model unpriced or free, or even a token a character is cheaper),
     so that a chat asks the tokenizer nothing it did not ask before. `counted`: a count the call has already."""
     threshold = app.settings.models.confirm_above
+    if threshold is None:  # confirmation off (the default): a plain chat measures and prices nothing
+        return None
     bound = upper_bound(request)
     most = per_token(app.settings, request.model, bound, what, counted="")
-    if threshold is None or most is None or most.amount <= 0 or (counted is None and most.amount <= threshold):
+    if most is None or most.amount <= 0 or (counted is None and most.amount <= threshold):
         return None
     counted = counted or await count_prompt(app, request)
     if counted.counted_by == "platform tokenizer":
