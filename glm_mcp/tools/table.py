@@ -7,7 +7,7 @@ from `glm_mcp.tools.LISTING_FILE`, made from this table).
 from glm_mcp.server.registration import ToolSpec
 from glm_mcp.tools import account, batch, chat, jobs, media, search
 
-__all__ = ["TOOLS", "selected"]
+__all__ = ["TOOLS"]
 
 TOOLS: tuple[ToolSpec, ...] = (
     chat.CHAT,
@@ -25,8 +25,3 @@ TOOLS: tuple[ToolSpec, ...] = (
     batch.BATCH,
 )
 """Every tool the server offers, in the order clients list them, each in its toolset (GLM_MCP_TOOLSETS)."""
-
-
-def selected(toolsets: tuple[str, ...] | None = None) -> tuple[ToolSpec, ...]:
-    """The rows of `toolsets` (all of them when None)."""
-    return tuple(spec for spec in TOOLS if toolsets is None or spec.toolset in toolsets)
