@@ -20,7 +20,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.session import ClientRequestContext
-from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
+from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult, ErrorData
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from glm_mcp.app import create_server
@@ -100,6 +100,34 @@ async def test_unticked_is_no(emulator: Emulator, data_dir: Path) -> None:
     async with Client(create_server(settings), mode="legacy", elicitation_callback=User("unticked")) as client:
         refused = failure(await client.call_tool("generate_video", VIDEO))
     assert refused["error"] == "spend_declined" and video_requests(emulator) == []
+
+
+class Misbehaving:
+    """A client that answers the question with a JSON-RPC error, or accepts it with content that is not the form's."""
+
+    def __init__(self, answer: ElicitResult | ErrorData) -> None:
+        self.answer = answer
+
+    async def __call__(self, context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult | ErrorData:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (ErrorData(code=-32603, message="the dialog crashed"), "confirmation_unavailable"),
+        (ElicitResult(action="accept", content={"confirm": "maybe"}), "spend_declined"),
+        (ElicitResult(action="accept"), "spend_declined"),
+    ],
+    ids=["error", "not-the-form", "no-content"],
+)
+async def test_a_misbehaving_clients_answer_is_not_a_yes(
+    emulator: Emulator, data_dir: Path, answer: ElicitResult | ErrorData, error: str
+) -> None:
+    settings = settings_for(emulator, GLM_DATA_DIR=str(data_dir), GLM_MCP_TOOLSETS="all", GLM_CONFIRM_ABOVE=ABOVE)
+    async with Client(create_server(settings), mode="legacy", elicitation_callback=Misbehaving(answer)) as client:
+        refused = failure(await client.call_tool("generate_video", VIDEO))
+    assert refused["error"] == error and video_requests(emulator) == []
 
 
 async def test_off_by_default_nothing_is_asked(emulator: Emulator, settings: Any) -> None:
