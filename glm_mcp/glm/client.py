@@ -93,8 +93,9 @@ pool keeping N costs O(N) CPU per request and O(N²) per burst (docs/httpcore2-p
 kept, that was most of the server's CPU per call. Past this many idle ones, a connection is closed
 when its response ends; under a sustained load the in-flight ones are reused as they free up.
 """
-_PATH_SEGMENT = re.compile(r"[\w.:-]{1,200}")
-"""A file, batch or parse task id the client puts in a URL path: the platform's are letters, digits, `_` and `-`."""
+_PATH_SEGMENT = re.compile(r"(?!\.{1,2}$)[\w.:-]{1,200}")
+"""A file, batch or parse task id the client puts in a URL path: the platform's are letters, digits, `_` and `-`
+(never `.` or `..`, which the URL would resolve as a step up the path)."""
 # Failures that happen before a request is on the wire: re-sending can never duplicate work.
 _NOT_DELIVERED = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
 _OCTETS = "application/octet-stream"
