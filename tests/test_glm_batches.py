@@ -93,7 +93,7 @@ async def test_a_batch_is_never_created_twice_after_a_failure_that_may_have_reac
 
 
 async def test_ids_from_an_answer_never_leave_the_api_path(glm: GLMClient, emulator: Emulator) -> None:
-    for hostile in ("../files/x", "a/b", "", "x?y=1", "a b"):
+    for hostile in ("../files/x", "a/b", "", "x?y=1", "a b", "..", "."):
         with pytest.raises(GLMProtocolError):
             await glm.retrieve_batch(hostile)
         with pytest.raises(GLMProtocolError):

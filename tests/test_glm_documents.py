@@ -8,6 +8,7 @@ import pytest
 
 from glm_mcp.emulator import Emulator
 from glm_mcp.glm import Credentials, GLMAPIError, GLMClient, GLMTransportError, open_http_client
+from glm_mcp.glm.errors import GLMProtocolError
 from rigs import documents
 from tests.conftest import GENERAL_KEY
 
@@ -35,6 +36,15 @@ async def test_a_document_is_parsed_as_a_task_whose_text_comes_when_it_succeeds(
     assert sent.body is not None and sent.body["tool_type"] == "lite" and sent.body["file_type"] == "DOCX"
     assert sent.body["file"]["filename"] == "budget.docx"
 
+
+
+async def test_a_parse_task_id_that_is_no_id_is_refused_before_it_is_put_in_a_url(emulator: Emulator) -> None:
+    """The id comes from an answer: checked like a file or batch id, not sent on (as `%2F`...) to some other path."""
+    glm = _client(emulator)
+    for task_id in ("../../files", "a/b", "", "x y"):
+        with pytest.raises(GLMProtocolError):
+            await glm.parse_result(task_id)
+    assert not any("/files/parser/result" in e.path for e in emulator.state.exchanges)
 
 async def test_speech_to_text_reads_a_recording_and_the_platforms_refusals_are_api_errors(emulator: Emulator) -> None:
     glm = _client(emulator)

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
-from urllib.parse import quote
 
 import anyio
 import httpx2
@@ -94,8 +93,9 @@ pool keeping N costs O(N) CPU per request and O(N²) per burst (docs/httpcore2-p
 kept, that was most of the server's CPU per call. Past this many idle ones, a connection is closed
 when its response ends; under a sustained load the in-flight ones are reused as they free up.
 """
-_PATH_SEGMENT = re.compile(r"[\w.:-]{1,200}")
-"""A file or batch id the client puts in a URL path: the platform's are letters, digits, `_` and `-`."""
+_PATH_SEGMENT = re.compile(r"(?!\.{1,2}$)[\w.:-]{1,200}")
+"""A file, batch or parse task id the client puts in a URL path: the platform's are letters, digits, `_` and `-`
+(never `.` or `..`, which the URL would resolve as a step up the path)."""
 # Failures that happen before a request is on the wire: re-sending can never duplicate work.
 _NOT_DELIVERED = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
 _OCTETS = "application/octet-stream"
@@ -445,7 +445,7 @@ class GLMClient:
         """Upload a file to the Files API (POST /files, multipart): a batch's JSONL input, with purpose "batch"."""
         from glm_mcp.glm.types import FileObject
 
-        body, content_type = form({"purpose": purpose}, filename, content, "application/octet-stream")
+        body, content_type = form({"purpose": purpose}, filename, content, _OCTETS)
         response = await self._send("POST", "files", body, content_type=content_type)
         return self._parse(FileObject, response)
 
@@ -588,7 +588,7 @@ class GLMClient:
 
     async def parse_result(self, task_id: str) -> ParserResult:
         """The state of a parse, with the document's text once it succeeded (GET /files/parser/result/{id}/text)."""
-        response = await self._send("GET", f"files/parser/result/{quote(task_id, safe='')}/text")
+        response = await self._send("GET", f"files/parser/result/{_segment(task_id, 'parse task id')}/text")
         return self._parse(ParserResult, response)
 
     async def transcribe(
