@@ -40,9 +40,8 @@ def env_for(emulator: Emulator, data_dir: str | None = None, **variables: str) -
     return server_env(
         GLM_API_KEY=GENERAL_KEY,
         GLM_BASE_URL=emulator.base_url,
-        GLM_MCP_TOOLSETS=TOOLSETS,
         GLM_DATA_DIR=data_dir or scratch_dir(),
-        **variables,
+        **{"GLM_MCP_TOOLSETS": TOOLSETS, **variables},
     )
 
 
@@ -263,3 +262,22 @@ async def test_a_batch_of_a_callers_own_key_is_theirs_and_only_their_key_follows
         assert signed == {f"Bearer {SECOND_KEY}"}
     finally:
         emulator.config.api_keys = keys
+
+
+async def test_a_server_without_the_batch_toolset_takes_no_batch_over(emulator: Emulator) -> None:
+    timing(emulator, 0.15)
+    data_dir = scratch_dir()
+    with http_server_process(env=env_for(emulator, data_dir)) as (process, origin):
+        async with Client(origin + "/mcp") as client:
+            started = await call(client, "batch", {"prompts": prompts(50)})
+            job_id, batch_id = started["job_id"], started["batch_id"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) is not None
+    _, first_owner = registry_row(data_dir, job_id)
+    polled_before = len(upstream_calls(emulator, f"/batches/{batch_id}"))
+
+    # Start-up work only a batch server does: a core server never looks for batches to take over.
+    with http_server_process(env=env_for(emulator, data_dir, GLM_MCP_TOOLSETS="core")):
+        await anyio.sleep(3 * 2.0)  # three times the first look of a batch server (RESUME_FIRST_S)
+        assert registry_row(data_dir, job_id) == ("running", first_owner)
+        assert len(upstream_calls(emulator, f"/batches/{batch_id}")) == polled_before

@@ -6,7 +6,8 @@ The database is in WAL mode (readers never block the writer), a writer waits up 
 the process (`worker.py`), so the event loop never waits on the disk: what callers queue together
 runs as one batch, its writes in one short transaction (each in a savepoint of its own), and costs
 one wake-up of the event loop however many calls it held. The file is opened at the first job recorded
-or looked up, or about 2 s after start to take over platform batches (off the event loop);
+or looked up, or about 2 s after start to take over platform batches when the `batch` toolset is
+offered (off the event loop);
 a chat that ends within its wait writes only its turn and usage, behind the answer. What runs there is
 the registry's steps (`records.py`: jobs, conversations, usage, written once for SQLite and PostgreSQL),
 on the schema declared in `schema.py`, whose version the file keeps in `PRAGMA user_version`.

@@ -42,6 +42,8 @@ _REGISTRIES: WeakKeyDictionary[MCPServer[Any], JobStore] = WeakKeyDictionary()
 
 # An error report must not wait long on a second call to the platform.
 _MODEL_LIST_TIMEOUT_S = 5.0
+_BATCH_TOOLSET = "batch"
+"""The toolset (`Settings.server.toolsets`) whose server takes over the batches whose follower is gone."""
 
 
 @dataclass(slots=True)
@@ -131,8 +133,9 @@ def registry_of(server: MCPServer[Any]) -> JobStore | None:
 
 def lifespan(settings: Settings) -> Callable[[MCPServer[Any]], AbstractAsyncContextManager[AppState]]:
     """The server's lifespan for `settings`: the job registry, the GLM client and the task group the jobs run in,
-    open while it serves, where the batches of the server's key whose follower is gone are taken over; the chat
-    jobs still running when it stops are recorded as interrupted (its batches are taken over by the next)."""
+    open while it serves, where the batches of the server's key whose follower is gone are taken over when it offers
+    the `batch` toolset (a server without it never looks, so its registry stays unopened until a call needs it); the
+    chat jobs still running when it stops are recorded as interrupted (its batches are taken over by the next)."""
 
     @asynccontextmanager
     async def serving(this: MCPServer[Any]) -> AsyncIterator[AppState]:
@@ -147,7 +150,8 @@ def lifespan(settings: Settings) -> Callable[[MCPServer[Any]], AbstractAsyncCont
             try:
                 secret = await principal_secret(store, settings)
                 batches = BatchFollowers(background, store, usage, glm)
-                background.start_soon(batches.run, name="glm-mcp batches taken over")
+                if _BATCH_TOOLSET in settings.server.toolsets:  # else its start opens no registry for batches
+                    background.start_soon(batches.run, name="glm-mcp batches taken over")
                 yield AppState(
                     settings=settings,
                     glm=glm,
