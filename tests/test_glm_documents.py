@@ -37,7 +37,6 @@ async def test_a_document_is_parsed_as_a_task_whose_text_comes_when_it_succeeds(
     assert sent.body["file"]["filename"] == "budget.docx"
 
 
-
 async def test_a_parse_task_id_that_is_no_id_is_refused_before_it_is_put_in_a_url(emulator: Emulator) -> None:
     """The id comes from an answer: checked like a file or batch id, not sent on (as `%2F`...) to some other path."""
     glm = _client(emulator)
@@ -45,6 +44,7 @@ async def test_a_parse_task_id_that_is_no_id_is_refused_before_it_is_put_in_a_ur
         with pytest.raises(GLMProtocolError):
             await glm.parse_result(task_id)
     assert not any("/files/parser/result" in e.path for e in emulator.state.exchanges)
+
 
 async def test_speech_to_text_reads_a_recording_and_the_platforms_refusals_are_api_errors(emulator: Emulator) -> None:
     glm = _client(emulator)
