@@ -173,6 +173,9 @@ async def test_an_error_frame_mid_stream_keeps_the_partial_text(emulator: Emulat
     out = failed(await call(emulator, "chat", {"prompt": "hello"}))
     assert out["error"] == "upstream_error" and out["glm_code"] == "1234"
     assert out["partial_text"] and out["attempts"] == 1
+    with anyio.fail_after(5):  # the emulator records a stream once it has ended on its side, which may be later
+        while not upstream_calls(emulator, CHAT):
+            await anyio.sleep(0.01)
     assert len(upstream_calls(emulator, CHAT)) == 1
 
 
