@@ -494,7 +494,7 @@ async def test_the_sdk_seam(emulator: Emulator, data_dir: Any) -> None:
 
     for model, fields in (
         (Tool, {"fn", "parameters", "fn_metadata", "is_async", "context_kwarg", "annotations"}),
-        (FuncMetadata, {"arg_model", "output_schema", "output_model"}),
+        (FuncMetadata, {"arg_model", "output_schema"}),
     ):
         missing = fields - set(model.model_fields)
         assert not missing, f"the SDK's {model.__name__} no longer has {sorted(missing)}: update tooling.sdk_tool"

@@ -219,8 +219,6 @@ def register(
         state = cast(AppState, ctx.request_context.lifespan_context)
         try:
             spec = table.spec(listed.name)
-            if tool.fn_metadata.output_model is None:  # the SDK checks a successful result against it (read live)
-                tool.fn_metadata.output_model = spec.result
             state = state.for_request(ctx)
             args = parse_arguments(spec.arguments, kwargs[_RAW])
             outcome = await spec.handler(state, ctx, args)
@@ -232,7 +230,7 @@ def register(
             report_hand_off(HandOff(job_id, spec.task.suffix))
         return tool_result(outcome, is_error=False)
 
-    tool = sdk_tool(
+    return sdk_tool(
         call,
         name=listed.name,
         title=listed.title,
@@ -241,7 +239,6 @@ def register(
         input_schema=configured(listed.input_schema, unoffered=unoffered, values=values),
         output_schema=listed.output_schema,
     )
-    return tool
 
 
 def sdk_tool(
@@ -259,10 +256,10 @@ def sdk_tool(
     The SDK derives a tool's schemas from a function's signature; ours come from the models, so the
     `Tool` and its `FuncMetadata` are constructed directly instead of through `Tool.from_function`
     (nothing derived and thrown away, no signature rewritten). `_AsGiven` passes the arguments
-    through; the SDK validates a successful result's `structuredContent` against the metadata's
-    `output_model`, which `register` sets on the first call, when the tool's result model is loaded
-    (the SDK reads these fields live). tests/test_tools.py::test_the_sdk_seam names what broke if an SDK
-    release changes these fields.
+    through. No `output_model` is set: the SDK would validate every successful result's
+    `structuredContent` again, a dict dumped a moment before from the typed result model that the
+    `outputSchema` was generated from (tests/test_model_reads.py checks results against the schemas).
+    tests/test_tools.py::test_the_sdk_seam names what broke if an SDK release changes these fields.
     """
     metadata = FuncMetadata(arg_model=_AsGiven, output_schema=output_schema)
     return Tool(
