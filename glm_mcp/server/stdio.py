@@ -11,20 +11,33 @@ A request whose id is still in use by one in flight gets -32600 too: the SDK wou
 keep only the second in its table, so the first could no longer be cancelled.
 
 The SDK reads stdin in a worker thread that cannot be interrupted, so a SIGINT waited for stdin
-to close, which Claude Code never does (it sends SIGINT, then SIGTERM 0.1 s later). Here lines
-come from a daemon thread instead, and SIGINT or SIGTERM ends the input as if stdin had closed:
-the SDK cancels the calls in flight (their upstream streams close), the lifespan records the
-handed-off jobs as interrupted with their partial text, and the process exits.
+to close, which Claude Code never does (it sends SIGINT, then SIGTERM 0.1 s later). Here SIGINT or
+SIGTERM ends the input as if stdin had closed: the SDK cancels the calls in flight (their upstream
+streams close), the lifespan records the handed-off jobs as interrupted with their partial text, and
+the process exits.
+
+Where stdin and stdout are pipes or sockets (how every MCP client starts a server), both are read and
+written on the event loop, without a thread: a line is read when epoll says it is there, an answer
+written at once (and only waited on while the client does not read). The SDK's way, a worker thread
+hop for every line read and two for every message written (`write`, `flush`), costs each call three
+thread round trips. Elsewhere (a terminal, a file, Windows) a daemon thread reads stdin and the SDK
+writes stdout, as before. Either way stdout's descriptor is claimed while serving: fd 1 then points at
+stderr, so stray output of a library never reaches the wire.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self, cast
 
@@ -55,6 +68,7 @@ __all__ = [
     "FORCED_STOP_S",
     "STOP_SIGNALS",
     "AnsweringMalformed",
+    "PipeWriter",
     "SettlingIds",
     "StdinLines",
     "error_answer",
@@ -74,18 +88,21 @@ async def serve_stdio(server: MCPServer[Any]) -> None:
     lowlevel = server._lowlevel_server  # the SDK's own run_stdio_async drives this same object
     tasks_2025.install(server)  # one session per process: its `initialize` says whether the client takes tasks
     lines = StdinLines()
-    async with anyio.create_task_group() as tg:
+    async with anyio.create_task_group() as tg, _wire_out() as stdout:
         if sys.platform != "win32":
             tg.start_soon(_stop_on_signal, lines, tg.cancel_scope)
         lines.start()
         stdin = cast(Any, lines)  # the SDK only iterates it: `async for line in stdin`
-        async with stdio_server(stdin=stdin) as (read_stream, write_stream):
-            in_flight: set[RequestId] = set()
-            await lowlevel.run(
-                AnsweringMalformed(read_stream, write_stream, in_flight),
-                SettlingIds(write_stream, in_flight),
-                lowlevel.create_initialization_options(),
-            )
+        try:
+            async with stdio_server(stdin=stdin, stdout=cast(Any, stdout)) as (read_stream, write_stream):
+                in_flight: set[RequestId] = set()
+                await lowlevel.run(
+                    AnsweringMalformed(read_stream, write_stream, in_flight),
+                    SettlingIds(write_stream, in_flight),
+                    lowlevel.create_initialization_options(),
+                )
+        finally:
+            lines.stop()
         tg.cancel_scope.cancel()
 
 
@@ -118,18 +135,93 @@ class _ClosedOnExit:
         await self.aclose()
 
 
+def _is_pipe(fd: int) -> bool:
+    """Whether `fd` is a pipe or a socket, which the event loop can wait on (not a terminal, not a file)."""
+    if sys.platform == "win32":
+        return False
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+class PipeWriter:
+    """The SDK's stdout (it awaits `write`, then `flush`), written straight to a non-blocking pipe."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    async def write(self, text: str) -> None:
+        data = memoryview(text.encode())
+        while data:
+            try:
+                written = os.write(self._fd, data)
+            except BlockingIOError:  # the pipe is full: the client is not reading yet
+                await anyio.wait_writable(self._fd)
+                continue
+            data = data[written:]
+
+    async def flush(self) -> None:
+        """Nothing is buffered here."""
+
+
+@asynccontextmanager
+async def _wire_out(fd: int = 1) -> AsyncIterator[PipeWriter | None]:
+    """Claim stdout for the wire when it is a pipe: a private non-blocking duplicate is written, and `fd` points at
+    stderr meanwhile (as the SDK's own claim does). None otherwise: the SDK then claims and writes it itself."""
+    if not _is_pipe(fd) or not _backed_by(sys.stdout, fd):
+        yield None
+        return
+    import fcntl  # POSIX only, as a pipe claimed here is
+
+    sys.stdout.flush()
+    private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    diversion = os.dup(2)
+    os.dup2(diversion, fd)
+    os.close(diversion)
+    os.set_blocking(private, False)
+    try:
+        yield PipeWriter(private)
+    finally:
+        os.set_blocking(private, True)
+        os.dup2(private, fd)
+        os.close(private)
+
+
+def _backed_by(stream: Any, fd: int) -> bool:
+    try:
+        return bool(stream.buffer.fileno() == fd)
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 class StdinLines:
-    """The lines of stdin, read by a daemon thread, so that `end()` stops them even while a read blocks."""
+    """The lines of stdin, so that `end()` stops them even while a read waits: read on the event loop from a pipe
+    (non-blocking while serving), else by a daemon thread."""
 
     def __init__(self, fd: int = 0) -> None:
         self._fd = fd
         self._send, self._receive = anyio.create_memory_object_stream[str](0)
         self._waiting: anyio.CancelScope | None = None
         self._ended = False
+        self._pipe = _is_pipe(fd)
+        self._lines: deque[str] = deque()
+        self._pending = b""
+        self._eof = False
 
     def start(self) -> None:
+        if self._pipe:
+            os.set_blocking(self._fd, False)
+            return
         token = anyio.lowlevel.current_token()
         threading.Thread(target=self._read, args=(token,), name="glm-mcp stdin", daemon=True).start()
+
+    def stop(self) -> None:
+        """Leave stdin as it was found (blocking), for whatever reads it next."""
+        if self._pipe:
+            with contextlib.suppress(OSError):
+                os.set_blocking(self._fd, True)
 
     def end(self) -> None:
         self._ended = True
@@ -153,6 +245,8 @@ class StdinLines:
         return self
 
     async def __anext__(self) -> str:
+        if self._pipe:
+            return await self._next_from_pipe()
         if self._ended:
             raise StopAsyncIteration
         with anyio.CancelScope() as self._waiting:
@@ -163,6 +257,33 @@ class StdinLines:
             finally:
                 self._waiting = None
         raise StopAsyncIteration  # end() was called while waiting
+
+    async def _next_from_pipe(self) -> str:
+        while not self._lines:
+            if self._ended or self._eof:
+                raise StopAsyncIteration
+            with anyio.CancelScope() as self._waiting:
+                await anyio.wait_readable(self._fd)
+            self._waiting = None
+            if self._ended:
+                raise StopAsyncIteration
+            try:
+                chunk = os.read(self._fd, _READ_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError:
+                chunk = b""  # unreadable: as if closed
+            self._take(chunk)
+        return self._lines.popleft()
+
+    def _take(self, chunk: bytes) -> None:
+        if not chunk:
+            self._eof = True
+            if self._pending:
+                self._lines.append(self._pending.decode("utf-8", "replace"))
+            return
+        *lines, self._pending = (self._pending + chunk).split(b"\n")
+        self._lines.extend(line.decode("utf-8", "replace") + "\n" for line in lines)
 
 
 class SettlingIds(_ClosedOnExit):
