@@ -139,3 +139,32 @@ async def test_the_emulator_command_takes_its_timing_and_limit_flags() -> None:
                 tg.start_soon(post)
                 tg.start_soon(post)
     assert sorted(statuses) == [200, 429]
+
+
+async def test_a_client_that_stops_reading_stdout_stalls_only_its_answers(emulator: Emulator) -> None:
+    """Answers are written to a non-blocking pipe from the event loop: with the pipe full (the client reads
+    nothing), the server goes on with the work it was sent (here a chat reaches the upstream), and every answer
+    arrives, whole and in order, once the client reads again; stdin and stdout are left blocking at exit."""
+    env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url)
+    initialize = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}
+    async with await anyio.open_process(COMMAND, env=env) as process:
+        raw = RawStdio(process)
+        await raw.send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": initialize})
+        await raw.answer(0)
+        await raw.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        listings = list(range(1, 9))  # ~30 KB each: more than a pipe holds
+        await raw.send(*({"jsonrpc": "2.0", "id": i, "method": "tools/list"} for i in listings))
+        before = len(upstream_calls(emulator, "/chat/completions"))
+        chat = {"name": "chat", "arguments": {"prompt": "Asked while nobody reads"}}
+        await raw.send({"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": chat})
+        with anyio.fail_after(20):
+            while len(upstream_calls(emulator, "/chat/completions")) == before:
+                await anyio.sleep(0.05)
+        answers = [await raw.answer(i) for i in listings]
+        assert all(len(answer["result"]["tools"]) == len(TOOLS) for answer in answers)
+        assert (await raw.answer(99))["result"]["isError"] is False
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        with anyio.fail_after(10):
+            await process.wait()
+    assert process.returncode == 0
