@@ -104,6 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run(sections: set[str], size: Size, judge: bool = True) -> tuple[list[Figure], list[str]]:
     figures: list[Figure] = []
     memory: dict[str, float] = {}
+    notes: list[str] = []
+
+    def note(new: list[str]) -> None:
+        for line in new:
+            if line not in notes:  # the same from two sections once
+                print(f"note: {line}", flush=True)
+                notes.append(line)
 
     def show(new: list[Figure]) -> None:
         for figure in new:
@@ -113,17 +120,19 @@ async def _run(sections: set[str], size: Size, judge: bool = True) -> tuple[list
         figures.extend(new)
 
     if "cold-start" in sections:
-        new, memory = measure.cold_starts(size.cold_starts)
+        new, memory, cold_notes = measure.cold_starts(size.cold_starts, with_others=judge)
+        note(cold_notes)
         show(new)
     if "per-call" in sections:
-        show(await measure.per_call(size.calls, size.warmup))
+        new, call_notes = await measure.per_call(size.calls, size.warmup, with_others=judge)
+        note(call_notes)
+        show(new)
     if "breakdown" in sections:
         show(await breakdown.breakdown(size.calls, size.warmup))
     if "streaming" in sections:
         show(await measure.first_progress(size.progress_runs))
     if "tasks" in sections:
         show(await anyio.to_thread.run_sync(tasks.long_generation, size.long_generation_s))
-    notes: list[str] = []
     if "context" in sections:
         with emulator() as emu:
             new, context_notes = await context.context_cost(emu.origin)

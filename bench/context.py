@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,16 @@ def peer_command() -> list[str] | None:
     return [str(PEER_DIR / "bin" / "python"), str(executable)]
 
 
+def peer_env(env: dict[str, str]) -> dict[str, str]:
+    """The peer's environment beside glm-mcp's `env`: it reads the same GLM_API_KEY and GLM_BASE_URL; its usage log
+    goes to a temporary directory (not ~/.glm-mcp), and FastMCP's banner does not ask PyPI for a newer release.
+    Without PYTHONPATH: a checkout on it (`PYTHONPATH=$PWD python -m bench`) would put this project's `glm_mcp`
+    in place of the peer's own."""
+    log_dir = tempfile.mkdtemp(prefix="glm-mcp-bench-peer-")
+    keep = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    return {**keep, "GLM_MCP_LOG_DIR": log_dir, "FASTMCP_CHECK_FOR_UPDATES": "off"}
+
+
 async def measure(command: list[str], env: dict[str, str], chat_tool: str, arguments: dict[str, Any]) -> dict[str, int]:
     """Sizes of `command`'s tool list and of one chat answer, as its client's model would read them."""
     params = StdioServerParameters(command=command[0], args=command[1:], env=env)
@@ -89,7 +100,7 @@ async def context_cost(base_url: str) -> tuple[list[Figure], list[str]]:
             print(f"{name}: {ours[key]} {unit} (≈{ours[key] // CHARS_PER_TOKEN} tokens)", flush=True)
         print(f"{_ALL_TOOLSETS}: {everything['tools_list']} bytes", flush=True)
         return [], notes
-    env = server_env(base_url)
+    env = peer_env(server_env(base_url))
     theirs = await measure(peer, env, "glm_chat", {"message": PROMPT, "model": "glm-4.6"})
     notes.append(f"Context: the peer {PEER} lists {theirs['tools']} tools.")
     floor_command = f"{PEER} ({shown(peer)})"

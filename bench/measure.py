@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx2
@@ -14,6 +15,7 @@ from mcp import Client, StdioServerParameters
 
 from bench.clients import PROMPT, CallFailed, Direct, RawMCP, RawStdio, cold_start
 from bench.figures import Figure, median, percentile
+from bench.peers import ROUNDS, CpuRounds, Other, others
 from bench.processes import BARE_SERVER, EMULATOR_KEY, GLM_MCP, PYTHON, emulator, http_server, server_env, shown
 from glm_mcp.config import Settings
 from glm_mcp.tools.chat import ChatArguments
@@ -42,15 +44,20 @@ def pooled_client(connections: int = 100) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(300.0), trust_env=False)
 
 
-def cold_starts(runs: int) -> tuple[list[Figure], dict[str, float]]:
-    """Spawn → initialize → tools/list over stdio, glm-mcp and the bare server alternately; median of `runs`."""
+def cold_starts(runs: int, with_others: bool = True) -> tuple[list[Figure], dict[str, float], list[str]]:
+    """Spawn → initialize → tools/list over stdio, glm-mcp and the bare server alternately (and the peer and the
+    Node server after them, unless `with_others` is false); median of `runs`."""
     env = server_env(NO_UPSTREAM)
+    compared, notes = _others(NO_UPSTREAM, env, with_others)  # each started once: the page cache warm
     ours: list[tuple[float, int]] = []
     bare: list[tuple[float, int]] = []
+    theirs: list[list[tuple[float, int]]] = [[] for _ in compared]
     cold_start(GLM_MCP, env), cold_start(BARE_SERVER, None)  # page cache and .pyc warm for both
     for _ in range(runs):
         ours.append(cold_start(GLM_MCP, env))
         bare.append(cold_start(BARE_SERVER, None))
+        for other, times in zip(compared, theirs, strict=True):
+            times.append(cold_start(other.command, other.env))
     ours_s, bare_s = median([t for t, _ in ours]), median([t for t, _ in bare])
     ours_mib, bare_mib = median([m for _, m in ours]) / 1024, median([m for _, m in bare]) / 1024
     figures = [
@@ -78,7 +85,38 @@ def cold_starts(runs: int) -> tuple[list[Figure], dict[str, float]]:
             "VmRSS from /proc, median of the cold-start runs",
         ),
     ]
-    return figures, {"bare_rss_mib": bare_mib}
+    for other, times in zip(compared, theirs, strict=True):
+        their_s, their_mib = median([t for t, _ in times]), median([m for _, m in times]) / 1024
+        figures += [
+            Figure(
+                f"cold start, {other.label} (stdio, median of {runs})",
+                their_s,
+                bare_s,
+                "s",
+                other.shown,
+                shown(BARE_SERVER),
+                detail=f"spawn -> initialize -> tools/list, alternating with the others; fastest "
+                f"{min(t for t, _ in times):.3f} s; glm-mcp {ours_s:.3f} s; for comparison, no target",
+            ),
+            Figure(
+                f"idle rss, {other.label} (stdio, after tools/list)",
+                their_mib,
+                bare_mib,
+                "MiB",
+                other.shown,
+                shown(BARE_SERVER),
+                detail=f"VmRSS from /proc, median of the cold-start runs; glm-mcp {ours_mib:.1f} MiB; "
+                "for comparison, no target",
+            ),
+        ]
+    return figures, {"bare_rss_mib": bare_mib}, notes
+
+
+def _others(origin: str, env: dict[str, str], wanted: bool) -> tuple[list[Other], list[str]]:
+    """The peer and the Node server against `origin` (bench/peers.py), or none with a note saying why."""
+    if not wanted:
+        return [], ["Peers: the peer glm-mcp 0.8.1 and the Node TS SDK server are left out of --quick."]
+    return others(origin, env, bare_chat_env(origin, env), str(upstream_body(env)["model"]))
 
 
 @dataclass
@@ -95,9 +133,11 @@ class Series:
         self.times.append(time.perf_counter() - start)
 
 
-async def per_call(calls: int, warmup: int) -> list[Figure]:
+async def per_call(calls: int, warmup: int, with_others: bool = True) -> tuple[list[Figure], list[str]]:
     """`chat` at zero upstream latency: through the server (stdio, HTTP) vs straight to the emulator, and over
-    stdio with a raw JSON-RPC client vs a bare `MCPServer` making the same streamed request.
+    stdio with a raw JSON-RPC client vs a bare `MCPServer` making the same streamed request; the peer glm-mcp
+    0.8.1 and a Node TS SDK server likewise over stdio (unless `with_others` is false), their wall per call and
+    their CPU per call beside the bare server's.
 
     The ways are interleaved call by call, so a noisy moment hits all of them.
     """
@@ -105,6 +145,8 @@ async def per_call(calls: int, warmup: int) -> list[Figure]:
         env = server_env(emu.origin)
         bare_command = [*BARE_SERVER, "--upstream", emu.origin]
         raw_ours, raw_bare = RawStdio(GLM_MCP, env), RawStdio(bare_command, bare_chat_env(emu.origin, env))
+        compared, notes = _others(emu.origin, env, with_others)
+        raw_others = [RawStdio(other.command, other.env) for other in compared]
         with http_server(env) as server:
             async with (
                 pooled_client() as http,
@@ -116,6 +158,8 @@ async def per_call(calls: int, warmup: int) -> list[Figure]:
                 await raw.open()
                 await raw_ours.open()
                 await raw_bare.open()
+                for client in raw_others:
+                    await client.open()
                 arguments = {"prompt": PROMPT}
 
                 async def sdk_call(client: Client) -> None:
@@ -132,17 +176,30 @@ async def per_call(calls: int, warmup: int) -> list[Figure]:
                     Series("stdio raw JSON-RPC", lambda: raw_ours.call_tool("chat", arguments), []),
                     Series("stdio raw JSON-RPC, bare", lambda: raw_bare.call_tool("chat", arguments), []),
                 ]
+                series += [
+                    Series(other.label, partial(client.call_tool, other.tool, other.arguments), [])
+                    for other, client in zip(compared, raw_others, strict=True)
+                ]
+                cpu = CpuRounds({"ours": raw_ours.pid, "bare": raw_bare.pid})
+                cpu.pids.update((other.label, client.pid) for other, client in zip(compared, raw_others, strict=True))
+                per_round, since = max(calls // ROUNDS, 1), 0
                 try:
                     for i in range(warmup + calls):
-                        for s in series:
-                            await s.once()
-                        if i < warmup:
+                        if i == warmup:
                             for s in series:
                                 s.times.clear()
+                            cpu.start()
+                        for s in series:
+                            await s.once()
+                        if i >= warmup:
+                            since += 1
+                            if since == per_round or i == warmup + calls - 1:
+                                cpu.end_round(since)
+                                since = 0
                 finally:
-                    await raw_ours.close()
-                    await raw_bare.close()
-    floor, whole, stdio, raw_http, sdk_http, raw_stdio, raw_stdio_bare = series
+                    for client in (raw_ours, raw_bare, *raw_others):
+                        await client.close()
+    floor, whole, stdio, raw_http, sdk_http, raw_stdio, raw_stdio_bare = series[:7]
     ms = 1000.0
     floor_cmd = f"httpx2 POST {emu.origin}/chat/completions (stream: true, read to the end)"
     stdio_cmd = f"mcp.Client(StdioServerParameters: {shown(GLM_MCP)}).call_tool('chat')"
@@ -178,6 +235,36 @@ async def per_call(calls: int, warmup: int) -> list[Figure]:
             f"over the direct request {value - percentile(floor.times, q) * ms:+.2f} ms",
         )
 
+    def other_figures(other: Other, s: Series) -> list[Figure]:
+        value, base = percentile(s.times, 0.5) * ms, percentile(raw_stdio_bare.times, 0.5) * ms
+        cpu_value, cpu_base = cpu.ms_per_call(other.label), cpu.ms_per_call("bare")
+        command = f"raw JSON-RPC lines to {other.shown}: {other.how}"
+        floor_command = f"the same to {shown(bare_command)}: its chat tool makes the same streamed request"
+        return [
+            Figure(
+                f"per-call stdio p50 (raw JSON-RPC), {other.label}",
+                value,
+                base,
+                "ms",
+                command,
+                floor_command,
+                detail=f"difference {value - base:+.2f} ms; p99 {percentile(s.times, 0.99) * ms:.2f} ms vs "
+                f"{percentile(raw_stdio_bare.times, 0.99) * ms:.2f} ms over {len(s.times)} calls; "
+                f"glm-mcp p50 {percentile(raw_stdio.times, 0.5) * ms:.2f} ms; for comparison, no target",
+            ),
+            Figure(
+                f"server cpu per chat, stdio (raw JSON-RPC), {other.label}",
+                cpu_value,
+                cpu_base,
+                "ms",
+                command + ", utime+stime from /proc",
+                floor_command,
+                detail=f"difference {cpu_value - cpu_base:+.2f} ms; glm-mcp {cpu.ms_per_call('ours'):.2f} ms; median "
+                f"of {cpu.rounds('bare')} rounds of {per_round} calls, interleaved call by call (/proc counts "
+                f"{cpu.tick_ms:g} ms ticks: {cpu.tick_ms / per_round:.2f} ms a call); for comparison, no target",
+            ),
+        ]
+
     return [
         over_bare(0.5, STDIO_BUDGET_MS),
         over_bare(0.99, None),
@@ -194,7 +281,8 @@ async def per_call(calls: int, warmup: int) -> list[Figure]:
             0.5,
             None,
         ),
-    ]
+        *(f for other, s in zip(compared, series[7:], strict=True) for f in other_figures(other, s)),
+    ], notes
 
 
 class FirstText:
