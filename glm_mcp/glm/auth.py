@@ -158,8 +158,9 @@ class Credentials(httpx2.Auth):
                 return False
             data = raw.encode()
         else:
-            if any(mark in raw for mark in self._json_marks_bytes):
-                return True
+            for mark in self._json_marks_bytes:  # a loop, not any(): this runs for every chunk of every stream
+                if mark in raw:
+                    return True
             if b"\\u00" not in raw if self._ascii_marks else b"\\u" not in raw:
                 return False
             data = raw

@@ -312,10 +312,11 @@ class GLMClient:
                     if not data:  # an event of only `id:` / `event:` lines, or an empty `data:`, carries nothing
                         continue
                     chunk = self._parse_chunk(ChatCompletionChunk, data, response)
-                    if _says_something(chunk):
+                    chars, says_something, ends = _weigh(chunk)
+                    if says_something:
                         silence.heard()
-                    finished = finished or any(choice.finish_reason for choice in chunk.choices)
-                    answer_chars += _answer_chars(chunk)
+                    finished = finished or ends
+                    answer_chars += chars
                     if answer_chars > max_answer_chars:
                         raise GLMLimitError(
                             f"the answer from the GLM API passed GLM_MAX_ANSWER_CHARS ({max_answer_chars} characters) "
@@ -847,27 +848,28 @@ class _SilenceWatch:
         return (GLMKeptAliveError if kept_alive else GLMSilentError)(base_url, self._seconds)
 
 
-def _says_something(chunk: ChatCompletionChunk) -> bool:
-    """Whether a chunk carries any of the answer (text, reasoning, a tool call, search results, its end), unlike
-    the empty chunks an upstream may send only to keep the connection open."""
-    if chunk.web_search or chunk.usage is not None:
-        return True
-    return any(
-        choice.finish_reason or choice.delta.content or choice.delta.reasoning_content or choice.delta.tool_calls
-        for choice in chunk.choices
-    )
-
-
-def _answer_chars(chunk: ChatCompletionChunk) -> int:
-    """Characters a chunk adds to the answer: text, reasoning and tool-call arguments."""
-    size = 0
+def _weigh(chunk: ChatCompletionChunk) -> tuple[int, bool, bool]:
+    """What a chunk brings, in one pass over it (it runs for every token): the characters it adds to the answer
+    (text, reasoning, tool-call names and arguments); whether it carries any of the answer (those, search results,
+    usage or a finish reason), unlike the empty chunks an upstream may send only to keep the connection open; and
+    whether it ends the answer (a finish reason)."""
+    chars = 0
+    says_something = bool(chunk.web_search) or chunk.usage is not None
+    ends = False
     for choice in chunk.choices:
         delta = choice.delta
-        size += len(delta.content or "") + len(delta.reasoning_content or "")
-        for call in delta.tool_calls or ():
-            if call.function is not None:
-                size += len(call.function.arguments or "") + len(call.function.name or "")
-    return size
+        if delta.content:
+            chars += len(delta.content)
+        if delta.reasoning_content:
+            chars += len(delta.reasoning_content)
+        if delta.tool_calls:
+            says_something = True
+            for call in delta.tool_calls:
+                if call.function is not None:
+                    chars += len(call.function.arguments or "") + len(call.function.name or "")
+        if choice.finish_reason:
+            ends = True
+    return chars, says_something or ends or chars > 0, ends
 
 
 def _error_fields(error: object) -> tuple[str | None, str]:

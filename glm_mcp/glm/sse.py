@@ -64,27 +64,26 @@ class SSEDecoder:
                 lines[0] = b"".join(self._line)
                 self._line.clear()
                 self._line_bytes = 0
+            # One loop over the lines, inline: it runs for every token of every stream.
+            data = self._data
             for line in lines:
-                self._take(line, completed)
+                if not line:  # a blank line ends the event
+                    if data:
+                        completed.append(data[0] if len(data) == 1 else b"\n".join(data))
+                        data = self._data = []
+                    self._event_bytes = 0
+                    continue
+                if line[0] == 0x3A:  # ":" a comment
+                    continue
+                self._event_bytes += len(line)
+                if self._event_bytes > self._max:
+                    raise EventTooLarge(self._max)
+                name, _, value = line.partition(b":")
+                if name == b"data":
+                    data.append(value[1:] if value[:1] == b" " else value)
         if rest:
             self._line.append(rest)
             self._line_bytes += len(rest)
         if self._event_bytes + self._line_bytes > self._max:
             raise EventTooLarge(self._max)
         return completed
-
-    def _take(self, line: bytes, completed: list[bytes]) -> None:
-        if not line:  # a blank line ends the event
-            if self._data:
-                completed.append(self._data[0] if len(self._data) == 1 else b"\n".join(self._data))
-                self._data = []
-            self._event_bytes = 0
-            return
-        if line[0] == 0x3A:  # ":" a comment
-            return
-        self._event_bytes += len(line)
-        if self._event_bytes > self._max:
-            raise EventTooLarge(self._max)
-        name, _, value = line.partition(b":")
-        if name == b"data":
-            self._data.append(value[1:] if value[:1] == b" " else value)
