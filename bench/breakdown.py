@@ -57,7 +57,10 @@ async def breakdown(calls: int, warmup: int) -> list[Figure]:
         bare_env = bare_chat_env(emu.origin, env)
         stdio_ours, stdio_bare = await _raw_stdio_cpu(GLM_MCP, env, bare_command, bare_env, calls, warmup)
         port = free_port()
-        with http_server(env) as ours, running([*bare_command, "--http", str(port)], port, bare_env) as bare:
+        # Both stateless (glm-mcp's default over HTTP): a stateless POST sets up a session of its own, which a
+        # sessionful bare server would not pay for (the load section measures both modes, each against its own).
+        bare_http = [*bare_command, "--http", str(port), "--stateless"]
+        with http_server(env) as ours, running(bare_http, port, bare_env) as bare:
             http_ours, http_bare = await _raw_http_cpu(ours, bare, calls, warmup)
     glm_ms, loop_ms = client
     sdk = shown(BARE_SERVER) + " over stdio: tools/call echo (mcp.Client)"
@@ -75,7 +78,7 @@ async def breakdown(calls: int, warmup: int) -> list[Figure]:
             f"difference {stdio_ours - stdio_bare:+.2f} ms; {ROUNDS} interleaved rounds of {calls // ROUNDS}",
         ),
         Figure(
-            "server cpu per chat over a bare server, http 1 at a time (raw JSON-RPC)",
+            "server cpu per chat over a bare server, http 1 at a time, stateless (raw JSON-RPC)",
             http_ours,
             http_bare,
             "ms",

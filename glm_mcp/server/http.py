@@ -41,7 +41,7 @@ from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.mcpserver import MCPServer
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
@@ -154,14 +154,18 @@ def create_http_app(server: MCPServer[Any], settings: Settings, calls: CallRegis
     server.middleware.append(StopCalls(calls))
     if not settings.http.stateless:  # a stateless POST cannot know what its client declared at `initialize`
         tasks_2025.install(server)
-    sdk_app = server.streamable_http_app(
+    server.streamable_http_app(  # makes the session manager with these settings (its Starlette app is not used)
         streamable_http_path=MCP_PATH,
         stateless_http=settings.http.stateless,
         max_request_body_size=settings.http.max_body_bytes,
         transport_security=transport_security(settings),
     )
     _without_a_second_body_copy(server.session_manager)
-    mcp: ASGIApp = _CallerKeyCheck(BodyLimit(CallStopper(sdk_app, calls), settings.http.max_body_bytes), settings)
+    # The session manager's own ASGI app, routed to by this app's route: the SDK's Starlette app around it would
+    # add a second error layer, exception layer and router to every request (its lifespan, the manager's `run`, is
+    # this app's: `running`).
+    transport = StreamableHTTPASGIApp(server.session_manager)
+    mcp: ASGIApp = _CallerKeyCheck(BodyLimit(CallStopper(transport, calls), settings.http.max_body_bytes), settings)
     # Stateless, a GET would open an event stream nothing can ever be sent on (no session), held for as long as
     # its client likes, and a DELETE has no session to end: the transport lets a server answer both 405.
     methods = ["POST"] if settings.http.stateless else ["GET", "POST", "DELETE"]
