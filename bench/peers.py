@@ -5,7 +5,7 @@
   unstreamed request through the `openai` client (its own defaults: temperature 0.7, max_tokens 2048,
   top_p 0.95), pointed at the emulator by `GLM_API_KEY` and `GLM_BASE_URL`.
 - A Node server on the TypeScript SDK (bench/node_server.mjs; Node 22 and the SDK installed by
-  `tests.node_tools` into `.cache/node-tools/`), whose tool `chat(prompt)` makes the same streamed request as
+  `rigs.node_tools` into `.cache/node-tools/`), whose tool `chat(prompt)` makes the same streamed request as
   the bare Python server's and returns its text.
 
 Both are measured over stdio with the raw JSON-RPC client, beside the bare Python server
@@ -120,12 +120,12 @@ DESCRIBED = {
 def _node_command(origin: str) -> tuple[list[str] | None, str]:
     """`node <copy of node_server.mjs> --upstream origin`, Node 22 and the SDK installed on first use; else why not."""
     try:
-        from tests.node_tools import NODE, TS_SDK, bin_path, node_modules
+        from rigs.node_tools import NODE, TS_SDK, bin_path, node_modules
 
         node = bin_path(NODE, "node")
         prefix = node_modules(TS_SDK).parent
     except ImportError as exc:
-        return None, f"tests.node_tools is not importable: {exc}"
+        return None, f"rigs.node_tools is not importable: {exc}"
     except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as exc:
         return None, f"Node 22 or the TypeScript SDK could not be installed: {exc}"
     # An ES module resolves imports from where it lies: the copy lies beside the SDK's node_modules.

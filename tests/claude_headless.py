@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from rigs.node_tools import CLAUDE_CODE, NODE, bin_path
 from tests.fake_anthropic import FakeAnthropic
-from tests.node_tools import CLAUDE_CODE, NODE, bin_path
 
 SERVER = "glm"
 """The name our server has in the MCP config: Claude Code calls its tools mcp__glm__<tool>."""

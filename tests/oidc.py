@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx2
 
-from tests.node_tools import OIDC_PROVIDER, node_env, node_modules
+from rigs.node_tools import OIDC_PROVIDER, node_env, node_modules
 from tests.processes import free_port
 
 SCRIPT = Path(__file__).with_name("oidc_provider.mjs")

@@ -27,8 +27,8 @@ from glm_mcp.jobs.batches import RESUME_FIRST_S
 from glm_mcp.jobs.open import JOBS_FILE
 from glm_mcp.server.auth import CLIENT_KEY_HEADER
 from glm_mcp.server.http import MCP_PATH
+from rigs.node_tools import TS_SDK, node_env, node_modules
 from tests.conftest import GENERAL_KEY, upstream_calls
-from tests.node_tools import TS_SDK, node_env, node_modules
 from tests.processes import COMMAND, http_server, http_server_process, scratch_dir, server_env
 
 pytestmark = pytest.mark.anyio

@@ -23,9 +23,9 @@ from mcp import Client, StdioServerParameters
 
 from glm_mcp.cli import SETTINGS_URL, main
 from glm_mcp.emulator import Emulator
+from rigs.node_tools import INSPECTOR, bin_path, node_env, run_node_tool
 from tests.claude_headless import claude_commands
 from tests.conftest import GENERAL_KEY
-from tests.node_tools import INSPECTOR, bin_path, node_env, run_node_tool
 from tests.processes import COMMAND, free_port, server_env
 
 ROOT = Path(__file__).resolve().parents[1]

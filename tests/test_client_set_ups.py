@@ -29,9 +29,9 @@ import jsonschema
 import pytest
 
 from glm_mcp.emulator import Emulator
+from rigs.node_tools import INSPECTOR, node_env, node_modules
 from tests.claude_headless import SERVER, claude_added_servers, claude_shell
 from tests.conftest import DEFAULT_TOOLS, GENERAL_KEY
-from tests.node_tools import INSPECTOR, node_env, node_modules
 from tests.processes import http_server, server_env
 from tests.test_readme import linked_snippets
 

@@ -28,8 +28,8 @@ from glm_mcp.emulator import Emulator
 from glm_mcp.server.confirmation import QUESTION_KEY_PREFIX
 from glm_mcp.server.tasks import EXTENSION
 from glm_mcp.tools.estimates import per_call, per_token
+from rigs.node_tools import TS_SDK, node_env, node_modules
 from tests.conftest import GENERAL_KEY, settings_for, upstream_calls
-from tests.node_tools import TS_SDK, node_env, node_modules
 from tests.processes import COMMAND, RawStdio, http_server, server_env
 
 pytestmark = pytest.mark.anyio

@@ -18,8 +18,8 @@ from mcp import Client, StdioServerParameters
 
 from glm_mcp.emulator import Emulator
 from rigs import documents
+from rigs.node_tools import TS_SDK, node_env, node_modules
 from tests.conftest import GENERAL_KEY, upstream_calls
-from tests.node_tools import TS_SDK, node_env, node_modules
 from tests.processes import COMMAND, http_server, server_env
 from tests.test_tools import failed, ok
 from tests.test_workspace import sent_text

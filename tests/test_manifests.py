@@ -36,8 +36,8 @@ from glm_mcp.cli import DEFAULT_HTTP_PORT
 from glm_mcp.config import API_KEY_VARS, ENV_VARS, Plan, Region
 from glm_mcp.emulator import Emulator
 from glm_mcp.server.http import MCP_PATH
+from rigs.node_tools import MCPB, run_node_tool
 from tests.conftest import DEFAULT_TOOLS, GENERAL_KEY, upstream_calls
-from tests.node_tools import MCPB, run_node_tool
 from tests.processes import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]

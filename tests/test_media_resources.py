@@ -37,13 +37,13 @@ from glm_mcp.jobs.postgres import SCHEMA_VERSION, PostgresJobStore
 from glm_mcp.server.auth import CLIENT_KEY_HEADER
 from glm_mcp.server.http import MCP_PATH
 from glm_mcp.server.media import TEMPLATE
+from rigs.node_tools import TS_SDK, node_env, node_modules
 from tests.claude_headless import SERVER as CLAUDE_SERVER
 from tests.claude_headless import claude_print
 from tests.conftest import GENERAL_KEY, settings_for, upstream_calls
 from tests.emulator.test_endpoints import decode_png
 from tests.fake_anthropic import Block, FakeAnthropic, text, tool_names, tool_results, tool_use
 from tests.hostile_upstream import HostileUpstream, Reply, Request, json_reply
-from tests.node_tools import TS_SDK, node_env, node_modules
 from tests.processes import COMMAND, RawStdio, http_server, server_env
 from tests.test_schema_truth import over_http
 from tests.test_tools import ok

@@ -18,9 +18,9 @@ from mcp import Client
 from glm_mcp.app import create_server
 from glm_mcp.emulator import Emulator
 from glm_mcp.server.http import MCP_PATH
+from rigs.node_tools import CONFORMANCE, INSPECTOR, run_node_tool
 from tests.conftest import GENERAL_KEY, settings_for
 from tests.live_tools import Result, call_every_tool, calls_through, listed_tools, same_arguments
-from tests.node_tools import CONFORMANCE, INSPECTOR, run_node_tool
 from tests.processes import COMMAND, http_server, scratch_dir, server_env
 
 TOKEN = "outside-checkers-token-0123456789"

@@ -25,9 +25,9 @@ import pytest
 from anyio.abc import Process
 
 from glm_mcp.emulator import Emulator
+from rigs.node_tools import TS_SDK, node_env, node_modules
 from tests import processes
 from tests.conftest import GENERAL_KEY
-from tests.node_tools import TS_SDK, node_env, node_modules
 from tests.processes import COMMAND, http_server, http_server_process, scratch_dir, server_env
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ import httpx2
 import pytest
 
 from glm_mcp.emulator import Emulator
-from tests.node_tools import TS_SDK, node_env, node_modules
+from rigs.node_tools import TS_SDK, node_env, node_modules
 from tests.processes import COMMAND, RawStdio
 from tests.test_tasks import BEARER, PROMPT, http_origin, slow_env, without_request_id
 

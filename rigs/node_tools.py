@@ -2,11 +2,11 @@
 
 The machine's own Node is 20; these tools need 22, which `npm i node@22` brings. Each package is installed into its
 own prefix in `.cache/node-tools/` of the checkout and reused afterwards. `scripts/test` installs them all before
-the tests start (`python -m tests.node_tools`, beside pip); a test still installs what is missing on first use.
+the tests start (`python -m rigs.node_tools`, beside pip); a test still installs what is missing on first use.
 Installs of one package are serialized by a lock file, since several pytest workers (or checkouts sharing the
 cache) may ask for it at once and two `npm install`s into one prefix break each other.
 
-Usage: python -m tests.node_tools   # install every package of PACKAGES that is missing, at once
+Usage: python -m rigs.node_tools   # install every package of PACKAGES that is missing, at once
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ PACKAGES = (NODE, TS_SDK, CLAUDE_CODE, MCPB, INSPECTOR, CONFORMANCE, OIDC_PROVID
 def _install(spec: str) -> Path:
     """`npm i <spec>` into its own prefix (once); returns the prefix's node_modules/.bin."""
     if spec not in PACKAGES:
-        raise ValueError(f"{spec} is not in tests.node_tools.PACKAGES: add it there, so scripts/test installs it")
+        raise ValueError(f"{spec} is not in rigs.node_tools.PACKAGES: add it there, so scripts/test installs it")
     prefix = CACHE / re.sub(r"[^A-Za-z0-9.@-]+", "_", spec)
     bin_dir = prefix / "node_modules" / ".bin"
     if (prefix / ".installed").exists():
@@ -109,10 +109,10 @@ def install_all() -> int:
         outcomes = dict(zip(PACKAGES, pool.map(_try_install, PACKAGES), strict=True))
     failed = {spec: failure for spec, failure in outcomes.items() if failure}
     for spec, failure in failed.items():
-        print(f"tests.node_tools: {spec} failed to install: {failure}", file=sys.stderr)
+        print(f"rigs.node_tools: {spec} failed to install: {failure}", file=sys.stderr)
     ready = len(PACKAGES) - len(failed)
     print(
-        f"tests.node_tools: {ready} of {len(PACKAGES)} packages ready in {time.monotonic() - started:.0f} s",
+        f"rigs.node_tools: {ready} of {len(PACKAGES)} packages ready in {time.monotonic() - started:.0f} s",
         file=sys.stderr,
     )
     return 1 if failed else 0
