@@ -112,32 +112,29 @@ class StreamAccumulator:
         return scrub_stream_text("".join(pieces), self.credentials, finished=self.finish_reason is not None)
 
     def completion(self) -> ChatCompletion:
-        """The completion assembled so far (complete once the stream has ended).
-
-        Built with `model_construct`: every value was validated as part of its chunk, so validating the
-        assembled models again would only cost time (this runs once for every streamed call)."""
+        """The completion assembled so far (complete once the stream has ended)."""
         from glm_mcp.glm.types import AssistantMessage, ChatCompletion, Choice, FunctionCall, ToolCall
 
-        message = AssistantMessage.model_construct(
+        message = AssistantMessage(
             content=self.text,
             reasoning_content=self._shown(self.reasoning) or None,
             tool_calls=[
-                ToolCall.model_construct(
+                ToolCall(
                     id=parts.id,
                     type=parts.type,
                     index=index,
-                    function=FunctionCall.model_construct(name=parts.name, arguments=self._shown(parts.arguments)),
+                    function=FunctionCall(name=parts.name, arguments=self._shown(parts.arguments)),
                 )
                 for index, parts in sorted(self.tool_calls.items())
             ]
             or None,
         )
-        return ChatCompletion.model_construct(
+        return ChatCompletion(
             id=self.id,
             request_id=self.request_id or self.id or None,
             created=self.created,
             model=self.model,
-            choices=[Choice.model_construct(index=0, finish_reason=self.finish_reason, message=message)],
+            choices=[Choice(index=0, finish_reason=self.finish_reason, message=message)],
             usage=self.usage,
             web_search=self.web_search,
         )
