@@ -148,12 +148,17 @@ class RawMCP:
             response.raise_for_status()
             if response.headers.get("content-type", "").startswith("application/json"):
                 return _result(json.loads(await response.aread()))
-            async for line in response.aiter_lines():  # SSE: notifications first, the answer last
-                if line.startswith("data:"):
+            answer: dict[str, Any] | None = None
+            # SSE: notifications first, the answer last. Read to the end, as clients do, so that the connection
+            # goes back to the pool (left half-read, it would be closed, and every call would pay a new one).
+            async for line in response.aiter_lines():
+                if answer is None and line.startswith("data:"):
                     message = json.loads(line[5:])
                     if message.get("id") == body["id"]:
-                        return _result(message)
-        raise CallFailed("the response stream ended without an answer")
+                        answer = message
+        if answer is None:
+            raise CallFailed("the response stream ended without an answer")
+        return _result(answer)
 
     def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         self._next_id += 1
