@@ -1,15 +1,16 @@
 """Every setting, declared once: variable, type, default, bounds and meaning in one field of a settings group.
 
 `Settings` is made of frozen groups (`upstream`, `models`, `server`, `results`, `files`, `registry`, `http`,
-`signin`); each field of a group names its environment variable in its `validation_alias`. pydantic-settings
-reads them through one source, `Variables`, which `Settings.settings_customise_sources` adds after the
-constructor's own values; `Settings.from_env` gives it the environment (or a mapping), `Settings(...)`
-alone reads nothing. `ENV_VARS` lists every variable with its default, meaning and group, from which
-`scripts/sync-manifests` writes the tables of docs/configuration.md (one a group) and against which the tests check the
-manifests, so a default changed here and nowhere else fails the suite.
+`signin`); each field of a group names its environment variable in its `validation_alias`. One reader,
+`Variables`, takes them from the environment (or a mapping) for `Settings.from_env`, which validates what
+it found; `Settings(...)` alone reads nothing. (A plain pydantic model: pydantic-settings, which read them
+through the same `Variables` as a source, cost every start ~15 ms of imports for none of its features.)
+`ENV_VARS` lists every variable with its default, meaning and group, from which `scripts/sync-manifests`
+writes the tables of docs/configuration.md (one a group) and against which the tests check the manifests,
+so a default changed here and nowhere else fails the suite.
 
 An empty variable counts as unset, except for a field marked `BLANK_IS_A_VALUE` (`GLM_MCP_OAUTH_SCOPE`:
-no scope required). Validators only check values: files are read by the source, before validation.
+no scope required). Validators only check values: files are read by `Variables`, before validation.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ import functools
 import math
 import os
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
@@ -38,7 +37,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from glm_mcp.glm.auth import AuthMode, Credentials
 from glm_mcp.glm.models import parse_prices
@@ -737,15 +735,12 @@ class SignIn(Group, title="Sign-in"):
 
 # --- the whole ---------------------------------------------------------------------------------------
 
-_ENVIRONMENT: ContextVar[Mapping[str, str]] = ContextVar("glm_mcp_settings_environment", default=MappingProxyType({}))
-"""The variables `Variables` reads: what `Settings.from_env` was given while it builds, nothing otherwise."""
 
-
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """The validated configuration, in groups. `Settings.from_env()` reads it from the environment;
     `Settings(http=Http(...), ...)` builds one from what it is given alone (tests, `replace`), reading nothing."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
     upstream: Upstream = Field(default_factory=Upstream)
     models: Models = Field(default_factory=Models)
@@ -759,26 +754,11 @@ class Settings(BaseSettings):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         """The settings in `env` (the process environment by default); `ConfigError` names the variable at fault."""
-        reading = _ENVIRONMENT.set(os.environ if env is None else env)
+        found = Variables(os.environ if env is None else env)()
         try:
-            return cls()
+            return cls.model_validate(found)
         except ValidationError as exc:
             raise _config_error(exc) from None
-        finally:
-            _ENVIRONMENT.reset(reading)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """What the constructor is given, then the variables of the environment `from_env` reads (none outside
-        it, so that tests and `replace` never pick up the developer's own variables)."""
-        return init_settings, Variables(settings_cls, _ENVIRONMENT.get())
 
     def replace(self, **changes: Mapping[str, Any]) -> Self:
         """These settings with `changes` to fields of groups (`replace(http={"stateless": False})`), validated
@@ -788,7 +768,7 @@ class Settings(BaseSettings):
             if name not in groups:
                 raise ValueError(f"settings have no group {name!r}; the groups are {', '.join(groups)}")
             groups[name] = groups[name].replace(**fields)
-        return self.model_validate(groups)  # the groups as they are: no source is read again
+        return self.model_validate(groups)  # the groups as they are: no variable is read again
 
 
 def _groups() -> Iterator[tuple[str, type[Group]]]:
@@ -797,19 +777,17 @@ def _groups() -> Iterator[tuple[str, type[Group]]]:
         yield name, info.annotation
 
 
-class Variables(PydanticBaseSettingsSource):
+class Variables:
     """The settings in a mapping of environment variables: each field of each group from the variable(s) its
     `validation_alias` names, stripped. A blank variable counts as unset (but for a field marked
     `BLANK_IS_A_VALUE`); a variable of a field marked `FILE_HOLDS` names a file, read here, whose content is
     the value of the field it names."""
 
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        super().__init__(settings_cls)
+    def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        """The variables of group `field_name` that are set, by variable name (a group validates by alias)."""
-        group = dict(_groups())[field_name]
+    def group_values(self, group: type[Group]) -> dict[str, str]:
+        """The variables of `group` that are set, by variable name (a group validates by alias)."""
         values: dict[str, str] = {}
         for info in group.model_fields.values():
             variable = next((name for name in _variables(info) if self._is_set(name, info)), None)
@@ -822,18 +800,19 @@ class Variables(PydanticBaseSettingsSource):
                 if variable in values:
                     raise ConfigError(f"set {variable} or {file_variable}, not both")
                 values[variable] = _read_value_file(file_variable, Path(values[file_variable]))
-        return values, field_name, False
+        return values
 
     def _is_set(self, variable: str, info: FieldInfo) -> bool:
         value = self._environ.get(variable)
         return value is not None and bool(value.strip() or _extra(info, BLANK_IS_A_VALUE))
 
     def __call__(self) -> dict[str, Any]:
+        """The groups that have a variable set, each as its variables: what `Settings` validates."""
         found: dict[str, Any] = {}
-        for name, info in self.settings_cls.model_fields.items():
-            values, key, _ = self.get_field_value(info, name)
+        for name, group in _groups():
+            values = self.group_values(group)
             if values:
-                found[key] = values
+                found[name] = values
         return found
 
 
