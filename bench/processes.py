@@ -41,6 +41,22 @@ def server_env(base_url: str, **variables: str) -> dict[str, str]:
     return {**keep, "GLM_API_KEY": EMULATOR_KEY, "GLM_BASE_URL": base_url, "GLM_DATA_DIR": data_dir, **variables}
 
 
+def bytecode_written() -> list[str]:
+    """Writes the bytecode of glm_mcp and bench (the checkout's modules the cold start imports) where Python looks
+    for it, as installing a package does (pip compiles it): with PYTHONDONTWRITEBYTECODE set, or a source changed
+    since its .pyc was written, every start would compile them again, a cost the bare server's SDK (installed,
+    compiled) never pays and no installed glm-mcp pays either. A note when it cannot (a read-only checkout)."""
+    import compileall
+    from pathlib import Path
+
+    import glm_mcp
+
+    packages = [Path(glm_mcp.__file__).parent, Path(__file__).parent]
+    if all(compileall.compile_dir(package, quiet=1) for package in packages):
+        return []
+    return [f"cold start: the bytecode of {', '.join(map(str, packages))} could not be written; each start compiles it"]
+
+
 def memory_kib(pid: int, field: str) -> int:
     """`VmRSS` (resident now) or `VmHWM` (resident at its peak) of a process, in KiB, from /proc."""
     with open(f"/proc/{pid}/status") as status:
