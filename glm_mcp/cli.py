@@ -5,19 +5,23 @@ Over stdio, stdout belongs to JSON-RPC: everything this program says goes to std
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shlex
 import signal
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from glm_mcp import __version__
 
 if TYPE_CHECKING:
+    import argparse
+
     from glm_mcp.config import Settings
+
+    Arguments = argparse.Namespace | SimpleNamespace
 
 DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 8000
@@ -75,9 +79,22 @@ settings:
 """The end of `glm-mcp --help`: what to type first, and where the settings are documented."""
 
 
+NOT_GIVEN: dict[str, Any] = {
+    "command": None,
+    "transport": "stdio",
+    "host": None,
+    "port": None,
+    "stateless": None,
+    "allow_insecure": None,
+    "toolsets": None,
+}
+"""What the arguments are when none is given (the parser's defaults): None is "not given", so that over stdio a
+given HTTP flag is said to be unused."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The `glm-mcp` command: parse the arguments and run the subcommand; its exit status."""
-    args = _parser().parse_args(argv)
+    args = _arguments(sys.argv[1:] if argv is None else argv)
     try:
         if args.command == "emulator":
             return _run_emulator(args)
@@ -90,7 +107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _serve(args: argparse.Namespace, *, demo: bool) -> int:
+def _arguments(argv: Sequence[str]) -> Arguments:
+    """`argv` parsed. Without arguments (how every MCP client's config starts the stdio server) they are the
+    defaults, without building the parser: argparse and the parser cost each such start ~3 ms for nothing."""
+    return _parser().parse_args(argv) if argv else SimpleNamespace(**NOT_GIVEN)
+
+
+def _serve(args: Arguments, *, demo: bool) -> int:
     from glm_mcp.config import ConfigError, Settings
 
     host = DEFAULT_HTTP_HOST if args.host is None else args.host
@@ -220,7 +243,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _http_only_flags(args: argparse.Namespace) -> list[str]:
+def _http_only_flags(args: Arguments) -> list[str]:
     """The flags given that only serving over HTTP uses, as the user wrote them."""
     given = [
         (args.host is not None, f"--host {args.host}"),
@@ -232,7 +255,7 @@ def _http_only_flags(args: argparse.Namespace) -> list[str]:
     return [flag for present, flag in given if present]
 
 
-def _http_settings(args: argparse.Namespace, settings: Settings, host: str) -> Settings:
+def _http_settings(args: Arguments, settings: Settings, host: str) -> Settings:
     """`settings` with the HTTP flags applied; refuses an exposed address without a token."""
     from glm_mcp.server.http import check_exposure
 
@@ -243,7 +266,7 @@ def _http_settings(args: argparse.Namespace, settings: Settings, host: str) -> S
     return settings
 
 
-def _run_emulator(args: argparse.Namespace) -> int:
+def _run_emulator(args: Arguments) -> int:
     import anyio
 
     from glm_mcp.emulator import EmulatorConfig, serve
@@ -300,6 +323,8 @@ def _configure_logging(level: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="glm-mcp",
         description="MCP server for the GLM models of the Zhipu / Z.ai open platform. "
@@ -310,10 +335,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"glm-mcp {__version__}")
     _add_transport_options(parser)
     # Set once, on the command itself: a subcommand's own defaults would undo the flags given before its name.
-    # None is "not given": over stdio, a given HTTP flag is said to be unused.
-    parser.set_defaults(
-        command=None, transport="stdio", host=None, port=None, stateless=None, allow_insecure=None, toolsets=None
-    )
+    parser.set_defaults(**NOT_GIVEN)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, summary, description in SUBCOMMANDS:
         sub = commands.add_parser(name, help=summary, description=description)
@@ -342,6 +364,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_transport_options(parser: argparse.ArgumentParser) -> None:
+    import argparse
+
     parser.add_argument(
         "--transport",
         choices=("stdio", "http"),

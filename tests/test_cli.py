@@ -21,7 +21,7 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 
-from glm_mcp.cli import SETTINGS_URL, main
+from glm_mcp.cli import NOT_GIVEN, SETTINGS_URL, _arguments, _parser, main
 from glm_mcp.emulator import Emulator
 from rigs.node_tools import INSPECTOR, bin_path, node_env, run_node_tool
 from tests.claude_headless import claude_commands
@@ -179,6 +179,11 @@ def test_a_stdio_server_started_by_a_client_says_nothing_of_terminals() -> None:
     )
     assert run.returncode == 0 and run.stdout == ""
     assert "this is an MCP server" not in run.stderr and "not used" not in run.stderr
+
+
+def test_without_arguments_the_command_is_what_its_parser_makes_of_none() -> None:
+    """`glm-mcp` without arguments (every client's stdio config) skips argparse: the same arguments all the same."""
+    assert vars(_arguments([])) == vars(_parser().parse_args([])) == NOT_GIVEN
 
 
 @pytest.mark.parametrize(

@@ -28,9 +28,7 @@ from glm_mcp.jobs.media import MediaRecords, MediaStore
 from glm_mcp.jobs.open import open_job_store, open_record_stores
 from glm_mcp.jobs.principal import SECRET_BYTES
 from glm_mcp.jobs.usage import UsageStore
-from glm_mcp.server.auth import CALLER_KEY_SCOPE, caller_key
 from glm_mcp.server.failures import ToolFailure, describe_failure
-from glm_mcp.server.oauth import token_principal
 from glm_mcp.upstream import open_glm_client
 
 __all__ = ["AppState", "lifespan", "principal_secret", "registry_of"]
@@ -80,9 +78,16 @@ class AppState:
     def for_http(self, request: object) -> AppState:
         """`for_request` from the transport's request object alone (what a lowlevel handler, such as
         `tasks/get`, has): the caller key the HTTP layer read, if any."""
-        key = request.scope.get(CALLER_KEY_SCOPE) if isinstance(request, Request) else None
-        signed_in = token_principal(request.scope) if isinstance(request, Request) else None
-        if key is None:  # stdio, in process, or no header: the server's key
+        if not isinstance(request, Request):  # stdio or in process: the server's key
+            return self
+        # A caller's key and a sign-in come over HTTP only: what reads them is imported with the HTTP server
+        # (server/http.py), not by every start (the stdio server never needs it).
+        from glm_mcp.server.auth import CALLER_KEY_SCOPE, caller_key
+        from glm_mcp.server.oauth import token_principal
+
+        key = request.scope.get(CALLER_KEY_SCOPE)
+        signed_in = token_principal(request.scope)
+        if key is None:  # no header: the server's key
             return self if signed_in is None else dataclasses.replace(self, principal=signed_in)
         caller = caller_key(key, self.settings, self.principal_secret)
         glm = self.glm.with_credentials(caller.credentials)
