@@ -10,7 +10,8 @@ from types import ModuleType
 import pytest
 from pydantic import ValidationError
 
-from glm_mcp.config import ENV_VARS, ConfigError, Http, Settings
+from glm_mcp import config
+from glm_mcp.config import ENV_VARS, ConfigError, Http, Settings, Variables
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -31,6 +32,37 @@ def test_defaults_are_the_international_general_endpoint() -> None:
     assert settings.upstream.base_url == "https://api.z.ai/api/paas/v4"
     assert settings.models.default == "glm-4.6"
     assert settings.upstream.request_headers == {"Accept-Language": "en-US,en"}
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"GLM_API_KEY": "key.secret", "GLM_DATA_DIR": "/srv/glm-mcp"},
+        {"ZAI_API_KEY": "a.zai", "GLM_MCP_TOOLSETS": "all", "GLM_WAIT_SECONDS": "3", "GLM_MCP_OAUTH_SCOPE": ""},
+        {"GLM_MCP_OAUTH_ISSUER": "https://id.example.com", "GLM_MCP_OAUTH_AUDIENCE": "https://mcp.example.com/mcp"},
+    ],
+)
+def test_from_env_is_every_group_validated_from_the_variables(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`from_env` validates only the groups it has variables for and takes the others' defaults as they are (their
+    validators are not built at start): the same settings as validating the whole from what `Variables` found."""
+    monkeypatch.setattr(config, "user_data_dir", lambda: pathlib.Path("/home/user/.local/share/glm-mcp"))
+    whole = Settings.model_validate(Variables(env)())
+    settings = Settings.from_env(env)
+    assert settings == whole and settings.model_fields_set == whole.model_fields_set
+    assert all(type(getattr(settings, name)) is type(getattr(whole, name)) for name in Settings.model_fields)
+
+
+def test_the_first_variable_at_fault_is_named_as_whole_validation_finds_it() -> None:
+    with pytest.raises(ValidationError) as whole:
+        Settings.model_validate(Variables(env := {"GLM_WAIT_SECONDS": "soon", "GLM_TIMEOUT": "0"})())
+    assert whole.value.errors()[0]["loc"] == ("upstream", "GLM_TIMEOUT")
+    with pytest.raises(ConfigError, match=r"^GLM_TIMEOUT: Input should be greater than 0; got '0'$"):
+        Settings.from_env(env)
+    with pytest.raises(ConfigError, match=r"^set GLM_MCP_OAUTH_ISSUER and GLM_MCP_OAUTH_AUDIENCE together$"):
+        Settings.from_env({"GLM_MCP_OAUTH_ISSUER": "https://id.example.com"})
 
 
 @pytest.mark.parametrize(
