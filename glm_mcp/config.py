@@ -39,7 +39,6 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from glm_mcp.glm.auth import AuthMode, Credentials
-from glm_mcp.glm.models import parse_prices
 
 __all__ = [
     "API_KEY_VARS",
@@ -405,6 +404,8 @@ class Models(Group, title="Models"):
     @field_validator("prices")
     @classmethod
     def _check_prices(cls, value: str) -> str:
+        from glm_mcp.glm.models import parse_prices  # the model table, imported only to check GLM_PRICES
+
         parse_prices(value)
         return value
 

@@ -54,6 +54,7 @@ NOT_AT_START = {
     "argparse": "a command line with arguments",
     "glm_mcp.server.auth": "a caller's own key, over HTTP",
     "glm_mcp.server.oauth": "a signed-in caller, over HTTP",
+    "glm_mcp.glm.models": "a call's model limits, prices and estimates, a batch's usage, or GLM_PRICES",
 }
 """What a stdio server imports only when something needs it, and what needs it."""
 

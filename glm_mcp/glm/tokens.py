@@ -16,8 +16,6 @@ from collections import OrderedDict
 from threading import Lock
 from typing import TYPE_CHECKING
 
-from glm_mcp.glm.models import IMAGE_TOKENS, MESSAGE_OVERHEAD_TOKENS, estimated_tokens
-
 if TYPE_CHECKING:  # the wire types are imported by the calls that use them: not at start (AppState holds a cache)
     from glm_mcp.glm.types import ChatRequest, Message, TokenizerRequest
 
@@ -76,6 +74,8 @@ def _text_chars(message: Message) -> int:
 def local_estimate(request: ChatRequest) -> int:
     """The prompt's tokens as glm-mcp guesses them without asking (the estimate the context-window trimming uses:
     a token three characters, an image 1,600, 4 a message)."""
+    from glm_mcp.glm.models import IMAGE_TOKENS, MESSAGE_OVERHEAD_TOKENS, estimated_tokens  # not at start, likewise
+
     chars, media = _sizes(request)
     return len(request.messages) * MESSAGE_OVERHEAD_TOKENS + estimated_tokens(chars) + media * IMAGE_TOKENS
 
@@ -83,6 +83,8 @@ def local_estimate(request: ChatRequest) -> int:
 def upper_bound(request: ChatRequest) -> int:
     """A figure the prompt's tokens are not expected to pass: a token a character (the platform's tokenizers take
     several characters a token in English and about one a character in Chinese), an image 1,600."""
+    from glm_mcp.glm.models import IMAGE_TOKENS, MESSAGE_OVERHEAD_TOKENS  # not at start, likewise
+
     chars, media = _sizes(request)
     return len(request.messages) * MESSAGE_OVERHEAD_TOKENS + chars + media * IMAGE_TOKENS
 

@@ -32,7 +32,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from glm_mcp.errors import RegistryUnavailable
 from glm_mcp.glm import GLMClient, GLMError
 from glm_mcp.glm.errors import GLMAnswerCutError
-from glm_mcp.glm.models import BATCH_PRICED
 from glm_mcp.jobs.principal import Principal
 from glm_mcp.jobs.store import JobRecord, JobState, JobStore, RegistryProblem
 from glm_mcp.jobs.usage import UsageRecord, UsageStore
@@ -382,6 +381,7 @@ class BatchFollowers:
         self, following: _Following, batch: Batch | None, lines: list[BatchLine], notice: str | None
     ) -> None:
         """Record how the batch ended, then what it cost, then delete its files from the platform."""
+        from glm_mcp.glm.models import BATCH_PRICED  # the model table: not imported at start (cold start)
         from glm_mcp.glm.types import Batch
 
         progress = following.progress
