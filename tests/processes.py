@@ -138,6 +138,14 @@ class RawStdio:
         self._answers: dict[Any, dict[str, Any]] = {}
         self._buffer = b""
 
+    async def initialize(self, protocol_version: str = "2025-06-18") -> dict[str, Any]:
+        """The handshake: `initialize` (id "initialize"), its answer (returned), then `notifications/initialized`."""
+        hello = {"protocolVersion": protocol_version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}
+        await self.send({"jsonrpc": "2.0", "id": "initialize", "method": "initialize", "params": hello})
+        answer = await self.answer("initialize")
+        await self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return answer
+
     async def send(self, *messages: dict[str, Any] | str) -> None:
         """Send each message as one line (a string as it is: a test's malformed line)."""
         lines = (m if isinstance(m, str) else json.dumps(m) for m in messages)

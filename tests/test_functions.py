@@ -171,14 +171,11 @@ async def test_other_callers_are_answered_while_a_costly_schema_is_checked(emula
     broken = {"type": "object", "properties": {"a": {"type": "nope"}}}
     tools = [*({"name": f"f{i}", "parameters": HEAVY} for i in range(20)), {"name": "last", "parameters": broken}]
     env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url)
-    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}
     async with await anyio.open_process(COMMAND, env=env) as process:
         raw = RawStdio(process)
-        await raw.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
-        await raw.answer(1)
+        await raw.initialize()
         costly_call = {"name": "chat", "arguments": {"prompt": ASK, "tools": tools}}
         await raw.send(
-            {"jsonrpc": "2.0", "method": "notifications/initialized"},
             {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": costly_call},
             {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "list_jobs", "arguments": {}}},
         )

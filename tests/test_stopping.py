@@ -28,7 +28,7 @@ from glm_mcp.emulator import Emulator
 from rigs.node_tools import TS_SDK, node_env, node_modules
 from tests import processes
 from tests.conftest import GENERAL_KEY
-from tests.processes import COMMAND, http_server, http_server_process, scratch_dir, server_env
+from tests.processes import COMMAND, RawStdio, http_server, http_server_process, scratch_dir, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -284,15 +284,6 @@ async def test_the_shutdown_does_not_wait_for_a_request_whose_body_is_still_arri
 
 
 # stdio
-
-
-class RawStdio(processes.RawStdio):
-    """The real command over stdio, with the handshake these tests start with."""
-
-    async def initialize(self) -> None:
-        await self.send(INITIALIZE)
-        await self.answer(0)
-        await self.send(INITIALIZED)
 
 
 @contextmanager

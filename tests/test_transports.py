@@ -68,15 +68,12 @@ async def test_stdout_carries_nothing_but_json_rpc(emulator: Emulator) -> None:
 async def test_a_request_holding_a_lone_surrogate_is_answered_with_its_own_id(emulator: Emulator) -> None:
     """`"\\udce9"` is valid JSON but no Unicode text, so the SDK's parser refuses the line: its sender still gets an
     answer carrying its id, saying where the surrogate is, instead of a parse error whose id is null."""
-    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}
     call = {"name": "chat", "arguments": {"prompt": "caf\udce9"}}
     env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url)
     async with await anyio.open_process(COMMAND, env=env) as process:
         raw = RawStdio(process)
-        await raw.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
-        await raw.answer(1)
+        await raw.initialize()
         await raw.send(
-            {"jsonrpc": "2.0", "method": "notifications/initialized"},
             {"jsonrpc": "2.0", "id": "call-7", "method": "tools/call", "params": call},
             {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "x\udce9"}},
             {"jsonrpc": "2.0", "id": "\udce9", "method": "ping"},  # an id that cannot be sent back
@@ -91,7 +88,13 @@ async def test_a_request_holding_a_lone_surrogate_is_answered_with_its_own_id(em
     assert refused["error"]["code"] == -32602
     assert "`params.arguments.prompt` holds a lone surrogate (\\udce9)" in refused["error"]["message"]
     assert unreadable["error"]["code"] == -32600
-    assert sorted(json.dumps(message.get("id")) for message in raw.seen) == ['"call-7"', "1", "10", "9", "null"]
+    assert sorted(json.dumps(message.get("id")) for message in raw.seen) == [
+        '"call-7"',
+        '"initialize"',
+        "10",
+        "9",
+        "null",
+    ]
     assert upstream_calls(emulator, "/chat/completions") == []
 
 
@@ -146,12 +149,9 @@ async def test_a_client_that_stops_reading_stdout_stalls_only_its_answers(emulat
     nothing), the server goes on with the work it was sent (here a chat reaches the upstream), and every answer
     arrives, whole and in order, once the client reads again; stdin and stdout are left blocking at exit."""
     env = server_env(GLM_API_KEY=GENERAL_KEY, GLM_BASE_URL=emulator.base_url)
-    initialize = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}
     async with await anyio.open_process(COMMAND, env=env) as process:
         raw = RawStdio(process)
-        await raw.send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": initialize})
-        await raw.answer(0)
-        await raw.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        await raw.initialize()
         listings = list(range(1, 9))  # ~30 KB each: more than a pipe holds
         await raw.send(*({"jsonrpc": "2.0", "id": i, "method": "tools/list"} for i in listings))
         before = len(upstream_calls(emulator, "/chat/completions"))

@@ -25,8 +25,8 @@ from glm_mcp.jobs import SERVER, SQLiteJobStore, behind, key_principal, sqlite
 from glm_mcp.jobs.conversations import BatchedConversations, Conversation
 from glm_mcp.jobs.usage import BatchedUsage, UsageRecord
 from tests.conftest import GENERAL_KEY, settings_for, upstream_calls
-from tests.processes import http_server_process, server_env
-from tests.test_stopping import INITIALIZE, INITIALIZED, RawStdio, tool_call
+from tests.processes import RawStdio, http_server_process, server_env
+from tests.test_stopping import INITIALIZE, INITIALIZED, tool_call
 from tests.test_tools import ok
 
 pytestmark = pytest.mark.anyio
