@@ -381,7 +381,7 @@ async def test_over_stateless_http_a_2025_client_cannot_be_asked_and_a_2026_clie
 
 # --- an outside client: the TypeScript SDK ---------------------------------------------------------------------
 
-TS_ANSWERS_YES = r"""
+TS_ANSWERS = r"""
 const { Client } = require("@modelcontextprotocol/sdk/client/index.js");
 const { StdioClientTransport } = require("@modelcontextprotocol/sdk/client/stdio.js");
 const { ElicitRequestSchema } = require("@modelcontextprotocol/sdk/types.js");
@@ -391,7 +391,7 @@ const { ElicitRequestSchema } = require("@modelcontextprotocol/sdk/types.js");
   const questions = [];
   client.setRequestHandler(ElicitRequestSchema, async (request) => {
     questions.push(request.params.message);
-    return { action: "accept", content: { confirm: true } };
+    return process.env.ANSWER === "yes" ? { action: "accept", content: { confirm: true } } : { action: "decline" };
   });
   const [command, ...args] = JSON.parse(process.env.SERVER_COMMAND);
   await client.connect(new StdioClientTransport({ command, args, env: JSON.parse(process.env.SERVER_ENV) }));
@@ -402,7 +402,8 @@ const { ElicitRequestSchema } = require("@modelcontextprotocol/sdk/types.js");
 """
 
 
-async def test_the_typescript_sdks_client_answers_yes(emulator: Emulator) -> None:
+async def _typescript_client_answering(emulator: Emulator, answer: str) -> dict[str, Any]:
+    """What the TypeScript SDK's client, answering every question `answer` ("yes" or "no"), was asked and got."""
     params = stdio(emulator)
     env = node_env(
         {
@@ -410,13 +411,26 @@ async def test_the_typescript_sdks_client_answers_yes(emulator: Emulator) -> Non
             "SERVER_COMMAND": json.dumps([params.command, *params.args]),
             "SERVER_ENV": json.dumps(params.env),
             "ARGUMENTS": json.dumps(VIDEO),
+            "ANSWER": answer,
         }
     )
     with anyio.fail_after(120):
-        done = await anyio.run_process(["node", "-e", TS_ANSWERS_YES], env=env, check=False)
+        done = await anyio.run_process(["node", "-e", TS_ANSWERS], env=env, check=False)
     assert done.returncode == 0, done.stderr.decode()
-    said = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    said: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return said
+
+
+async def test_the_typescript_sdks_client_answers_yes(emulator: Emulator) -> None:
+    said = await _typescript_client_answering(emulator, "yes")
     (question,) = said["questions"]
     assert "about 0.2 USD (generate_video: one video with cogvideox-3)" in question
     assert said["result"]["isError"] is False and said["result"]["structuredContent"]["status"] == "running"
     assert [call.body["model"] for call in video_requests(emulator)] == ["cogvideox-3"]
+
+
+async def test_the_typescript_sdks_client_answers_no_and_nothing_is_sent(emulator: Emulator) -> None:
+    said = await _typescript_client_answering(emulator, "no")
+    assert len(said["questions"]) == 1
+    assert said["result"]["isError"] is True and said["result"]["structuredContent"]["error"] == "spend_declined"
+    assert video_requests(emulator) == []
